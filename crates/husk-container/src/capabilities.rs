@@ -1,0 +1,71 @@
+//! The five capability sets of `process.capabilities`.
+
+use crate::process::SetupError;
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+fn to_caps(set: &Option<Capabilities>) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        // Names the running kernel's `caps` table does not know are skipped, as runc does.
+        .filter_map(|c| format!("CAP_{c}").parse::<Capability>().ok())
+        .collect()
+}
+
+/// Drop everything outside the bounding set. Needs CAP_SETPCAP: call before changing uid.
+pub fn drop_bounding(c: &LinuxCapabilities) -> Result<(), SetupError> {
+    let keep = to_caps(c.bounding());
+    // One prctl per capability the kernel knows; dropping one already gone is a no-op.
+    let known = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
+    for cap in known.into_iter().filter(|cap| !keep.contains(cap)) {
+        let r =
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) };
+        let e = std::io::Error::last_os_error();
+        // EINVAL: a capability newer than this kernel.
+        if r < 0 && e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(SetupError::new(
+                format!("dropping {cap} from the bounding set"),
+                e,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Set effective, permitted, inheritable and ambient. Call after the uid change (with
+/// PR_SET_KEEPCAPS so that the permitted set survived it).
+pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), SetupError> {
+    let fail = |what: &str, e: caps::errors::CapsError| {
+        SetupError::msg(format!("setting {what} capabilities: {e}"))
+    };
+    let permitted = to_caps(c.permitted());
+    let effective = to_caps(c.effective());
+    let inheritable = to_caps(c.inheritable());
+    // Order matters: the effective set must stay a subset of permitted at every step.
+    caps::set(
+        None,
+        CapSet::Effective,
+        &effective
+            .intersection(&current_permitted())
+            .cloned()
+            .collect(),
+    )
+    .map_err(|e| fail("effective", e))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| fail("permitted", e))?;
+    caps::set(None, CapSet::Effective, &effective).map_err(|e| fail("effective", e))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| fail("inheritable", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
+    // The kernel only allows ambient capabilities that are both permitted and inheritable;
+    // others are skipped (runc warns and goes on too).
+    for cap in to_caps(c.ambient())
+        .into_iter()
+        .filter(|cap| permitted.contains(cap) && inheritable.contains(cap))
+    {
+        caps::raise(None, CapSet::Ambient, cap).map_err(|e| fail("ambient", e))?;
+    }
+    Ok(())
+}
+
+fn current_permitted() -> CapsHashSet {
+    caps::read(None, CapSet::Permitted).unwrap_or_default()
+}

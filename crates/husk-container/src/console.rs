@@ -1,0 +1,97 @@
+//! Terminals: a pty from the container's own devpts, its master handed to the caller over
+//! the `--console-socket` (SCM_RIGHTS, as containerd-shim and conmon expect).
+
+use crate::process::SetupError;
+use crate::rootfs::resolve::open_in_root;
+use crate::sys;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Open a pty pair on the devpts instance mounted at `<root>/dev/pts`.
+pub fn open_pty(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd), SetupError> {
+    let fail = |e| SetupError::new("opening /dev/pts/ptmx in the container", e);
+    let master = open_in_root(
+        root,
+        Path::new("/dev/pts/ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY,
+    )
+    .map_err(fail)?;
+    let mut unlock: libc::c_int = 0;
+    sys::check(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) })
+        .map_err(fail)?;
+    // TIOCGPTPEER opens the slave through the master: no path lookup that could be raced.
+    let slave = sys::check(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })
+    .map_err(fail)?;
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
+pub fn set_size(tty: &OwnedFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    sys::check(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// Send `fd` over the connected unix socket `socket`, with the payload runc uses.
+pub fn send_fd(socket: &OwnedFd, fd: &OwnedFd) -> io::Result<()> {
+    send_fd_named(socket, fd, b"/dev/ptmx")
+}
+
+/// Send `fd` over the connected unix socket `socket` (SCM_RIGHTS) with `payload` as data.
+pub fn send_fd_named(socket: &OwnedFd, fd: &OwnedFd, payload: &[u8]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
+    }
+    sys::retry(|| {
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Make the pty slave the controlling terminal and stdio of this (init) process.
+pub fn make_controlling_stdio(slave: &OwnedFd) -> Result<(), SetupError> {
+    let fail = |what: &'static str| move |e| SetupError::new(what, e);
+    sys::check(unsafe { libc::setsid() }).map_err(fail("creating a session for the terminal"))?;
+    sys::check(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .map_err(fail("making the pty the controlling terminal"))?;
+    for target in 0..3 {
+        sys::check(unsafe { libc::dup3(slave.as_raw_fd(), target, 0) })
+            .map_err(fail("attaching stdio to the pty"))?;
+    }
+    Ok(())
+}
+
+/// Connect to the caller's console socket (a path given with --console-socket).
+pub fn connect(path: &Path) -> io::Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)?;
+    Ok(OwnedFd::from(s))
+}

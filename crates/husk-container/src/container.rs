@@ -1,0 +1,292 @@
+//! A container that exists in the state store: start, signal, inspect, delete.
+
+use crate::error::{Error, IoContext, Result};
+use crate::process::gate;
+use crate::state::{ContainerState, StateDir};
+use crate::sys;
+use husk_oci::{StateOutput, Status};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Container {
+    dir: StateDir,
+    state: ContainerState,
+    /// A pidfd for init when this process created it (survives pid reuse).
+    pidfd: Option<OwnedFd>,
+}
+
+impl Container {
+    pub(crate) fn from_parts(dir: StateDir, state: ContainerState, pidfd: Option<OwnedFd>) -> Self {
+        Container { dir, state, pidfd }
+    }
+
+    /// Load an existing container from the state root `root`.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        let dir = StateDir::open(root, id)?;
+        let state = dir.read(id)?;
+        Ok(Container {
+            dir,
+            state,
+            pidfd: None,
+        })
+    }
+
+    /// Every container under `root`, sorted by id. Directories of creates in progress are skipped.
+    pub fn list(root: &Path) -> Result<Vec<Container>> {
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing", root, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.ctx("listing", root)?;
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            match Container::load(root, &id) {
+                Ok(c) => out.push(c),
+                Err(Error::NotFound(_) | Error::InvalidId(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(out)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.state.pid
+    }
+
+    pub fn bundle(&self) -> &Path {
+        &self.state.bundle
+    }
+
+    pub fn cgroup_path(&self) -> Option<&str> {
+        self.state.cgroup_path.as_deref()
+    }
+
+    /// Status derived from the live process (never from a stored field).
+    pub fn status(&self) -> Status {
+        let status = self.dir.status(&self.state);
+        if status == Status::Running && self.is_frozen() {
+            return Status::Paused;
+        }
+        status
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.cgroup()
+            .ok()
+            .flatten()
+            .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
+    }
+
+    pub(crate) fn cgroup(&self) -> Result<Option<Box<dyn husk_cgroups::CgroupManager>>> {
+        match &self.state.cgroup_path {
+            Some(p) => husk_cgroups::manager(p)
+                .map(Some)
+                .map_err(|e| Error::Cgroup(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The state as `husk-runtime state` prints it.
+    pub fn state(&self) -> StateOutput {
+        let status = self.status();
+        StateOutput {
+            oci_version: self.state.oci_version.clone(),
+            id: self.state.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.pid
+            },
+            status,
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            created: self.state.created.clone(),
+            owner: self.state.owner.clone(),
+            annotations: self.state.annotations.clone(),
+        }
+    }
+
+    fn wrong_state(&self, status: Status, msg: &'static str) -> Error {
+        Error::WrongState {
+            id: self.state.id.clone(),
+            status,
+            msg,
+        }
+    }
+
+    /// Release the init waiting at the exec gate; it execs the user's process. Failed
+    /// poststart hooks are warnings, printed on stderr (see [`Container::start_with_warnings`]).
+    pub fn start(&mut self) -> Result<()> {
+        self.start_with_warnings(&mut crate::hooks::warn_stderr)
+    }
+
+    /// [`Container::start`], giving warnings (failed poststart hooks) to `warn`.
+    pub fn start_with_warnings(&mut self, warn: &mut dyn FnMut(String)) -> Result<()> {
+        let _lock = self.dir.lock()?;
+        let status = self.status();
+        if status != Status::Created {
+            return Err(self.wrong_state(status, "cannot start a container that is not created"));
+        }
+        let result = gate::start(&self.dir.fd)
+            .ctx("starting through", self.dir.path.join(gate::SOCKET_NAME));
+        // Whatever happened, the gate is used up: a second start must not find it.
+        let _ = std::fs::remove_file(self.dir.path.join(gate::SOCKET_NAME));
+        if let Err(msg) = result? {
+            return Err(Error::Setup(msg));
+        }
+        let hooks = crate::hooks::load(&self.dir);
+        if let Some(h) = hooks.poststart().as_deref().filter(|h| !h.is_empty()) {
+            let state = crate::hooks::state_json(&self.state());
+            crate::hooks::run_all_warn("poststart", h, &state, warn);
+        }
+        Ok(())
+    }
+
+    /// Send `signal` to init, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.wrong_state(status, "container is not running"));
+        }
+        if all {
+            if let Some(cg) = self.cgroup()? {
+                return cg
+                    .kill_all(signal)
+                    .map_err(|e| Error::Cgroup(e.to_string()));
+            }
+        }
+        self.signal_init(signal)
+    }
+
+    fn signal_init(&self, signal: i32) -> Result<()> {
+        let pidfd = match &self.pidfd {
+            Some(fd) => fd.try_clone().ok(),
+            None => sys::pidfd_open(self.state.pid).ok(),
+        };
+        // Check the start time after opening the pidfd: if it still matches, the pidfd is ours.
+        if self.dir.status(&self.state) == Status::Stopped {
+            return Err(self.wrong_state(Status::Stopped, "container is not running"));
+        }
+        let r = match pidfd {
+            Some(fd) => sys::pidfd_send_signal(&fd, signal),
+            None => sys::check(unsafe { libc::kill(self.state.pid, signal) }).map(drop),
+        };
+        r.map_err(|e| Error::io("signalling init of", &self.dir.path, e))
+    }
+
+    /// Remove the container. Created and stopped containers are removed; running or paused
+    /// ones only with `force` (they are killed first). Failed poststop hooks are warnings,
+    /// printed on stderr (see [`Container::delete_with_warnings`]).
+    /// Clean up after a create that died before writing state.json (killed, or the machine
+    /// went down): kill whatever is in the cgroup it made, remove the cgroup and the state
+    /// dir. Returns false when `id` is a complete container (use [`Container::delete`]) or
+    /// does not exist at all.
+    pub fn delete_incomplete(root: &Path, id: &str) -> Result<bool> {
+        let dir = match StateDir::open(root, id) {
+            Ok(d) => d,
+            Err(Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // A create in progress holds this lock until state.json is written.
+        let _lock = dir.lock()?;
+        if dir.path.join(crate::state::STATE_FILE).exists() {
+            return Ok(false);
+        }
+        if let Ok(path) = std::fs::read_to_string(dir.path.join(crate::state::CGROUP_FILE)) {
+            let cg =
+                husk_cgroups::manager(path.trim()).map_err(|e| Error::Cgroup(e.to_string()))?;
+            let _ = cg.thaw();
+            let _ = cg.kill_all(libc::SIGKILL);
+            remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+        }
+        dir.remove()?;
+        Ok(true)
+    }
+
+    pub fn delete(self, force: bool) -> Result<()> {
+        self.delete_with_warnings(force, &mut crate::hooks::warn_stderr)
+    }
+
+    /// [`Container::delete`], giving warnings (failed poststop hooks) to `warn`.
+    pub fn delete_with_warnings(self, force: bool, warn: &mut dyn FnMut(String)) -> Result<()> {
+        let _lock = self.dir.lock()?;
+        let status = self.status();
+        match status {
+            Status::Stopped | Status::Created => {}
+            _ if force => {}
+            _ => {
+                return Err(
+                    self.wrong_state(status, "cannot delete a running container without --force")
+                )
+            }
+        }
+        if status != Status::Stopped {
+            let cg = self.cgroup()?;
+            if let Some(cg) = &cg {
+                // A frozen cgroup would hold SIGKILL back.
+                let _ = cg.thaw();
+                let _ = cg.kill_all(libc::SIGKILL);
+            }
+            let _ = self.signal_init(libc::SIGKILL);
+            self.wait_gone(Duration::from_secs(10))?;
+        }
+        if let Some(cg) = self.cgroup()? {
+            remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+        }
+        let hooks = crate::hooks::load(&self.dir);
+        if let Some(h) = hooks.poststop().as_deref().filter(|h| !h.is_empty()) {
+            let state = crate::hooks::state_json(&self.state());
+            crate::hooks::run_all_warn("poststop", h, &state, warn);
+        }
+        self.dir.remove()
+    }
+
+    fn wait_gone(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.dir.status(&self.state) != Status::Stopped {
+            // Reap it if it is our child (foreground run); otherwise its parent will.
+            let _ = sys::waitpid(self.state.pid, libc::WNOHANG);
+            if Instant::now() > deadline {
+                return Err(Error::Other(format!(
+                    "container {:?}: init did not exit after SIGKILL",
+                    self.id()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    /// Wait for init to exit and return its exit code (128+signal when killed). Only valid in
+    /// the process that created the container (or a subreaper it was reparented to).
+    pub fn wait(&self) -> Result<i32> {
+        let (_, status) =
+            sys::waitpid(self.state.pid, 0).ctx("waiting for init of", &self.dir.path)?;
+        Ok(sys::exit_code(status))
+    }
+}
+
+/// Remove a container's cgroup, retrying while its last (killed) processes leave it, then the
+/// parents that `create` made for it and nobody else uses.
+pub(crate) fn remove_cgroup(cg: &dyn husk_cgroups::CgroupManager, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match cg.destroy() {
+            Ok(()) => break,
+            Err(e) if Instant::now() > deadline => return Err(Error::Cgroup(e.to_string())),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let _ = husk_cgroups::prune_empty_parents(cg.path());
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! `create`, as seen from the main process: validate, make the state dir and cgroup, clone
+//! init (directly, or through an intermediate), write id maps, wait for Ready or the
+//! failed step, persist state. Anything made is undone if any step fails.
+
+use crate::channel::{Channel, Msg};
+use crate::container::Container;
+use crate::error::{Error, IoContext, Result};
+use crate::hooks;
+use crate::process::clone::clone_child;
+use crate::process::gate;
+use crate::process::init::{self, InitConfig};
+use crate::process::namespaces::NamespacePlan;
+use crate::spec::Bundle;
+use crate::state::{write_atomic, ContainerState, StateDir};
+use crate::sys;
+use husk_cgroups::CgroupManager;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub(crate) struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub listen_fds: u32,
+    pub notify_socket: Option<PathBuf>,
+}
+
+/// What a failed create must take back, in reverse order of making.
+struct Undo<'a> {
+    dir: Option<&'a StateDir>,
+    cgroup: Option<&'a dyn CgroupManager>,
+    init: Option<(i32, Option<OwnedFd>)>,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if let Some((pid, pidfd)) = self.init.take() {
+            match &pidfd {
+                Some(fd) => drop(sys::pidfd_send_signal(fd, libc::SIGKILL)),
+                None => unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                },
+            }
+            // Reap it when it is our child; a grandchild goes to the subreaper.
+            let _ = sys::waitpid(pid, 0);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            // The killed init may take a moment to leave the cgroup.
+            let _ = crate::container::remove_cgroup(cg, std::time::Duration::from_millis(500));
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}
+
+pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
+    husk_oci::validate_id(&opts.id).map_err(Error::InvalidId)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
+    add_activation(
+        &mut bundle.spec,
+        opts.listen_fds,
+        opts.notify_socket.as_deref(),
+    )?;
+    let plan = NamespacePlan::from_spec(&bundle.spec)?;
+    // A label the host cannot enforce must not silently run the container unconfined.
+    crate::lsm::check(
+        &crate::lsm::Labels::from_spec(&bundle.spec),
+        &crate::lsm::active(Path::new("/sys/kernel/security/lsm")),
+    )
+    .map_err(Error::InvalidConfig)?;
+    // Connect to the console socket before anything is made, so a bad path costs nothing.
+    let console = match &opts.console_socket {
+        Some(p) => Some(crate::console::connect(p).ctx("connecting to console socket", p)?),
+        None => None,
+    };
+    // Likewise the seccomp listener (SCMP_ACT_NOTIFY): init sends the notify fd there.
+    let seccomp = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .filter(|s| crate::seccomp::uses_notify(s));
+    let listener = match seccomp.and_then(|s| s.listener_path().as_ref()) {
+        Some(p) => Some(crate::console::connect(p).ctx("connecting to seccomp listenerPath", p)?),
+        None => None,
+    };
+
+    let linux = bundle.spec.linux().as_ref();
+    let cg_path = husk_cgroups::resolve_path(
+        linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str()),
+        &opts.id,
+    )
+    .map_err(|e| Error::Cgroup(e.to_string()))?;
+    let cgroup = husk_cgroups::manager(&cg_path).map_err(|e| Error::Cgroup(e.to_string()))?;
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    let _lock = dir.lock()?;
+    let mut undo = Undo {
+        dir: Some(&dir),
+        cgroup: None,
+        init: None,
+    };
+
+    cgroup.create().map_err(|e| Error::Cgroup(e.to_string()))?;
+    undo.cgroup = Some(cgroup.as_ref());
+    // Until state.json exists, this is how `delete --force` finds what a create that was
+    // killed half-way left behind.
+    std::fs::write(dir.path.join(crate::state::CGROUP_FILE), &cg_path)
+        .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    let resources =
+        crate::rootfs::devices::cgroup_rules(linux.and_then(|l| l.resources().as_ref()), &devices);
+    cgroup
+        .set(&resources)
+        .map_err(|e| Error::Cgroup(e.to_string()))?;
+
+    let self_join = cgroup
+        .self_join_fds()
+        .map_err(|e| Error::Cgroup(e.to_string()))?;
+    let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
+    let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;
+    let cfg = InitConfig {
+        spec: &bundle.spec,
+        rootfs: &bundle.rootfs,
+        bundle: &bundle.path,
+        plan: &plan,
+        gate: &gate,
+        console_socket: console.as_ref(),
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds + opts.listen_fds,
+        cgroup_join: &self_join,
+        seccomp_listener: listener.as_ref(),
+    };
+
+    // Clone: straight into the new namespaces (and v2 cgroup), or via an intermediate.
+    let v2_fd = cgroup.v2_dir_fd();
+    let (pid, pidfd, in_cgroup) = if plan.needs_intermediate() {
+        let child = clone_child(0, None).ctx("cloning intermediate process for", &dir.path)?;
+        let Some(child) = child else {
+            drop(main_end);
+            init::run_intermediate(&cfg, &child_end)
+        };
+        let reply = main_end.recv();
+        let _ = sys::waitpid(child.pid, 0);
+        match reply {
+            Ok(Some(Msg::InitPid(pid))) => (pid, sys::pidfd_open(pid).ok(), false),
+            Ok(Some(Msg::Failed(m))) => return Err(Error::Setup(m)),
+            _ => {
+                return Err(Error::Setup(
+                    "the intermediate process exited unexpectedly".into(),
+                ))
+            }
+        }
+    } else {
+        let flags = plan.clone_flags;
+        let child = clone_child(flags, v2_fd.as_ref().map(|f| f.as_raw_fd())).map_err(|e| {
+            Error::Setup(crate::process::SetupError::new("cloning the init process", e).into())
+        })?;
+        let Some(child) = child else {
+            drop(main_end);
+            init::run(&cfg, &child_end)
+        };
+        (child.pid, child.pidfd, child.in_cgroup)
+    };
+    drop(child_end);
+    drop(gate);
+    undo.init = Some((pid, pidfd));
+
+    if plan.new_user {
+        write_id_maps(pid, &bundle)?;
+    }
+    move_net_devices(pid, &bundle, &plan)?;
+    let gone = |_| Error::Setup("the init process exited before setup".into());
+    main_end.send(&Msg::Go).map_err(gone)?;
+    if let (Some(s), Some(_)) = (seccomp, &listener) {
+        let state =
+            hooks::creating_state(&bundle.spec, &opts.id, pid, &bundle.path, &bundle.rootfs);
+        let msg = crate::seccomp::listener_message(
+            bundle.spec.version(),
+            pid,
+            s.listener_metadata().as_deref().unwrap_or_default(),
+            &state,
+        );
+        main_end.send(&Msg::SeccompListener(msg)).map_err(gone)?;
+    }
+    drop(listener);
+    // Init joins the v1 hierarchies itself (cheap, see self_join_fds); the v2 part only
+    // needs us when clone3 could not place it there. That slow path overlaps init's setup;
+    // init cannot exec before `start`, which comes after us.
+    if !in_cgroup && v2_fd.is_some() {
+        cgroup
+            .add_process(pid)
+            .map_err(|e| Error::Cgroup(e.to_string()))?;
+    }
+    // A failed send means init already died; its Failed message is read just below.
+    let _ = main_end.send(&Msg::Joined);
+    loop {
+        match main_end.recv() {
+            Ok(Some(Msg::Ready)) => break,
+            // Init waits before pivot_root: our hooks run now, then it runs its own.
+            Ok(Some(Msg::RunHooks)) => {
+                let state = hooks::creating_state(
+                    &bundle.spec,
+                    &opts.id,
+                    pid,
+                    &bundle.path,
+                    &bundle.rootfs,
+                );
+                hooks::run_create_runtime(&bundle.spec, &state).map_err(Error::Setup)?;
+                let state = String::from_utf8_lossy(&state).into_owned();
+                main_end.send(&Msg::HookState(state)).map_err(gone)?;
+            }
+            Ok(Some(Msg::Failed(m))) => return Err(Error::Setup(m)),
+            _ => return Err(Error::Setup("the init process exited during setup".into())),
+        }
+    }
+    hooks::save(&dir, &bundle.spec)?;
+
+    let (start_time, _) = sys::proc_start_time(pid)
+        .ok_or_else(|| Error::Setup("the init process exited after setup".into()))?;
+    let state = ContainerState {
+        oci_version: bundle.spec.version().clone(),
+        id: opts.id.clone(),
+        pid,
+        pid_start_time: start_time,
+        bundle: bundle.path.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: husk_oci::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup_path: Some(cg_path.clone()),
+    };
+    dir.write(&state)?;
+    if let Some(p) = &opts.pid_file {
+        write_atomic(p, pid.to_string().as_bytes())?;
+    }
+    // Success: keep everything.
+    let pidfd = undo.init.take().and_then(|(_, fd)| fd);
+    undo.cgroup = None;
+    undo.dir = None;
+    drop(undo);
+    Ok(Container::from_parts(dir, state, pidfd))
+}
+
+fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
+        let path = format!("/proc/{pid}/{file}");
+        sys::write_file(Path::new(&path), text.as_bytes()).ctx("writing", path)?;
+    }
+    Ok(())
+}
+
+/// Socket activation and sd_notify, as systemd hands them to the runtime: extra env for the
+/// process and, for NOTIFY_SOCKET, a bind mount of the host's socket into the container.
+fn add_activation(
+    spec: &mut oci_spec::runtime::Spec,
+    listen_fds: u32,
+    notify: Option<&Path>,
+) -> Result<()> {
+    const NOTIFY_IN_CONTAINER: &str = "/run/notify/notify.sock";
+    let mut env = Vec::new();
+    if listen_fds > 0 {
+        env.push(format!("LISTEN_FDS={listen_fds}"));
+        env.push("LISTEN_PID=1".to_string());
+    }
+    if let Some(sock) = notify {
+        let meta = std::fs::metadata(sock).ctx("NOTIFY_SOCKET", sock)?;
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            return Err(Error::InvalidConfig(format!(
+                "NOTIFY_SOCKET {} is not a socket",
+                sock.display()
+            )));
+        }
+        let mut m = oci_spec::runtime::Mount::default();
+        m.set_destination(PathBuf::from(NOTIFY_IN_CONTAINER))
+            .set_typ(Some("bind".into()))
+            .set_source(Some(sock.to_path_buf()))
+            .set_options(Some(vec![
+                "bind".into(),
+                "nosuid".into(),
+                "nodev".into(),
+                "noexec".into(),
+            ]));
+        spec.mounts_mut().get_or_insert_with(Vec::new).push(m);
+        env.push(format!("NOTIFY_SOCKET={NOTIFY_IN_CONTAINER}"));
+    }
+    if env.is_empty() {
+        return Ok(());
+    }
+    if let Some(p) = spec.process_mut().as_mut() {
+        let mut all = p.env().clone().unwrap_or_default();
+        all.retain(|e| {
+            !env.iter()
+                .any(|n| e.split('=').next() == n.split('=').next())
+        });
+        all.extend(env);
+        p.set_env(Some(all));
+    }
+    Ok(())
+}
+
+/// `linux.netDevices`: host interfaces move into init's new network namespace before it runs.
+fn move_net_devices(pid: i32, bundle: &Bundle, plan: &NamespacePlan) -> Result<()> {
+    let devices = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().clone())
+        .unwrap_or_default();
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let new_netns = plan.clone_flags & oci_spec::runtime::LinuxNamespaceType::Network as u64 != 0;
+    if !new_netns {
+        return Err(Error::InvalidConfig(
+            "linux.netDevices needs a new network namespace".into(),
+        ));
+    }
+    let ns_path = format!("/proc/{pid}/ns/net");
+    let netns = sys::open(Path::new(&ns_path), libc::O_RDONLY).ctx("opening", &ns_path)?;
+    let mut names: Vec<_> = devices.iter().collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    for (host, dev) in names {
+        let target = dev.name().clone().unwrap_or_else(|| host.clone());
+        if !crate::netdev::valid_name(host) || !crate::netdev::valid_name(&target) {
+            return Err(Error::InvalidConfig(format!(
+                "linux.netDevices: invalid interface name {host:?} -> {target:?}"
+            )));
+        }
+        crate::netdev::move_into(&netns, host, &target).map_err(|e| {
+            Error::Setup(
+                crate::process::SetupError::new(
+                    format!("moving network device {host} into the container as {target}"),
+                    e,
+                )
+                .into(),
+            )
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Errors of the runtime library. Every variant names the operation and the container or path,
+//! so a binary can print it as one line.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("invalid container id: {0}")]
+    InvalidId(String),
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("loading {}: {msg}", path.display())]
+    Spec { path: PathBuf, msg: String },
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A step inside the container's setup failed; `0` is the child's own one-line report.
+    #[error("{0}")]
+    Setup(String),
+    #[error("container {id:?} is {status}: {msg}")]
+    WrongState {
+        id: String,
+        status: husk_oci::Status,
+        msg: &'static str,
+    },
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Attach an operation and a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}

@@ -1,0 +1,82 @@
+//! husk-container: the husk runtime library.
+//!
+//! Build, start, signal and delete OCI containers from Rust, without shelling out to a
+//! runtime binary. The process model: the calling ("main") process clones the container's
+//! init straight into its new namespaces (through an intermediate process only when
+//! namespaces are joined by path or a time namespace is made); init sets up the rootfs and
+//! the process's identity, reports over one socketpair, and waits for `start` at an exec
+//! gate in the state directory, so no husk process needs to stay alive.
+//!
+//! The calling process must be single-threaded while [`InitContainerBuilder::build`] runs
+//! (the children continue on copies of its stack, like after fork).
+//!
+//! Running `sh -c 'exit 3'` from a bundle whose rootfs is Debian's busybox-static (this
+//! example runs as a test, as root):
+//!
+//! ```
+//! use husk_container::{ContainerBuilder, Status};
+//! # use std::path::Path;
+//! # fn make_bundle(dir: &Path) {
+//! #     let rootfs = dir.join("rootfs");
+//! #     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+//! #     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+//! #     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+//! #     let config = serde_json::json!({
+//! #         "ociVersion": "1.0.2",
+//! #         "root": {"path": "rootfs"},
+//! #         "process": {"args": ["sh", "-c", "exit 3"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+//! #                     "env": ["PATH=/bin"]},
+//! #         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+//! #                    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}],
+//! #         "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}]}
+//! #     });
+//! #     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+//! # }
+//! # let tmp = std::env::temp_dir().join(format!("husk-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&tmp);
+//! # let bundle = tmp.join("bundle");
+//! # make_bundle(&bundle);
+//! let mut container = ContainerBuilder::new("doc-example")
+//!     .root_path(tmp.join("state"))
+//!     .as_init(&bundle)
+//!     .build()?;
+//! assert_eq!(container.status(), Status::Created);
+//! container.start()?;
+//! assert_eq!(container.wait()?, 3);
+//! assert_eq!(container.status(), Status::Stopped);
+//! container.delete(false)?;
+//! # std::fs::remove_dir_all(&tmp).unwrap();
+//! # Ok::<(), husk_container::Error>(())
+//! ```
+//!
+//! Existing containers are reopened with [`Container::load`] and listed with
+//! [`Container::list`].
+
+mod builder;
+mod capabilities;
+mod channel;
+mod console;
+mod container;
+mod container_cgroups;
+mod create;
+mod error;
+mod hooks;
+mod identity;
+pub mod lsm;
+mod netdev;
+mod process;
+mod rootfs;
+mod seccomp;
+pub mod selfexe;
+mod spec;
+mod state;
+mod sys;
+mod tenant;
+pub mod validate;
+
+pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};
+pub use container::Container;
+pub use error::{Error, Result};
+pub use husk_oci::{StateOutput, Status};
+pub use seccomp::{SeccompFeatures, SECCOMP_FEATURES};
+pub use tenant::{TenantContainerBuilder, TenantProcess};

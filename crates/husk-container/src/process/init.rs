@@ -1,0 +1,318 @@
+//! The init process: everything between clone and the user's execve.
+//!
+//! Runs in a freshly cloned, single-threaded process. It never returns into the caller's
+//! stack (that would run the main process's destructors twice): it ends in execve or _exit.
+
+use super::finish::{self, Prepared};
+use super::namespaces::{self, NamespacePlan};
+use super::{gate, SetupError};
+use crate::channel::{Channel, Msg};
+use crate::console;
+use crate::rootfs::{mounts, RootfsSetup};
+use crate::{hooks, identity, seccomp, sys};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// Everything init needs, prepared by the main process before clone.
+pub struct InitConfig<'a> {
+    pub spec: &'a Spec,
+    /// Absolute host path of the rootfs.
+    pub rootfs: &'a Path,
+    pub plan: &'a NamespacePlan,
+    /// The listening exec gate (see `gate`).
+    pub gate: &'a OwnedFd,
+    /// Where to send the pty master when `process.terminal` is true.
+    pub console_socket: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// fds 3..3+n are passed to the container's process.
+    pub preserve_fds: u32,
+    /// v1 `tasks` files to write "0" to: init moves itself into its cgroup.
+    pub cgroup_join: &'a [OwnedFd],
+    /// The bundle directory: init's cwd while mounting, so relative sources resolve there.
+    pub bundle: &'a Path,
+    /// The connected `linux.seccomp.listenerPath` socket when the profile has
+    /// SCMP_ACT_NOTIFY rules: the notify fd goes there once the filter is installed.
+    pub seccomp_listener: Option<&'a OwnedFd>,
+}
+
+/// Entry point of init after clone. Reports Ready or the failed step over `chan`.
+pub fn run(cfg: &InitConfig, chan: &Channel) -> ! {
+    close_inherited(cfg, chan);
+    match setup(cfg, chan) {
+        Ok(prepared) => {
+            if chan.send(&Msg::Ready).is_err() {
+                exit(1);
+            }
+            exec_when_started(cfg, prepared)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Failed(e.into()));
+            exit(1)
+        }
+    }
+}
+
+/// The intermediate process: join namespaces by path, create the time namespace, clone init
+/// into the rest, report init's pid, exit.
+pub fn run_intermediate(cfg: &InitConfig, chan: &Channel) -> ! {
+    close_inherited(cfg, chan);
+    let result = (|| -> Result<i32, SetupError> {
+        namespaces::join_all(&cfg.plan.joins)?;
+        if cfg.plan.new_time {
+            namespaces::unshare_time(cfg.spec)?;
+        }
+        match super::clone::clone_child(cfg.plan.clone_flags, None) {
+            Ok(Some(child)) => Ok(child.pid),
+            Ok(None) => run(cfg, chan),
+            Err(e) => Err(SetupError::new("cloning the init process", e)),
+        }
+    })();
+    let msg = match result {
+        Ok(pid) => Msg::InitPid(pid),
+        Err(e) => Msg::Failed(e.into()),
+    };
+    let code = matches!(msg, Msg::Failed(_)) as i32;
+    let _ = chan.send(&msg);
+    exit(code)
+}
+
+/// Keep stdio, the preserved fds and our own channels; drop everything else the main
+/// process had open (its state-dir fd and lock above all).
+fn close_inherited(cfg: &InitConfig, chan: &Channel) {
+    let mut keep = vec![chan.as_raw_fd(), cfg.gate.as_raw_fd()];
+    keep.extend(cfg.cgroup_join.iter().map(|f| f.as_raw_fd()));
+    keep.extend(cfg.console_socket.map(|s| s.as_raw_fd()));
+    keep.extend(cfg.seccomp_listener.map(|s| s.as_raw_fd()));
+    sys::close_fds_except(3 + cfg.preserve_fds as i32, &keep);
+}
+
+fn exit(code: i32) -> ! {
+    unsafe { libc::_exit(code) }
+}
+
+/// What setup hands to `exec_when_started`: the execve, the pending seccomp filter and the
+/// state for the startContainer hooks.
+type Ready<'a> = (Prepared, seccomp::Pending<'a>, Vec<u8>);
+
+fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupError> {
+    // The main process writes our id maps, then says Go.
+    match chan.recv() {
+        Ok(Some(Msg::Go)) => {}
+        _ => return Err(SetupError::msg("waiting for the runtime: it went away")),
+    }
+    // With a seccomp listener, the JSON to send with the notify fd follows at once.
+    let listener = match cfg.seccomp_listener {
+        Some(socket) => match chan.recv() {
+            Ok(Some(Msg::SeccompListener(m))) => Some(seccomp::Listener {
+                socket,
+                message: m.into_bytes(),
+            }),
+            _ => {
+                return Err(SetupError::msg(
+                    "waiting for the seccomp listener state: the runtime went away",
+                ))
+            }
+        },
+        None => None,
+    };
+    for fd in cfg.cgroup_join {
+        sys::check(unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } as i32)
+            .map_err(|e| SetupError::new("joining the container's cgroup", e))?;
+        // Host cgroup files have no business staying open in the container. (This process
+        // ends in execve or _exit, so the OwnedFd copies are never dropped twice.)
+        unsafe { libc::close(fd.as_raw_fd()) };
+    }
+    let spec = cfg.spec;
+    let plan = cfg.plan;
+    std::env::set_current_dir(cfg.bundle)
+        .map_err(|e| SetupError::new(format!("entering the bundle {}", cfg.bundle.display()), e))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| SetupError::msg("config.json has no process"))?;
+    if plan.new_user {
+        // Become the namespace's root (when mapped) so file access inside the rootfs works.
+        unsafe {
+            libc::setresgid(0, 0, 0);
+            libc::setresuid(0, 0, 0);
+        }
+    }
+    unsafe { libc::umask(0) };
+
+    // Our cgroup membership, once the main process has moved us there.
+    let joined = std::cell::OnceCell::new();
+    let cgroups = || -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>, SetupError> {
+        if joined.get().is_none() {
+            match chan.recv() {
+                Ok(Some(Msg::Joined)) => {}
+                _ => {
+                    return Err(SetupError::msg(
+                        "waiting for the cgroup: the runtime went away",
+                    ))
+                }
+            }
+            let own = mounts::own_cgroups()
+                .map_err(|e| SetupError::msg(format!("reading the container's cgroups: {e}")))?;
+            let _ = joined.set(own);
+        }
+        Ok(joined.get().cloned().expect("set above"))
+    };
+    if !cfg.no_new_keyring {
+        join_session_keyring()?;
+    }
+    set_names(spec, plan)?;
+    if let Some(adj) = process.oom_score_adj() {
+        sys::write_file(
+            Path::new("/proc/self/oom_score_adj"),
+            adj.to_string().as_bytes(),
+        )
+        .map_err(|e| SetupError::new(format!("setting oom_score_adj to {adj}"), e))?;
+    }
+
+    let terminal = process.terminal().unwrap_or(false);
+    let pty = match (terminal, cfg.console_socket) {
+        (true, None) => {
+            return Err(SetupError::msg(
+                "process.terminal is true but no --console-socket was given",
+            ))
+        }
+        (true, Some(_)) => Some(()),
+        (false, _) => None,
+    };
+    // With hooks: once the mounts are done, the runtime runs prestart/createRuntime and sends
+    // the state; then createContainer runs here, in the container's namespaces.
+    let hook_state = std::cell::OnceCell::new();
+    let before_pivot = || -> Result<(), SetupError> {
+        if !hooks::init_needs_state(spec) {
+            return Ok(());
+        }
+        cgroups()?;
+        let gone = || SetupError::msg("waiting for the createRuntime hooks: the runtime went away");
+        chan.send(&Msg::RunHooks).map_err(|_| gone())?;
+        let state = match chan.recv() {
+            Ok(Some(Msg::HookState(s))) => s.into_bytes(),
+            _ => return Err(gone()),
+        };
+        hooks::run_all("createContainer", hooks::create_container(spec), &state)
+            .map_err(SetupError::msg)?;
+        let _ = hook_state.set(hooks::with_status(&state, husk_oci::Status::Created));
+        Ok(())
+    };
+    let rootfs = RootfsSetup {
+        spec,
+        rootfs: cfg.rootfs,
+        in_userns: plan.in_userns(),
+        new_net: plan.contains(LinuxNamespaceType::Network),
+        new_ipc: plan.contains(LinuxNamespaceType::Ipc),
+        new_uts: plan.contains(LinuxNamespaceType::Uts),
+        no_pivot: cfg.no_pivot,
+        console: pty.and(cfg.console_socket),
+        console_size: process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16)),
+        cgroups: &cgroups,
+        before_pivot: &before_pivot,
+    };
+    let slave = rootfs.run()?;
+    if plan.new_cgroup {
+        // Made once we sit in our cgroup, so that it is the namespace's root.
+        cgroups()?;
+        sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
+            .map_err(|e| SetupError::new("creating the cgroup namespace", e))?;
+    }
+    if let Some(slave) = slave {
+        console::make_controlling_stdio(&slave)?;
+    }
+
+    identity::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+
+    finish::enter_cwd(process.cwd())?;
+    // seccomp: installed here without no_new_privs (needs CAP_SYS_ADMIN), else before execve.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let filter = seccomp::Pending::prepare(
+        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        nnp,
+        listener,
+    )?;
+    super::extras::apply_linux(spec.linux().as_ref())?;
+    finish::apply_identity(process, !plan.in_userns() || plan.new_user)?;
+
+    finish::prepare_exec(
+        process.args().as_deref().unwrap_or_default(),
+        process.env().as_deref().unwrap_or_default(),
+    )
+    .map(|p| (p, filter, hook_state.get().cloned().unwrap_or_default()))
+}
+
+fn set_names(spec: &Spec, plan: &NamespacePlan) -> Result<(), SetupError> {
+    for (name, value, set) in [
+        (
+            "hostname",
+            spec.hostname(),
+            libc::sethostname as unsafe extern "C" fn(_, _) -> _,
+        ),
+        ("domainname", spec.domainname(), libc::setdomainname),
+    ] {
+        let Some(v) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if !plan.contains(LinuxNamespaceType::Uts) {
+            return Err(SetupError::msg(format!(
+                "cannot set {name} without a private UTS namespace"
+            )));
+        }
+        sys::check(unsafe { set(v.as_ptr().cast(), v.len()) })
+            .map_err(|e| SetupError::new(format!("setting {name} {v:?}"), e))?;
+    }
+    Ok(())
+}
+
+/// A fresh session keyring per container, so containers never share kernel keys.
+fn join_session_keyring() -> Result<(), SetupError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            c"_ses.husk".as_ptr(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        // Kernels without keyrings: nothing to isolate.
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(SetupError::new("creating the session keyring", e));
+        }
+    }
+    Ok(())
+}
+
+fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
+    let mut conn = match gate::wait_for_start(cfg.gate) {
+        Ok(c) => c,
+        Err(_) => exit(1),
+    };
+    let result = sys::cloexec_from(3 + cfg.preserve_fds);
+    // startContainer hooks: in the container, before the user's process; SIGPIPE is still
+    // ignored here, so a hook that closes its stdin cannot kill init.
+    let hooks = hooks::start_container(cfg.spec);
+    if let Err(e) = hooks::run_all("startContainer", hooks, &state) {
+        let _ = conn.write_all(e.as_bytes());
+        exit(127)
+    }
+    sys::reset_signals();
+    // seccomp last, so that only execve itself must get past the filter (as in runc).
+    let result = result.and_then(|()| filter.install());
+    let err = match result {
+        Ok(()) => p.execve(),
+        Err(e) => e,
+    };
+    let msg = SetupError::new(format!("exec {:?}", p.path), err).to_string();
+    let _ = conn.write_all(msg.as_bytes());
+    let _ = conn.as_raw_fd();
+    exit(127)
+}

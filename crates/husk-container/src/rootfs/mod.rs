@@ -1,0 +1,161 @@
+//! The container's root filesystem: mounts, devices, masking, then pivot_root.
+//!
+//! All of it runs in the init process, inside its new mount namespace, before `Ready`.
+//! Every path under the rootfs is resolved by `resolve` (openat2 RESOLVE_IN_ROOT).
+
+pub mod copyup;
+pub mod devices;
+pub mod mounts;
+pub mod options;
+pub mod pivot;
+pub mod resolve;
+pub mod restrict;
+
+use crate::process::SetupError;
+use crate::sys::{self, cstr, fd_path};
+use oci_spec::runtime::Spec;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub struct RootfsSetup<'a> {
+    pub spec: &'a Spec,
+    /// Absolute host path of the rootfs.
+    pub rootfs: &'a Path,
+    pub in_userns: bool,
+    pub new_net: bool,
+    pub new_ipc: bool,
+    pub new_uts: bool,
+    pub no_pivot: bool,
+    /// When set, make a pty, send its master over this socket, show it as /dev/console.
+    pub console: Option<&'a OwnedFd>,
+    /// Initial terminal size (rows, cols).
+    pub console_size: Option<(u16, u16)>,
+    /// The init's cgroup membership (host mount point, path), waited for on first use.
+    pub cgroups: &'a dyn Fn() -> Result<Vec<(PathBuf, PathBuf)>, SetupError>,
+    /// Called after the mounts, before pivot_root: the createRuntime/createContainer hooks.
+    pub before_pivot: &'a dyn Fn() -> Result<(), SetupError>,
+}
+
+impl RootfsSetup<'_> {
+    /// Returns the pty slave when a terminal was asked for.
+    pub fn run(&self) -> Result<Option<OwnedFd>, SetupError> {
+        let linux = self.spec.linux().as_ref();
+        let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            Some(p) => Some(
+                options::propagation_flag(p)
+                    .ok_or_else(|| SetupError::msg(format!("invalid rootfsPropagation {p:?}")))?,
+            ),
+            None => None,
+        };
+        // Nothing mounted from here on may propagate back to the host.
+        sys::mount(
+            None,
+            c"/",
+            None,
+            propagation.unwrap_or(libc::MS_SLAVE) | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| SetupError::new("setting propagation of /", e))?;
+
+        let root = self.bind_rootfs()?;
+        let ctx = mounts::MountContext {
+            root: &root,
+            in_userns: self.in_userns,
+            cgroups: self.cgroups,
+        };
+        let spec_mounts = self.spec.mounts().as_deref().unwrap_or_default();
+        for m in spec_mounts {
+            mounts::mount_entry(&ctx, m)?;
+        }
+
+        let dev_is_bind = spec_mounts.iter().any(|m| {
+            m.destination() == Path::new("/dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind"))
+        });
+        if !dev_is_bind {
+            let mut devs = devices::default_devices();
+            devs.extend(linux.and_then(|l| l.devices().clone()).unwrap_or_default());
+            for d in &devs {
+                devices::create_device(&root, d, self.in_userns)?;
+            }
+            devices::create_dev_symlinks(&root)?;
+        }
+        let mut slave = None;
+        if let Some(socket) = self.console {
+            let (master, pty) = crate::console::open_pty(&root)?;
+            let fail = |e| SetupError::new("mounting the terminal on /dev/console", e);
+            if let Some((rows, cols)) = self.console_size {
+                crate::console::set_size(&pty, rows, cols).map_err(fail)?;
+            }
+            let target = devices::console_target(&root).map_err(fail)?;
+            mounts::bind_fd(&pty, &target, false).map_err(fail)?;
+            crate::console::send_fd(socket, &master)
+                .map_err(|e| SetupError::new("sending the pty master to the console socket", e))?;
+            slave = Some(pty);
+        }
+
+        if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+            let mut keys: Vec<_> = sysctl.iter().collect();
+            keys.sort();
+            for (k, v) in keys {
+                restrict::check_sysctl_namespaced(k, self.new_net, self.new_ipc, self.new_uts)
+                    .map_err(SetupError::msg)?;
+                restrict::write_sysctl(&root, k, v)?;
+            }
+        }
+        if let Some(masked) = linux.and_then(|l| l.masked_paths().as_ref()) {
+            let dev_null = restrict::verified_dev_null()?;
+            for p in masked {
+                restrict::mask_path(&root, &dev_null, p)?;
+            }
+        }
+        for p in linux
+            .and_then(|l| l.readonly_paths().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            restrict::readonly_path(&root, p)?;
+        }
+
+        (self.before_pivot)()?;
+        if self.no_pivot {
+            pivot::move_root(&root)?;
+        } else {
+            pivot::pivot_root(&root)?;
+        }
+        let new_root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| SetupError::new("opening the new /", e))?;
+        if self
+            .spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            mounts::remount_bind(&new_root, Path::new("/"), libc::MS_RDONLY)
+                .map_err(|e| SetupError::new("remounting / read-only", e))?;
+        }
+        if let Some(p) = propagation {
+            sys::mount(None, c"/", None, p, None)
+                .map_err(|e| SetupError::new("setting rootfsPropagation of /", e))?;
+        }
+        Ok(slave)
+    }
+
+    /// Make the rootfs a mount point of its own (pivot_root needs one) and return an O_PATH
+    /// fd of that mount's root, the anchor for every later in-root lookup.
+    fn bind_rootfs(&self) -> Result<OwnedFd, SetupError> {
+        let what = format!("bind-mounting the rootfs {}", self.rootfs.display());
+        let fd = sys::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| SetupError::new(what.clone(), e))?;
+        let path = cstr(fd_path(&fd)).map_err(|e| SetupError::new(what.clone(), e))?;
+        sys::mount(Some(&path), &path, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(|e| SetupError::new(what.clone(), e))?;
+        sys::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| SetupError::new(what, e))
+    }
+}

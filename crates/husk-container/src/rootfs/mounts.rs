@@ -1,0 +1,287 @@
+//! One `mounts[]` entry → mount(2) calls, fd-to-fd inside the rootfs.
+
+use super::options::MountOptions;
+use super::resolve::{ensure_in_root, open_in_root, Kind};
+use crate::process::SetupError;
+use crate::sys::{self, cstr, fd_path};
+use oci_spec::runtime::Mount;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// What the mount code needs to know about the container being set up.
+pub struct MountContext<'a> {
+    /// The rootfs, opened O_PATH after it was bind-mounted onto itself.
+    pub root: &'a OwnedFd,
+    /// Inside a user namespace: no mknod, sysfs only with a private netns, locked flags.
+    pub in_userns: bool,
+    /// The init's cgroup membership, read before any cgroup namespace was made:
+    /// (hierarchy mount point on the host, path of this process inside it).
+    /// Waits until init sits in its cgroup, then gives its membership.
+    pub cgroups: &'a dyn Fn() -> Result<Vec<(PathBuf, PathBuf)>, SetupError>,
+}
+
+pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<(), SetupError> {
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if opts.bind { "bind" } else { "none" });
+    let dest = m.destination();
+    let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let what = || format!("mounting {} on {} ({typ})", src.display(), dest.display());
+    let fail = |e: io::Error| SetupError::new(what(), e);
+
+    if !dest.is_absolute() {
+        return Err(SetupError::msg(format!(
+            "{}: mount destination must be an absolute path",
+            what()
+        )));
+    }
+    if opts.bind || typ == "bind" {
+        bind_entry(ctx, &src, dest, &opts).map_err(fail)?;
+    } else if typ == "cgroup" || typ == "cgroup2" {
+        let cgroups = (ctx.cgroups)()?;
+        cgroup_entry(ctx, &cgroups, dest, &opts).map_err(fail)?;
+    } else {
+        // tmpcopyup: keep the directory the tmpfs will cover, mount writable, copy, then
+        // apply `ro` if asked.
+        let copy_from = match opts.tmpcopyup {
+            true if typ != "tmpfs" => {
+                return Err(SetupError::msg(format!(
+                    "{}: tmpcopyup needs a tmpfs",
+                    what()
+                )))
+            }
+            true => open_existing_dir(ctx.root, dest).map_err(fail)?,
+            false => None,
+        };
+        let flags = match copy_from {
+            Some(_) => opts.flags & !libc::MS_RDONLY,
+            None => opts.flags,
+        };
+        let target = ensure_in_root(ctx.root, dest, Kind::Dir).map_err(fail)?;
+        let src_c = cstr(&src).map_err(fail)?;
+        let r = do_mount(Some(&src_c), &target, typ, flags, &opts.data);
+        match r {
+            Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) && ctx.in_userns => {
+                // A user namespace without its own netns cannot mount sysfs; show the host's, read-only.
+                let host_sys =
+                    sys::open(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY).map_err(fail)?;
+                bind_fd(&host_sys, &target, true).map_err(fail)?;
+                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                remount_bind(ctx.root, dest, flags).map_err(fail)?;
+            }
+            r => r.map_err(fail)?,
+        }
+        if let Some(old) = copy_from {
+            let new =
+                open_in_root(ctx.root, dest, libc::O_RDONLY | libc::O_DIRECTORY).map_err(fail)?;
+            super::copyup::copy_dir(&old, &new, dest).map_err(fail)?;
+            if flags != opts.flags {
+                // Through the tmpfs's own root: `target` is the directory under it.
+                do_mount(None, &new, typ, opts.flags | libc::MS_REMOUNT, &opts.data)
+                    .map_err(fail)?;
+            }
+        }
+        after_mount(ctx.root, dest, &opts).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// The directory at `dest` inside the rootfs, if there is one (nothing to copy up otherwise).
+fn open_existing_dir(root: &OwnedFd, dest: &Path) -> io::Result<Option<OwnedFd>> {
+    match open_in_root(root, dest, libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn bind_entry(ctx: &MountContext, src: &Path, dest: &Path, opts: &MountOptions) -> io::Result<()> {
+    // The source is a host path chosen by whoever wrote config.json (relative to the bundle,
+    // which is init's cwd); the destination is resolved inside the rootfs.
+    let src_fd = sys::open(src, libc::O_PATH)?;
+    let is_dir = sys::fstat(src_fd.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let target = ensure_in_root(ctx.root, dest, if is_dir { Kind::Dir } else { Kind::File })?;
+    bind_fd(&src_fd, &target, opts.flags & libc::MS_REC != 0)?;
+    let remount = opts.bind_remount_flags();
+    if remount != 0 {
+        remount_bind(ctx.root, dest, remount)?;
+    }
+    after_mount(ctx.root, dest, opts)
+}
+
+/// Bind-mount what `src` refers to onto what `target` refers to.
+pub fn bind_fd(src: &OwnedFd, target: &OwnedFd, recursive: bool) -> io::Result<()> {
+    let flags = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
+    sys::mount(
+        Some(&cstr(fd_path(src))?),
+        &cstr(fd_path(target))?,
+        None,
+        flags,
+        None,
+    )
+}
+
+/// Change the per-mount flags of the bind mount now at `dest`. Inside a user namespace the
+/// kernel locks flags inherited from the host (nosuid, nodev, ...): if the plain remount is
+/// refused, retry keeping the flags the mount already has.
+pub fn remount_bind(root: &OwnedFd, dest: &Path, flags: libc::c_ulong) -> io::Result<()> {
+    let fd = open_in_root(root, dest, libc::O_PATH)?;
+    let target = cstr(fd_path(&fd))?;
+    let base = libc::MS_BIND | libc::MS_REMOUNT;
+    match sys::mount(None, &target, None, base | flags, None) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            sys::check(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) })?;
+            let mut keep = 0;
+            for (st_flag, ms_flag) in [
+                (libc::ST_RDONLY, libc::MS_RDONLY),
+                (libc::ST_NOSUID, libc::MS_NOSUID),
+                (libc::ST_NODEV, libc::MS_NODEV),
+                (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                (libc::ST_NOATIME, libc::MS_NOATIME),
+                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                (libc::ST_RELATIME, libc::MS_RELATIME),
+            ] {
+                if st.f_flag & st_flag != 0 {
+                    keep |= ms_flag;
+                }
+            }
+            sys::mount(None, &target, None, base | flags | keep, None)
+        }
+        r => r,
+    }
+}
+
+fn do_mount(
+    src: Option<&CString>,
+    target: &OwnedFd,
+    typ: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> io::Result<()> {
+    let data = (!data.is_empty()).then(|| cstr(data)).transpose()?;
+    sys::mount(
+        src.map(|s| s.as_c_str()),
+        &cstr(fd_path(target))?,
+        Some(&cstr(typ)?),
+        flags,
+        data.as_deref(),
+    )
+}
+
+/// Propagation and recursive attributes, applied to the mount now at `dest`.
+fn after_mount(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> io::Result<()> {
+    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    let fd = open_in_root(root, dest, libc::O_PATH)?;
+    let target = cstr(fd_path(&fd))?;
+    for p in &opts.propagation {
+        sys::mount(None, &target, None, *p, None)?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        mount_setattr_recursive(&fd, opts.rec_set, opts.rec_clear)?;
+    }
+    Ok(())
+}
+
+fn mount_setattr_recursive(fd: &OwnedFd, set: u64, clear: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A `cgroup` mount: a read-only view of the container's own cgroups. On cgroup v1 and hybrid
+/// hosts that is a tmpfs holding one bind mount per hierarchy; on v2 one bind of the leaf.
+fn cgroup_entry(
+    ctx: &MountContext,
+    cgroups: &[(PathBuf, PathBuf)],
+    dest: &Path,
+    opts: &MountOptions,
+) -> io::Result<()> {
+    let flags = opts.flags & !libc::MS_RDONLY;
+    let ro = opts.flags & libc::MS_RDONLY != 0;
+    let only_v2 = cgroups.len() == 1 && cgroups[0].0 == Path::new("/sys/fs/cgroup");
+    if only_v2 {
+        let (_, own) = &cgroups[0];
+        let src = sys::open(own, libc::O_PATH | libc::O_DIRECTORY)?;
+        let target = ensure_in_root(ctx.root, dest, Kind::Dir)?;
+        bind_fd(&src, &target, false)?;
+        return remount_bind(ctx.root, dest, flags | if ro { libc::MS_RDONLY } else { 0 });
+    }
+    let target = ensure_in_root(ctx.root, dest, Kind::Dir)?;
+    do_mount(Some(&cstr("tmpfs")?), &target, "tmpfs", flags, "mode=755")?;
+    for (mnt, own) in cgroups {
+        let Some(name) = mnt.file_name() else {
+            continue;
+        };
+        let sub = dest.join(name);
+        let src = match sys::open(own, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => fd,
+            // A hierarchy the process is not in below its root (e.g. an empty named one).
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let t = ensure_in_root(ctx.root, &sub, Kind::Dir)?;
+        bind_fd(&src, &t, false)?;
+        remount_bind(ctx.root, &sub, flags | if ro { libc::MS_RDONLY } else { 0 })?;
+        // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on the host.
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            let dir = open_in_root(ctx.root, dest, libc::O_PATH | libc::O_DIRECTORY)?;
+            for alias in name.split(',') {
+                let (t, a) = (cstr(name.as_ref())?, cstr(alias)?);
+                unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), a.as_ptr()) };
+            }
+        }
+    }
+    if ro {
+        remount_bind(ctx.root, dest, flags | libc::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+/// The calling process's cgroups as (hierarchy mount point, host directory of its cgroup).
+pub fn own_cgroups() -> Result<Vec<(PathBuf, PathBuf)>, husk_cgroups::CgroupError> {
+    let m = husk_cgroups::layout::Mounts::probe()?;
+    let mut out: Vec<(PathBuf, PathBuf)> =
+        m.v1.iter()
+            .map(|h| (h.mount_point.clone(), h.dir(&h.own)))
+            .collect();
+    out.extend(
+        m.unified
+            .iter()
+            .map(|u| (u.mount_point.clone(), u.dir(&u.own))),
+    );
+    Ok(out)
+}

@@ -1,0 +1,12 @@
+//! husk-oci: the few OCI and runc conventions that the `oci-spec` crate does not carry.
+//!
+//! Kept deliberately tiny: container id rules, RFC 3339 timestamps without a date crate,
+//! and the JSON shape runc prints for `state` and `list --format json`.
+
+pub mod id;
+pub mod state;
+pub mod time;
+
+pub use id::validate_id;
+pub use state::{StateOutput, Status};
+pub use time::{rfc3339, rfc3339_now};

@@ -1,0 +1,291 @@
+//! `exec`: run a process in a running container, with runc's flags. Without `--process`,
+//! the process is the container's own (config.json in its bundle) with the command and the
+//! flags applied on top, as runc does.
+
+use husk_container::{Container, ContainerBuilder};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Unix socket that receives the pty master (with --tty)
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the new process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE; repeatable)
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// An additional group id (repeatable)
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Path to a process.json; the command and process flags are then not used
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label of the process
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// AppArmor profile of the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Pass N extra fds (3..3+N) to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Run in this sub-cgroup of the container (not supported)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Allow exec into a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Container id
+    pub id: String,
+    /// Command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs `exec`; `Ok` is the exit code (the process's, in the foreground).
+pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
+    let id = &a.id;
+    let fail = |e: String| format!("exec {id}: {e}");
+    if a.process_label.is_some() || a.apparmor.is_some() {
+        let flag = if a.apparmor.is_some() {
+            "--apparmor"
+        } else {
+            "--process-label"
+        };
+        return Err(fail(format!("{flag}: no LSM is active on this host")));
+    }
+    if !a.cgroup.is_empty() {
+        return Err(fail(
+            "--cgroup: running in a sub-cgroup of the container is not supported".into(),
+        ));
+    }
+    let mut b = ContainerBuilder::new(id.clone())
+        .root_path(root)
+        .preserve_fds(a.preserve_fds);
+    if let Some(p) = &a.pid_file {
+        b = b.pid_file(p);
+    }
+    // A terminal without --console-socket, in the foreground: we are the terminal's other end.
+    let tty = match &a.process {
+        Some(p) => crate::terminal::wants_terminal(p, false),
+        None => a.tty,
+    };
+    let console = (tty && !a.detach && a.console_socket.is_none())
+        .then(crate::terminal::ConsoleListener::new)
+        .transpose()
+        .map_err(fail)?;
+    if let Some(p) = a
+        .console_socket
+        .as_deref()
+        .or(console.as_ref().map(|l| l.path()))
+    {
+        b = b.console_socket(p);
+    }
+    let mut t = b
+        .as_tenant()
+        .detach(a.detach)
+        .ignore_paused(a.ignore_paused);
+    if let Some(p) = &a.pidfd_socket {
+        t = t.pidfd_socket(p);
+    }
+    match &a.process {
+        Some(p) => {
+            if !a.command.is_empty() {
+                return Err(fail("give either --process or a command, not both".into()));
+            }
+            // Our own pty gets our window size before the process runs; a file we cannot
+            // parse goes to the library, which names what is wrong with it.
+            let parsed = console
+                .as_ref()
+                .and_then(|_| std::fs::read(p).ok())
+                .and_then(|d| serde_json::from_slice::<Process>(&d).ok());
+            t = match parsed {
+                Some(mut proc_) => {
+                    with_our_window_size(&mut proc_);
+                    t.process(proc_)
+                }
+                None => t.process_path(p),
+            };
+        }
+        None => {
+            if a.command.is_empty() {
+                return Err(fail("no command given (or use --process)".into()));
+            }
+            let c = Container::load(root, id).map_err(|e| fail(e.to_string()))?;
+            let base = c.config_process().map_err(|e| fail(e.to_string()))?;
+            let mut proc_ = command_process(base, a).map_err(fail)?;
+            if console.is_some() {
+                with_our_window_size(&mut proc_);
+            }
+            t = t.process(proc_);
+        }
+    }
+
+    // Blocked before the clone, so that nothing sent to us meanwhile is lost.
+    let set = (!a.detach).then(crate::supervise::block_signals);
+    let tenant = t.build().map_err(|e| fail(e.to_string()))?;
+    let Some(set) = set else { return Ok(0) };
+    let Some(console) = console else {
+        return Ok(crate::supervise::forward_signals_until_exit(
+            tenant.pid(),
+            &set,
+            &mut |sig| {
+                let _ = tenant.signal(sig);
+            },
+        ));
+    };
+    let master = match console.receive_master() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tenant.signal(libc::SIGKILL);
+            let _ = tenant.wait();
+            return Err(fail(e));
+        }
+    };
+    crate::terminal::copy_window_size(&master);
+    let raw = crate::terminal::RawMode::enter();
+    let code = crate::terminal::proxy(
+        &master,
+        &set,
+        &mut || {
+            let mut status = 0;
+            (unsafe { libc::waitpid(tenant.pid(), &mut status, libc::WNOHANG) } == tenant.pid())
+                .then(|| {
+                    if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    }
+                })
+        },
+        &mut |sig| drop(tenant.signal(sig)),
+    );
+    drop(raw);
+    code.map_err(fail)
+}
+
+/// process.consoleSize from our stdin's terminal (unless the process sets one).
+fn with_our_window_size(p: &mut Process) {
+    if p.console_size().is_some() {
+        return;
+    }
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } != 0 || ws.ws_row == 0 {
+        return;
+    }
+    let size = serde_json::json!({"height": ws.ws_row, "width": ws.ws_col});
+    p.set_console_size(serde_json::from_value(size).ok());
+}
+
+/// The container's process with the command line's changes.
+fn command_process(mut p: Process, a: &ExecArgs) -> Result<Process, String> {
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &a.env {
+            let key = kv.split('=').next().unwrap_or(kv);
+            match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+                Some(e) => *e = kv.clone(),
+                None => env.push(kv.clone()),
+            }
+        }
+        p.set_env(Some(env));
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let bad = || format!("--user {u:?}: expected UID[:GID], numeric");
+        let (uid, gid) = match u.split_once(':') {
+            Some((uid, gid)) => (uid, Some(gid)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(uid.parse().map_err(|_| bad())?);
+        if let Some(gid) = gid {
+            user.set_gid(gid.parse().map_err(|_| bad())?);
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(&a.additional_gids);
+        user.set_additional_gids(Some(gids));
+    }
+    p.set_user(user);
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_else(empty_caps);
+        let mut add: HashSet<Capability> = HashSet::new();
+        for name in &a.cap {
+            add.insert(parse_cap(name)?);
+        }
+        // Never into the inheritable set (CVE-2022-29162); ambient needs inheritable.
+        let grow = |set: &Option<HashSet<Capability>>| {
+            Some(
+                set.clone()
+                    .unwrap_or_default()
+                    .union(&add)
+                    .cloned()
+                    .collect(),
+            )
+        };
+        caps.set_bounding(grow(caps.bounding()));
+        caps.set_effective(grow(caps.effective()));
+        caps.set_permitted(grow(caps.permitted()));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+fn empty_caps() -> LinuxCapabilities {
+    let mut c = LinuxCapabilities::default();
+    for set in [
+        LinuxCapabilities::set_bounding,
+        LinuxCapabilities::set_effective,
+        LinuxCapabilities::set_permitted,
+        LinuxCapabilities::set_inheritable,
+        LinuxCapabilities::set_ambient,
+    ] {
+        set(&mut c, None);
+    }
+    c
+}
+
+fn parse_cap(name: &str) -> Result<Capability, String> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    serde_json::from_value(serde_json::Value::String(full))
+        .map_err(|_| format!("--cap {name:?}: unknown capability"))
+}

@@ -1,0 +1,306 @@
+//! husk-runtime: runc's command line over the husk-container library.
+
+mod cgroup_commands;
+mod cli;
+mod exec_command;
+mod features;
+mod log;
+mod signals;
+mod spec_template;
+mod supervise;
+mod terminal;
+
+use clap::Parser;
+use cli::{Cli, Command, CreateArgs, ListFormat};
+use husk_container::{Container, ContainerBuilder, Status};
+use std::io::Write;
+use std::path::Path;
+
+fn main() {
+    // CVE-2019-5736: what starts container processes runs from a read-only view of this
+    // binary (husk_container::selfexe), so no container can write the host's copy. Done
+    // before parsing, so the first image pays for nothing else; a container id spelled like
+    // a command only costs an extra exec.
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+    {
+        if let Err(msg) = husk_container::selfexe::reexec_protected() {
+            log::stderr(&msg);
+            std::process::exit(1);
+        }
+    }
+    let cli = Cli::parse();
+    let mut log = log::Logger::new(cli.log.as_deref(), cli.log_format, cli.debug);
+    if cli.version {
+        print_version();
+        return;
+    }
+    let Some(command) = cli.command else {
+        log::stderr("no command given; see husk-runtime --help");
+        std::process::exit(1);
+    };
+    let code = match run(&cli.root, cli.systemd_cgroup, command, &mut log) {
+        Ok(code) => code,
+        Err(msg) => {
+            log.error(&msg);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn print_version() {
+    println!("husk-runtime version {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "commit: {}",
+        option_env!("HUSK_COMMIT").unwrap_or("unknown")
+    );
+    println!("spec: {}", oci_spec::runtime::VERSION);
+}
+
+/// Runs one subcommand; `Err` is the one line to report, `Ok` the exit code.
+fn run(root: &Path, systemd: bool, command: Command, log: &mut log::Logger) -> Result<i32, String> {
+    if systemd {
+        return Err(
+            "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs".into(),
+        );
+    }
+    match command {
+        Command::Create(args) => {
+            let id = args.id.clone();
+            builder(root, &args, None)
+                .build()
+                .map_err(|e| format!("create {id}: {e}"))?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            let mut c = load(root, &id, "start")?;
+            c.start_with_warnings(&mut |w| log.warn(&format!("start {id}: {w}")))
+                .map_err(|e| format!("start {id}: {e}"))?;
+            Ok(0)
+        }
+        Command::Run {
+            create,
+            detach,
+            keep,
+            no_subreaper,
+        } => run_container(root, &create, detach, keep, no_subreaper, log),
+        Command::State { id } => {
+            let c = load(root, &id, "state")?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c.state()).expect("state serialises")
+            );
+            Ok(0)
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = signals::parse_signal(&signal).map_err(|e| format!("kill {id}: {e}"))?;
+            let c = load(root, &id, "kill")?;
+            c.kill(sig, all).map_err(|e| format!("kill {id}: {e}"))?;
+            Ok(0)
+        }
+        Command::Delete { id, force } => {
+            match Container::load(root, &id) {
+                Ok(c) => c
+                    .delete_with_warnings(force, &mut |w| log.warn(&format!("delete {id}: {w}")))
+                    .map_err(|e| format!("delete {id}: {e}"))?,
+                // runc: deleting a missing container is fine with --force; husk also
+                // removes what a create killed half-way left (no state.json yet).
+                Err(husk_container::Error::NotFound(_)) if force => {
+                    Container::delete_incomplete(root, &id)
+                        .map_err(|e| format!("delete {id}: {e}"))?;
+                }
+                Err(e) => return Err(format!("delete {id}: {e}")),
+            }
+            Ok(0)
+        }
+        Command::List { format, quiet } => list(root, format, quiet),
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(format!("spec: {} exists; remove it first", path.display()));
+            }
+            let text = serde_json::to_string_pretty(&spec_template::default_spec(rootless))
+                .expect("spec serialises");
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| format!("spec: writing {}: {e}", path.display()))?;
+            Ok(0)
+        }
+        Command::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features::features()).expect("features serialise")
+            );
+            Ok(0)
+        }
+        Command::Pause { id } => cgroup_commands::pause(root, &id),
+        Command::Resume { id } => cgroup_commands::resume(root, &id),
+        Command::Ps(args) => cgroup_commands::ps(root, &args),
+        Command::Update(args) => cgroup_commands::update(root, &args),
+        Command::Events(args) => cgroup_commands::events(root, &args),
+        Command::Exec(args) => exec_command::exec(root, &args),
+    }
+}
+
+fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
+    Container::load(root, id).map_err(|e| format!("{op} {id}: {e}"))
+}
+
+fn builder(
+    root: &Path,
+    a: &CreateArgs,
+    console: Option<&Path>,
+) -> husk_container::InitContainerBuilder {
+    let mut b = ContainerBuilder::new(a.id.clone())
+        .root_path(root)
+        .preserve_fds(a.preserve_fds)
+        .no_pivot(a.no_pivot)
+        .no_new_keyring(a.no_new_keyring)
+        .listen_fds(listen_fds());
+    if let Some(sock) = std::env::var_os("NOTIFY_SOCKET") {
+        b = b.notify_socket(sock);
+    }
+    if let Some(p) = &a.pid_file {
+        b = b.pid_file(p);
+    }
+    if let Some(p) = a.console_socket.as_deref().or(console) {
+        b = b.console_socket(p);
+    }
+    b.as_init(&a.bundle)
+}
+
+/// systemd socket activation aimed at us: LISTEN_FDS counts fds from 3, LISTEN_PID must be
+/// this process (otherwise the variables were meant for someone else).
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `run`: create + start; in the foreground, forward signals to init and return its exit code.
+fn run_container(
+    root: &Path,
+    args: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    no_subreaper: bool,
+    log: &mut log::Logger,
+) -> Result<i32, String> {
+    let id = &args.id;
+    if !detach && !no_subreaper {
+        // Orphans of the container (and init itself when cloned via an intermediate) come to us.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    // A terminal without --console-socket, in the foreground: we are the terminal's other end.
+    let console = (!detach
+        && args.console_socket.is_none()
+        && terminal::wants_terminal(&args.bundle.join("config.json"), true))
+    .then(terminal::ConsoleListener::new)
+    .transpose()
+    .map_err(|e| format!("run {id}: {e}"))?;
+    let all = if detach {
+        None
+    } else {
+        Some(supervise::block_signals())
+    };
+    let mut c = builder(root, args, console.as_ref().map(|l| l.path()))
+        .build()
+        .map_err(|e| format!("run {id}: {e}"))?;
+    let master = match &console {
+        Some(l) => match l.receive_master() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = Container::load(root, id).map(|c| c.delete(true));
+                return Err(format!("run {id}: {e}"));
+            }
+        },
+        None => None,
+    };
+    let raw = master.as_ref().map(|m| {
+        terminal::copy_window_size(m);
+        terminal::RawMode::enter()
+    });
+    if let Err(e) = c.start_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}"))) {
+        drop(raw);
+        let _ = Container::load(root, id).map(|c| c.delete(true));
+        return Err(format!("run {id}: {e}"));
+    }
+    let Some(all) = all else { return Ok(0) };
+    let code = match &master {
+        Some(m) => {
+            let pid = c.pid();
+            let code = terminal::proxy(m, &all, &mut || supervise::reap(pid), &mut |sig| unsafe {
+                libc::kill(pid, sig);
+            });
+            drop(raw);
+            code.map_err(|e| format!("run {id}: {e}"))?
+        }
+        None => supervise::forward_signals_until_exit(c.pid(), &all, &mut |sig| unsafe {
+            libc::kill(c.pid(), sig);
+        }),
+    };
+    log.debug(&format!("container {id} exited with {code}"));
+    if !keep {
+        if let Ok(c) = Container::load(root, id) {
+            c.delete_with_warnings(true, &mut |w| log.warn(&format!("run {id}: {w}")))
+                .map_err(|e| format!("run {id}: {e}"))?;
+        }
+    }
+    Ok(code)
+}
+
+fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<i32, String> {
+    let all = Container::list(root).map_err(|e| format!("list: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for c in &all {
+            let _ = writeln!(out, "{}", c.id());
+        }
+        return Ok(0);
+    }
+    match format {
+        ListFormat::Json => {
+            let states: Vec<_> = all.iter().map(|c| c.state()).collect();
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&states).expect("states serialise")
+            );
+        }
+        ListFormat::Table => {
+            let _ = writeln!(
+                out,
+                "{:<12} {:<10} {:<10} {:<40} {:<31} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
+            for c in &all {
+                let s = c.state();
+                let owner = if s.owner.is_empty() { "root" } else { &s.owner };
+                let pid = if s.status == Status::Stopped {
+                    0
+                } else {
+                    s.pid
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:<10} {:<10} {:<40} {:<31} {owner}",
+                    s.id,
+                    pid,
+                    s.status,
+                    s.bundle.display(),
+                    s.created
+                );
+            }
+        }
+    }
+    Ok(0)
+}

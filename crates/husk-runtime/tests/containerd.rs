@@ -1,0 +1,216 @@
+//! containerd (Debian's 1.6, CRI disabled, through containerd-shim-runc-v2) drives
+//! husk-runtime via `ctr run --runc-binary`: run, exit codes, detached task exec, pause,
+//! resume, ps, kill, and a terminal. One private containerd per test run, stopped at the end.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "docker.io/library/husk-busybox:test";
+
+struct Containerd {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        assert!(
+            Path::new("/usr/bin/containerd").exists(),
+            "containerd is required (scripts/deps.sh installs it)"
+        );
+        let dir = std::env::temp_dir().join(format!("husk-containerd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{d}/containerd.sock\"\n\
+                 [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["120", "ctr", "-a"])
+            .arg(self.dir.join("containerd.sock"))
+            .args(args);
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctr(args);
+        assert!(o.status.success(), "ctr {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn task_status(&self, id: &str) -> String {
+        let out = self.ok(&["task", "ls"]);
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // The detached task, if an assertion left it behind.
+        let _ = self.ctr(&["task", "kill", "-s", "KILL", "d1"]);
+        let _ = self.ctr(&["task", "rm", "-f", "d1"]);
+        let _ = self.ctr(&["container", "rm", "d1"]);
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("state"))
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn containerd_drives_husk_runtime() {
+    let c = Containerd::start();
+    let archive = docker_archive(&c.dir, "husk-busybox:test");
+    c.ok(&["images", "import", archive.to_str().unwrap()]);
+    let run = ["run", "--rm", "--runc-binary", BIN];
+
+    let out = c.ok(&[
+        &run[..],
+        &[
+            IMAGE,
+            "r1",
+            "sh",
+            "-c",
+            "echo hi from ctr; echo $FROM_IMAGE; pwd",
+        ],
+    ]
+    .concat());
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["hi from ctr", "yes", "/tmp"]
+    );
+    let o = c.ctr(&[&run[..], &[IMAGE, "r2", "sh", "-c", "exit 6"]].concat());
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+
+    // Detached task: exec, pause/resume, ps, kill.
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        IMAGE,
+        "d1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(c.task_status("d1"), "RUNNING");
+    assert_eq!(
+        c.ok(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "d1",
+            "sh",
+            "-c",
+            "echo exec-ok"
+        ]),
+        "exec-ok"
+    );
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e2",
+        "d1",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    c.ok(&["task", "pause", "d1"]);
+    assert_eq!(c.task_status("d1"), "PAUSED");
+    c.ok(&["task", "resume", "d1"]);
+    assert_eq!(c.task_status("d1"), "RUNNING");
+    let pid = c
+        .ok(&["task", "ls"])
+        .lines()
+        .find(|l| l.starts_with("d1"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(c.ok(&["task", "ps", "d1"]).contains(&pid));
+    c.ok(&["task", "kill", "-s", "KILL", "d1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.task_status("d1") != "STOPPED" {
+        assert!(Instant::now() < deadline, "task did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.ok(&["task", "rm", "d1"]);
+    c.ok(&["container", "rm", "d1"]);
+    assert_no_cgroup("d1");
+
+    // task rm -f of a running task kills it and removes it, cgroup included.
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        IMAGE,
+        "d1",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(c.task_status("d1"), "RUNNING");
+    c.ok(&["task", "rm", "-f", "d1"]);
+    assert_eq!(c.task_status("d1"), "");
+    c.ok(&["container", "rm", "d1"]);
+    assert_no_cgroup("d1");
+
+    // A terminal: ctr -t under `script`, the pty comes back through the shim's console socket.
+    let cmdline = format!(
+        "timeout 60 ctr -a {} run --rm -t --runc-binary {BIN} {IMAGE} t1 sh -c 'tty; echo tty-ok'",
+        c.dir.join("containerd.sock").display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("tty-ok"),
+        "{}",
+        text(&o)
+    );
+}

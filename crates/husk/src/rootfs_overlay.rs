@@ -1,0 +1,88 @@
+//! The container's root filesystem: an overlay of the image's layer dirs (read-only lowers,
+//! top first) with a per-container upper and work dir, mounted in the engine's namespace.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub struct Overlay {
+    pub rootfs: PathBuf,
+    mounted: bool,
+}
+
+fn cstr(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+}
+
+/// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work.
+pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
+    if lowers.is_empty() {
+        return Err("the image has no layers".into());
+    }
+    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+    for d in [&upper, &work, &rootfs] {
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    for l in lowers {
+        let s = l.to_string_lossy();
+        if s.contains([',', ':']) {
+            return Err(format!("layer dir {s:?} cannot be an overlay lowerdir"));
+        }
+    }
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let target = cstr(&rootfs)?;
+    let data_c = CString::new(data).map_err(|_| "NUL in overlay options".to_string())?;
+    let rc = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            target.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            data_c.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "mounting the overlay rootfs at {}: {}",
+            rootfs.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(Overlay {
+        rootfs,
+        mounted: true,
+    })
+}
+
+impl Overlay {
+    /// Unmount (lazily, so a straggler holding it open cannot make it stick) and remove the
+    /// empty mount point.
+    pub fn unmount(&mut self) -> Result<(), String> {
+        if !self.mounted {
+            return Ok(());
+        }
+        let target = cstr(&self.rootfs)?;
+        if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+            return Err(format!(
+                "unmounting {}: {}",
+                self.rootfs.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        self.mounted = false;
+        let _ = std::fs::remove_dir(&self.rootfs);
+        Ok(())
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+    }
+}

@@ -1,0 +1,316 @@
+//! `husk run`: pull if needed, mount the image's layers as an overlay rootfs, write the
+//! bundle's config.json and run the container in the foreground through husk-container.
+//!
+//! Engine state of a container: <store root>/containers/<id>/{config.json, container.json,
+//! upper, work, rootfs}; the runtime library's state lives under /run/husk-engine (or
+//! $XDG_RUNTIME_DIR/husk-engine), apart from husk-runtime's /run/husk.
+
+use crate::rootfs_overlay;
+use crate::spec_from_image::{self, Volume};
+use crate::{Ctx, RegistryArgs};
+use clap::Args;
+use husk_container::ContainerBuilder;
+use husk_image::config::{Overrides, RootfsView};
+use husk_image::pull::{self, PullOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Remove the container (state and filesystem) when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Name of the container (default: its short id)
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Working directory in the container
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// User to run as: name|uid[:group|gid]
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Replace the image's entrypoint ("" clears it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Container host name (default: the name, or the short id)
+    #[arg(long)]
+    hostname: Option<String>,
+    /// none (own empty network namespace) or host
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Bind mount SRC:DST[:ro|rw]
+    #[arg(short = 'v', long = "volume")]
+    volume: Vec<String>,
+    /// Mount the container's root read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Memory limit (N[b|k|m|g])
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Maximum number of processes
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    #[command(flatten)]
+    reg: RegistryArgs,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+/// Where husk-container keeps the runtime state of engine containers.
+pub fn state_root() -> PathBuf {
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/run/husk-engine");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("husk-engine"),
+        None => std::env::temp_dir().join(format!("husk-engine-{}", unsafe { libc::geteuid() })),
+    }
+}
+
+fn new_id() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("making a container id: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+}
+
+fn name_taken(containers: &Path, name: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(containers) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        std::fs::read(e.path().join("container.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .is_some_and(|v| v["name"] == name)
+    })
+}
+
+/// husk-container's build must run single-threaded (its children continue on copies of
+/// this stack). The pull's download threads are joined through a scope, which returns a
+/// moment before the OS threads are gone: wait for them to disappear.
+fn single_threaded() -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let n = std::fs::read_dir("/proc/self/task")
+            .map(|rd| rd.count())
+            .map_err(|e| format!("/proc/self/task: {e}"))?;
+        if n <= 1 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{n} threads still running before the container is made"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+static INIT_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = INIT_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn forward_signals(pid: i32) {
+    INIT_PID.store(pid, Ordering::SeqCst);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Everything made for one container, undone on failure (and on exit, as far as asked).
+struct Made {
+    dir: PathBuf,
+    overlay: Option<rootfs_overlay::Overlay>,
+    keep_dir: bool,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Some(mut o) = self.overlay.take() {
+            let _ = o.unmount();
+        }
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Run the container; Ok(exit code of its process).
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
+    let image = a.image.clone();
+    run_inner(ctx, a).map_err(|e| format!("run {image}: {e}"))
+}
+
+fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
+    let host_network = match a.network.as_str() {
+        "none" => false,
+        "host" => true,
+        n => return Err(format!("--network {n:?}: only none and host are supported")),
+    };
+    let volumes = a
+        .volume
+        .iter()
+        .map(|v| Volume::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let memory = a
+        .memory
+        .as_deref()
+        .map(spec_from_image::parse_size)
+        .transpose()?;
+    if a.pids_limit.is_some_and(|n| n <= 0) {
+        return Err("--pids-limit must be positive".into());
+    }
+    if let Some(n) = &a.name {
+        if !valid_name(n) {
+            return Err(format!("--name {n:?}: use letters, digits, '_', '.', '-'"));
+        }
+    }
+    for v in &volumes {
+        if !Path::new(&v.source).exists() {
+            return Err(format!("-v: {} does not exist", v.source));
+        }
+    }
+
+    let store = ctx.store()?;
+    let rec = match store.resolve(&a.image, &ctx.default_registry) {
+        Ok(r) => r,
+        Err(_) => {
+            let r = ctx.parse_ref(&a.image)?;
+            let opts = PullOptions {
+                client: ctx.client(&r.registry, &a.reg)?,
+                parallel: ctx.settings.max_concurrent_downloads.unwrap_or(3).max(1),
+                progress: std::sync::Arc::new(pull::NoProgress),
+                ..Default::default()
+            };
+            pull::pull(&store, &r, &opts).map_err(|e| format!("pulling {r}: {e}"))?
+        }
+    };
+    let cfgb = store
+        .read_blob(&rec.config_digest)
+        .map_err(|e| e.to_string())?;
+    let cfg = pull::parse_config(&cfgb).map_err(|e| e.to_string())?;
+    let lowers: Vec<PathBuf> = rec
+        .layers
+        .iter()
+        .rev()
+        .map(|l| store.layer_dir(&l.chain_id))
+        .collect();
+
+    let containers = ctx.root.join("containers");
+    if let Some(n) = &a.name {
+        if name_taken(&containers, n) {
+            return Err(format!("the name {n:?} is already in use"));
+        }
+    }
+    let id = new_id()?;
+    let short = id[..12].to_string();
+    let name = a.name.clone().unwrap_or_else(|| short.clone());
+    let dir = containers.join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut made = Made {
+        dir: dir.clone(),
+        overlay: None,
+        keep_dir: false,
+    };
+    let ov = rootfs_overlay::mount(&dir, &lowers)?;
+    let rootfs = ov.rootfs.clone();
+    made.overlay = Some(ov);
+
+    let overrides = Overrides {
+        user: a.user.clone(),
+        entrypoint: a
+            .entrypoint
+            .clone()
+            .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
+        cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
+        env: a.env.clone(),
+        workdir: a.workdir.clone(),
+    };
+    let pv = husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)
+        .map_err(|e| e.to_string())?;
+    let spec = spec_from_image::spec(
+        &pv,
+        &spec_from_image::Options {
+            hostname: a.hostname.clone().unwrap_or_else(|| name.clone()),
+            host_network,
+            volumes,
+            read_only: a.read_only,
+            memory,
+            pids_limit: a.pids_limit,
+            cgroups_path: format!("/husk-engine/{id}"),
+        },
+    );
+    let write = |file: &str, v: &serde_json::Value| {
+        std::fs::write(dir.join(file), serde_json::to_vec_pretty(v).unwrap())
+            .map_err(|e| format!("writing {file}: {e}"))
+    };
+    write("config.json", &spec)?;
+    let mut meta = serde_json::json!({
+        "id": id,
+        "name": name,
+        "image": a.image,
+        "image_id": rec.config_digest.hex(),
+        "created": husk_oci::time::rfc3339_now(),
+        "exit_code": null,
+    });
+    write("container.json", &meta)?;
+
+    single_threaded()?;
+    let mut c = ContainerBuilder::new(id.clone())
+        .root_path(state_root())
+        .as_init(&dir)
+        .build()
+        .map_err(|e| e.to_string())?;
+    forward_signals(c.pid());
+    if let Err(e) = c.start() {
+        let _ = c.kill(libc::SIGKILL, true);
+        let _ = c.wait();
+        let _ = c.delete(true);
+        return Err(e.to_string());
+    }
+    let waited = c.wait();
+    INIT_PID.store(0, Ordering::SeqCst);
+    let deleted = c.delete(true);
+    let code = waited.map_err(|e| e.to_string())?;
+    deleted.map_err(|e| format!("deleting the container: {e}"))?;
+    if let Some(mut o) = made.overlay.take() {
+        o.unmount()?;
+    }
+    if !a.rm {
+        meta["exit_code"] = code.into();
+        write("container.json", &meta)?;
+        made.keep_dir = true;
+    }
+    Ok(code)
+}

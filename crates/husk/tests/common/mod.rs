@@ -1,0 +1,751 @@
+//! Test helpers: a real docker-registry on a loopback port, a tiny scriptable fake registry
+//! (bearer tokens, slow bodies, corrupt blobs, Range logging), images built from busybox.
+#![allow(dead_code)]
+
+use husk_image::digest::Digest;
+use husk_image::registry::{Body, ClientOptions, Registry};
+use husk_image::tar::{Header, Kind, Writer};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("husk-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // unmount anything a test left mounted below, then remove
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+pub fn make_tls(dir: &Path) -> TlsFiles {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=husk test CA",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&a);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    TlsFiles {
+        ca: dir.join("ca.crt"),
+        cert: dir.join("srv.crt"),
+        key: dir.join("srv.key"),
+    }
+}
+
+/// A real registry (Debian's docker-registry) on 127.0.0.1, killed on drop.
+pub struct RealRegistry {
+    pub child: Child,
+    pub port: u16,
+    pub dir: TempDir,
+    pub tls: Option<TlsFiles>,
+    pub creds: Option<(String, String)>,
+}
+
+impl RealRegistry {
+    pub fn start(tls: bool, auth: bool) -> RealRegistry {
+        let dir = TempDir::new("registry");
+        let port = free_port();
+        let tlsf = tls.then(|| make_tls(dir.path()));
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(t) = &tlsf {
+            cfg.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                t.cert.display(),
+                t.key.display()
+            ));
+        }
+        let creds = auth.then(|| ("tester".to_string(), "s3cret pass".to_string()));
+        if let Some((u, p)) = &creds {
+            let h = bcrypt::hash_with_result(p, 4)
+                .unwrap()
+                .format_for_version(bcrypt::Version::TwoA);
+            std::fs::write(dir.path().join("htpasswd"), format!("{u}:{h}\n")).unwrap();
+            cfg.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: husk-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).unwrap())
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "registry did not start: {}",
+                std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RealRegistry {
+            child,
+            port,
+            dir,
+            tls: tlsf,
+            creds,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Client options that work against this registry (CA + credentials).
+    pub fn client_options(&self) -> ClientOptions {
+        let mut o = ClientOptions::default();
+        if let Some(t) = &self.tls {
+            let d = self.dir.path().join("certs");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(&t.ca, d.join("ca.crt")).unwrap();
+            o.cert_dir = Some(d);
+        }
+        if let Some((u, p)) = &self.creds {
+            o.credentials = Some(husk_image::auth::Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            });
+        }
+        o
+    }
+}
+
+impl Drop for RealRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Comp {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn compress(data: &[u8], c: Comp) -> (Vec<u8>, &'static str) {
+    match c {
+        Comp::None => (data.to_vec(), "application/vnd.oci.image.layer.v1.tar"),
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            (
+                e.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        }
+        Comp::Zstd => (
+            zstd::encode_all(data, 3).unwrap(),
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+    }
+}
+
+pub struct Blob {
+    pub digest: Digest,
+    pub data: Vec<u8>,
+    pub media_type: String,
+}
+
+pub struct Image {
+    pub config: Blob,
+    pub manifest: Blob,
+    pub layers: Vec<Blob>,
+}
+
+pub fn config_json(arch: &str, diff_ids: &[Digest]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": "2024-01-02T03:04:05Z",
+        "config": {
+            "Env": ["PATH=/bin", "GREETING=hello"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo $GREETING"],
+            "WorkingDir": "/srv",
+            "User": "app",
+            "ExposedPorts": {"8080/tcp": {}},
+            "Volumes": {"/data": {}},
+            "Labels": {"org.example": "yes"}
+        },
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": []
+    }))
+    .unwrap()
+}
+
+/// Build an image from uncompressed layer tars.
+pub fn build_image(layers: &[(Vec<u8>, Comp)], arch: &str) -> Image {
+    let mut blobs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (tar, c) in layers {
+        diff_ids.push(Digest::of(tar));
+        let (data, mt) = compress(tar, *c);
+        blobs.push(Blob {
+            digest: Digest::of(&data),
+            data,
+            media_type: mt.into(),
+        });
+    }
+    let cfg = config_json(arch, &diff_ids);
+    let config = Blob {
+        digest: Digest::of(&cfg),
+        data: cfg,
+        media_type: "application/vnd.oci.image.config.v1+json".into(),
+    };
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": config.media_type, "digest": config.digest, "size": config.data.len()},
+        "layers": blobs.iter().map(|b| serde_json::json!({"mediaType": b.media_type, "digest": b.digest, "size": b.data.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let manifest = Blob {
+        digest: Digest::of(&m),
+        data: m,
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+    };
+    Image {
+        config,
+        manifest,
+        layers: blobs,
+    }
+}
+
+pub fn index_json(entries: &[(&Image, &str, Option<&str>)]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries.iter().map(|(img, arch, variant)| {
+            let mut p = serde_json::json!({"os": "linux", "architecture": arch});
+            if let Some(v) = variant { p["variant"] = serde_json::json!(v); }
+            serde_json::json!({"mediaType": img.manifest.media_type, "digest": img.manifest.digest, "size": img.manifest.data.len(), "platform": p})
+        }).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+/// Push with our own client (blobs, then the manifest under `tag`).
+pub fn push_image(host: &str, opts: &ClientOptions, repo: &str, tag: &str, img: &Image) {
+    let reg = Registry::new(host, opts).unwrap();
+    for b in img.layers.iter().chain(std::iter::once(&img.config)) {
+        if !reg.blob_exists(repo, &b.digest).unwrap() {
+            reg.upload_blob(repo, &b.digest, Body::Bytes(&b.data))
+                .unwrap();
+        }
+    }
+    reg.put_manifest(repo, tag, &img.manifest.media_type, &img.manifest.data)
+        .unwrap();
+}
+
+pub fn push_index(
+    host: &str,
+    opts: &ClientOptions,
+    repo: &str,
+    tag: &str,
+    imgs: &[(&Image, &str, Option<&str>)],
+) {
+    for (img, _, _) in imgs {
+        push_image(host, opts, repo, &img.manifest.digest.to_string(), img);
+    }
+    let reg = Registry::new(host, opts).unwrap();
+    reg.put_manifest(
+        repo,
+        tag,
+        "application/vnd.oci.image.index.v1+json",
+        &index_json(imgs),
+    )
+    .unwrap();
+}
+
+fn hdr(kind: Kind, path: &str, mode: u32) -> Header {
+    let mut h = Header::new(kind, path);
+    h.mode = mode;
+    h.mtime = 1_600_000_000;
+    h
+}
+
+/// Layer 1: busybox, a passwd, a hardlink, a file and a dir the next layer hides.
+pub fn busybox_base_layer() -> Vec<u8> {
+    let bb = std::fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)");
+    let mut w = Writer::new(Vec::new());
+    for d in ["bin", "etc", "opq", "srv", "tmp", "dev", "data"] {
+        w.append(&hdr(Kind::Dir, d, 0o755), &mut std::io::empty())
+            .unwrap();
+    }
+    let mut h = hdr(Kind::File, "bin/busybox", 0o755);
+    h.size = bb.len() as u64;
+    w.append(&h, &mut &bb[..]).unwrap();
+    for l in ["sh", "echo", "cat", "ls", "id"] {
+        let mut h = hdr(Kind::Symlink, &format!("bin/{l}"), 0o777);
+        h.link = b"busybox".to_vec();
+        w.append(&h, &mut std::io::empty()).unwrap();
+    }
+    let mut h = hdr(Kind::HardLink, "bin/busybox-hardlink", 0o755);
+    h.link = b"bin/busybox".to_vec();
+    w.append(&h, &mut std::io::empty()).unwrap();
+    w.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    w.file(
+        "etc/group",
+        0o644,
+        b"root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+    )
+    .unwrap();
+    w.file("etc/remove-me", 0o644, b"gone in layer 2\n")
+        .unwrap();
+    w.file("opq/a", 0o644, b"a\n").unwrap();
+    w.file("opq/b", 0o644, b"b\n").unwrap();
+    w.dir("opq/sub", 0o755).unwrap();
+    w.file("opq/sub/deep", 0o644, b"deep\n").unwrap();
+    w.file("srv/version", 0o644, b"1\n").unwrap();
+    w.finish().unwrap()
+}
+
+/// Layer 2: whiteout, opaque dir, device node, fifo, xattr, setuid file owned by 1000.
+pub fn busybox_second_layer() -> Vec<u8> {
+    let mut w = Writer::new(Vec::new());
+    w.append(&hdr(Kind::Dir, "etc", 0o755), &mut std::io::empty())
+        .unwrap();
+    w.file("etc/.wh.remove-me", 0o644, b"").unwrap();
+    w.append(&hdr(Kind::Dir, "opq", 0o700), &mut std::io::empty())
+        .unwrap();
+    w.file("opq/.wh..wh..opq", 0o644, b"").unwrap();
+    w.file("opq/c", 0o644, b"c\n").unwrap();
+    let mut h = hdr(Kind::Char, "dev/null", 0o666);
+    h.devmajor = 1;
+    h.devminor = 3;
+    w.append(&h, &mut std::io::empty()).unwrap();
+    w.append(&hdr(Kind::Fifo, "tmp/fifo", 0o620), &mut std::io::empty())
+        .unwrap();
+    let mut h = hdr(Kind::File, "srv/tool", 0o4755);
+    h.uid = 1000;
+    h.gid = 1000;
+    h.size = 5;
+    h.xattrs
+        .push(("user.husk.test".into(), b"xattr-value".to_vec()));
+    w.append(&h, &mut &b"tool\n"[..]).unwrap();
+    w.finish().unwrap()
+}
+
+/// Layer 3: overwrite a file of layer 1 and add one.
+pub fn busybox_third_layer() -> Vec<u8> {
+    let mut w = Writer::new(Vec::new());
+    w.file("srv/version", 0o600, b"3\n").unwrap();
+    w.file("srv/new", 0o644, b"new\n").unwrap();
+    w.finish().unwrap()
+}
+
+pub fn busybox_image(arch: &str) -> Image {
+    build_image(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (busybox_second_layer(), Comp::Gzip),
+            (busybox_third_layer(), Comp::Zstd),
+        ],
+        arch,
+    )
+}
+
+pub fn husk(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(HUSK)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", root)
+        .output()
+        .unwrap()
+}
+
+pub fn husk_ok(root: &Path, args: &[&str]) -> String {
+    let out = husk(root, args);
+    assert!(
+        out.status.success(),
+        "husk {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Describe a tree: path → (type, mode, uid, gid, content/link/dev, mtime) for comparison.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        let mut ents: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        ents.sort();
+        for p in ents {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let ft = m.file_type();
+            let what = if ft.is_symlink() {
+                format!("link {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_dir() {
+                "dir".to_string()
+            } else if ft.is_file() {
+                format!("file {}", Digest::of(&std::fs::read(&p).unwrap()))
+            } else {
+                format!("special {:o} {}", m.mode() & libc::S_IFMT, m.rdev())
+            };
+            let mtime = if ft.is_dir() { 0 } else { m.mtime() };
+            out.insert(
+                rel,
+                format!(
+                    "{what} mode={:o} {}:{} mtime={mtime}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid()
+                ),
+            );
+            if ft.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+pub fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let cp = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let cn = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let n =
+        unsafe { libc::lgetxattr(cp.as_ptr(), cn.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        None
+    } else {
+        buf.truncate(n as usize);
+        Some(buf)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A tiny fake registry for what the real one can't be made to do on cue.
+
+#[derive(Default)]
+pub struct FakeState {
+    pub manifests: HashMap<String, (String, Vec<u8>)>,
+    pub blobs: HashMap<String, Vec<u8>>,
+    /// require "Authorization: Bearer <token>" and serve the token at /token
+    pub bearer_token: Option<String>,
+    /// bytes/sec cap for blob bodies (0 = unlimited)
+    pub throttle: usize,
+    pub ignore_range: bool,
+    pub log: Vec<String>,
+}
+
+pub struct FakeRegistry {
+    pub port: u16,
+    pub state: Arc<Mutex<FakeState>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeRegistry {
+    pub fn start(state: FakeState) -> FakeRegistry {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(state));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, st2) = (state.clone(), stop.clone());
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !st2.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        let s3 = s2.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve(c, port, s3);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FakeRegistry { port, state, stop }
+    }
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    pub fn add_image(&self, repo: &str, tag: &str, img: &Image) {
+        let mut s = self.state.lock().unwrap();
+        for b in img.layers.iter().chain(std::iter::once(&img.config)) {
+            s.blobs.insert(b.digest.to_string(), b.data.clone());
+        }
+        let m = (img.manifest.media_type.clone(), img.manifest.data.clone());
+        s.manifests.insert(format!("{repo}:{tag}"), m.clone());
+        s.manifests
+            .insert(format!("{repo}:{}", img.manifest.digest), m);
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(c: TcpStream, port: u16, state: Arc<Mutex<FakeState>>) -> std::io::Result<()> {
+    let mut r = BufReader::new(c.try_clone()?);
+    let mut w = c;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let (status, ctype, body, extra, throttle) = {
+            let mut s = state.lock().unwrap();
+            s.log.push(format!(
+                "{method} {path} range={}",
+                headers.get("range").cloned().unwrap_or_default()
+            ));
+            route(&mut s, port, &method, &path, &headers)
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {ctype}\r\n",
+            body.len()
+        );
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        w.write_all(head.as_bytes())?;
+        if method != "HEAD" {
+            if throttle == 0 {
+                w.write_all(&body)?;
+            } else {
+                for chunk in body.chunks(throttle / 20 + 1) {
+                    w.write_all(chunk)?;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        w.flush()?;
+    }
+}
+
+type Reply = (String, String, Vec<u8>, Vec<(String, String)>, usize);
+
+fn route(
+    s: &mut FakeState,
+    port: u16,
+    _method: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+) -> Reply {
+    let json = "application/json".to_string();
+    if path.starts_with("/token") {
+        let t = s.bearer_token.clone().unwrap_or_default();
+        return (
+            "200 OK".into(),
+            json,
+            format!("{{\"token\":\"{t}\"}}").into_bytes(),
+            vec![],
+            0,
+        );
+    }
+    if let Some(t) = &s.bearer_token {
+        if headers.get("authorization") != Some(&format!("Bearer {t}")) {
+            let ch = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:x:pull\"");
+            return (
+                "401 Unauthorized".into(),
+                json,
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"auth"}]}"#.to_vec(),
+                vec![("WWW-Authenticate".into(), ch)],
+                0,
+            );
+        }
+    }
+    if path == "/v2/" {
+        return ("200 OK".into(), json, b"{}".to_vec(), vec![], 0);
+    }
+    let not_found = |code: &str| -> Reply {
+        (
+            "404 Not Found".into(),
+            "application/json".into(),
+            format!(
+                "{{\"errors\":[{{\"code\":\"{code}\",\"message\":\"{}\"}}]}}",
+                code.to_lowercase().replace('_', " ")
+            )
+            .into_bytes(),
+            vec![],
+            0,
+        )
+    };
+    let rest = path.trim_start_matches("/v2/");
+    if let Some(i) = rest.find("/manifests/") {
+        let key = format!("{}:{}", &rest[..i], &rest[i + 11..]);
+        return match s.manifests.get(&key) {
+            Some((mt, d)) => ("200 OK".into(), mt.clone(), d.clone(), vec![], 0),
+            None => not_found("MANIFEST_UNKNOWN"),
+        };
+    }
+    if let Some(i) = rest.find("/blobs/") {
+        let d = &rest[i + 7..];
+        let Some(data) = s.blobs.get(d).cloned() else {
+            return not_found("BLOB_UNKNOWN");
+        };
+        if let (Some(r), false) = (headers.get("range"), s.ignore_range) {
+            let start: usize = r
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .unwrap();
+            let cr = format!("bytes {start}-{}/{}", data.len() - 1, data.len());
+            return (
+                "206 Partial Content".into(),
+                "application/octet-stream".into(),
+                data[start..].to_vec(),
+                vec![("Content-Range".into(), cr)],
+                s.throttle,
+            );
+        }
+        return (
+            "200 OK".into(),
+            "application/octet-stream".into(),
+            data,
+            vec![],
+            s.throttle,
+        );
+    }
+    not_found("NAME_UNKNOWN")
+}
+
+/// Read all of a child's stderr.
+pub fn stderr_of(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(e) = c.stderr.as_mut() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}

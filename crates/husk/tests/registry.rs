@@ -1,0 +1,708 @@
+//! End-to-end tests of `husk` against a real registry (docker-registry on 127.0.0.1) and a
+//! scriptable fake one. Run as root (overlay mounts, device nodes, chown).
+
+mod common;
+use common::*;
+use husk_image::registry::ClientOptions;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn inspect(root: &Path, image: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&husk_ok(root, &["image", "inspect", image])).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn pull_layers_overlay_and_flattened_agree() {
+    let reg = RealRegistry::start(false, false);
+    let img = busybox_image("amd64");
+    push_image(
+        &reg.host(),
+        &ClientOptions::default(),
+        "busybox",
+        "latest",
+        &img,
+    );
+    let t = TempDir::new("pull");
+    let root = t.path().join("store");
+    let r = format!("{}/busybox:latest", reg.host());
+    let id = husk_ok(&root, &["pull", &r]);
+    assert_eq!(id.trim(), img.config.digest.hex());
+
+    // images --format json
+    let list: serde_json::Value =
+        serde_json::from_str(&husk_ok(&root, &["images", "--format", "json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["names"][0], r);
+    assert_eq!(list[0]["digest"], img.manifest.digest.to_string());
+    let table = husk_ok(&root, &["images"]);
+    assert!(
+        table.contains(&format!("{}/busybox", reg.host()))
+            && table.contains(&img.config.digest.hex()[..12]),
+        "{table}"
+    );
+
+    let info = inspect(&root, &r);
+    assert_eq!(info["Config"]["config"]["User"], "app");
+    let dirs: Vec<String> = info["LayerDirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(dirs.len(), 3);
+    // the unpacked layer 2 holds overlay whiteouts
+    let wh = std::fs::symlink_metadata(Path::new(&dirs[1]).join("etc/remove-me")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+
+    // overlay mount of the layers
+    let merged = t.path().join("merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    let lower = husk_ok(&root, &["image", "lowerdirs", &r]);
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &format!("ro,lowerdir={}", lower.trim()),
+        ])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(st.success(), "overlay mount failed");
+    let merged_tree = tree(&merged);
+    // flattened copy
+    let flat = t.path().join("flat");
+    husk_ok(&root, &["image", "unpack", &r, flat.to_str().unwrap()]);
+    let flat_tree = tree(&flat);
+    let _ = Command::new("umount").arg(&merged).status();
+    assert_eq!(
+        merged_tree, flat_tree,
+        "overlay view and flattened copy differ"
+    );
+
+    // what the image must contain
+    assert!(!flat.join("etc/remove-me").exists(), "whiteout not applied");
+    let mut opq: Vec<String> = std::fs::read_dir(flat.join("opq"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    opq.sort();
+    assert_eq!(opq, vec!["c"], "opaque dir not applied");
+    assert_eq!(std::fs::read(flat.join("srv/version")).unwrap(), b"3\n");
+    assert_eq!(std::fs::read(flat.join("srv/new")).unwrap(), b"new\n");
+    let bb = std::fs::metadata(flat.join("bin/busybox")).unwrap();
+    assert_eq!(
+        bb.ino(),
+        std::fs::metadata(flat.join("bin/busybox-hardlink"))
+            .unwrap()
+            .ino()
+    );
+    assert_eq!(bb.mtime(), 1_600_000_000);
+    assert_eq!(
+        std::fs::read_link(flat.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let tool = std::fs::metadata(flat.join("srv/tool")).unwrap();
+    assert_eq!(
+        (tool.uid(), tool.gid(), tool.permissions().mode() & 0o7777),
+        (1000, 1000, 0o4755)
+    );
+    assert_eq!(
+        get_xattr(&flat.join("srv/tool"), "user.husk.test").as_deref(),
+        Some(&b"xattr-value"[..])
+    );
+    let null = std::fs::symlink_metadata(flat.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    assert!(std::fs::symlink_metadata(flat.join("tmp/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        std::fs::metadata(flat.join("opq"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+
+    // the image runs: busybox from the flattened rootfs
+    let out = Command::new("chroot")
+        .arg(&flat)
+        .args(["/bin/sh", "-c", "echo from-image; cat /srv/version"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-image\n3\n");
+
+    // process values from the image config, user resolved in the image's /etc/passwd
+    let p: serde_json::Value =
+        serde_json::from_str(&husk_ok(&root, &["image", "process", &r])).unwrap();
+    assert_eq!(
+        p["args"],
+        serde_json::json!(["/bin/sh", "-c", "echo $GREETING"])
+    );
+    assert_eq!(
+        (p["uid"].as_u64(), p["gid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
+    assert_eq!(p["additional_gids"], serde_json::json!([10]));
+    assert_eq!(p["cwd"], "/srv");
+    assert_eq!(p["exposed_ports"], serde_json::json!(["8080/tcp"]));
+    assert!(p["env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("HOME=/home/app")));
+    let p: serde_json::Value = serde_json::from_str(&husk_ok(
+        &root,
+        &["image", "process", &r, "--user", "root:wheel", "/bin/id"],
+    ))
+    .unwrap();
+    assert_eq!(p["args"], serde_json::json!(["/bin/sh", "-c", "/bin/id"]));
+    assert_eq!((p["uid"].as_u64(), p["gid"].as_u64()), (Some(0), Some(10)));
+
+    // pulling again reuses everything
+    let again = husk_ok(&root, &["pull", &r]);
+    assert_eq!(again, id);
+}
+
+#[test]
+fn multi_platform_index_selects_platform() {
+    let reg = RealRegistry::start(false, false);
+    let amd = busybox_image("amd64");
+    let arm = build_image(&[(busybox_third_layer(), Comp::Gzip)], "arm64");
+    let armv7 = build_image(&[(busybox_base_layer(), Comp::None)], "arm");
+    push_index(
+        &reg.host(),
+        &ClientOptions::default(),
+        "multi",
+        "v1",
+        &[
+            (&amd, "amd64", None),
+            (&arm, "arm64", Some("v8")),
+            (&armv7, "arm", Some("v7")),
+        ],
+    );
+    let t = TempDir::new("multi");
+    let root = t.path().join("store");
+    let r = format!("{}/multi:v1", reg.host());
+    let host_arch = husk_image::manifest::Platform::host().architecture;
+    if host_arch == "amd64" {
+        let id = husk_ok(&root, &["pull", &r]);
+        assert_eq!(id.trim(), amd.config.digest.hex());
+    }
+    let id = husk_ok(&root, &["pull", "--platform", "linux/arm64", &r]);
+    assert_eq!(id.trim(), arm.config.digest.hex());
+    assert_eq!(inspect(&root, &r)["Platform"], "linux/arm64/v8");
+    let id = husk_ok(&root, &["pull", "--platform", "linux/arm/v7", &r]);
+    assert_eq!(id.trim(), armv7.config.digest.hex());
+    let out = husk(&root, &["pull", "--platform", "linux/s390x", &r]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!("husk: pull {r}: no image for platform linux/s390x (available: linux/amd64, linux/arm64/v8, linux/arm/v7)")
+    );
+}
+
+#[test]
+fn errors_are_one_line() {
+    let reg = RealRegistry::start(false, false);
+    let t = TempDir::new("errors");
+    let root = t.path().join("store");
+    let r = format!("{}/busybox:nope", reg.host());
+    let out = husk(&root, &["pull", &r]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err == format!("husk: pull {r}: manifest unknown\n")
+            || err == format!("husk: pull {r}: repository name not known to registry\n"),
+        "{err:?}"
+    );
+    let out = husk(&root, &["pull", "127.0.0.1:1/Bad Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("husk: invalid reference"));
+    let out = husk(&root, &["rmi", "nothere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("image not known"));
+}
+
+#[test]
+fn tls_registry_with_htpasswd_auth() {
+    let reg = RealRegistry::start(true, true);
+    let opts = reg.client_options();
+    let img = build_image(&[(busybox_base_layer(), Comp::Gzip)], "amd64");
+    push_image(&reg.host(), &opts, "secure/busybox", "1.0", &img);
+    let t = TempDir::new("tls");
+    let root = t.path().join("store");
+    let r = format!("{}/secure/busybox:1.0", reg.host());
+    let certs = opts.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let (u, p) = reg.creds.clone().unwrap();
+
+    // no CA: TLS verification fails (and no plain-http downgrade for a TLS registry)
+    let out = husk(&root, &["pull", &r, "--creds", &format!("{u}:{p}")]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("certificate") || e.contains("Certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    // CA but no credentials
+    let out = husk(&root, &["pull", &r, "--cert-dir", certs]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!("husk: pull {r}: authentication required")
+    );
+    // wrong password
+    let authfile = t.path().join("auth.json");
+    let af = authfile.to_str().unwrap();
+    let out = husk(
+        &root,
+        &[
+            "login",
+            &reg.host(),
+            "-u",
+            &u,
+            "-p",
+            "wrong",
+            "--cert-dir",
+            certs,
+            "--authfile",
+            af,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(!authfile.exists());
+    // login, pull with the stored credentials, logout
+    let mut c = Command::new(HUSK)
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "login",
+            &reg.host(),
+            "-u",
+            &u,
+            "--password-stdin",
+            "--cert-dir",
+            certs,
+            "--authfile",
+            af,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{p}\n").as_bytes())
+        .unwrap();
+    assert!(c.wait().unwrap().success());
+    assert!(std::fs::read_to_string(&authfile)
+        .unwrap()
+        .contains(&reg.host()));
+    assert_eq!(
+        std::fs::metadata(&authfile).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let id = husk_ok(&root, &["pull", &r, "--cert-dir", certs, "--authfile", af]);
+    assert_eq!(id.trim(), img.config.digest.hex());
+    husk_ok(&root, &["logout", &reg.host(), "--authfile", af]);
+    let out = husk(&root, &["pull", &r, "--cert-dir", certs, "--authfile", af]);
+    assert!(!out.status.success());
+    // --creds, and docker's config.json format via --authfile
+    std::fs::write(
+        &authfile,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            reg.host(),
+            b64(&format!("{u}:{p}"))
+        ),
+    )
+    .unwrap();
+    husk_ok(&root, &["rmi", &r]);
+    husk_ok(&root, &["pull", &r, "--cert-dir", certs, "--authfile", af]);
+    husk_ok(&root, &["rmi", &r]);
+    husk_ok(
+        &root,
+        &[
+            "pull",
+            &r,
+            "--cert-dir",
+            certs,
+            "--creds",
+            &format!("{u}:{p}"),
+        ],
+    );
+}
+
+fn b64(s: &str) -> String {
+    let t = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut o = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                o.push(t[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
+#[test]
+fn bearer_token_flow_and_digest_mismatch() {
+    let img = busybox_image("amd64");
+    let fake = FakeRegistry::start(FakeState {
+        bearer_token: Some("tok-123".into()),
+        ..Default::default()
+    });
+    fake.add_image("app", "v1", &img);
+    let t = TempDir::new("bearer");
+    let root = t.path().join("store");
+    let r = format!("{}/app:v1", fake.host());
+    let arch = husk_image::manifest::Platform::host().architecture;
+    let plat = format!("linux/{arch}");
+    let _ = plat;
+    if arch == "amd64" {
+        husk_ok(&root, &["pull", &r]);
+        let log = fake.state.lock().unwrap().log.clone();
+        assert!(log.iter().any(|l| l.starts_with("GET /token")), "{log:?}");
+    }
+
+    // corrupt a layer: same size, one byte flipped
+    let bad = busybox_image("amd64");
+    {
+        let mut s = fake.state.lock().unwrap();
+        let mut data = bad.layers[0].data.clone();
+        let n = data.len() - 20;
+        data[n] ^= 0xff;
+        s.blobs.insert(bad.layers[0].digest.to_string(), data);
+    }
+    let root2 = t.path().join("store2");
+    let out = husk(&root2, &["pull", "--platform", "linux/amd64", &r]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("digest mismatch") || e.contains("layer"), "{e}");
+    // nothing of it is kept
+    assert!(!root2
+        .join("blobs/sha256")
+        .join(bad.layers[0].digest.hex())
+        .exists());
+    let leftovers: Vec<_> = std::fs::read_dir(root2.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let list: serde_json::Value =
+        serde_json::from_str(&husk_ok(&root2, &["images", "--format", "json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn killed_pull_resumes_with_range() {
+    // one big incompressible layer, served slowly
+    let mut w = husk_image::tar::Writer::new(Vec::new());
+    w.file("big.bin", 0o644, &random_bytes(6 << 20, 7)).unwrap();
+    let img = build_image(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (w.finish().unwrap(), Comp::Gzip),
+        ],
+        "amd64",
+    );
+    let fake = FakeRegistry::start(FakeState {
+        throttle: 2 << 20,
+        ..Default::default()
+    });
+    fake.add_image("big", "v1", &img);
+    let t = TempDir::new("resume");
+    let root = t.path().join("store");
+    let r = format!("{}/big:v1", fake.host());
+    let mut child = Command::new(HUSK)
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "pull",
+            "-q",
+            "--platform",
+            "linux/amd64",
+            &r,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = root
+        .join("tmp")
+        .join(format!("{}.partial", img.layers[1].digest.hex()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        if have > 1 << 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "download did not progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let have = std::fs::metadata(&partial).unwrap().len();
+    // consistent store: no image, the big layer not committed, no verified blob
+    let list: serde_json::Value =
+        serde_json::from_str(&husk_ok(&root, &["images", "--format", "json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0);
+    assert!(!root
+        .join("blobs/sha256")
+        .join(img.layers[1].digest.hex())
+        .exists());
+    assert!(!root
+        .join("layers")
+        .join(img.layers.len().to_string())
+        .exists());
+
+    fake.state.lock().unwrap().throttle = 0;
+    fake.state.lock().unwrap().log.clear();
+    husk_ok(&root, &["pull", "-q", "--platform", "linux/amd64", &r]);
+    let log = fake.state.lock().unwrap().log.clone();
+    let ranged: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(&img.layers[1].digest.to_string()) && l.contains("range=bytes="))
+        .collect();
+    assert_eq!(ranged.len(), 1, "{log:?}");
+    let start: u64 = ranged[0]
+        .split("range=bytes=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(
+        start >= 1 << 20 && start <= have,
+        "resumed from {start}, had {have}"
+    );
+    assert!(!partial.exists());
+    let flat = t.path().join("flat");
+    husk_ok(&root, &["image", "unpack", &r, flat.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(flat.join("big.bin")).unwrap(),
+        random_bytes(6 << 20, 7)
+    );
+
+    // a registry that ignores Range: the partial is discarded and the pull still succeeds
+    let root2 = t.path().join("store2");
+    std::fs::create_dir_all(root2.join("tmp")).unwrap();
+    let p2 = root2
+        .join("tmp")
+        .join(format!("{}.partial", img.layers[1].digest.hex()));
+    std::fs::write(&p2, &img.layers[1].data[..4096]).unwrap();
+    fake.state.lock().unwrap().ignore_range = true;
+    husk_ok(&root2, &["pull", "-q", "--platform", "linux/amd64", &r]);
+    // a garbage partial: resumed, fails verification, retried from scratch
+    fake.state.lock().unwrap().ignore_range = false;
+    let root3 = t.path().join("store3");
+    std::fs::create_dir_all(root3.join("tmp")).unwrap();
+    std::fs::write(
+        root3
+            .join("tmp")
+            .join(format!("{}.partial", img.layers[1].digest.hex())),
+        vec![0u8; 8192],
+    )
+    .unwrap();
+    husk_ok(&root3, &["pull", "-q", "--platform", "linux/amd64", &r]);
+}
+
+#[test]
+fn rmi_keeps_shared_layers_and_prune_cleans() {
+    let reg = RealRegistry::start(false, false);
+    let a = build_image(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (busybox_second_layer(), Comp::Gzip),
+        ],
+        "amd64",
+    );
+    let b = build_image(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (busybox_third_layer(), Comp::Gzip),
+        ],
+        "amd64",
+    );
+    push_image(&reg.host(), &ClientOptions::default(), "a", "1", &a);
+    push_image(&reg.host(), &ClientOptions::default(), "b", "1", &b);
+    let t = TempDir::new("rmi");
+    let root = t.path().join("store");
+    let (ra, rb) = (format!("{}/a:1", reg.host()), format!("{}/b:1", reg.host()));
+    husk_ok(&root, &["pull", "--platform", "linux/amd64", &ra]);
+    husk_ok(&root, &["pull", "--platform", "linux/amd64", &rb]);
+    let layers = || std::fs::read_dir(root.join("layers")).unwrap().count();
+    assert_eq!(layers(), 3, "base layer is shared");
+    husk_ok(&root, &["tag", &ra, "local/a:extra"]);
+    let out = husk_ok(&root, &["rmi", &ra]);
+    assert!(out.contains("Untagged"), "{out}");
+    assert_eq!(layers(), 3);
+    husk_ok(&root, &["rmi", "docker.io/local/a:extra"]);
+    assert_eq!(layers(), 2);
+    let flat = t.path().join("flat");
+    husk_ok(
+        &root,
+        &[
+            "image",
+            "unpack",
+            &b.config.digest.hex()[..12],
+            flat.to_str().unwrap(),
+        ],
+    );
+    assert!(flat.join("srv/new").exists());
+    husk_ok(&root, &["rmi", &rb]);
+    assert_eq!(layers(), 0);
+    std::fs::write(root.join("tmp/stale.partial"), b"x").unwrap();
+    let out = husk_ok(&root, &["image", "prune"]);
+    assert!(out.starts_with("Removed"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn save_load_push_and_skopeo_interop() {
+    let reg = RealRegistry::start(false, false);
+    let img = busybox_image("amd64");
+    push_image(&reg.host(), &ClientOptions::default(), "src", "v1", &img);
+    let t = TempDir::new("saveload");
+    let root = t.path().join("store");
+    let r = format!("{}/src:v1", reg.host());
+    husk_ok(&root, &["pull", "--platform", "linux/amd64", &r]);
+    let before = tree(&{
+        let f = t.path().join("flat1");
+        husk_ok(&root, &["image", "unpack", &r, f.to_str().unwrap()]);
+        f
+    });
+    for fmt in ["docker-archive", "oci-archive"] {
+        let tarball = t.path().join(format!("img-{fmt}.tar"));
+        husk_ok(
+            &root,
+            &["save", "--format", fmt, "-o", tarball.to_str().unwrap(), &r],
+        );
+        let root2 = t.path().join(format!("store-{fmt}"));
+        let out = husk_ok(&root2, &["load", "-i", tarball.to_str().unwrap()]);
+        assert!(out.contains(&r), "{out}");
+        let f2 = t.path().join(format!("flat-{fmt}"));
+        husk_ok(&root2, &["image", "unpack", &r, f2.to_str().unwrap()]);
+        assert_eq!(tree(&f2), before);
+        // skopeo reads what we wrote
+        let src = if fmt == "docker-archive" {
+            format!("docker-archive:{}", tarball.display())
+        } else {
+            format!("oci-archive:{}", tarball.display())
+        };
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", &src])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect {src}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // push under a new name, then skopeo and husk see the same manifest digest
+    let dest = format!("{}/pushed/busybox:v2", reg.host());
+    husk_ok(&root, &["push", "-q", &r, &dest]);
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], img.manifest.digest.to_string());
+
+    // an image pushed by skopeo from an OCI layout is pulled by husk
+    let layout = t.path().join("layout");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--insecure-policy",
+            "--src-tls-verify=false",
+            &format!("docker://{r}"),
+            &format!("oci:{}:v3", layout.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--insecure-policy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v3", layout.display()),
+            &format!("docker://{}/fromskopeo:v3", reg.host()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root3 = t.path().join("store3");
+    husk_ok(
+        &root3,
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            &format!("{}/fromskopeo:v3", reg.host()),
+        ],
+    );
+    let f3 = t.path().join("flat3");
+    husk_ok(
+        &root3,
+        &[
+            "image",
+            "unpack",
+            &format!("{}/fromskopeo:v3", reg.host()),
+            f3.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tree(&f3), before);
+}

@@ -1,0 +1,478 @@
+//! End-to-end tests of `husk run` against a real docker-registry on 127.0.0.1: pulls, the
+//! overlay rootfs, options, exit codes and cleanup. Run as root.
+
+mod common;
+use common::*;
+use husk_image::registry::ClientOptions;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// Tests that check nothing is left on the host (cgroups, runtime state) take this
+/// exclusively; every other test holds it shared while it runs containers.
+static HOST: RwLock<()> = RwLock::new(());
+
+struct Setup {
+    _reg: RealRegistry,
+    _t: TempDir,
+    root: PathBuf,
+    image: String,
+}
+
+fn setup(tag: &str) -> Setup {
+    let reg = RealRegistry::start(false, false);
+    let img = busybox_image("amd64");
+    push_image(
+        &reg.host(),
+        &ClientOptions::default(),
+        "busybox",
+        "latest",
+        &img,
+    );
+    let t = TempDir::new(tag);
+    let root = t.path().join("store");
+    let image = format!("{}/busybox:latest", reg.host());
+    Setup {
+        _reg: reg,
+        _t: t,
+        root,
+        image,
+    }
+}
+
+fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = husk(root, args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn run_ok(root: &Path, args: &[&str]) -> String {
+    let (code, stdout, stderr) = out(root, args);
+    assert_eq!(code, 0, "husk {args:?}: {stderr}");
+    stdout
+}
+
+fn containers(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("containers"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn mounts_below(p: &Path) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = p.display().to_string();
+    mi.lines()
+        .filter(|l| l.contains(&p))
+        .map(String::from)
+        .collect()
+}
+
+/// controller/id of every engine container cgroup on the host (v1 hierarchies and v2).
+fn engine_cgroups() -> Vec<String> {
+    let mut out = Vec::new();
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let mut dirs = vec![c.path().join("husk-engine")];
+        if c.file_name() == "husk-engine" {
+            dirs = vec![c.path()];
+        }
+        for d in dirs {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    out.push(format!(
+                        "{}/{}",
+                        c.file_name().to_string_lossy(),
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The host path of a container's cgroup for CONTROLLER from its /proc/self/cgroup.
+fn cgroup_dir(proc_cgroup: &str, controller: &str) -> PathBuf {
+    for l in proc_cgroup.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctl, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        if ctl.split(',').any(|c| c == controller) {
+            return Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(&path[1..]);
+        }
+        if ctl.is_empty() && std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+            return Path::new("/sys/fs/cgroup").join(&path[1..]);
+        }
+    }
+    panic!("no {controller} cgroup in {proc_cgroup}");
+}
+
+fn engine_states() -> Vec<String> {
+    std::fs::read_dir("/run/husk-engine")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// lowerdir= of the root mount in a container's /proc/self/mountinfo.
+fn root_lowerdir(mountinfo: &str) -> String {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/") && l.contains(" overlay "))
+        .unwrap_or_else(|| panic!("no overlay root in {mountinfo}"));
+    line.split(',')
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn run_pulls_then_runs_with_the_image_config() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-basic");
+    // not pulled yet: run pulls it; the image's Entrypoint (sh -c), Cmd and Env apply
+    assert_eq!(run_ok(&s.root, &["run", "--rm", &s.image]), "hello\n");
+    assert!(run_ok(&s.root, &["images"]).contains("busybox"));
+    // CMD replaces the image's Cmd, after its Entrypoint
+    let o = run_ok(&s.root, &["run", "--rm", &s.image, "pwd; id -u; id -g"]);
+    assert_eq!(o, "/srv\n1000\n1000\n");
+    // echo hi with the entrypoint cleared
+    let o = run_ok(
+        &s.root,
+        &["run", "--rm", "--entrypoint", "", &s.image, "echo", "hi"],
+    );
+    assert_eq!(o, "hi\n");
+    let o = run_ok(
+        &s.root,
+        &["run", "--rm", "--entrypoint", "/bin/echo", &s.image, "hi"],
+    );
+    assert_eq!(o, "hi\n");
+    assert!(containers(&s.root).is_empty());
+}
+
+#[test]
+fn run_options_env_workdir_user_hostname() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-opts");
+    let o = run_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "FOO=bar",
+            "-e",
+            "GREETING=over",
+            "-w",
+            "/tmp",
+            "-u",
+            "65534",
+            "--hostname",
+            "box1",
+            &s.image,
+            "echo $FOO $GREETING; pwd; id -u; cat /proc/sys/kernel/hostname",
+        ],
+    );
+    assert_eq!(o, "bar over\n/tmp\n65534\nbox1\n");
+    // the hostname defaults to the name
+    let o = run_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "web-1",
+            &s.image,
+            "cat /proc/sys/kernel/hostname",
+        ],
+    );
+    assert_eq!(o, "web-1\n");
+    // a named user from the image's /etc/passwd, with its group
+    let o = run_ok(
+        &s.root,
+        &["run", "--rm", "-u", "root", &s.image, "id -u; id -g"],
+    );
+    assert_eq!(o, "0\n0\n");
+    // own network namespace: only lo; --network host: the host's interfaces
+    let o = run_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/net/dev"]);
+    assert_eq!(o.lines().count(), 3, "{o}");
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let o = run_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &s.image,
+            "cat /proc/net/dev",
+        ],
+    );
+    assert_eq!(o.lines().count(), host.lines().count(), "{o}");
+}
+
+#[test]
+fn run_exit_codes_pass_through() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-exit");
+    let (code, _, _) = out(&s.root, &["run", "--rm", &s.image, "exit 7"]);
+    assert_eq!(code, 7);
+    let (code, _, _) = out(&s.root, &["run", "--rm", &s.image, "true"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn run_volumes_and_read_only_root() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-vol");
+    let host = s.root.parent().unwrap().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from host\n").unwrap();
+    let vol = format!("{}:/data:ro", host.display());
+    let (code, o, e) = out(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "-v",
+            &vol,
+            &s.image,
+            "cat /data/f; echo x > /data/g",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert_eq!(o, "from host\n");
+    assert!(e.contains("Read-only file system"), "{e}");
+    assert!(!host.join("g").exists());
+    // read-write bind: the write reaches the host
+    let vol = format!("{}:/data", host.display());
+    run_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "-v",
+            &vol,
+            &s.image,
+            "echo x > /data/g",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(host.join("g")).unwrap(), "x\n");
+
+    let (code, _, e) = out(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "--read-only",
+            &s.image,
+            "echo x > /newfile",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(e.contains("Read-only file system"), "{e}");
+    // without --read-only the same write works
+    run_ok(
+        &s.root,
+        &["run", "--rm", "-u", "0", &s.image, "echo x > /newfile"],
+    );
+}
+
+#[test]
+fn run_rm_leaves_nothing_and_kept_containers_are_unmounted() {
+    let _g = HOST.write().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-rm");
+    let o = run_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/self/cgroup"]);
+    let cg = cgroup_dir(&o, "pids");
+    let id = cg.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(cg.parent().unwrap().ends_with("husk-engine"), "{o}");
+    assert!(!cg.exists());
+    assert!(!engine_cgroups().iter().any(|c| c.ends_with(&id)));
+    assert!(!Path::new("/run/husk-engine").join(&id).exists());
+    assert!(containers(&s.root).is_empty());
+    assert!(
+        mounts_below(&s.root).is_empty(),
+        "{:?}",
+        mounts_below(&s.root)
+    );
+
+    // without --rm the container's dir stays (exit code recorded), unmounted
+    let (code, _, _) = out(&s.root, &["run", "--name", "keep", &s.image, "exit 3"]);
+    assert_eq!(code, 3);
+    let c = containers(&s.root);
+    assert_eq!(c.len(), 1);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c[0].join("container.json")).unwrap()).unwrap();
+    assert_eq!(meta["name"], "keep");
+    assert_eq!(meta["exit_code"], 3);
+    assert_eq!(meta["image"], s.image);
+    assert!(c[0].join("config.json").exists() && c[0].join("upper").is_dir());
+    assert!(mounts_below(&s.root).is_empty());
+    let id = c[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(!engine_cgroups().contains(&id));
+    assert!(!engine_states().contains(&id));
+    // the name is taken now
+    let (code, _, e) = out(&s.root, &["run", "--name", "keep", &s.image, "true"]);
+    assert_ne!(code, 0);
+    assert!(e.contains("already in use"), "{e}");
+}
+
+#[test]
+fn run_errors_leave_nothing_behind() {
+    let _g = HOST.write().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-err");
+    let cg_before = engine_cgroups();
+    let st_before = engine_states();
+    let bad_image = format!("{}/nope:latest", s.image.split('/').next().unwrap());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", &bad_image, "true"],
+        vec!["run", "--entrypoint", "/no/such/binary", &s.image],
+        vec!["run", "-w", "relative", &s.image, "true"],
+        vec!["run", "-u", "nosuchuser", &s.image, "true"],
+        vec!["run", "-v", "/no/such/dir:/data", &s.image, "true"],
+        vec!["run", "--network", "bridge", &s.image, "true"],
+    ];
+    for args in &cases {
+        let (code, _, e) = out(&s.root, args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.starts_with("husk: run "), "{args:?}: {e}");
+        assert!(containers(&s.root).is_empty(), "{args:?}");
+        assert!(mounts_below(&s.root).is_empty(), "{args:?}");
+        assert_eq!(engine_cgroups(), cg_before, "{args:?}");
+        assert_eq!(engine_states(), st_before, "{args:?}");
+    }
+}
+
+#[test]
+fn two_containers_share_lowers_but_not_writes() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-share");
+    let a = run_ok(
+        &s.root,
+        &[
+            "run",
+            "-u",
+            "0",
+            &s.image,
+            "echo mine > /srv/mine; cat /proc/self/mountinfo",
+        ],
+    );
+    let b = run_ok(
+        &s.root,
+        &[
+            "run",
+            "-u",
+            "0",
+            &s.image,
+            "cat /srv/mine 2>/dev/null || echo absent; cat /srv/version; cat /proc/self/mountinfo",
+        ],
+    );
+    assert!(b.starts_with("absent\n3\n"), "{b}");
+    let (la, lb) = (root_lowerdir(&a), root_lowerdir(&b));
+    assert_eq!(la, lb);
+    assert_eq!(la.split(':').count(), 3);
+    let lowers: Vec<String> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&husk_ok(
+            &s.root,
+            &["image", "inspect", &s.image],
+        ))
+        .unwrap()[0]["LayerDirs"]
+            .clone(),
+    )
+    .unwrap();
+    let top_first: Vec<String> = lowers.into_iter().rev().collect();
+    assert_eq!(la, top_first.join(":"));
+    // the write sits in the first container's upper dir only
+    let c = containers(&s.root);
+    assert_eq!(c.len(), 2);
+    let with: Vec<_> = c
+        .iter()
+        .filter(|d| d.join("upper/srv/mine").exists())
+        .collect();
+    assert_eq!(with.len(), 1);
+}
+
+/// Read stdout lines of a running `husk run` until one equals `want`.
+fn wait_line(r: &mut impl std::io::BufRead, want: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        assert_ne!(
+            r.read_line(&mut l).unwrap(),
+            0,
+            "EOF before {want:?}: {seen}"
+        );
+        if l.trim_end() == want {
+            return seen;
+        }
+        seen.push_str(&l);
+    }
+}
+
+fn init_pid_of(husk_pid: u32) -> i32 {
+    let kids =
+        std::fs::read_to_string(format!("/proc/{husk_pid}/task/{husk_pid}/children")).unwrap();
+    kids.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn run_forwards_signals_applies_limits_and_reports_kills() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-sig");
+    husk_ok(&s.root, &["pull", &s.image]);
+    let script = "trap 'exit 42' TERM; cat /proc/self/cgroup; echo ready; while :; do :; done";
+    let mut child = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(&s.root)
+        .args([
+            "run",
+            "--rm",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "17",
+            &s.image,
+            script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    let cg = wait_line(&mut r, "ready");
+    let pids = std::fs::read_to_string(cgroup_dir(&cg, "pids").join("pids.max")).unwrap();
+    assert_eq!(pids.trim(), "17");
+    let mem = cgroup_dir(&cg, "memory");
+    let mem = std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
+        .or_else(|_| std::fs::read_to_string(mem.join("memory.max")))
+        .unwrap();
+    assert_eq!(mem.trim(), (64u64 << 20).to_string());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+
+    // killed from outside: 128+9
+    let mut child = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(&s.root)
+        .args(["run", "--rm", &s.image, "echo ready; while :; do :; done"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+    wait_line(&mut r, "ready");
+    unsafe { libc::kill(init_pid_of(child.id()), libc::SIGKILL) };
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+    assert!(containers(&s.root).is_empty());
+}

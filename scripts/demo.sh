@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build and install husk-runtime, then run a container from a busybox-static bundle.
+#   scripts/demo.sh [ARGS...]   (default: print a greeting, the hostname and the user)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers need it until rootless lands)" >&2; exit 1; }
+scripts/deps.sh
+cargo build --release -p husk-runtime
+install -m 0755 target/release/husk-runtime /usr/local/bin/husk-runtime
+bundle=$(mktemp -d)/bundle
+scripts/make-bundle.sh "$bundle" "$@"
+cd "$bundle"
+exec husk-runtime run "demo-$$"

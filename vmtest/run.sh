@@ -1,0 +1,178 @@
+#!/bin/sh
+# Run test binaries inside a qemu VM whose only cgroup hierarchy is cgroup v2.
+#
+#   vmtest/run.sh [--] TEST_BINARY...        (binaries built for the host by cargo)
+#
+# Boots Debian's kernel (downloaded once with apt-get into target/vmtest/) with an initramfs
+# holding busybox-static, the test binaries and an /init that mounts cgroup2 at
+# /sys/fs/cgroup with every controller enabled, runs each binary and prints
+# "VMTEST-RESULT: PASS" or "VMTEST-RESULT: FAIL". Exits 0 only when PASS is seen.
+#
+# Environment:
+#   VMTEST_TIMEOUT    seconds before the VM is killed (default 900)
+#   VMTEST_TEST_ARGS  arguments for every test binary (default: none)
+#   VMTEST_MEM        guest memory in MiB (default 1024)
+#   VMTEST_VERBOSE=1  show kernel messages (drops "quiet")
+#   VMTEST_FILES      extra host files (absolute paths, space-separated) copied to the same
+#                     path in the guest with their shared libraries, e.g. a binary whose path
+#                     a test has compiled in (CARGO_BIN_EXE_*)
+#
+# Needs: apt-get/apt-cache/dpkg (Debian), busybox-static, cpio, gzip, qemu-system-x86.
+set -eu
+
+die() { echo "vmtest: $*" >&2; exit 2; }
+
+[ "${1:-}" = "--" ] && shift
+[ $# -gt 0 ] || die "usage: $0 TEST_BINARY..."
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cache="$repo/target/vmtest"
+mkdir -p "$cache"
+
+for tool in apt-cache dpkg cpio gzip qemu-system-x86_64 timeout; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install busybox-static cpio qemu-system-x86)"
+done
+busybox=/bin/busybox
+[ -x "$busybox" ] || die "$busybox is missing (apt-get install busybox-static)"
+if ldd "$busybox" >/dev/null 2>&1; then
+	die "$busybox is dynamically linked; install busybox-static"
+fi
+
+# ---- kernel: Debian's, unpacked once into the cache --------------------------------
+kdir="$cache/kernel"
+if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
+	[ -n "$pkg" ] || die "apt-cache depends linux-image-amd64 names no kernel package (run apt-get update?)"
+	echo "vmtest: downloading $pkg" >&2
+	rm -rf "$cache/dl" "$kdir.tmp"
+	mkdir -p "$cache/dl"
+	(cd "$cache/dl" && apt-get download "$pkg" >&2)
+	dpkg -x "$cache"/dl/*.deb "$kdir.tmp"
+	# keep the kernel image and the one module we load; drop the other ~400 MB
+	find "$kdir.tmp/lib/modules" -type f ! -name 'overlay.ko*' -delete
+	rm -rf "$kdir" "$cache/dl"
+	mv "$kdir.tmp" "$kdir"
+fi
+vmlinuz=$(ls "$kdir"/boot/vmlinuz-* | head -n 1)
+
+# ---- initramfs ---------------------------------------------------------------------
+# The test binaries are ordinary host builds, dynamically linked against glibc. Rather than
+# building them a second time statically (+crt-static is a separate, slow full rebuild on a
+# 2-core machine, and proc-macro crates complicate it), we copy the exact shared libraries
+# `ldd` reports, including the dynamic loader, into the same paths in the initramfs. The
+# guest kernel is only the syscall boundary, so host glibc runs there unchanged.
+stage="$cache/initramfs"
+rm -rf "$stage"
+mkdir -p "$stage"/bin "$stage"/sbin "$stage"/usr/bin "$stage"/usr/sbin "$stage"/proc \
+	"$stage"/sys "$stage"/dev "$stage"/tmp "$stage"/tests "$stage"/lib/modules "$stage"/etc
+cp "$busybox" "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+
+copy_libs() {
+	ldd "$1" 2>/dev/null | while read -r a b c _; do
+		case "$a" in /*) lib=$a ;; *) [ "$b" = "=>" ] && lib=$c || lib= ;; esac
+		case "$lib" in /*) [ -e "$stage$lib" ] || cp -L --parents "$lib" "$stage" ;; esac
+	done
+}
+
+i=0
+for bin in "$@"; do
+	[ -x "$bin" ] || die "not an executable: $bin"
+	i=$((i + 1))
+	name=$(printf '%02d-%s' "$i" "$(basename "$bin")")
+	cp "$bin" "$stage/tests/$name"
+	copy_libs "$bin"
+done
+
+for f in ${VMTEST_FILES:-}; do
+	case "$f" in /*) ;; *) die "VMTEST_FILES needs absolute paths: $f" ;; esac
+	[ -e "$f" ] || die "VMTEST_FILES: no such file: $f"
+	cp -L --parents "$f" "$stage"
+	copy_libs "$f"
+done
+
+# overlay is a module in Debian's kernel; the runtime's tests will want it
+ovl=$(find "$kdir/lib/modules" -name 'overlay.ko*' 2>/dev/null | head -n 1 || true)
+case "$ovl" in
+*.ko) cp "$ovl" "$stage/lib/modules/overlay.ko" ;;
+*.ko.xz) xz -dc "$ovl" >"$stage/lib/modules/overlay.ko" ;;
+*.ko.zst) zstd -dc "$ovl" >"$stage/lib/modules/overlay.ko" ;;
+esac
+
+echo "root:x:0:0:root:/tmp:/bin/sh" >"$stage/etc/passwd"
+echo "root:x:0:" >"$stage/etc/group"
+
+cat >"$stage/init" <<EOF
+#!/bin/busybox sh
+# pivot_root(2) refuses to move the initramfs (rootfs) away, and container runtimes need it:
+# copy the initramfs into a tmpfs and make that the root first.
+if [ ! -e /.in-tmpfs ]; then
+	/bin/busybox mkdir -p /newroot
+	/bin/busybox mount -t tmpfs -o mode=755 tmpfs /newroot
+	for e in /*; do
+		[ "\$e" = /newroot ] || /bin/busybox cp -a "\$e" /newroot/
+	done
+	/bin/busybox touch /newroot/.in-tmpfs
+	exec /bin/busybox switch_root /newroot /init
+fi
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp RUST_BACKTRACE=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# The root is already a tmpfs: no tmpfs over /tmp, which would hide VMTEST_FILES placed
+# there (a checkout under /tmp puts the binaries the tests exec there).
+chmod 1777 /tmp
+mount -t cgroup2 none /sys/fs/cgroup
+for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
+	echo "+\$c" > /sys/fs/cgroup/cgroup.subtree_control || echo "vmtest: cannot enable \$c"
+done
+[ -f /lib/modules/overlay.ko ] && insmod /lib/modules/overlay.ko
+grep -q overlay /proc/filesystems && ovl=yes || ovl=no
+echo "vmtest: kernel \$(uname -r), overlay: \$ovl, cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
+fail=0
+for t in /tests/*; do
+	echo "vmtest: running \$t"
+	start=\$(date +%s)
+	if "\$t" ${VMTEST_TEST_ARGS:-}; then
+		echo "vmtest: \$t passed in \$((\$(date +%s) - start))s"
+	else
+		echo "vmtest: \$t FAILED (exit \$?)"
+		fail=1
+	fi
+done
+leftover=\$(find /sys/fs/cgroup -mindepth 1 -type d)
+if [ -n "\$leftover" ]; then
+	echo "vmtest: cgroups left behind: \$leftover"
+	fail=1
+fi
+if [ \$fail = 0 ]; then echo "VMTEST-RESULT: PASS"; else echo "VMTEST-RESULT: FAIL"; fi
+sync
+poweroff -f
+EOF
+chmod 755 "$stage/init"
+
+initrd="$cache/initrd.cpio.gz"
+(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
+
+# ---- boot --------------------------------------------------------------------------
+append="console=ttyS0 panic=-1"
+[ "${VMTEST_VERBOSE:-0}" = 1 ] || append="$append quiet"
+log="$cache/last-run.log"
+echo "vmtest: booting $(basename "$vmlinuz") with $# test binar$([ $# = 1 ] && echo y || echo ies); log in $log" >&2
+t0=$(date +%s)
+set +e
+timeout "${VMTEST_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -m "${VMTEST_MEM:-1024}" -smp 2 \
+	-nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "$vmlinuz" -initrd "$initrd" -append "$append" </dev/null 2>&1 | tee "$log"
+set -e
+echo "vmtest: VM ran for $(($(date +%s) - t0))s" >&2
+if grep -a -q '^VMTEST-RESULT: PASS' "$log"; then
+	exit 0
+fi
+if ! grep -a -q '^VMTEST-RESULT:' "$log"; then
+	echo "vmtest: no result marker (timeout or crash)" >&2
+fi
+exit 1
