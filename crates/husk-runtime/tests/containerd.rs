@@ -53,7 +53,7 @@ impl Containerd {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("timeout");
-        c.args(["120", "ctr", "-a"])
+        c.args(["--foreground", "120", "ctr", "-a"])
             .arg(self.dir.join("containerd.sock"))
             .args(args);
         c
@@ -199,14 +199,10 @@ fn containerd_drives_husk_runtime() {
 
     // A terminal: ctr -t under `script`, the pty comes back through the shim's console socket.
     let cmdline = format!(
-        "timeout 60 ctr -a {} run --rm -t --runc-binary {BIN} {IMAGE} t1 sh -c 'tty; echo tty-ok'",
+        "timeout --foreground 60 ctr -a {} run --rm -t --runc-binary {BIN} {IMAGE} t1 sh -c 'tty; echo tty-ok'",
         c.dir.join("containerd.sock").display()
     );
-    let o = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_a_terminal(&cmdline).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("/dev/pts/0") && out.contains("tty-ok"),

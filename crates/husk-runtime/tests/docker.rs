@@ -68,7 +68,7 @@ impl Dockerd {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("timeout");
-        c.args(["120", "docker", "-H"])
+        c.args(["--foreground", "120", "docker", "-H"])
             .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
             .args(args);
         c
@@ -144,14 +144,12 @@ fn docker_drives_husk_runtime() {
     // -t under `script`, which gives docker a terminal.
     let sock = d.dir.join("docker.sock");
     let script = |cmd: &str| {
-        Command::new("script")
-            .args([
-                "-qec",
-                &format!("timeout 60 docker -H unix://{} {cmd}", sock.display()),
-                "/dev/null",
-            ])
-            .output()
-            .unwrap()
+        on_a_terminal(&format!(
+            "timeout --foreground 60 docker -H unix://{} {cmd}",
+            sock.display()
+        ))
+        .output()
+        .unwrap()
     };
     let o = script(&format!(
         "run --rm -t --runtime husk --network none {IMAGE} sh -c 'tty; echo tty-ok'"

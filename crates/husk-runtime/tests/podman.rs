@@ -60,8 +60,10 @@ impl Podman {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
+        // --foreground: see on_a_terminal; some of these commands run on a pty.
         let mut c = Command::new("timeout");
         c.args([
+            "--foreground",
             "120",
             "podman",
             "--runtime",
@@ -231,10 +233,7 @@ fn podman_terminal_through_conmon_console_socket() {
         "{} run --rm -t --network none {IMAGE} sh -c 'tty; echo tty-ok'",
         shell_words(&p.cmd(&[]))
     );
-    let o = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .output()
-        .unwrap();
+    let o = on_a_terminal(&cmdline).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -299,10 +298,7 @@ fn podman_update_restart_readonly_binds_limits_and_exec_tty() {
 
     // exec -t under `script`: a pty through conmon's console socket.
     let cmdline = format!("{} exec -t {id} tty", shell_words(&p.cmd(&[])));
-    let o = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .output()
-        .unwrap();
+    let o = on_a_terminal(&cmdline).output().unwrap();
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("/dev/pts/"),
         "{}",

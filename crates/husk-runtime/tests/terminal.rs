@@ -5,15 +5,11 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 /// `sh -c CMD` under `script`, which runs it on a fresh pty; (exit code, output).
 fn script(cmd: &str) -> (Output, String) {
-    let o = Command::new("script")
-        .args(["-qec", cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = on_a_terminal(cmd).output().unwrap();
     // script turns EOF on its stdin into a NUL typed on the pty, echoed as "^@".
     let out = String::from_utf8_lossy(&o.stdout)
         .replace('\r', "")
@@ -91,20 +87,15 @@ fn exec_t_passes_exit_code_and_input() {
     let o = c.rt_detached(&["run", "-d", &c.id]);
     assert!(o.status.success(), "{}", text(&o));
     // Input typed on our terminal reaches the process (printf feeds script's pty master).
-    let o = Command::new("script")
-        .args([
-            "-qec",
-            &format!(
-                "{} exec -t {} sh -c 'read x; echo got-$x; exit 6'",
-                husk(&c),
-                c.id
-            ),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let o = on_a_terminal(&format!(
+        "{} exec -t {} sh -c 'read x; echo got-$x; exit 6'",
+        husk(&c),
+        c.id
+    ))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut o = o;
     std::io::Write::write_all(o.stdin.as_mut().unwrap(), b"abc\r").unwrap();
     let o = o.wait_with_output().unwrap();

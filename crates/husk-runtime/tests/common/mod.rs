@@ -299,3 +299,15 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// `script` running `cmdline` on a fresh pty, so the command has a controlling terminal.
+/// SHELL is pinned: script runs `$SHELL -c`, and the tests must not depend on the caller's
+/// shell (bash execs a lone command, dash forks it). Wrap a command in `timeout` only with
+/// `--foreground`, or it leaves the terminal's foreground group and stops on SIGTTOU.
+pub fn on_a_terminal(cmdline: &str) -> Command {
+    let mut c = Command::new("script");
+    c.args(["-qec", cmdline, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::null());
+    c
+}
