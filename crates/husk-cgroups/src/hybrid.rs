@@ -10,7 +10,7 @@ use crate::layout::Mounts;
 use crate::stats::Stats;
 use crate::v1::V1Manager;
 use crate::v2::{resources, V2Manager};
-use crate::{fsutil, CgroupError, CgroupManager, OomWatcher};
+use crate::{fsutil, CgroupError, CgroupManager, CgroupPath, OomWatcher};
 
 #[derive(Debug, Clone)]
 pub struct HybridManager {
@@ -19,7 +19,7 @@ pub struct HybridManager {
 }
 
 impl HybridManager {
-    pub fn new(mounts: &Mounts, path: &str) -> Result<Self, CgroupError> {
+    pub fn new(mounts: &Mounts, path: &CgroupPath) -> Result<Self, CgroupError> {
         Ok(HybridManager {
             v1: V1Manager::new(mounts, path)?,
             v2: V2Manager::new(mounts, path)?,
@@ -42,7 +42,7 @@ impl HybridManager {
 }
 
 impl CgroupManager for HybridManager {
-    fn path(&self) -> &str {
+    fn path(&self) -> &CgroupPath {
         self.v1.path()
     }
 

@@ -7,8 +7,8 @@
 //! - [`Layout::Hybrid`]: v1 hierarchies for the controllers mounted there plus the cgroup2
 //!   mount for the controllers only it holds (e.g. `hugetlb`); the process is placed in both.
 //!
-//! Everything is synchronous and stateless: a manager is rebuilt from the resolved path
-//! (the string the runtime keeps in state.json) by [`manager`].
+//! Everything is synchronous and stateless: a manager is rebuilt from the resolved
+//! [`CgroupPath`] (which the runtime keeps in state.json) by [`manager`].
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub mod v2;
 
 pub use layout::{probe_layout, Layout};
 pub use oom::{OomWait, OomWatcher};
-pub use path::{prune_empty_parents, resolve_path};
+pub use path::{prune_empty_parents, resolve_path, CgroupPath};
 pub use stats::Stats;
 
 /// Everything that can go wrong; each variant names the operation and the path.
@@ -114,8 +114,8 @@ impl CgroupError {
 
 /// The operations the runtime needs on a container's cgroup.
 pub trait CgroupManager {
-    /// The resolved cgroup path, e.g. "/process_api/abc/c1".
-    fn path(&self) -> &str;
+    /// Where the cgroup is, e.g. "/c1" (memory: "/process_api/abc/c1").
+    fn path(&self) -> &CgroupPath;
     /// Create the directory in every hierarchy (mkdir -p); on v2 enable the available
     /// controllers in the parents' cgroup.subtree_control.
     fn create(&self) -> Result<(), CgroupError>;
@@ -153,13 +153,13 @@ pub trait CgroupManager {
     fn destroy(&self) -> Result<(), CgroupError>;
 }
 
-/// A manager for `resolved_path` (from [`resolve_path`]) with the backend of this host's layout.
-pub fn manager(resolved_path: &str) -> Result<Box<dyn CgroupManager>, CgroupError> {
-    path::validate_resolved(resolved_path)?;
+/// A manager for `location` (from [`resolve_path`]) with the backend of this host's layout.
+pub fn manager(location: &CgroupPath) -> Result<Box<dyn CgroupManager>, CgroupError> {
+    location.validate()?;
     let mounts = layout::Mounts::probe()?;
     Ok(match mounts.layout()? {
-        Layout::V1 => Box::new(v1::V1Manager::new(&mounts, resolved_path)?),
-        Layout::V2 => Box::new(v2::V2Manager::new(&mounts, resolved_path)?),
-        Layout::Hybrid => Box::new(hybrid::HybridManager::new(&mounts, resolved_path)?),
+        Layout::V1 => Box::new(v1::V1Manager::new(&mounts, location)?),
+        Layout::V2 => Box::new(v2::V2Manager::new(&mounts, location)?),
+        Layout::Hybrid => Box::new(hybrid::HybridManager::new(&mounts, location)?),
     })
 }

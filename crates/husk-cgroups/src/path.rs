@@ -1,38 +1,106 @@
-//! Resolving the spec's `linux.cgroupsPath` to one canonical cgroup path.
+//! Resolving the spec's `linux.cgroupsPath` to where the container's cgroup is, per hierarchy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::layout::Mounts;
 use crate::CgroupError;
 
-/// Resolve `linux.cgroupsPath` with runc's cgroupfs semantics:
-/// absolute → as is (relative to the hierarchy root); relative → below this process's own
-/// cgroup; `None` (or empty) → `<own cgroup>/<container_id>`.
-///
-/// "Own cgroup": on v2 the unified line of /proc/self/cgroup. On v1/hybrid a process has one
-/// cgroup per hierarchy; we take the deepest of them (on the usual hosts the others are its
-/// ancestors), so the container stays below every cgroup whose limits the host put on us —
-/// e.g. a machine-managed memory cgroup while the other controllers sit at "/".
-pub fn resolve_path(cgroups_path: Option<&str>, container_id: &str) -> Result<String, CgroupError> {
-    let mounts = Mounts::probe()?;
-    let own = own_cgroup(&mounts)?;
-    resolve_with_own(&own, cgroups_path, container_id)
+/// Where a container's cgroup is. An absolute `cgroupsPath` names the same path in every
+/// hierarchy; a relative one (and the default, the container id) is taken below the
+/// runtime's own cgroup *in each hierarchy*, as runc does — so on v1 the cgroup can sit at
+/// different paths in different hierarchies (e.g. below a machine-managed memory cgroup
+/// while the other controllers are at "/"). Recorded in state.json, because later commands
+/// may run from other cgroups than `create` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPath {
+    /// The path in the unified hierarchy, and in every v1 hierarchy not listed in `v1`.
+    pub path: String,
+    /// v1 hierarchies where the path differs, keyed by [`hierarchy_key`] ("cpu,cpuacct").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub v1: BTreeMap<String, String>,
 }
 
-/// The cgroup relative paths are resolved against (see [`resolve_path`]).
-pub fn own_cgroup(mounts: &Mounts) -> Result<String, CgroupError> {
-    match mounts.layout()? {
-        crate::Layout::V2 => Ok(mounts
-            .unified
-            .as_ref()
-            .map(|u| u.own.clone())
-            .unwrap_or_else(|| "/".into())),
-        _ => Ok(mounts
+impl CgroupPath {
+    /// The same path in every hierarchy.
+    pub fn uniform(path: &str) -> Result<CgroupPath, CgroupError> {
+        validate_resolved(path)?;
+        Ok(CgroupPath {
+            path: path.to_string(),
+            v1: BTreeMap::new(),
+        })
+    }
+
+    /// The path in the v1 hierarchy with these controllers.
+    pub fn in_v1(&self, controllers: &[String]) -> &str {
+        self.v1
+            .get(&hierarchy_key(controllers))
+            .map(String::as_str)
+            .unwrap_or(&self.path)
+    }
+
+    /// Every path (unified/default first), each checked with [`validate_resolved`].
+    pub fn validate(&self) -> Result<(), CgroupError> {
+        validate_resolved(&self.path)?;
+        self.v1.values().try_for_each(|p| validate_resolved(p))
+    }
+}
+
+impl std::fmt::Display for CgroupPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)?;
+        for (k, p) in &self.v1 {
+            if *p != self.path {
+                write!(f, " ({k}: {p})")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key of a v1 hierarchy in [`CgroupPath::v1`]: its controllers, sorted, joined by ",".
+pub fn hierarchy_key(controllers: &[String]) -> String {
+    let mut c: Vec<&str> = controllers.iter().map(String::as_str).collect();
+    c.sort_unstable();
+    c.join(",")
+}
+
+/// Resolve `linux.cgroupsPath` with runc's cgroupfs semantics:
+/// absolute → as is (relative to the hierarchy root); relative → below this process's own
+/// cgroup in each hierarchy; `None` (or empty) → `<own cgroup>/<container_id>`.
+pub fn resolve_path(
+    cgroups_path: Option<&str>,
+    container_id: &str,
+) -> Result<CgroupPath, CgroupError> {
+    resolve_in(&Mounts::probe()?, cgroups_path, container_id)
+}
+
+/// [`resolve_path`] against given mounts (this process's place in them).
+pub fn resolve_in(
+    mounts: &Mounts,
+    cgroups_path: Option<&str>,
+    container_id: &str,
+) -> Result<CgroupPath, CgroupError> {
+    // The unified hierarchy (or, on pure v1, the first resource hierarchy) gives `path`.
+    let main_own = match &mounts.unified {
+        Some(u) => u.own.clone(),
+        None => mounts
             .v1
             .iter()
-            .filter(|h| !h.is_named_only())
+            .find(|h| !h.is_named_only())
             .map(|h| h.own.clone())
-            .max_by_key(|p| p.split('/').filter(|c| !c.is_empty()).count())
-            .unwrap_or_else(|| "/".into())),
+            .unwrap_or_else(|| "/".into()),
+    };
+    let path = resolve_with_own(&main_own, cgroups_path, container_id)?;
+    let mut v1 = BTreeMap::new();
+    for h in &mounts.v1 {
+        let p = resolve_with_own(&h.own, cgroups_path, container_id)?;
+        if p != path {
+            v1.insert(hierarchy_key(&h.controllers), p);
+        }
     }
+    Ok(CgroupPath { path, v1 })
 }
 
 /// The pure part of [`resolve_path`].
@@ -103,26 +171,24 @@ pub(crate) fn validate_resolved(p: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Maps a cgroup path to its directory in one hierarchy.
-type DirOf<'a> = Box<dyn Fn(&str) -> std::path::PathBuf + 'a>;
-
-/// Remove the now-empty parents of `resolved_path` that lie strictly below this process's
-/// own cgroup in each hierarchy (the directories `create` had to make on the way down).
-/// Stops at the first parent that is not empty or is in use. Call after `destroy`.
-pub fn prune_empty_parents(resolved_path: &str) -> Result<(), CgroupError> {
-    validate_resolved(resolved_path)?;
+/// Remove the now-empty parents of the container's cgroup that lie strictly below this
+/// process's own cgroup in each hierarchy (the directories `create` had to make on the way
+/// down). Stops at the first parent that is not empty or is in use. Call after `destroy`.
+pub fn prune_empty_parents(location: &CgroupPath) -> Result<(), CgroupError> {
+    location.validate()?;
     let mounts = Mounts::probe()?;
-    // (own cgroup, directory of a cgroup path) for every hierarchy
-    let mut hierarchies: Vec<(String, DirOf<'_>)> = Vec::new();
+    // (own cgroup, the container's path, its directory in that hierarchy) per hierarchy
+    let mut hierarchies: Vec<(&str, &str, DirOf<'_>)> = Vec::new();
     for h in &mounts.v1 {
-        hierarchies.push((h.own.clone(), Box::new(|p: &str| h.dir(p))));
+        let p = location.in_v1(&h.controllers);
+        hierarchies.push((&h.own, p, Box::new(|p: &str| h.dir(p))));
     }
     if let Some(u) = &mounts.unified {
-        hierarchies.push((u.own.clone(), Box::new(|p: &str| u.dir(p))));
+        hierarchies.push((&u.own, &location.path, Box::new(|p: &str| u.dir(p))));
     }
-    for (own, dir_of) in &hierarchies {
-        let own_prefix = if own == "/" { "" } else { own.as_str() };
-        let mut cur = resolved_path.to_string();
+    for (own, path, dir_of) in &hierarchies {
+        let own_prefix = if *own == "/" { "" } else { own };
+        let mut cur = path.to_string();
         while let Some(idx) = cur.rfind('/') {
             cur.truncate(idx);
             if cur.len() <= own_prefix.len() || !cur.starts_with(&format!("{own_prefix}/")) {
@@ -146,6 +212,9 @@ pub fn prune_empty_parents(resolved_path: &str) -> Result<(), CgroupError> {
     }
     Ok(())
 }
+
+/// Maps a cgroup path to its directory in one hierarchy.
+type DirOf<'a> = Box<dyn Fn(&str) -> std::path::PathBuf + 'a>;
 
 /// Convert cpu shares (v1, 2..=262144) to cpu.weight (v2, 1..=10000):
 /// `1 + ((shares - 2) * 9999) / 262142`.
@@ -221,21 +290,44 @@ mod tests {
     }
 
     #[test]
-    fn own_cgroup_is_the_deepest_on_v1() {
+    fn relative_paths_resolve_per_hierarchy_like_runc() {
         let mi = "\
-32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
 35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
 40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
 ";
-        let pc = "9:name=systemd:/very/deep/named/path\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
+        let pc = "9:name=systemd:/user.slice\n4:memory:/process_api/abc\n1:cpu,cpuacct:/\n0::/\n";
         let m = Mounts::from_texts(mi, pc);
-        assert_eq!(own_cgroup(&m).unwrap(), "/process_api/abc");
+        let p = resolve_in(&m, None, "c1").unwrap();
+        assert_eq!(p.path, "/c1");
+        assert_eq!(p.in_v1(&["cpuacct".into(), "cpu".into()]), "/c1");
+        assert_eq!(p.in_v1(&["memory".into()]), "/process_api/abc/c1");
+        assert_eq!(p.in_v1(&["name=systemd".into()]), "/user.slice/c1");
+        assert_eq!(
+            p.to_string(),
+            "/c1 (memory: /process_api/abc/c1) (name=systemd: /user.slice/c1)"
+        );
+        let p = resolve_in(&m, Some("../up"), "x").unwrap();
+        assert_eq!(p.in_v1(&["memory".into()]), "/process_api/up");
+        // The root is never a container's cgroup, in any hierarchy.
+        assert!(resolve_in(&m, Some(".."), "x").is_err());
+        // Absolute: one path everywhere.
+        let p = resolve_in(&m, Some("/docker/c1"), "x").unwrap();
+        assert_eq!(p, CgroupPath::uniform("/docker/c1").unwrap());
+        // Round trip through state.json.
+        let p = resolve_in(&m, None, "c1").unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<CgroupPath>(&json).unwrap(), p);
+        // Pure v2: the unified own cgroup.
         let v2 = Mounts::from_texts(
             "1 0 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
             "0::/x.scope\n",
         );
-        assert_eq!(own_cgroup(&v2).unwrap(), "/x.scope");
+        assert_eq!(
+            resolve_in(&v2, None, "c1").unwrap(),
+            CgroupPath::uniform("/x.scope/c1").unwrap()
+        );
     }
 
     #[test]

@@ -202,9 +202,9 @@ fn ebpf_device_filter_on_cgroup2() {
     let path = husk_cgroups::resolve_path(None, &common::unique("ebpf")).unwrap();
     let v2 = V2Manager::new(&mounts, &path).unwrap();
     // only mkdir: no controller is needed for a device program
-    let dir = unified.dir(&path);
+    let dir = unified.dir(&path.path);
     std::fs::create_dir_all(&dir).unwrap();
-    struct Cleanup(std::path::PathBuf, String);
+    struct Cleanup(std::path::PathBuf, husk_cgroups::CgroupPath);
     impl Drop for Cleanup {
         fn drop(&mut self) {
             let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
@@ -383,7 +383,7 @@ fn hugetlb_limit() {
     }
     if let Some(u) = restore {
         // disable bottom-up in the parents that still exist (other tests may hold them)
-        let mut cur = path.clone();
+        let mut cur = path.path.clone();
         let mut dirs = Vec::new();
         while let Some(i) = cur.rfind('/') {
             cur.truncate(i);

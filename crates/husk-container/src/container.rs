@@ -67,8 +67,8 @@ impl Container {
         &self.state.bundle
     }
 
-    pub fn cgroup_path(&self) -> Option<&str> {
-        self.state.cgroup_path.as_deref()
+    pub fn cgroup_path(&self) -> Option<&husk_cgroups::CgroupPath> {
+        self.state.cgroup_path.as_ref()
     }
 
     /// Status derived from the live process (never from a stored field).
@@ -202,9 +202,14 @@ impl Container {
         if dir.path.join(crate::state::STATE_FILE).exists() {
             return Ok(false);
         }
-        if let Ok(path) = std::fs::read_to_string(dir.path.join(crate::state::CGROUP_FILE)) {
-            let cg =
-                husk_cgroups::manager(path.trim()).map_err(|e| Error::Cgroup(e.to_string()))?;
+        let cgroup_file = dir.path.join(crate::state::CGROUP_FILE);
+        if let Ok(json) = std::fs::read(&cgroup_file) {
+            let path: husk_cgroups::CgroupPath =
+                serde_json::from_slice(&json).map_err(|e| Error::Spec {
+                    path: cgroup_file.clone(),
+                    msg: e.to_string(),
+                })?;
+            let cg = husk_cgroups::manager(&path).map_err(|e| Error::Cgroup(e.to_string()))?;
             let _ = cg.thaw();
             let _ = cg.kill_all(libc::SIGKILL);
             remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;

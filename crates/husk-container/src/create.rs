@@ -112,7 +112,8 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     undo.cgroup = Some(cgroup.as_ref());
     // Until state.json exists, this is how `delete --force` finds what a create that was
     // killed half-way left behind.
-    std::fs::write(dir.path.join(crate::state::CGROUP_FILE), &cg_path)
+    let cg_json = serde_json::to_vec(&cg_path).expect("a CgroupPath serializes");
+    std::fs::write(dir.path.join(crate::state::CGROUP_FILE), cg_json)
         .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     let resources =

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
-/// The resolved cgroup path, written as soon as the cgroup exists (before state.json).
+/// The resolved cgroup path (JSON), written as soon as the cgroup exists (before state.json).
 pub const CGROUP_FILE: &str = "cgroup";
 
 /// What husk remembers about a container (state.json). The status is never stored: it is
@@ -31,9 +31,9 @@ pub struct ContainerState {
     pub owner: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    /// The resolved cgroup path, when husk created one.
+    /// Where husk created the container's cgroup (per hierarchy), when it did.
     #[serde(default)]
-    pub cgroup_path: Option<String>,
+    pub cgroup_path: Option<husk_cgroups::CgroupPath>,
 }
 
 /// A container's directory in the state root.

@@ -9,7 +9,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::layout::{Mounts, V1Hierarchy};
 use crate::stats::Stats;
-use crate::{fsutil, CgroupError, CgroupManager, OomWatcher};
+use crate::{fsutil, CgroupError, CgroupManager, CgroupPath, OomWatcher};
 
 pub mod blkio;
 pub mod cpu;
@@ -20,30 +20,36 @@ pub mod misc;
 /// The v1 backend.
 #[derive(Debug, Clone)]
 pub struct V1Manager {
-    path: String,
-    hierarchies: Vec<V1Hierarchy>,
+    path: CgroupPath,
+    /// Every mounted hierarchy with the cgroup's directory in it.
+    hierarchies: Vec<(V1Hierarchy, PathBuf)>,
 }
 
 impl V1Manager {
-    pub fn new(mounts: &Mounts, path: &str) -> Result<Self, CgroupError> {
-        crate::path::validate_resolved(path)?;
+    pub fn new(mounts: &Mounts, path: &CgroupPath) -> Result<Self, CgroupError> {
+        path.validate()?;
+        let hierarchies = mounts
+            .v1
+            .iter()
+            .map(|h| (h.clone(), h.dir(path.in_v1(&h.controllers))))
+            .collect();
         Ok(V1Manager {
-            path: path.to_string(),
-            hierarchies: mounts.v1.clone(),
+            path: path.clone(),
+            hierarchies,
         })
     }
 
     /// Whether `controller` is mounted.
     pub fn has(&self, controller: &str) -> bool {
-        self.hierarchies.iter().any(|h| h.has(controller))
+        self.hierarchies.iter().any(|(h, _)| h.has(controller))
     }
 
     /// The cgroup's directory in the hierarchy of `controller`, if it is mounted.
     pub fn dir(&self, controller: &str) -> Option<PathBuf> {
         self.hierarchies
             .iter()
-            .find(|h| h.has(controller))
-            .map(|h| h.dir(&self.path))
+            .find(|(h, _)| h.has(controller))
+            .map(|(_, d)| d.clone())
     }
 
     /// Like [`V1Manager::dir`], but a missing controller is an error about `what`.
@@ -57,7 +63,7 @@ impl V1Manager {
     }
 
     fn all_dirs(&self) -> Vec<PathBuf> {
-        self.hierarchies.iter().map(|h| h.dir(&self.path)).collect()
+        self.hierarchies.iter().map(|(_, d)| d.clone()).collect()
     }
 
     /// The directory whose cgroup.procs lists the container's processes.
@@ -68,7 +74,7 @@ impl V1Manager {
             .unwrap_or_else(|| {
                 self.hierarchies
                     .first()
-                    .map(|h| h.dir(&self.path))
+                    .map(|(_, d)| d.clone())
                     .unwrap_or_default()
             })
     }
@@ -176,16 +182,15 @@ impl V1Manager {
 }
 
 impl CgroupManager for V1Manager {
-    fn path(&self) -> &str {
+    fn path(&self) -> &CgroupPath {
         &self.path
     }
 
     fn create(&self) -> Result<(), CgroupError> {
-        for h in &self.hierarchies {
-            let leaf = h.dir(&self.path);
-            fsutil::mkdir_below(&h.mount_point, &leaf)?;
+        for (h, leaf) in &self.hierarchies {
+            fsutil::mkdir_below(&h.mount_point, leaf)?;
             if h.has("cpuset") {
-                Self::init_cpusets(h, &leaf)?;
+                Self::init_cpusets(h, leaf)?;
             }
         }
         Ok(())

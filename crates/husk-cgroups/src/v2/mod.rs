@@ -9,7 +9,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::layout::{Mounts, Unified};
 use crate::stats::Stats;
-use crate::{fsutil, CgroupError, CgroupManager, OomWatcher};
+use crate::{fsutil, CgroupError, CgroupManager, CgroupPath, OomWatcher};
 
 pub mod bpf;
 pub mod devices_ebpf;
@@ -18,21 +18,22 @@ pub mod resources;
 /// The v2 backend (also used by the hybrid backend for the unified mount).
 #[derive(Debug, Clone)]
 pub struct V2Manager {
-    path: String,
+    path: CgroupPath,
     unified: Unified,
     dir: PathBuf,
 }
 
 impl V2Manager {
-    pub fn new(mounts: &Mounts, path: &str) -> Result<Self, CgroupError> {
-        crate::path::validate_resolved(path)?;
+    /// The manager of `path.path` in the unified hierarchy (the v1 entries are not its concern).
+    pub fn new(mounts: &Mounts, path: &CgroupPath) -> Result<Self, CgroupError> {
+        crate::path::validate_resolved(&path.path)?;
         let unified = mounts
             .unified
             .clone()
             .ok_or_else(|| CgroupError::Layout("no cgroup2 file system is mounted".into()))?;
         Ok(V2Manager {
-            path: path.to_string(),
-            dir: unified.dir(path),
+            path: path.clone(),
+            dir: unified.dir(&path.path),
             unified,
         })
     }
@@ -127,7 +128,7 @@ impl V2Manager {
 }
 
 impl CgroupManager for V2Manager {
-    fn path(&self) -> &str {
+    fn path(&self) -> &CgroupPath {
         &self.path
     }
 

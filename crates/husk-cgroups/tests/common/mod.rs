@@ -10,23 +10,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use husk_cgroups::layout::Mounts;
-use husk_cgroups::{manager, prune_empty_parents, resolve_path, CgroupManager};
+use husk_cgroups::{manager, prune_empty_parents, resolve_path, CgroupManager, CgroupPath};
 use oci_spec::runtime::LinuxResources;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub struct TestCgroup {
     pub mgr: Box<dyn CgroupManager>,
-    pub path: String,
+    pub path: CgroupPath,
     pids: Vec<i32>,
 }
 
 /// Every directory the cgroup has on this host (all v1 hierarchies + unified).
-pub fn all_dirs(path: &str) -> Vec<PathBuf> {
+pub fn all_dirs(path: &CgroupPath) -> Vec<PathBuf> {
     let m = Mounts::probe().expect("probing mounts");
-    let mut v: Vec<PathBuf> = m.v1.iter().map(|h| h.dir(path)).collect();
+    let mut v: Vec<PathBuf> =
+        m.v1.iter()
+            .map(|h| h.dir(path.in_v1(&h.controllers)))
+            .collect();
     if let Some(u) = &m.unified {
-        v.push(u.dir(path));
+        v.push(u.dir(&path.path));
     }
     v
 }
