@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100}
 scripts/deps.sh --bench
-cargo build --release -q -p husk-runtime
+scripts/build-runtime.sh
 husk=$PWD/target/release/husk-runtime
 work=$(mktemp -d /tmp/husk-bench-exec.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 runs=${1:-50}
 scripts/deps.sh --bench
-cargo build --release -q -p husk-runtime
+scripts/build-runtime.sh
 husk=$PWD/target/release/husk-runtime
 work=$(mktemp -d /tmp/husk-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

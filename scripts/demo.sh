@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers need it until rootless lands)" >&2; exit 1; }
 scripts/deps.sh
-cargo build --release -p husk-runtime
+scripts/build-runtime.sh
 install -m 0755 target/release/husk-runtime /usr/local/bin/husk-runtime
 bundle=$(mktemp -d)/bundle
 scripts/make-bundle.sh "$bundle" "$@"
