@@ -13,6 +13,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod containers;
+mod monitor;
 mod progress;
 mod rootfs_overlay;
 mod run;
@@ -55,8 +57,43 @@ struct RegistryArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a command in a new container (foreground)
+    /// Run a command in a new container (foreground, or -d in the background)
     Run(run::RunArgs),
+    /// List containers (running ones; -a for all)
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+        /// table (default) or json
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Show a container's output (as logged by its monitor)
+    Logs {
+        /// Keep following the output until the container exits
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Prefix each line with its time
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop containers: the stop signal, then SIGKILL after --time seconds
+    Stop {
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers (-f: also running ones, killing them)
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Pull an image from a registry
     Pull {
         reference: String,
@@ -279,6 +316,34 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Run(a) => {
             let code = run::run(&ctx, a)?;
             std::process::exit(code)
+        }
+        Cmd::Ps { all, format } => match format.as_str() {
+            "table" | "json" => containers::ps(&ctx.root, all, format == "json"),
+            f => Err(format!("ps: --format {f:?}: use table or json")),
+        },
+        Cmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => {
+            let r = containers::find(&ctx.root, &container)?;
+            monitor::logs(&r.dir, follow, tail, timestamps)
+                .map_err(|e| format!("logs {container}: {e}"))
+        }
+        Cmd::Stop { time, containers } => {
+            for c in &containers {
+                containers::stop(&ctx.root, c, std::time::Duration::from_secs(time))?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Rm { force, containers } => {
+            for c in &containers {
+                containers::rm(&ctx.root, c, force)?;
+                println!("{c}");
+            }
+            Ok(())
         }
         Cmd::Pull {
             reference,

@@ -61,6 +61,11 @@ pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
 }
 
 impl Overlay {
+    /// Forget the mount without unmounting it (its owner is another process now).
+    pub fn disarm(mut self) {
+        self.mounted = false;
+    }
+
     /// Unmount (lazily, so a straggler holding it open cannot make it stick) and remove the
     /// empty mount point.
     pub fn unmount(&mut self) -> Result<(), String> {
@@ -85,4 +90,18 @@ impl Drop for Overlay {
     fn drop(&mut self) {
         let _ = self.unmount();
     }
+}
+
+/// Unmount DIR/rootfs if an overlay is still mounted there (its owner died before cleaning
+/// up); not mounted is fine.
+pub fn unmount_leftover(dir: &Path) -> Result<(), String> {
+    let rootfs = dir.join("rootfs");
+    let target = cstr(&rootfs)?;
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
+            return Err(format!("unmounting {}: {e}", rootfs.display()));
+        }
+    }
+    Ok(())
 }

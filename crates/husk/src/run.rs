@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// Run in the background: print the container id once it has started
+    #[arg(short = 'd', long)]
+    detach: bool,
     /// Remove the container (state and filesystem) when it exits
     #[arg(long)]
     rm: bool,
@@ -149,10 +152,20 @@ fn forward_signals(pid: i32) {
 }
 
 /// Everything made for one container, undone on failure (and on exit, as far as asked).
-struct Made {
-    dir: PathBuf,
-    overlay: Option<rootfs_overlay::Overlay>,
-    keep_dir: bool,
+pub(crate) struct Made {
+    pub(crate) dir: PathBuf,
+    pub(crate) overlay: Option<rootfs_overlay::Overlay>,
+    pub(crate) keep_dir: bool,
+}
+
+impl Made {
+    /// Leave everything as it is: another process (the monitor) owns it now.
+    pub(crate) fn disarm(mut self) {
+        if let Some(o) = self.overlay.take() {
+            o.disarm();
+        }
+        self.keep_dir = true;
+    }
 }
 
 impl Drop for Made {
@@ -287,6 +300,11 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     write("container.json", &meta)?;
 
     single_threaded()?;
+    if a.detach {
+        crate::monitor::detach(&id, made, a.rm)?;
+        println!("{id}");
+        return Ok(0);
+    }
     let mut c = ContainerBuilder::new(id.clone())
         .root_path(state_root())
         .as_init(&dir)

@@ -1,0 +1,236 @@
+//! The engine's containers on disk: <store root>/containers/<id>/container.json (name, image,
+//! exit code, ...), found by name, id or unique id prefix; their live status comes from the
+//! runtime library's state (never from a stored "running" flag), and `ps`, `stop`, `rm` on top.
+
+use crate::run::state_root;
+use husk_container::Container;
+use husk_oci::Status;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One container of the engine.
+pub struct Record {
+    pub id: String,
+    pub dir: PathBuf,
+    pub meta: Value,
+}
+
+impl Record {
+    pub fn load(dir: &Path) -> Result<Record, String> {
+        let f = dir.join("container.json");
+        let data = std::fs::read(&f).map_err(|e| format!("reading {}: {e}", f.display()))?;
+        let meta: Value =
+            serde_json::from_slice(&data).map_err(|e| format!("parsing {}: {e}", f.display()))?;
+        let id = meta["id"].as_str().unwrap_or_default().to_string();
+        Ok(Record {
+            id,
+            dir: dir.to_path_buf(),
+            meta,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta["name"].as_str().unwrap_or_default()
+    }
+
+    /// Write container.json atomically (a reader never sees half a file).
+    pub fn save(&self) -> Result<(), String> {
+        let f = self.dir.join("container.json");
+        let tmp = self.dir.join(".container.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.meta).unwrap())
+            .and_then(|_| std::fs::rename(&tmp, &f))
+            .map_err(|e| format!("writing {}: {e}", f.display()))
+    }
+
+    /// The runtime library's view of the container, while its state exists.
+    pub fn runtime(&self) -> Option<Container> {
+        Container::load(&state_root(), &self.id).ok()
+    }
+
+    /// "running", "paused", "created", "exited" (exit code recorded, or the process is gone).
+    pub fn status(&self) -> &'static str {
+        match self.runtime().map(|c| c.status()) {
+            Some(Status::Running) => "running",
+            Some(Status::Paused) => "paused",
+            Some(Status::Created | Status::Creating) => "created",
+            Some(Status::Stopped) | None => "exited",
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i64> {
+        self.meta["exit_code"].as_i64()
+    }
+
+    /// Whoever ran the container (foreground `husk run` or the monitor) has recorded its end,
+    /// or removed it (--rm).
+    fn finished(&self) -> bool {
+        match Record::load(&self.dir) {
+            Ok(r) => r.exit_code().is_some(),
+            Err(_) => !self.dir.exists(),
+        }
+    }
+
+    /// Wait until [`Record::finished`], up to `timeout`.
+    fn wait_finished(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.finished() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn containers_dir(root: &Path) -> PathBuf {
+    root.join("containers")
+}
+
+/// Every container, oldest first.
+pub fn list(root: &Path) -> Vec<Record> {
+    let mut v: Vec<Record> = std::fs::read_dir(containers_dir(root))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| Record::load(&e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by(|a, b| a.meta["created"].as_str().cmp(&b.meta["created"].as_str()));
+    v
+}
+
+/// The container named `what`, or with that id, or the one whose id starts with it.
+pub fn find(root: &Path, what: &str) -> Result<Record, String> {
+    let all = list(root);
+    if let Some(i) = all.iter().position(|r| r.name() == what || r.id == what) {
+        return Ok(all.into_iter().nth(i).unwrap());
+    }
+    let mut hits: Vec<Record> = all
+        .into_iter()
+        .filter(|r| !what.is_empty() && r.id.starts_with(what))
+        .collect();
+    match hits.len() {
+        1 => Ok(hits.pop().unwrap()),
+        0 => Err(format!("no such container: {what}")),
+        n => Err(format!(
+            "{what:?} matches {n} containers: give more of the id"
+        )),
+    }
+}
+
+/// `husk ps`: running containers (all with `all`), as a table or JSON.
+pub fn ps(root: &Path, all: bool, json: bool) -> Result<(), String> {
+    let rows: Vec<(Record, &'static str)> = list(root)
+        .into_iter()
+        .map(|r| {
+            let s = r.status();
+            (r, s)
+        })
+        .filter(|(_, s)| all || *s != "exited")
+        .collect();
+    if json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(r, s)| {
+                serde_json::json!({
+                    "id": r.id,
+                    "name": r.name(),
+                    "image": r.meta["image"],
+                    "created": r.meta["created"],
+                    "status": s,
+                    "exit_code": r.meta["exit_code"],
+                    "pid": r.runtime().map(|c| c.pid()).filter(|_| *s != "exited"),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        return Ok(());
+    }
+    println!(
+        "{:<12}  {:<30}  {:<12}  {:<30}  NAME",
+        "CONTAINER ID", "IMAGE", "STATUS", "CREATED"
+    );
+    for (r, s) in rows {
+        let status = match (s, r.exit_code()) {
+            ("exited", Some(c)) => format!("exited ({c})"),
+            (s, _) => s.to_string(),
+        };
+        println!(
+            "{:<12}  {:<30}  {:<12}  {:<30}  {}",
+            &r.id[..r.id.len().min(12)],
+            r.meta["image"].as_str().unwrap_or_default(),
+            status,
+            r.meta["created"].as_str().unwrap_or_default(),
+            r.name()
+        );
+    }
+    Ok(())
+}
+
+/// The signal `stop` sends first: the container's --stop-signal, else SIGTERM.
+fn stop_signal(r: &Record) -> i32 {
+    r.meta["stop_signal"]
+        .as_i64()
+        .map(|s| s as i32)
+        .unwrap_or(libc::SIGTERM)
+}
+
+/// `husk stop`: the stop signal, then SIGKILL after `timeout`; returns once whoever runs the
+/// container has recorded its exit.
+pub fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
+    let r = find(root, what)?;
+    let Some(c) = r.runtime().filter(|c| c.status() != Status::Stopped) else {
+        return Ok(()); // already stopped: nothing to do, as podman
+    };
+    if c.status() == Status::Paused {
+        return Err(format!(
+            "stop {what}: the container is paused: unpause it first"
+        ));
+    }
+    c.kill(stop_signal(&r), false)
+        .map_err(|e| format!("stop {what}: {e}"))?;
+    if r.wait_finished(timeout) {
+        return Ok(());
+    }
+    kill_and_wait(&r, &c).map_err(|e| format!("stop {what}: {e}"))
+}
+
+fn kill_and_wait(r: &Record, c: &Container) -> Result<(), String> {
+    // --all: also processes that `husk exec` started; the cgroup holds them all.
+    let _ = c.kill(libc::SIGKILL, true);
+    if r.wait_finished(Duration::from_secs(10)) {
+        Ok(())
+    } else {
+        Err("the container did not exit after SIGKILL".into())
+    }
+}
+
+/// `husk rm`: remove a stopped container (a running one only with `force`, killing it).
+pub fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
+    let r = find(root, what)?;
+    if let Some(c) = r.runtime() {
+        if c.status() != Status::Stopped {
+            if !force {
+                return Err(format!(
+                    "rm {what}: the container is {}: stop it first or use -f",
+                    r.status()
+                ));
+            }
+            kill_and_wait(&r, &c).map_err(|e| format!("rm {what}: {e}"))?;
+        }
+    }
+    // Whoever ran it normally cleans up; after a crash of that process, do it here.
+    if let Some(c) = r.runtime() {
+        c.delete(true).map_err(|e| format!("rm {what}: {e}"))?;
+    }
+    crate::rootfs_overlay::unmount_leftover(&r.dir)?;
+    match std::fs::remove_dir_all(&r.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("rm {what}: removing {}: {e}", r.dir.display())),
+    }
+}
