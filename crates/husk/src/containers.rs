@@ -234,3 +234,80 @@ pub fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
         Err(e) => Err(format!("rm {what}: removing {}: {e}", r.dir.display())),
     }
 }
+
+/// `husk exec`'s options.
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    /// Set an environment variable KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Working directory in the container
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// User to run as: name|uid[:group|gid], resolved in the container's /etc/passwd
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Keep stdin open (without it the process reads /dev/null)
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+/// `husk exec`: run CMD in the running container with its process settings (env, user,
+/// cwd from the image and `run`), changed by the options; Ok(its exit code).
+pub fn exec(root: &Path, a: ExecArgs) -> Result<i32, String> {
+    let what = a.container.clone();
+    exec_inner(root, a).map_err(|e| format!("exec {what}: {e}"))
+}
+
+fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
+    let r = find(root, &a.container)?;
+    let c = r
+        .runtime()
+        .filter(|c| c.status() == Status::Running)
+        .ok_or_else(|| format!("the container is {}, not running", r.status()))?;
+    let mut p = c.config_process().map_err(|e| e.to_string())?;
+    p.set_args(Some(a.cmd.clone()));
+    p.set_terminal(Some(false));
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        if key.is_empty() || !kv.contains('=') {
+            return Err(format!("-e {kv:?}: expected KEY=VALUE"));
+        }
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(format!("-w {w:?}: must be an absolute path"));
+        }
+        p.set_cwd(PathBuf::from(w));
+    }
+    if let Some(u) = &a.user {
+        let view = husk_image::config::RootfsView::Dir(r.dir.join("rootfs"));
+        let ru = husk_image::config::resolve_user(&view, u).map_err(|e| format!("-u {u}: {e}"))?;
+        let mut user = p.user().clone();
+        user.set_uid(ru.uid);
+        user.set_gid(ru.gid);
+        user.set_additional_gids((!ru.additional_gids.is_empty()).then_some(ru.additional_gids));
+        p.set_user(user);
+    }
+    if !a.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let t = husk_container::ContainerBuilder::new(r.id.clone())
+        .root_path(state_root())
+        .as_tenant()
+        .process(p)
+        .build()
+        .map_err(|e| e.to_string())?;
+    crate::run::forward_signals(t.pid());
+    t.wait().map_err(|e| e.to_string())
+}

@@ -87,6 +87,8 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Run a command in a running container
+    Exec(containers::ExecArgs),
     /// Remove containers (-f: also running ones, killing them)
     Rm {
         #[arg(short, long)]
@@ -278,7 +280,10 @@ impl Ctx {
 fn main() {
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
     // husk_container::selfexe), so no container can write the host's copy.
-    if std::env::args_os().skip(1).any(|a| a == "run") {
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "run" || a == "exec")
+    {
         if let Err(msg) = husk_container::selfexe::reexec_protected() {
             fail(&msg);
         }
@@ -315,6 +320,10 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Run(a) => {
             let code = run::run(&ctx, a)?;
+            std::process::exit(code)
+        }
+        Cmd::Exec(a) => {
+            let code = containers::exec(&ctx.root, a)?;
             std::process::exit(code)
         }
         Cmd::Ps { all, format } => match format.as_str() {

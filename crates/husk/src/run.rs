@@ -131,7 +131,7 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn forward_signals(pid: i32) {
+pub(crate) fn forward_signals(pid: i32) {
     INIT_PID.store(pid, Ordering::SeqCst);
     for sig in [
         libc::SIGINT,
