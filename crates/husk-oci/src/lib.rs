@@ -1,9 +1,11 @@
 //! husk-oci: the few OCI and runc conventions that the `oci-spec` crate does not carry.
 //!
 //! Kept deliberately tiny: container id rules, RFC 3339 timestamps without a date crate,
-//! and the JSON shape runc prints for `state` and `list --format json`.
+//! signal names as `kill` takes them, and the JSON shape runc prints for `state` and
+//! `list --format json`.
 
 pub mod id;
+pub mod signal;
 pub mod state;
 pub mod time;
 

@@ -5,7 +5,6 @@ mod cli;
 mod exec_command;
 mod features;
 mod log;
-mod signals;
 mod spec_template;
 mod supervise;
 mod terminal;
@@ -95,7 +94,8 @@ fn run(root: &Path, systemd: bool, command: Command, log: &mut log::Logger) -> R
             Ok(0)
         }
         Command::Kill { id, signal, all } => {
-            let sig = signals::parse_signal(&signal).map_err(|e| format!("kill {id}: {e}"))?;
+            let sig =
+                husk_oci::signal::parse_signal(&signal).map_err(|e| format!("kill {id}: {e}"))?;
             let c = load(root, &id, "kill")?;
             c.kill(sig, all).map_err(|e| format!("kill {id}: {e}"))?;
             Ok(0)

@@ -311,3 +311,52 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
     crate::run::forward_signals(t.pid());
     t.wait().map_err(|e| e.to_string())
 }
+
+/// The running (or paused) container's runtime handle, or why there is none.
+fn live(r: &Record) -> Result<Container, String> {
+    r.runtime()
+        .filter(|c| c.status() != Status::Stopped)
+        .ok_or_else(|| format!("the container is {}, not running", r.status()))
+}
+
+/// `husk kill`: send `signal` to the container's main process.
+pub fn kill(root: &Path, what: &str, signal: &str) -> Result<(), String> {
+    let sig = husk_oci::signal::parse_signal(signal).map_err(|e| format!("kill {what}: {e}"))?;
+    let r = find(root, what)?;
+    live(&r)
+        .and_then(|c| c.kill(sig, false).map_err(|e| e.to_string()))
+        .map_err(|e| format!("kill {what}: {e}"))
+}
+
+/// `husk pause` (`resume` false) / `husk unpause` (`resume` true): freeze or thaw the cgroup.
+pub fn pause(root: &Path, what: &str, resume: bool) -> Result<(), String> {
+    let r = find(root, what)?;
+    let op = if resume { "unpause" } else { "pause" };
+    live(&r)
+        .and_then(|c| {
+            match (c.status(), resume) {
+                (Status::Paused, false) => return Err("the container is already paused".into()),
+                (Status::Running, true) => return Err("the container is not paused".into()),
+                _ => {}
+            }
+            if resume { c.resume() } else { c.pause() }.map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("{op} {what}: {e}"))
+}
+
+/// `husk inspect`: container.json with the live status and the runtime's state.
+pub fn inspect(root: &Path, what: &[String]) -> Result<(), String> {
+    let mut all = Vec::new();
+    for w in what {
+        let r = find(root, w)?;
+        let mut v = r.meta.clone();
+        v["status"] = r.status().into();
+        v["dir"] = r.dir.display().to_string().into();
+        if let Some(c) = r.runtime() {
+            v["state"] = serde_json::to_value(c.state()).unwrap_or_default();
+        }
+        all.push(v);
+    }
+    println!("{}", serde_json::to_string_pretty(&all).unwrap());
+    Ok(())
+}

@@ -89,6 +89,29 @@ enum Cmd {
     },
     /// Run a command in a running container
     Exec(containers::ExecArgs),
+    /// Send a signal to containers' main process
+    Kill {
+        /// Signal name or number
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Freeze every process of containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show containers' records and runtime state as JSON
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Remove containers (-f: also running ones, killing them)
     Rm {
         #[arg(short, long)]
@@ -340,6 +363,28 @@ fn run(cli: Cli) -> Result<(), String> {
             monitor::logs(&r.dir, follow, tail, timestamps)
                 .map_err(|e| format!("logs {container}: {e}"))
         }
+        Cmd::Kill { signal, containers } => {
+            for c in &containers {
+                containers::kill(&ctx.root, c, &signal)?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Pause { containers } => {
+            for c in &containers {
+                containers::pause(&ctx.root, c, false)?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Unpause { containers } => {
+            for c in &containers {
+                containers::pause(&ctx.root, c, true)?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Inspect { containers } => containers::inspect(&ctx.root, &containers),
         Cmd::Stop { time, containers } => {
             for c in &containers {
                 containers::stop(&ctx.root, c, std::time::Duration::from_secs(time))?;
