@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `run --rm IMAGE true` from the local store: husk vs podman (with runc, and with husk-runtime
+# as podman's runtime), side by side in one hyperfine run; then the RSS of husk's per-container
+# monitor vs conmon's.
+#   benches/run.sh [RUNS]   (as root; installs podman, runc, hyperfine if missing)
+#
+# The image is the busybox-static rootfs of scripts/make-bundle.sh, imported into both
+# stores as one layer. podman runs with the cgroupfs manager, file events and network none,
+# its ulimits capped to this machine's hard limits (as the podman tests do).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-30}
+scripts/deps.sh --bench
+cargo build --release -q -p husk
+scripts/build-runtime.sh
+husk=$PWD/target/release/husk
+runtime=$PWD/target/release/husk-runtime
+work=$(mktemp -d /var/tmp/husk-bench-run.XXXXXX)
+cleanup() {
+  "$husk" --root "$work/husk" rm -f mon >/dev/null 2>&1 || true
+  podman_ rm -f -t 0 mon >/dev/null 2>&1 || true
+  umount -R "$work/podman/storage/overlay" 2>/dev/null || true
+  rm -rf "$work"
+}
+podman_() { "$work/podman.sh" "$@"; }
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+mkdir -p "$work"
+cat >"$work/podman.sh" <<SH
+#!/bin/sh
+CONTAINERS_CONF=$work/containers.conf exec podman --cgroup-manager=cgroupfs --events-backend=file \\
+  --root $work/podman/storage --runroot $work/podman/run --tmpdir $work/podman/tmp "\$@"
+SH
+chmod +x "$work/podman.sh"
+python3 - >"$work/containers.conf" <<'PY'
+import resource
+cap = lambda r, m: m if resource.getrlimit(r)[1] == resource.RLIM_INFINITY else min(resource.getrlimit(r)[1], m)
+n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
+print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
+PY
+
+HUSK_RUNTIME=$runtime scripts/make-bundle.sh "$work/bundle" true >/dev/null
+tar -C "$work/bundle/rootfs" -cf "$work/layer.tar" .
+# A docker-archive by hand: one layer, its config, manifest.json (as `docker save` writes).
+python3 - "$work" <<'PY'
+import hashlib, json, os, sys, tarfile
+w = sys.argv[1]
+diff = hashlib.sha256(open(f"{w}/layer.tar", "rb").read()).hexdigest()
+cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                  "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+                  "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]}}).encode()
+cid = hashlib.sha256(cfg).hexdigest()
+with tarfile.open(f"{w}/image.tar", "w") as t:
+    t.add(f"{w}/layer.tar", "layer/layer.tar")
+    for name, data in [(f"{cid}.json", cfg),
+                       ("manifest.json", json.dumps([{"Config": f"{cid}.json",
+                        "RepoTags": ["localhost/bench:latest"], "Layers": ["layer/layer.tar"]}]).encode())]:
+        info = tarfile.TarInfo(name); info.size = len(data)
+        import io; t.addfile(info, io.BytesIO(data))
+PY
+"$husk" --root "$work/husk" load -q -i "$work/image.tar" >/dev/null
+podman_ load -q -i "$work/image.tar" >/dev/null
+
+hyperfine --warmup 3 --runs "$runs" --export-json "$work/run.json" \
+  -n husk "$husk --root $work/husk run --rm localhost/bench:latest true" \
+  -n podman-runc "$work/podman.sh --runtime runc run --rm --network none localhost/bench:latest true" \
+  -n podman-husk "$work/podman.sh --runtime $runtime run --rm --network none localhost/bench:latest true"
+
+python3 - "$work/run.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+med = {k: sorted(v["times"])[len(v["times"]) // 2] * 1000 for k, v in r.items()}
+for k, m in med.items():
+    print(f"  {k:12s} median {m:8.2f} ms")
+for k in ("podman-runc", "podman-husk"):
+    print(f"  husk / {k} = {med['husk'] / med[k]:.3f}  (target <= 0.3)")
+PY
+
+# Resident set of what stays alive per detached container.
+"$husk" --root "$work/husk" run -d --name mon localhost/bench:latest sleep 1000 >/dev/null
+mon=$(python3 -c 'import json,sys,glob; print(json.load(open(glob.glob(sys.argv[1]+"/containers/*/container.json")[0]))["monitor_pid"])' "$work/husk")
+echo "  husk monitor RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$mon/status)"
+podman_ --runtime runc run -d --name mon --network none localhost/bench:latest sleep 1000 >/dev/null
+conmon=$(pgrep -n conmon)
+echo "  conmon RSS:       $(awk '/VmRSS/ {print $2, $3}' /proc/$conmon/status)"
