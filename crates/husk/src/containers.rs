@@ -184,6 +184,9 @@ fn stop_signal(r: &Record) -> i32 {
 pub fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
     let r = find(root, what)?;
     let Some(c) = r.runtime().filter(|c| c.status() != Status::Stopped) else {
+        if r.exit_code().is_none() {
+            mark_stopping(&r); // between two runs of a restart policy: no next run
+        }
         return Ok(()); // already stopped: nothing to do, as podman
     };
     if c.status() == Status::Paused {
@@ -191,6 +194,7 @@ pub fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
             "stop {what}: the container is paused: unpause it first"
         ));
     }
+    mark_stopping(&r);
     c.kill(stop_signal(&r), false)
         .map_err(|e| format!("stop {what}: {e}"))?;
     if r.wait_finished(timeout) {
@@ -199,7 +203,16 @@ pub fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
     kill_and_wait(&r, &c).map_err(|e| format!("stop {what}: {e}"))
 }
 
+/// Tell the monitor that this exit is wanted: no restart, whatever the policy.
+fn mark_stopping(r: &Record) {
+    if let Ok(mut fresh) = Record::load(&r.dir) {
+        fresh.meta["stopping"] = true.into();
+        let _ = fresh.save();
+    }
+}
+
 fn kill_and_wait(r: &Record, c: &Container) -> Result<(), String> {
+    mark_stopping(r);
     // --all: also processes that `husk exec` started; the cgroup holds them all.
     let _ = c.kill(libc::SIGKILL, true);
     if r.wait_finished(Duration::from_secs(10)) {

@@ -32,13 +32,13 @@ fn dup2(from: &impl AsRawFd, to: i32) -> Result<(), String> {
 }
 
 /// Start the container under a monitor; returns in the caller once it runs.
-pub fn detach(id: &str, made: Made, rm: bool) -> Result<(), String> {
+pub fn detach(id: &str, made: Made, rm: bool, restart: Restart) -> Result<(), String> {
     let (ready_r, ready_w) = pipe()?;
     match unsafe { libc::fork() } {
         -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
         0 => {
             drop(ready_r);
-            let code = match monitor(id, made, rm, ready_w) {
+            let code = match monitor(id, made, rm, restart, ready_w) {
                 Ok(()) => 0,
                 Err(_) => 1,
             };
@@ -61,16 +61,56 @@ pub fn detach(id: &str, made: Made, rm: bool) -> Result<(), String> {
 
 /// The monitor: everything after the fork. An error before the container runs goes to the
 /// caller through `ready` — after `made` has cleaned up, so the caller sees nothing left.
-fn monitor(id: &str, made: Made, rm: bool, ready: OwnedFd) -> Result<(), String> {
+fn monitor(id: &str, made: Made, rm: bool, restart: Restart, ready: OwnedFd) -> Result<(), String> {
     let mut ready = Some(File::from(ready));
-    let r = supervise(id, made, rm, &mut ready);
+    let r = supervise(id, made, rm, restart, &mut ready);
     if let (Err(e), Some(mut f)) = (&r, ready.take()) {
         let _ = f.write_all(e.as_bytes());
     }
     r
 }
 
-fn supervise(id: &str, mut made: Made, rm: bool, ready: &mut Option<File>) -> Result<(), String> {
+/// `--restart`: whether the monitor starts the container again after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    Always,
+    /// On a non-zero exit, at most N times (unlimited without N).
+    OnFailure(Option<u32>),
+}
+
+impl Restart {
+    pub fn parse(s: &str) -> Result<Restart, String> {
+        match s.split_once(':') {
+            None if s == "no" => Ok(Restart::No),
+            None if s == "always" || s == "unless-stopped" => Ok(Restart::Always),
+            None if s == "on-failure" => Ok(Restart::OnFailure(None)),
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(|n| Restart::OnFailure(Some(n)))
+                .map_err(|_| format!("--restart {s:?}: the retry count must be a number")),
+            _ => Err(format!(
+                "--restart {s:?}: use no, always, unless-stopped or on-failure[:N]"
+            )),
+        }
+    }
+
+    fn again(self, code: i32, restarts: u32) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::Always => true,
+            Restart::OnFailure(max) => code != 0 && max.is_none_or(|m| restarts < m),
+        }
+    }
+}
+
+fn supervise(
+    id: &str,
+    mut made: Made,
+    rm: bool,
+    restart: Restart,
+    ready: &mut Option<File>,
+) -> Result<(), String> {
     unsafe {
         libc::setsid();
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
@@ -88,45 +128,33 @@ fn supervise(id: &str, mut made: Made, rm: bool, ready: &mut Option<File>) -> Re
         .append(true)
         .open(dir.join(LOG_FILE))
         .map_err(|e| format!("creating {LOG_FILE}: {e}"))?;
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    // The container's init inherits fds 0-2: /dev/null and the two pipes.
-    dup2(&null, 0)
-        .and_then(|_| dup2(&out_w, 1))
-        .and_then(|_| dup2(&err_w, 2))?;
-    drop((out_w, err_w));
-    let built = ContainerBuilder::new(id.to_string())
-        .root_path(state_root())
-        .as_init(&dir)
-        .build();
-    // From here on only the container holds the pipes' write ends: EOF means it is gone.
-    let _ = dup2(&null, 1).and_then(|_| dup2(&null, 2));
-    let mut c = built.map_err(|e| e.to_string())?;
-    if let Err(e) = c.start() {
-        let _ = c.kill(libc::SIGKILL, true);
-        let _ = c.wait();
-        let _ = c.delete(true);
-        return Err(e.to_string());
-    }
-    if let Ok(mut r) = Record::load(&dir) {
-        r.meta["pid"] = c.pid().into();
-        r.meta["monitor_pid"] = std::process::id().into();
-        let _ = r.save();
-    }
-    if let Some(mut f) = ready.take() {
-        let _ = f.write_all(b"ok");
-    }
-
     let log = Arc::new(Mutex::new(log));
-    let readers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
-        let log = log.clone();
-        std::thread::spawn(move || copy_to_log(File::from(fd), stream, &log))
-    });
-    let code = c.wait().map_err(|e| e.to_string());
-    for r in readers {
-        let _ = r.join();
-    }
-    let deleted = c.delete(true);
+    let mut restarts = 0u32;
+    let outcome = loop {
+        let run = run_once(id, &dir, &null, &log, ready);
+        if ready.is_some() {
+            return run.map(|_| ()); // never started: `made` cleans up, the caller is told
+        }
+        let code = match &run {
+            Ok((code, _)) => *code,
+            Err(_) => break run,
+        };
+        // `husk stop` marks the container so that its policy does not bring it back.
+        let stopping = Record::load(&dir).map_or(true, |r| r.meta["stopping"] == true);
+        if stopping || !restart.again(code, restarts) {
+            break run;
+        }
+        restarts += 1;
+        if let Ok(mut r) = Record::load(&dir) {
+            r.meta["restart_count"] = restarts.into();
+            let _ = r.save();
+        }
+        // 100 ms, doubling up to 3.2 s, so a crash loop does not spin.
+        std::thread::sleep(std::time::Duration::from_millis(100 << restarts.min(5)));
+        if Record::load(&dir).map_or(true, |r| r.meta["stopping"] == true) {
+            break run;
+        }
+    };
     if let Some(mut o) = made.overlay.take() {
         let _ = o.unmount();
     }
@@ -135,12 +163,65 @@ fn supervise(id: &str, mut made: Made, rm: bool, ready: &mut Option<File>) -> Re
     }
     made.keep_dir = true;
     let mut r = Record::load(&dir)?;
-    r.meta["exit_code"] = code.clone().unwrap_or(-1).into();
+    let (code, error) = match outcome {
+        Ok((code, deleted)) => (code, deleted.err()),
+        Err(e) => (-1, Some(e)),
+    };
+    r.meta["exit_code"] = code.into();
     r.meta["finished"] = husk_oci::time::rfc3339_now().into();
-    if let Err(e) = code.and(deleted.map_err(|e| e.to_string())) {
+    if let Some(e) = error {
         r.meta["error"] = e.into();
     }
     r.save()
+}
+
+/// Create and start the container once with its output going to the log, and wait for it:
+/// (exit code, result of deleting it). `ready` is told "ok" (and taken) once it runs.
+fn run_once(
+    id: &str,
+    dir: &Path,
+    null: &File,
+    log: &Arc<Mutex<File>>,
+    ready: &mut Option<File>,
+) -> Result<(i32, Result<(), String>), String> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    // The container's init inherits fds 0-2: /dev/null and the two pipes.
+    dup2(null, 0)
+        .and_then(|_| dup2(&out_w, 1))
+        .and_then(|_| dup2(&err_w, 2))?;
+    drop((out_w, err_w));
+    let built = ContainerBuilder::new(id.to_string())
+        .root_path(state_root())
+        .as_init(dir)
+        .build();
+    // From here on only the container holds the pipes' write ends: EOF means it is gone.
+    let _ = dup2(null, 1).and_then(|_| dup2(null, 2));
+    let mut c = built.map_err(|e| e.to_string())?;
+    if let Err(e) = c.start() {
+        let _ = c.kill(libc::SIGKILL, true);
+        let _ = c.wait();
+        let _ = c.delete(true);
+        return Err(e.to_string());
+    }
+    if let Ok(mut r) = Record::load(dir) {
+        r.meta["pid"] = c.pid().into();
+        r.meta["monitor_pid"] = std::process::id().into();
+        let _ = r.save();
+    }
+    if let Some(mut f) = ready.take() {
+        let _ = f.write_all(b"ok");
+    }
+    let readers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
+        let log = log.clone();
+        std::thread::spawn(move || copy_to_log(File::from(fd), stream, &log))
+    });
+    let code = c.wait().map_err(|e| e.to_string());
+    for r in readers {
+        let _ = r.join();
+    }
+    let deleted = c.delete(true).map_err(|e| e.to_string());
+    Ok((code?, deleted))
 }
 
 /// One log record per line of `src` (a last line without "\n" is written at EOF).

@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Run in the background: print the container id once it has started
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Restart policy of a detached container: no, always, unless-stopped, on-failure[:N]
+    #[arg(long, default_value = "no")]
+    restart: String,
     /// Remove the container (state and filesystem) when it exits
     #[arg(long)]
     rm: bool,
@@ -186,6 +189,17 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
 }
 
 fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
+    let restart = crate::monitor::Restart::parse(&a.restart)?;
+    if restart != crate::monitor::Restart::No {
+        if !a.detach {
+            return Err(
+                "--restart: only a detached (-d) container has a monitor to restart it".into(),
+            );
+        }
+        if a.rm {
+            return Err("--restart and --rm exclude each other".into());
+        }
+    }
     let host_network = match a.network.as_str() {
         "none" => false,
         "host" => true,
@@ -301,7 +315,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
 
     single_threaded()?;
     if a.detach {
-        crate::monitor::detach(&id, made, a.rm)?;
+        crate::monitor::detach(&id, made, a.rm, restart)?;
         println!("{id}");
         return Ok(0);
     }
