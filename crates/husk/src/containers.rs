@@ -373,3 +373,27 @@ pub fn inspect(root: &Path, what: &[String]) -> Result<(), String> {
     println!("{}", serde_json::to_string_pretty(&all).unwrap());
     Ok(())
 }
+
+/// An image may go while no container uses it; with `force`, while none of them runs (the
+/// layers of a running container's overlay must stay).
+pub fn check_image_unused(root: &Path, image_id: &str, force: bool) -> Result<(), String> {
+    for r in list(root) {
+        if r.meta["image_id"] != image_id {
+            continue;
+        }
+        let running = r.runtime().is_some_and(|c| c.status() != Status::Stopped);
+        if running {
+            return Err(format!(
+                "the image is in use by running container {}",
+                r.name()
+            ));
+        }
+        if !force {
+            return Err(format!(
+                "the image is in use by container {} (remove it first, or use -f)",
+                r.name()
+            ));
+        }
+    }
+    Ok(())
+}

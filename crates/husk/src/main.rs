@@ -461,7 +461,17 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = ctx.store()?;
             let mut failed = 0;
             for i in &images {
-                match store.remove(i, &ctx.default_registry, force) {
+                let in_use = store
+                    .resolve(i, &ctx.default_registry)
+                    .map_err(|e| e.to_string())
+                    .and_then(|rec| {
+                        containers::check_image_unused(&ctx.root, &rec.config_digest.hex(), force)
+                    });
+                match in_use.and_then(|()| {
+                    store
+                        .remove(i, &ctx.default_registry, force)
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
                     Err(e) if images.len() == 1 => return Err(format!("rmi {i}: {e}")),
                     Err(e) => {
