@@ -6,6 +6,7 @@
 //! $XDG_RUNTIME_DIR/husk-engine), apart from husk-runtime's /run/husk.
 
 use crate::rootfs_overlay;
+use crate::spec_from_image::flags::{self, Seccomp};
 use crate::spec_from_image::{self, Volume};
 use crate::{Ctx, RegistryArgs};
 use clap::Args;
@@ -54,17 +55,52 @@ pub struct RunArgs {
     /// Mount the container's root read-only
     #[arg(long)]
     read_only: bool,
+    #[command(flatten)]
+    more: Box<MoreRunArgs>,
+    #[command(flatten)]
+    reg: RegistryArgs,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+/// Limits, env files, tmpfs, capabilities, security options, init, stop signal: boxed so
+/// that `RunArgs` stays small inside `Cmd` (clippy's large_enum_variant).
+#[derive(Args)]
+pub struct MoreRunArgs {
     /// Memory limit (N[b|k|m|g])
     #[arg(short = 'm', long)]
     memory: Option<String>,
     /// Maximum number of processes
     #[arg(long)]
     pids_limit: Option<i64>,
-    #[command(flatten)]
-    reg: RegistryArgs,
-    image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    cmd: Vec<String>,
+    /// Read KEY=VALUE lines (# comments; a bare KEY takes husk's value); -e wins
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Mount a tmpfs: DST[:OPTIONS] (default nosuid,nodev; e.g. size=64m,mode=1777)
+    #[arg(long, value_name = "DST[:OPTIONS]")]
+    tmpfs: Vec<String>,
+    /// CPU limit: N.NN CPUs' worth of time per 100 ms
+    #[arg(long, allow_negative_numbers = true)]
+    cpus: Option<String>,
+    /// Add a capability (NET_ADMIN, CAP_NET_ADMIN, ALL)
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (or ALL)
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// All capabilities, no masked or read-only paths, all devices allowed, no seccomp
+    #[arg(long)]
+    privileged: bool,
+    /// no-new-privileges[=true|false], seccomp=unconfined, seccomp=FILE (OCI or Docker form)
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
+    /// Run a small init as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    init: bool,
+    /// Signal that stops the container (name or number; default: the image's, or SIGTERM)
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
 }
 
 /// Where husk-container keeps the runtime state of engine containers.
@@ -102,6 +138,64 @@ fn name_taken(containers: &Path, name: &str) -> bool {
             .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
             .is_some_and(|v| v["name"] == name)
     })
+}
+
+/// husk-init (init/main.rs), linked statically by build.rs; empty if that was impossible.
+static HUSK_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-init"));
+
+/// The store's copy of husk-init, (re)written when missing or not this husk's: the source
+/// of --init's read-only bind mount. One copy for all containers of the store; only root
+/// can write it, and only a --privileged container could remount it writable.
+fn init_binary(root: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if HUSK_INIT.is_empty() {
+        return Err(
+            "--init: this husk was built without husk-init (linking it statically failed; \
+             install libc6-dev and rebuild)"
+                .into(),
+        );
+    }
+    let path = root.join("husk-init");
+    let current = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
+        && std::fs::read(&path).is_ok_and(|d| d == HUSK_INIT);
+    if current {
+        return Ok(path);
+    }
+    let fail = |e: std::io::Error| format!("--init: writing {}: {e}", path.display());
+    let tmp = root.join(format!(".husk-init.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o555)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, HUSK_INIT)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })?;
+    Ok(path)
+}
+
+/// `--security-opt seccomp=FILE` → linux.seccomp, checked as create would check it.
+fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
+    let what = format!("--security-opt seccomp={}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{what}: {e}"))?;
+    let profile = flags::seccomp_profile(&text, caps).map_err(|e| format!("{what}: {e}"))?;
+    let probe = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "linux": {"seccomp": profile, "namespaces": [{"type": "mount"}, {"type": "pid"}]}
+    });
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_value(probe).map_err(|e| format!("{what}: {e}"))?;
+    husk_container::validate::validate_spec(&spec).map_err(|e| format!("{what}: {e}"))?;
+    Ok(profile)
 }
 
 /// husk-container's build must run single-threaded (its children continue on copies of
@@ -211,11 +305,12 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         .map(|v| Volume::parse(v))
         .collect::<Result<Vec<_>, _>>()?;
     let memory = a
+        .more
         .memory
         .as_deref()
         .map(spec_from_image::parse_size)
         .transpose()?;
-    if a.pids_limit.is_some_and(|n| n <= 0) {
+    if a.more.pids_limit.is_some_and(|n| n <= 0) {
         return Err("--pids-limit must be positive".into());
     }
     if let Some(n) = &a.name {
@@ -228,8 +323,62 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             return Err(format!("-v: {} does not exist", v.source));
         }
     }
+    let mut env = Vec::new();
+    for f in &a.more.env_file {
+        env.extend(flags::env_file(f, |k| std::env::var(k).ok())?);
+    }
+    env.extend(a.env.iter().cloned());
+    let tmpfs = a
+        .more
+        .tmpfs
+        .iter()
+        .map(|t| flags::Tmpfs::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, t) in tmpfs.iter().enumerate() {
+        let dst = &t.destination;
+        if tmpfs[..i].iter().any(|o| &o.destination == dst)
+            || volumes
+                .iter()
+                .any(|v| v.destination.trim_end_matches('/') == dst)
+        {
+            return Err(format!(
+                "--tmpfs {dst}: {dst} is already a mount destination"
+            ));
+        }
+    }
+    if a.more.init
+        && volumes
+            .iter()
+            .any(|v| v.destination.trim_end_matches('/') == "/dev")
+    {
+        return Err("--init: a volume on /dev would hide husk-init (it lives in /dev)".into());
+    }
+    let cpu_quota = a
+        .more
+        .cpus
+        .as_deref()
+        .map(|c| flags::cpu_quota(c, flags::host_cpus()))
+        .transpose()?;
+    let (caps, added_caps) = flags::capabilities(
+        spec_from_image::CAPS,
+        a.more.privileged,
+        &a.more.cap_add,
+        &a.more.cap_drop,
+    )?;
+    let security = flags::Security::parse(&a.more.security_opt)?;
+    let seccomp = match &security.seccomp {
+        Seccomp::File(f) => Some(load_seccomp(f, &caps)?),
+        Seccomp::Default | Seccomp::Unconfined => None,
+    };
+    let stop_signal = a
+        .more
+        .stop_signal
+        .as_deref()
+        .map(|s| flags::signal(s).map_err(|e| format!("--stop-signal {s:?}: {e}")))
+        .transpose()?;
 
     let store = ctx.store()?;
+    let init = a.more.init.then(|| init_binary(&ctx.root)).transpose()?;
     let rec = match store.resolve(&a.image, &ctx.default_registry) {
         Ok(r) => r,
         Err(_) => {
@@ -281,7 +430,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             .clone()
             .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
         cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
-        env: a.env.clone(),
+        env,
         workdir: a.workdir.clone(),
     };
     let pv = husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)
@@ -294,10 +443,29 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             volumes,
             read_only: a.read_only,
             memory,
-            pids_limit: a.pids_limit,
+            pids_limit: a.more.pids_limit,
             cgroups_path: format!("/husk-engine/{id}"),
+            tmpfs,
+            cpu_quota,
+            caps,
+            added_caps,
+            privileged: a.more.privileged,
+            // husk run sets no_new_privs unless asked not to (Docker and podman leave it
+            // off); --privileged turns it off unless it is asked for.
+            no_new_privileges: security.no_new_privileges.unwrap_or(!a.more.privileged),
+            seccomp,
+            init,
         },
     );
+    // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
+    // else SIGTERM.
+    let stop_signal = stop_signal
+        .or_else(|| {
+            pv.stop_signal
+                .as_deref()
+                .and_then(|s| flags::signal(s).ok())
+        })
+        .unwrap_or(libc::SIGTERM);
     let write = |file: &str, v: &serde_json::Value| {
         std::fs::write(dir.join(file), serde_json::to_vec_pretty(v).unwrap())
             .map_err(|e| format!("writing {file}: {e}"))
@@ -310,6 +478,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         "image_id": rec.config_digest.hex(),
         "created": husk_oci::time::rfc3339_now(),
         "exit_code": null,
+        "stop_signal": stop_signal,
     });
     write("container.json", &meta)?;
 

@@ -1,9 +1,17 @@
 //! Image config + `husk run` options → the runtime spec (config.json) of the container.
 
+pub mod flags;
+
 use husk_image::config::ProcessValues;
 use serde_json::{json, Value};
+use std::path::PathBuf;
 
-const CAPS: &[&str] = &[
+/// Where `--init` puts husk-init: on the container's own /dev tmpfs, so the image's
+/// filesystem is not touched.
+pub const INIT_PATH: &str = "/dev/husk-init";
+
+/// Docker's and podman's default capabilities.
+pub const CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -55,6 +63,45 @@ pub struct Options {
     pub memory: Option<i64>,
     pub pids_limit: Option<i64>,
     pub cgroups_path: String,
+    pub tmpfs: Vec<flags::Tmpfs>,
+    /// CFS quota (µs per `flags::CPU_PERIOD`).
+    pub cpu_quota: Option<i64>,
+    /// The capabilities: the bounding set, and effective/permitted for root.
+    pub caps: Vec<String>,
+    /// The ones of them --cap-add named: a non-root user's effective, permitted,
+    /// inheritable and ambient sets (podman's rule; root's ambient set stays empty).
+    pub added_caps: Vec<String>,
+    /// All caps (in `caps`), no masked or read-only paths, /sys read-write, every device
+    /// allowed in the devices cgroup. /dev stays the spec's own tmpfs with the default
+    /// devices: host devices are not bind-mounted in.
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    /// `linux.seccomp` (OCI form); None: no filter.
+    pub seccomp: Option<Value>,
+    /// Host path of husk-init: bind-mounted read-only at INIT_PATH and run as PID 1.
+    pub init: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            hostname: String::new(),
+            host_network: false,
+            volumes: vec![],
+            read_only: false,
+            memory: None,
+            pids_limit: None,
+            cgroups_path: String::new(),
+            tmpfs: vec![],
+            cpu_quota: None,
+            caps: CAPS.iter().map(|c| c.to_string()).collect(),
+            added_caps: vec![],
+            privileged: false,
+            no_new_privileges: true,
+            seccomp: None,
+            init: None,
+        }
+    }
 }
 
 /// Bytes from `N[b|k|m|g]`.
@@ -103,16 +150,40 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+               "options": ["nosuid", "noexec", "nodev", if o.privileged { "rw" } else { "ro" }]}),
     ];
+    let mut user_mounts = vec![];
     for v in &o.volumes {
         let mut opts = vec!["rbind", "rprivate"];
         if v.readonly {
             opts.push("ro");
         }
-        mounts.push(json!({"destination": v.destination, "type": "bind",
-                           "source": v.source, "options": opts}));
+        user_mounts.push(json!({"destination": v.destination, "type": "bind",
+                                "source": v.source, "options": opts}));
     }
+    for t in &o.tmpfs {
+        user_mounts.push(json!({"destination": t.destination, "type": "tmpfs",
+                                "source": "tmpfs", "options": t.options}));
+    }
+    if let Some(init) = &o.init {
+        user_mounts.push(
+            json!({"destination": INIT_PATH, "type": "bind", "source": init,
+                                "options": ["bind", "ro", "nosuid", "nodev"]}),
+        );
+    }
+    // A user mount replaces a default one at the same place (Docker's rule), and parents
+    // are mounted before what goes inside them.
+    mounts.retain(|m| {
+        !user_mounts
+            .iter()
+            .any(|u| u["destination"] == m["destination"])
+    });
+    mounts.extend(user_mounts);
+    mounts.sort_by_key(|m| {
+        m["destination"]
+            .as_str()
+            .map_or(0, |d| std::path::Path::new(d).components().count())
+    });
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -122,28 +193,71 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     if !o.host_network {
         namespaces.push(json!({"type": "network"}));
     }
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let mut resources = json!({"devices": [{"allow": o.privileged, "access": "rwm"}]});
     if let Some(m) = o.memory {
         resources["memory"] = json!({"limit": m});
     }
     if let Some(n) = o.pids_limit {
         resources["pids"] = json!({"limit": n});
     }
+    if let Some(q) = o.cpu_quota {
+        resources["cpu"] = json!({"quota": q, "period": flags::CPU_PERIOD});
+    }
+    let none: &[String] = &[];
+    let (user_caps, ambient) = if p.uid == 0 {
+        (&o.caps[..], none)
+    } else {
+        (&o.added_caps[..], &o.added_caps[..])
+    };
+    let args: Vec<String> = match &o.init {
+        Some(_) => [INIT_PATH.to_string(), "--".into()]
+            .into_iter()
+            .chain(p.args.iter().cloned())
+            .collect(),
+        None => p.args.clone(),
+    };
     let mut user = json!({"uid": p.uid, "gid": p.gid});
     if !p.additional_gids.is_empty() {
         user["additionalGids"] = json!(p.additional_gids);
     }
-    json!({
+    let (masked, readonly): (&[&str], &[&str]) = if o.privileged {
+        (&[], &[])
+    } else {
+        (
+            &[
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/sys/firmware",
+                "/proc/scsi",
+            ],
+            &[
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
+        )
+    };
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": user,
-            "args": p.args,
+            "args": args,
             "env": p.env,
             "cwd": p.cwd,
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "capabilities": {"bounding": o.caps, "effective": user_caps,
+                             "permitted": user_caps, "inheritable": ambient,
+                             "ambient": ambient},
             "rlimits": [rlimit("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, 1 << 20)],
-            "noNewPrivileges": true
+            "noNewPrivileges": o.no_new_privileges
         },
         "root": {"path": "rootfs", "readonly": o.read_only},
         "hostname": o.hostname,
@@ -152,16 +266,14 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
             "cgroupsPath": o.cgroups_path,
             "resources": resources,
             "namespaces": namespaces,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
+            "maskedPaths": masked,
+            "readonlyPaths": readonly
         }
-    })
+    });
+    if let Some(s) = &o.seccomp {
+        spec["linux"]["seccomp"] = s.clone();
+    }
+    spec
 }
 
 #[cfg(test)]
@@ -185,29 +297,33 @@ mod tests {
         assert!(Volume::parse("/a:/b:rx").is_err());
     }
 
-    #[test]
-    fn spec_parses_and_host_network_has_no_netns() {
-        let p = ProcessValues {
+    fn process(uid: u32) -> ProcessValues {
+        ProcessValues {
             args: vec!["sh".into()],
             env: vec!["PATH=/bin".into()],
             cwd: "/".into(),
-            uid: 0,
             gid: 0,
             additional_gids: vec![10],
             exposed_ports: vec![],
             volumes: vec![],
             labels: Default::default(),
             stop_signal: None,
-        };
+            uid,
+        }
+    }
+
+    #[test]
+    fn spec_parses_and_host_network_has_no_netns() {
+        let p = process(0);
         for host in [false, true] {
             let o = Options {
                 hostname: "h".into(),
                 host_network: host,
-                volumes: vec![],
                 read_only: true,
                 memory: Some(1 << 20),
                 pids_limit: Some(5),
                 cgroups_path: "/husk-engine/x".into(),
+                ..Default::default()
             };
             let v = spec(&p, &o);
             let s: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
@@ -219,5 +335,88 @@ mod tests {
                 .any(|n| n["type"] == "network");
             assert_eq!(has_net, !host);
         }
+    }
+
+    #[test]
+    fn run_options_shape_the_spec() {
+        let caps: Vec<String> = ["CAP_KILL", "CAP_NET_ADMIN"].map(String::from).to_vec();
+        let o = Options {
+            tmpfs: vec![
+                flags::Tmpfs::parse("/dev/shm:size=1m").unwrap(),
+                flags::Tmpfs::parse("/a/b").unwrap(),
+            ],
+            volumes: vec![Volume::parse("/x:/a").unwrap()],
+            cpu_quota: Some(50_000),
+            caps: caps.clone(),
+            added_caps: caps[1..].to_vec(),
+            no_new_privileges: false,
+            seccomp: Some(json!({"defaultAction": "SCMP_ACT_ALLOW"})),
+            init: Some("/store/husk-init".into()),
+            ..Default::default()
+        };
+        let v = spec(&process(0), &o);
+        let _: oci_spec::runtime::Spec = serde_json::from_value(v.clone()).unwrap();
+        let dests: Vec<&str> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        // the user's /dev/shm replaces the default one; parents before children
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/sys",
+                "/a",
+                "/dev/pts",
+                "/dev/mqueue",
+                "/dev/shm",
+                "/a/b",
+                INIT_PATH
+            ]
+        );
+        assert_eq!(
+            v["mounts"][6]["options"],
+            json!(["nosuid", "nodev", "size=1m"])
+        );
+        assert_eq!(v["process"]["args"], json!([INIT_PATH, "--", "sh"]));
+        assert_eq!(
+            v["linux"]["resources"]["cpu"],
+            json!({"quota": 50000, "period": 100000})
+        );
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["process"]["noNewPrivileges"], false);
+        let c = &v["process"]["capabilities"];
+        assert_eq!(c["effective"], json!(caps));
+        assert_eq!(c["ambient"], json!([]));
+        // a non-root user: only the added caps, ambient too; bounding unchanged
+        let c = spec(&process(1000), &o)["process"]["capabilities"].clone();
+        assert_eq!(c["bounding"], json!(caps));
+        for set in ["effective", "permitted", "inheritable", "ambient"] {
+            assert_eq!(c[set], json!(["CAP_NET_ADMIN"]), "{set}");
+        }
+        // privileged: nothing masked, /sys writable, every device allowed
+        let v = spec(
+            &process(0),
+            &Options {
+                privileged: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(v["linux"]["maskedPaths"], json!([]));
+        assert_eq!(v["linux"]["readonlyPaths"], json!([]));
+        assert_eq!(
+            v["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let sys = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys");
+        assert_eq!(sys.unwrap()["options"][3], "rw");
+        assert!(v["linux"].get("seccomp").is_none());
     }
 }

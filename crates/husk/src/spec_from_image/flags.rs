@@ -1,0 +1,666 @@
+//! `husk run` flags that need more than a copy into the spec: parsed and checked here,
+//! before anything is pulled or mounted, each error one line naming the flag and value.
+//! Semantics are Docker's and podman's where they agree (noted where they differ).
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Every capability name, at its number (`CAP_LAST_CAP` = 40 on Linux 5.9+).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The capabilities husk can hand on — in both its bounding and permitted sets, so known
+/// to the kernel too — in number order: "all" for --privileged and `ALL` (podman's rule:
+/// a husk that runs without some capability cannot give it).
+pub fn available_caps() -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let set = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    let mask = match (set("CapBnd:"), set("CapPrm:")) {
+        (Some(b), Some(p)) => b & p,
+        _ => u64::MAX,
+    };
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(ALL_CAPS.len() - 1);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i <= last && mask & (1 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// `net_admin`, `CAP_NET_ADMIN`, `Net_Admin` → `CAP_NET_ADMIN`; `all` → `ALL`.
+fn cap_name(flag: &str, s: &str) -> Result<String, String> {
+    let up = s.trim().to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    if ALL_CAPS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(format!("{flag} {s:?}: unknown capability"))
+    }
+}
+
+/// Names from repeated flags, each possibly a comma-separated list (podman's form).
+fn cap_names(flag: &str, values: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for v in values {
+        for s in v.split(',') {
+            out.push(cap_name(flag, s)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The container's capabilities, and those of them named by --cap-add (what a non-root
+/// user gets in its effective/permitted/ambient sets, as podman does). Docker's rules:
+/// --privileged is everything; `--cap-add ALL` is everything but the drops; `--cap-drop
+/// ALL` keeps only the adds; otherwise the defaults minus the drops plus the adds.
+pub fn capabilities(
+    defaults: &[&str],
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let add = cap_names("--cap-add", add)?;
+    let drop = cap_names("--cap-drop", drop)?;
+    let all = available_caps();
+    if let Some(c) = add
+        .iter()
+        .find(|c| *c != "ALL" && !all.contains(&c.as_str()))
+    {
+        return Err(format!(
+            "--cap-add {c}: husk itself runs without it (or this kernel has no such \
+             capability), so no container can have it"
+        ));
+    }
+    let has = |v: &Vec<String>, c: &str| v.iter().any(|x| x == c);
+    let keep = |c: &str| -> bool {
+        if privileged {
+            true
+        } else if has(&add, "ALL") {
+            !has(&drop, c)
+        } else if has(&drop, "ALL") {
+            has(&add, c)
+        } else {
+            (defaults.contains(&c) && !has(&drop, c)) || has(&add, c)
+        }
+    };
+    // Defaults husk lacks (in a restricted sandbox) are left out rather than failing.
+    let caps: Vec<String> = all
+        .iter()
+        .filter(|c| keep(c))
+        .map(|c| c.to_string())
+        .collect();
+    let added = caps
+        .iter()
+        .filter(|c| has(&add, "ALL") || has(&add, c))
+        .cloned()
+        .collect();
+    Ok((caps, added))
+}
+
+/// `KEY=VALUE` lines (the value verbatim, quotes included, as Docker reads it), `#`
+/// comments and blank lines skipped, a bare `KEY` takes husk's own value (or is left out
+/// when husk has none).
+pub fn env_file(
+    path: &Path,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    let what = format!("--env-file {}", path.display());
+    let data = std::fs::read(path).map_err(|e| format!("{what}: {e}"))?;
+    let text = String::from_utf8(data).map_err(|_| format!("{what}: not UTF-8 text"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line.trim_end(), None),
+        };
+        if key.is_empty() {
+            return Err(format!("{what}: line {}: no variable name", n + 1));
+        }
+        if key.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{what}: line {}: variable {key:?} contains whitespace",
+                n + 1
+            ));
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => {
+                if let Some(v) = lookup(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--tmpfs DST[:OPTIONS]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub destination: String,
+    /// nosuid,nodev, then the user's (later ones win: `exec`, `suid`, … undo defaults).
+    pub options: Vec<String>,
+}
+
+/// tmpfs's own options (passed to the kernel as data) and the generic mount flags.
+const TMPFS_DATA: &[&str] = &[
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "nr_blocks",
+    "mpol",
+    "huge",
+];
+const TMPFS_FLAGS: &[&str] = &[
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "sync",
+    "async",
+    "dirsync",
+    "noatime",
+    "atime",
+    "nodiratime",
+    "diratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "inode32",
+    "inode64",
+    "noswap",
+    "tmpcopyup",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+impl Tmpfs {
+    pub fn parse(s: &str) -> Result<Tmpfs, String> {
+        let (dst, opts) = match s.split_once(':') {
+            Some((d, o)) => (d, o),
+            None => (s, ""),
+        };
+        if !dst.starts_with('/') {
+            return Err(format!(
+                "--tmpfs {s:?}: the destination must be an absolute path"
+            ));
+        }
+        if Path::new(dst).components().count() < 2 {
+            return Err(format!("--tmpfs {s:?}: cannot mount over /"));
+        }
+        if dst.split('/').any(|c| c == "." || c == "..") {
+            return Err(format!(
+                "--tmpfs {s:?}: the destination must not contain . or .."
+            ));
+        }
+        let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            let ok = match o.split_once('=') {
+                Some((k, v)) => {
+                    TMPFS_DATA.contains(&k)
+                        && !v.is_empty()
+                        && (k != "mode" || u32::from_str_radix(v, 8).is_ok_and(|m| m <= 0o7777))
+                }
+                None => TMPFS_FLAGS.contains(&o),
+            };
+            if !ok {
+                return Err(format!("--tmpfs {s:?}: unknown or invalid option {o:?}"));
+            }
+            options.push(o.to_string());
+        }
+        Ok(Tmpfs {
+            destination: dst.trim_end_matches('/').to_string(),
+            options,
+        })
+    }
+}
+
+/// CPUs this process may run on (what Docker's limit check counts).
+pub fn host_cpus() -> usize {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let n = if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } == 0 {
+        unsafe { libc::CPU_COUNT(&set) as usize }
+    } else {
+        0
+    };
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+pub const CPU_PERIOD: u64 = 100_000;
+
+/// `--cpus N.NN` → the CFS quota for a 100 ms period.
+pub fn cpu_quota(s: &str, host_cpus: usize) -> Result<i64, String> {
+    let range = format!("use 0.01 to {host_cpus} (this host's CPUs)");
+    let n: f64 = s
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| format!("--cpus {s:?}: not a number; {range}"))?;
+    if n <= 0.0 || n > host_cpus as f64 {
+        return Err(format!("--cpus {s:?}: out of range; {range}"));
+    }
+    let quota = (n * CPU_PERIOD as f64).round() as i64;
+    // The kernel's smallest quota is 1 ms.
+    if quota < 1000 {
+        return Err(format!("--cpus {s:?}: too small; {range}"));
+    }
+    Ok(quota)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    /// No option: husk run installs no filter by default.
+    #[default]
+    Default,
+    Unconfined,
+    File(PathBuf),
+}
+
+/// `--security-opt` values.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// `no-new-privileges[=true|false]` (also Docker's `:` form); None when not given.
+    pub no_new_privileges: Option<bool>,
+    pub seccomp: Seccomp,
+}
+
+impl Security {
+    pub fn parse(values: &[String]) -> Result<Security, String> {
+        let mut s = Security::default();
+        for v in values {
+            let (key, val) = match v.split_once(['=', ':']) {
+                Some((k, v)) => (k, Some(v)),
+                None => (v.as_str(), None),
+            };
+            match (key, val) {
+                ("no-new-privileges", None | Some("true")) => s.no_new_privileges = Some(true),
+                ("no-new-privileges", Some("false")) => s.no_new_privileges = Some(false),
+                ("seccomp", Some("unconfined")) => s.seccomp = Seccomp::Unconfined,
+                ("seccomp", Some(f)) if !f.is_empty() => s.seccomp = Seccomp::File(f.into()),
+                _ => {
+                    return Err(format!(
+                        "--security-opt {v:?}: use no-new-privileges[=true|false], \
+                         seccomp=unconfined or seccomp=FILE"
+                    ))
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// The arch names of Docker profiles' includes/excludes (Go's GOARCH, 386 as x86), and the
+/// SCMP_ARCH_ of this host.
+fn host_arch() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "SCMP_ARCH_X86_64"),
+        "x86" => ("x86", "SCMP_ARCH_X86"),
+        "aarch64" => ("arm64", "SCMP_ARCH_AARCH64"),
+        "arm" => ("arm", "SCMP_ARCH_ARM"),
+        "riscv64" => ("riscv64", "SCMP_ARCH_RISCV64"),
+        "powerpc64" => ("ppc64le", "SCMP_ARCH_PPC64LE"),
+        "s390x" => ("s390x", "SCMP_ARCH_S390X"),
+        other => (other, ""),
+    }
+}
+
+/// `(major, minor)` of a kernel release such as `6.1.0-18-amd64` or `4.8`.
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>());
+    Some((it.next()?.ok()?, it.next()?.ok()?))
+}
+
+fn running_kernel() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    kernel_version(release.trim())
+}
+
+/// A seccomp profile file → `linux.seccomp`. Both the OCI form and Docker's profile form
+/// are read: Docker's `archMap` becomes the host's architectures, rules are kept or left
+/// out by their `includes`/`excludes` (arches, caps — checked against `bounding` — and
+/// minKernel) exactly as dockerd does, and a rule's `name` becomes `names`. An OCI-form
+/// profile has none of those and passes through unchanged.
+pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String> {
+    let mut p: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let obj = p
+        .as_object_mut()
+        .ok_or("not a seccomp profile (a JSON object with defaultAction)")?;
+    if !obj.get("defaultAction").is_some_and(Value::is_string) {
+        return Err("not a seccomp profile: defaultAction is missing".into());
+    }
+    let (arch, scmp_arch) = host_arch();
+    if let Some(map) = obj.remove("archMap") {
+        let map = map.as_array().ok_or("archMap is not a list")?;
+        let listed = obj.get("architectures").and_then(Value::as_array);
+        if !map.is_empty() && listed.is_some_and(|a| !a.is_empty()) {
+            return Err("both architectures and archMap are given; use one".into());
+        }
+        if !map.is_empty() {
+            let mut arches = Vec::new();
+            if let Some(m) = map.iter().find(|m| m["architecture"] == scmp_arch) {
+                arches.push(m["architecture"].clone());
+                arches.extend(
+                    m["subArchitectures"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            obj.insert("architectures".into(), Value::Array(arches));
+        }
+    }
+    let strs = |v: &Value, what: &str| -> Result<Vec<String>, String> {
+        match v {
+            Value::Null => Ok(vec![]),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or(format!("{what}: not a string list"))
+                })
+                .collect(),
+            _ => Err(format!("{what}: not a string list")),
+        }
+    };
+    let kernel = running_kernel();
+    let min_kernel = |f: &Value| -> Result<Option<bool>, String> {
+        match f["minKernel"].as_str() {
+            None => Ok(None),
+            Some(v) => {
+                let want = kernel_version(v).ok_or(format!("minKernel {v:?}: not a version"))?;
+                Ok(Some(kernel.is_some_and(|k| k >= want)))
+            }
+        }
+    };
+    let mut rules = Vec::new();
+    for (i, r) in obj
+        .get("syscalls")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let Value::Object(mut r) = r else {
+            return Err(format!("syscalls[{i}] is not an object"));
+        };
+        let what = |k: &str| format!("syscalls[{i}].{k}");
+        if let Some(ex) = r.remove("excludes") {
+            let arches = strs(&ex["arches"], &what("excludes.arches"))?;
+            let caps = strs(&ex["caps"], &what("excludes.caps"))?;
+            if arches.iter().any(|a| a == arch)
+                || caps.iter().any(|c| bounding.contains(c))
+                || min_kernel(&ex)? == Some(true)
+            {
+                continue;
+            }
+        }
+        if let Some(inc) = r.remove("includes") {
+            let arches = strs(&inc["arches"], &what("includes.arches"))?;
+            let caps = strs(&inc["caps"], &what("includes.caps"))?;
+            if (!arches.is_empty() && !arches.iter().any(|a| a == arch))
+                || !caps.iter().all(|c| bounding.contains(c))
+                || min_kernel(&inc)? == Some(false)
+            {
+                continue;
+            }
+        }
+        r.remove("comment");
+        if let Some(name) = r.remove("name") {
+            if r.get("names").is_some() {
+                return Err(format!("{}: both name and names are given", what("name")));
+            }
+            r.insert("names".into(), json!([name]));
+        }
+        rules.push(Value::Object(r));
+    }
+    if obj.contains_key("syscalls") {
+        obj.insert("syscalls".into(), Value::Array(rules));
+    }
+    Ok(p)
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, `sigterm`, `RTMIN+3`) or number, as `kill`
+/// takes it (husk-oci's parser), and one this system has.
+pub fn signal(s: &str) -> Result<i32, String> {
+    let n = husk_oci::signal::parse_signal(s)?;
+    if (1..=libc::SIGRTMAX()).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("no such signal {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn caps_follow_docker_rules() {
+        let d = ["CAP_CHOWN", "CAP_KILL"];
+        let (c, a) = capabilities(&d, false, &v(&["net_admin"]), &v(&["CAP_CHOWN"])).unwrap();
+        assert_eq!(c, v(&["CAP_KILL", "CAP_NET_ADMIN"]));
+        assert_eq!(a, v(&["CAP_NET_ADMIN"]));
+        // add wins over drop of the same cap; comma lists; any case
+        let (c, _) = capabilities(&d, false, &v(&["Chown,sys_time"]), &v(&["chown"])).unwrap();
+        assert_eq!(c, v(&["CAP_CHOWN", "CAP_KILL", "CAP_SYS_TIME"]));
+        let (c, a) = capabilities(&d, false, &v(&["kill"]), &v(&["ALL"])).unwrap();
+        assert_eq!((c, a), (v(&["CAP_KILL"]), v(&["CAP_KILL"])));
+        let all = available_caps();
+        assert!(all.len() >= 14 && all.len() <= ALL_CAPS.len());
+        let (c, a) = capabilities(&d, false, &v(&["all"]), &v(&["kill"])).unwrap();
+        assert_eq!(c.len(), all.len() - 1);
+        assert_eq!(a, c);
+        let (c, a) = capabilities(&d, true, &[], &v(&["kill"])).unwrap();
+        assert_eq!((c.len(), a.len()), (all.len(), 0));
+        let e = capabilities(&d, false, &v(&["CAP_FOO"]), &[]).unwrap_err();
+        assert_eq!(e, "--cap-add \"CAP_FOO\": unknown capability");
+        assert!(capabilities(&d, false, &[], &v(&["net_admin,"])).is_err());
+        assert_eq!(ALL_CAPS[21], "CAP_SYS_ADMIN");
+        assert_eq!(ALL_CAPS.len(), 41);
+    }
+
+    #[test]
+    fn env_files() {
+        let d = std::env::temp_dir().join(format!("husk-envfile-{}", std::process::id()));
+        std::fs::write(
+            &d,
+            "\u{feff}# comment\n\nA=1\n  B = x \nC=\"q\"\nFROMHOST\nNOTSET\nE=a=b\n",
+        )
+        .unwrap();
+        let lookup = |k: &str| (k == "FROMHOST").then(|| "h".to_string());
+        let e = env_file(&d, lookup).unwrap_err();
+        assert!(e.contains("line 4") && e.contains("whitespace"), "{e}");
+        std::fs::write(&d, "# c\n\n  A=1\nC=\"q\" \nFROMHOST\nNOTSET\nE=a=b\nF=\n").unwrap();
+        assert_eq!(
+            env_file(&d, lookup).unwrap(),
+            v(&["A=1", "C=\"q\" ", "FROMHOST=h", "E=a=b", "F="])
+        );
+        std::fs::write(&d, "=x\n").unwrap();
+        assert!(env_file(&d, lookup)
+            .unwrap_err()
+            .contains("no variable name"));
+        std::fs::remove_file(&d).unwrap();
+        assert!(env_file(&d, lookup)
+            .unwrap_err()
+            .starts_with("--env-file /"));
+    }
+
+    #[test]
+    fn tmpfs_cpus_security_signals() {
+        let t = Tmpfs::parse("/run/x/:size=64m,mode=1777,noexec").unwrap();
+        assert_eq!(t.destination, "/run/x");
+        assert_eq!(
+            t.options,
+            v(&["nosuid", "nodev", "size=64m", "mode=1777", "noexec"])
+        );
+        assert_eq!(Tmpfs::parse("/t").unwrap().options, v(&["nosuid", "nodev"]));
+        for bad in [
+            "rel",
+            "/",
+            "//",
+            "/a/../b",
+            "/t:bogus",
+            "/t:mode=999",
+            "/t:size=",
+        ] {
+            assert!(Tmpfs::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(cpu_quota("1.5", 2), Ok(150_000));
+        assert_eq!(cpu_quota("0.01", 2), Ok(1000));
+        for bad in ["0", "-1", "3", "nan", "inf", "x", "", "0.001"] {
+            assert!(cpu_quota(bad, 2).is_err(), "{bad}");
+        }
+        assert!(host_cpus() >= 1);
+        let s = Security::parse(&v(&["no-new-privileges", "seccomp=/p.json"])).unwrap();
+        assert_eq!(s.no_new_privileges, Some(true));
+        assert_eq!(s.seccomp, Seccomp::File("/p.json".into()));
+        let s = Security::parse(&v(&["no-new-privileges:false", "seccomp=unconfined"])).unwrap();
+        assert_eq!(
+            (s.no_new_privileges, s.seccomp),
+            (Some(false), Seccomp::Unconfined)
+        );
+        for bad in ["label=disable", "seccomp=", "no-new-privileges=maybe"] {
+            assert!(Security::parse(&v(&[bad])).is_err(), "{bad}");
+        }
+        assert_eq!(signal("term"), Ok(libc::SIGTERM));
+        assert_eq!(signal("SIGUSR1"), Ok(libc::SIGUSR1));
+        assert_eq!(signal("9"), Ok(9));
+        assert_eq!(signal("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
+        for bad in ["0", "65", "SIGFOO", "RTMIN+40", ""] {
+            assert!(signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn docker_profiles_become_oci() {
+        let (arch, scmp) = host_arch();
+        let p = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": scmp, "subArchitectures": ["SCMP_ARCH_X86"]},
+                        {"architecture": "SCMP_ARCH_S390X", "subArchitectures": []}],
+            "syscalls": [
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW", "comment": "c"},
+                {"name": "mount", "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "4.8"}},
+                {"names": ["kexec_load"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
+                {"names": ["archonly"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": [arch]}},
+                {"names": ["notarch"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": [arch]}},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}}
+            ]
+        });
+        let names = |o: &Value| -> Vec<String> {
+            o["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["names"][0].as_str().unwrap().to_string())
+                .collect()
+        };
+        let o = seccomp_profile(&p.to_string(), &[]).unwrap();
+        assert_eq!(o["architectures"], json!([scmp, "SCMP_ARCH_X86"]));
+        assert!(o.get("archMap").is_none());
+        assert_eq!(names(&o), v(&["read", "ptrace", "archonly", "clone"]));
+        assert!(o["syscalls"][0].get("comment").is_none());
+        let o = seccomp_profile(&p.to_string(), &v(&["CAP_SYS_ADMIN"])).unwrap();
+        assert_eq!(names(&o), v(&["read", "mount", "ptrace", "archonly"]));
+        // the OCI form passes unchanged
+        let oci = json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1,
+                         "architectures": ["SCMP_ARCH_X86_64"],
+                         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]});
+        assert_eq!(seccomp_profile(&oci.to_string(), &[]).unwrap(), oci);
+        assert!(seccomp_profile("[]", &[]).is_err());
+        assert!(seccomp_profile("{\"syscalls\": []}", &[]).is_err());
+        assert!(seccomp_profile("{", &[]).is_err());
+        assert_eq!(kernel_version("6.1.0-18-amd64"), Some((6, 1)));
+    }
+}
