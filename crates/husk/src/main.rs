@@ -465,7 +465,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     .resolve(i, &ctx.default_registry)
                     .map_err(|e| e.to_string())
                     .and_then(|rec| {
-                        containers::check_image_unused(&ctx.root, &rec.config_digest.hex(), force)
+                        containers::check_image_unused(&ctx.root, rec.config_digest.hex(), force)
                     });
                 match in_use.and_then(|()| {
                     store
