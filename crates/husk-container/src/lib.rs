@@ -70,8 +70,10 @@ mod seccomp;
 pub mod selfexe;
 mod spec;
 mod state;
+pub mod supervise;
 mod sys;
 mod tenant;
+pub mod terminal;
 pub mod validate;
 
 pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};

@@ -92,11 +92,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
     }
     // A terminal without --console-socket, in the foreground: we are the terminal's other end.
     let tty = match &a.process {
-        Some(p) => crate::terminal::wants_terminal(p, false),
+        Some(p) => husk_container::terminal::wants_terminal(p, false),
         None => a.tty,
     };
     let console = (tty && !a.detach && a.console_socket.is_none())
-        .then(crate::terminal::ConsoleListener::new)
+        .then(husk_container::terminal::ConsoleListener::new)
         .transpose()
         .map_err(fail)?;
     if let Some(p) = a
@@ -147,11 +147,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
     }
 
     // Blocked before the clone, so that nothing sent to us meanwhile is lost.
-    let set = (!a.detach).then(crate::supervise::block_signals);
+    let set = (!a.detach).then(husk_container::supervise::block_signals);
     let tenant = t.build().map_err(|e| fail(e.to_string()))?;
     let Some(set) = set else { return Ok(0) };
     let Some(console) = console else {
-        return Ok(crate::supervise::forward_signals_until_exit(
+        return Ok(husk_container::supervise::forward_signals_until_exit(
             tenant.pid(),
             &set,
             &mut |sig| {
@@ -167,9 +167,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
             return Err(fail(e));
         }
     };
-    crate::terminal::copy_window_size(&master);
-    let raw = crate::terminal::RawMode::enter();
-    let code = crate::terminal::proxy(
+    husk_container::terminal::copy_window_size(&master);
+    let raw = husk_container::terminal::RawMode::enter();
+    let code = husk_container::terminal::proxy(
         &master,
         &set,
         &mut || {

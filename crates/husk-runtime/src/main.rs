@@ -6,8 +6,6 @@ mod exec_command;
 mod features;
 mod log;
 mod spec_template;
-mod supervise;
-mod terminal;
 
 use clap::Parser;
 use cli::{Cli, Command, CreateArgs, ListFormat};
@@ -203,14 +201,14 @@ fn run_container(
     // A terminal without --console-socket, in the foreground: we are the terminal's other end.
     let console = (!detach
         && args.console_socket.is_none()
-        && terminal::wants_terminal(&args.bundle.join("config.json"), true))
-    .then(terminal::ConsoleListener::new)
+        && husk_container::terminal::wants_terminal(&args.bundle.join("config.json"), true))
+    .then(husk_container::terminal::ConsoleListener::new)
     .transpose()
     .map_err(|e| format!("run {id}: {e}"))?;
     let all = if detach {
         None
     } else {
-        Some(supervise::block_signals())
+        Some(husk_container::supervise::block_signals())
     };
     let mut c = builder(root, args, console.as_ref().map(|l| l.path()))
         .build()
@@ -226,8 +224,8 @@ fn run_container(
         None => None,
     };
     let raw = master.as_ref().map(|m| {
-        terminal::copy_window_size(m);
-        terminal::RawMode::enter()
+        husk_container::terminal::copy_window_size(m);
+        husk_container::terminal::RawMode::enter()
     });
     if let Err(e) = c.start_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}"))) {
         drop(raw);
@@ -238,15 +236,24 @@ fn run_container(
     let code = match &master {
         Some(m) => {
             let pid = c.pid();
-            let code = terminal::proxy(m, &all, &mut || supervise::reap(pid), &mut |sig| unsafe {
-                libc::kill(pid, sig);
-            });
+            let code = husk_container::terminal::proxy(
+                m,
+                &all,
+                &mut || husk_container::supervise::reap(pid),
+                &mut |sig| unsafe {
+                    libc::kill(pid, sig);
+                },
+            );
             drop(raw);
             code.map_err(|e| format!("run {id}: {e}"))?
         }
-        None => supervise::forward_signals_until_exit(c.pid(), &all, &mut |sig| unsafe {
-            libc::kill(c.pid(), sig);
-        }),
+        None => husk_container::supervise::forward_signals_until_exit(
+            c.pid(),
+            &all,
+            &mut |sig| unsafe {
+                libc::kill(c.pid(), sig);
+            },
+        ),
     };
     log.debug(&format!("container {id} exited with {code}"));
     if !keep {

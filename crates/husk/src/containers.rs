@@ -310,10 +310,7 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         p.set_user(user);
     }
     if !a.interactive {
-        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
-        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
-            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
-        }
+        crate::run::stdin_from_dev_null()?;
     }
     let t = husk_container::ContainerBuilder::new(r.id.clone())
         .root_path(state_root())

@@ -22,6 +22,13 @@ pub struct RunArgs {
     /// Run in the background: print the container id once it has started
     #[arg(short = 'd', long)]
     detach: bool,
+    /// Give the process a terminal (a pty proxied to ours: raw mode, window size); stdin
+    /// is attached too
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Attach stdin (without it, and without -t, the process reads /dev/null)
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// Restart policy of a detached container: no, always, unless-stopped, on-failure[:N]
     #[arg(long, default_value = "no")]
     restart: String,
@@ -248,6 +255,15 @@ pub(crate) fn forward_signals(pid: i32) {
     }
 }
 
+/// The container reads /dev/null, not our stdin (podman's default without -i).
+pub(crate) fn stdin_from_dev_null() -> Result<(), String> {
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+        return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Everything made for one container, undone on failure (and on exit, as far as asked).
 pub(crate) struct Made {
     pub(crate) dir: PathBuf,
@@ -283,6 +299,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
 }
 
 fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
+    if a.tty && a.detach {
+        return Err("-t with -d is not supported yet: the monitor logs pipes, not a pty".into());
+    }
     let restart = crate::monitor::Restart::parse(&a.restart)?;
     if restart != crate::monitor::Restart::No {
         if !a.detach {
@@ -455,6 +474,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             no_new_privileges: security.no_new_privileges.unwrap_or(!a.more.privileged),
             seccomp,
             init,
+            terminal: a.tty,
         },
     );
     // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
@@ -488,19 +508,60 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         println!("{id}");
         return Ok(0);
     }
-    let mut c = ContainerBuilder::new(id.clone())
-        .root_path(state_root())
-        .as_init(&dir)
-        .build()
-        .map_err(|e| e.to_string())?;
-    forward_signals(c.pid());
+    if !a.interactive && !a.tty {
+        stdin_from_dev_null()?;
+    }
+    // -t: we are the terminal's other end; the library sends the pty master to our socket.
+    let console = a
+        .tty
+        .then(husk_container::terminal::ConsoleListener::new)
+        .transpose()?;
+    let blocked = a.tty.then(husk_container::supervise::block_signals);
+    let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
+    if let Some(l) = &console {
+        builder = builder.console_socket(l.path());
+    }
+    let mut c = builder.as_init(&dir).build().map_err(|e| e.to_string())?;
+    let master = match console.as_ref().map(|l| l.receive_master()) {
+        Some(Err(e)) => {
+            let _ = c.kill(libc::SIGKILL, true);
+            let _ = c.wait();
+            let _ = c.delete(true);
+            return Err(e);
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    if master.is_none() {
+        forward_signals(c.pid());
+    }
+    let raw = master.as_ref().map(|m| {
+        husk_container::terminal::copy_window_size(m);
+        husk_container::terminal::RawMode::enter()
+    });
     if let Err(e) = c.start() {
+        drop(raw);
         let _ = c.kill(libc::SIGKILL, true);
         let _ = c.wait();
         let _ = c.delete(true);
         return Err(e.to_string());
     }
-    let waited = c.wait();
+    let waited = match (&master, &blocked) {
+        (Some(m), Some(set)) => {
+            let pid = c.pid();
+            let code = husk_container::terminal::proxy(
+                m,
+                set,
+                &mut || husk_container::supervise::reap(pid),
+                &mut |sig| unsafe {
+                    libc::kill(pid, sig);
+                },
+            );
+            drop(raw);
+            code.map_err(husk_container::Error::Other)
+        }
+        _ => c.wait(),
+    };
     INIT_PID.store(0, Ordering::SeqCst);
     let deleted = c.delete(true);
     let code = waited.map_err(|e| e.to_string())?;

@@ -80,6 +80,8 @@ pub struct Options {
     pub seccomp: Option<Value>,
     /// Host path of husk-init: bind-mounted read-only at INIT_PATH and run as PID 1.
     pub init: Option<PathBuf>,
+    /// process.terminal: the process gets a pty, sent to the console socket.
+    pub terminal: bool,
 }
 
 impl Default for Options {
@@ -100,6 +102,7 @@ impl Default for Options {
             no_new_privileges: true,
             seccomp: None,
             init: None,
+            terminal: false,
         }
     }
 }
@@ -248,7 +251,7 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": o.terminal,
             "user": user,
             "args": args,
             "env": p.env,

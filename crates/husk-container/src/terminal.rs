@@ -1,5 +1,5 @@
-//! The foreground terminal proxy: `run` and `exec -t` with `process.terminal` but without
-//! `--console-socket`. We listen on a private socket, let the library send the pty master
+//! The foreground terminal proxy, for callers that are the terminal's other end themselves
+//! (husk-runtime's `run`/`exec -t` without `--console-socket`, `husk run -t`). We listen on a private socket, let the library send the pty master
 //! to it (exactly as it would to conmon or containerd-shim), then put our own terminal in
 //! raw mode and copy bytes both ways in one poll loop until the container's process exits.
 //! Window size: ours at the start and on every SIGWINCH.

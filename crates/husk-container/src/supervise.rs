@@ -1,5 +1,6 @@
-//! Foreground supervision shared by `run` and `exec`: block signals, reap children, and
-//! forward every signal but SIGCHLD to the container process until it exits.
+//! Foreground supervision for callers that wait for a container process (husk-runtime's
+//! `run` and `exec`, `husk run -t`): block signals, reap children, and forward every signal
+//! but SIGCHLD to the container process until it exits.
 
 /// Block every signal (they are taken with sigwaitinfo instead); returns the full set.
 pub fn block_signals() -> libc::sigset_t {
