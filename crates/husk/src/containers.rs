@@ -260,9 +260,12 @@ pub struct ExecArgs {
     /// User to run as: name|uid[:group|gid], resolved in the container's /etc/passwd
     #[arg(short = 'u', long)]
     user: Option<String>,
-    /// Keep stdin open (without it the process reads /dev/null)
+    /// Keep stdin open (without it, and without -t, the process reads /dev/null)
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Give the process a terminal (a pty proxied to ours)
+    #[arg(short = 't', long)]
+    tty: bool,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
@@ -283,7 +286,6 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         .ok_or_else(|| format!("the container is {}, not running", r.status()))?;
     let mut p = c.config_process().map_err(|e| e.to_string())?;
     p.set_args(Some(a.cmd.clone()));
-    p.set_terminal(Some(false));
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
         let key = kv.split('=').next().unwrap_or_default();
@@ -309,17 +311,45 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         user.set_additional_gids((!ru.additional_gids.is_empty()).then_some(ru.additional_gids));
         p.set_user(user);
     }
-    if !a.interactive {
+    if !a.interactive && !a.tty {
         crate::run::stdin_from_dev_null()?;
     }
-    let t = husk_container::ContainerBuilder::new(r.id.clone())
-        .root_path(state_root())
+    p.set_terminal(Some(a.tty));
+    // -t: as `husk run -t`, the pty master comes to our own console socket.
+    let console = a
+        .tty
+        .then(husk_container::terminal::ConsoleListener::new)
+        .transpose()?;
+    let blocked = a.tty.then(husk_container::supervise::block_signals);
+    let mut b = husk_container::ContainerBuilder::new(r.id.clone()).root_path(state_root());
+    if let Some(l) = &console {
+        b = b.console_socket(l.path());
+    }
+    let t = b
         .as_tenant()
         .process(p)
         .build()
         .map_err(|e| e.to_string())?;
-    crate::run::forward_signals(t.pid());
-    t.wait().map_err(|e| e.to_string())
+    let (Some(l), Some(set)) = (&console, &blocked) else {
+        crate::run::forward_signals(t.pid());
+        return t.wait().map_err(|e| e.to_string());
+    };
+    let pid = t.pid();
+    let master = l.receive_master().inspect_err(|_| unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    })?;
+    husk_container::terminal::copy_window_size(&master);
+    let raw = husk_container::terminal::RawMode::enter();
+    let code = husk_container::terminal::proxy(
+        &master,
+        set,
+        &mut || husk_container::supervise::reap(pid),
+        &mut |sig| unsafe {
+            libc::kill(pid, sig);
+        },
+    );
+    drop(raw);
+    code
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.
