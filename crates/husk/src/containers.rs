@@ -424,3 +424,67 @@ pub fn check_image_unused(root: &Path, image_id: &str, force: bool) -> Result<()
     }
     Ok(())
 }
+
+/// `husk start`: run an exited container again, detached (its filesystem — the upper dir —
+/// kept from before), under a new monitor with the restart policy it was created with.
+pub fn start(ctx: &crate::Ctx, what: &str) -> Result<(), String> {
+    let fail = |e: String| format!("start {what}: {e}");
+    let mut r = find(&ctx.root, what)?;
+    if r.runtime().is_some_and(|c| c.status() != Status::Stopped) {
+        return Err(fail(format!("the container is {}", r.status())));
+    }
+    let store = ctx.store()?;
+    let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
+    let rec = store
+        .resolve(&image_id, &ctx.default_registry)
+        .map_err(|e| fail(format!("its image {image_id}: {e}")))?;
+    let restart =
+        crate::monitor::Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).map_err(fail)?;
+    // A monitor that died may have left the runtime state and the overlay behind.
+    if let Some(c) = r.runtime() {
+        c.delete(true).map_err(|e| fail(e.to_string()))?;
+    }
+    crate::rootfs_overlay::unmount_leftover(&r.dir).map_err(fail)?;
+    for k in ["exit_code", "finished", "stopping", "error"] {
+        r.meta[k] = Value::Null;
+    }
+    r.save().map_err(fail)?;
+    let overlay = crate::rootfs_overlay::mount(&r.dir, &crate::run::layer_dirs(&store, &rec))
+        .map_err(fail)?;
+    let made = crate::run::Made {
+        dir: r.dir.clone(),
+        overlay: Some(overlay),
+        keep_dir: true,
+    };
+    crate::monitor::detach(&r.id, made, false, restart).map_err(fail)
+}
+
+/// `husk top`: the container's processes (pid and command line, as the host sees them).
+pub fn top(root: &Path, what: &str) -> Result<(), String> {
+    let r = find(root, what)?;
+    let pids = live(&r)
+        .and_then(|c| c.processes().map_err(|e| e.to_string()))
+        .map_err(|e| format!("top {what}: {e}"))?;
+    println!("{:>8}  COMMAND", "PID");
+    for pid in pids {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        println!("{pid:>8}  {}", cmd.join(" "));
+    }
+    Ok(())
+}
+
+/// `husk container prune`: remove every exited container; prints their ids.
+pub fn prune(root: &Path) -> Result<(), String> {
+    for r in list(root) {
+        if r.status() == "exited" && r.exit_code().is_some() {
+            rm(root, &r.id, false)?;
+            println!("{}", r.id);
+        }
+    }
+    Ok(())
+}

@@ -107,6 +107,25 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Start exited containers again, detached
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop (as `stop`) and start containers
+    Restart {
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List a container's processes
+    Top { container: String },
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        cmd: ContainerCmd,
+    },
     /// Show containers' records and runtime state as JSON
     Inspect {
         #[arg(required = true)]
@@ -200,6 +219,12 @@ enum Cmd {
         #[arg(long)]
         authfile: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// Remove every exited container
+    Prune,
 }
 
 #[derive(Args)]
@@ -305,7 +330,7 @@ fn main() {
     // husk_container::selfexe), so no container can write the host's copy.
     if std::env::args_os()
         .skip(1)
-        .any(|a| a == "run" || a == "exec")
+        .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart")
     {
         if let Err(msg) = husk_container::selfexe::reexec_protected() {
             fail(&msg);
@@ -385,6 +410,25 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Inspect { containers } => containers::inspect(&ctx.root, &containers),
+        Cmd::Start { containers } => {
+            for c in &containers {
+                containers::start(&ctx, c)?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Restart { time, containers } => {
+            for c in &containers {
+                containers::stop(&ctx.root, c, std::time::Duration::from_secs(time))?;
+                containers::start(&ctx, c)?;
+                println!("{c}");
+            }
+            Ok(())
+        }
+        Cmd::Top { container } => containers::top(&ctx.root, &container),
+        Cmd::Container {
+            cmd: ContainerCmd::Prune,
+        } => containers::prune(&ctx.root),
         Cmd::Stop { time, containers } => {
             for c in &containers {
                 containers::stop(&ctx.root, c, std::time::Duration::from_secs(time))?;

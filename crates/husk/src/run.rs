@@ -255,6 +255,18 @@ pub(crate) fn forward_signals(pid: i32) {
     }
 }
 
+/// The image's layer directories, top first: the overlay's lowerdirs.
+pub(crate) fn layer_dirs(
+    store: &husk_image::store::Store,
+    rec: &husk_image::store::ImageRecord,
+) -> Vec<PathBuf> {
+    rec.layers
+        .iter()
+        .rev()
+        .map(|l| store.layer_dir(&l.chain_id))
+        .collect()
+}
+
 /// The container reads /dev/null, not our stdin (podman's default without -i).
 pub(crate) fn stdin_from_dev_null() -> Result<(), String> {
     let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
@@ -415,12 +427,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         .read_blob(&rec.config_digest)
         .map_err(|e| e.to_string())?;
     let cfg = pull::parse_config(&cfgb).map_err(|e| e.to_string())?;
-    let lowers: Vec<PathBuf> = rec
-        .layers
-        .iter()
-        .rev()
-        .map(|l| store.layer_dir(&l.chain_id))
-        .collect();
+    let lowers = layer_dirs(&store, &rec);
 
     let containers = ctx.root.join("containers");
     if let Some(n) = &a.name {
@@ -499,6 +506,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         "created": husk_oci::time::rfc3339_now(),
         "exit_code": null,
         "stop_signal": stop_signal,
+        "restart": a.restart,
     });
     write("container.json", &meta)?;
 
