@@ -488,3 +488,63 @@ pub fn prune(root: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `husk stats`: CPU (% of one CPU over the sampling interval), memory usage / limit and
+/// pids per running container; once with `no_stream`, else every second until interrupted.
+/// `--format json` prints the cgroup statistics themselves, one JSON object per line.
+pub fn stats(root: &Path, what: &[String], no_stream: bool, json: bool) -> Result<(), String> {
+    let records: Vec<Record> = what
+        .iter()
+        .map(|w| find(root, w))
+        .collect::<Result<_, _>>()?;
+    let sample = |r: &Record| {
+        live(r)
+            .and_then(|c| c.stats().map_err(|e| e.to_string()))
+            .map_err(|e| format!("stats {}: {e}", r.name()))
+    };
+    let mut before: Vec<(u64, Instant)> = Vec::new();
+    for r in &records {
+        before.push((sample(r)?.cpu.usage.total, Instant::now()));
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(if no_stream { 200 } else { 1000 }));
+        if !json {
+            println!(
+                "{:<12}  {:<20}  {:>7}  {:>21}  {:>5}",
+                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
+            );
+        }
+        for (r, prev) in records.iter().zip(before.iter_mut()) {
+            let s = sample(r)?;
+            let now = Instant::now();
+            let cpu_ns = s.cpu.usage.total.saturating_sub(prev.0) as f64;
+            let pct = 100.0 * cpu_ns / now.duration_since(prev.1).as_nanos().max(1) as f64;
+            *prev = (s.cpu.usage.total, now);
+            if json {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                v["id"] = r.id.clone().into();
+                v["name"] = r.name().into();
+                v["cpu_percent"] = pct.into();
+                println!("{v}");
+                continue;
+            }
+            let mib = |b: u64| format!("{:.1}MiB", b as f64 / (1u64 << 20) as f64);
+            let limit = match s.memory.usage.limit {
+                0 | u64::MAX => "-".to_string(),
+                l if l >= 1 << 62 => "-".to_string(),
+                l => mib(l),
+            };
+            println!(
+                "{:<12}  {:<20}  {:>6.2}%  {:>21}  {:>5}",
+                &r.id[..12.min(r.id.len())],
+                r.name(),
+                pct,
+                format!("{} / {limit}", mib(s.memory.usage.usage)),
+                s.pids.current
+            );
+        }
+        if no_stream {
+            return Ok(());
+        }
+    }
+}

@@ -119,6 +119,16 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Resource usage of running containers (every second; --no-stream: once)
+    Stats {
+        #[arg(long)]
+        no_stream: bool,
+        /// table (default) or json (the cgroup statistics, one object per line)
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// List a container's processes
     Top { container: String },
     /// Manage containers
@@ -426,6 +436,16 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Top { container } => containers::top(&ctx.root, &container),
+        Cmd::Stats {
+            no_stream,
+            format,
+            containers,
+        } => match format.as_str() {
+            "table" | "json" => {
+                containers::stats(&ctx.root, &containers, no_stream, format == "json")
+            }
+            f => Err(format!("stats: --format {f:?}: use table or json")),
+        },
         Cmd::Container {
             cmd: ContainerCmd::Prune,
         } => containers::prune(&ctx.root),
