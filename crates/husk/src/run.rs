@@ -135,6 +135,27 @@ fn valid_name(n: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
 
+/// An exclusive flock on CONTAINERS.lock (made if missing), released on drop.
+fn lock_names(containers: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(containers)
+        .map_err(|e| format!("creating {}: {e}", containers.display()))?;
+    let path = containers.with_extension("lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(format!(
+            "locking {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(f)
+}
+
 fn name_taken(containers: &Path, name: &str) -> bool {
     let Ok(rd) = std::fs::read_dir(containers) else {
         return false;
@@ -430,6 +451,8 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     let lowers = layer_dirs(&store, &rec);
 
     let containers = ctx.root.join("containers");
+    // Held until container.json is written: two runs cannot both take one name.
+    let names_lock = lock_names(&containers)?;
     if let Some(n) = &a.name {
         if name_taken(&containers, n) {
             return Err(format!("the name {n:?} is already in use"));
@@ -509,6 +532,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         "restart": a.restart,
     });
     write("container.json", &meta)?;
+    drop(names_lock);
 
     single_threaded()?;
     if a.detach {
