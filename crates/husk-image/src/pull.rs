@@ -329,8 +329,16 @@ fn produce(
         }
     }
     drop(tx);
-    // hash whatever follows (or was not decoded), too; a failure here is a source failure
-    io::copy(&mut hr, &mut io::sink())?;
+    // hash whatever follows (or was not decoded), too; a failure here is a source failure.
+    // Not io::copy: it retries ErrorKind::Interrupted, which is how Source says the pull
+    // was cancelled, and would spin on it forever.
+    loop {
+        let n = hr.fill_buf()?.len();
+        if n == 0 {
+            break;
+        }
+        hr.consume(n);
+    }
     let (digest, size, _) = hr.into_inner().finish();
     Ok(Produced {
         digest,
@@ -628,4 +636,47 @@ pub fn decode_layer_file(path: &Path) -> Result<u64> {
     let f = File::open(path).ctx("opening", path)?;
     let mut r = decompressing_reader(BufReader::with_capacity(CHUNK, f)).ctx("reading", path)?;
     io::copy(&mut r, &mut io::sink()).ctx("decompressing", path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pull is cancelled (another layer failed) while this layer streams: the producer
+    /// must stop with Interrupted, not spin (std's io::copy retries that kind forever).
+    #[test]
+    fn produce_stops_when_the_pull_is_cancelled_mid_layer() {
+        static CANCEL: AtomicBool = AtomicBool::new(false);
+        static DATA: [u8; 100_000] = [b'x'; 100_000];
+        struct CancelAfterFirstRead(&'static [u8]);
+        impl Read for CancelAfterFirstRead {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(4096);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                CANCEL.store(true, Ordering::Relaxed);
+                Ok(n)
+            }
+        }
+        let digest: &'static Digest = Box::leak(Box::new(Digest::of(b"")));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let src = Source {
+                local: None,
+                net: Some(Box::new(CancelAfterFirstRead(&DATA))),
+                sink: None,
+                progress: &NoProgress,
+                digest,
+                cancel: &CANCEL,
+            };
+            let (tx, rx) = sync_channel(8);
+            let r = produce(src, tx).map(|_| ());
+            drop(rx);
+            let _ = done_tx.send(r);
+        });
+        let r = done_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("produce() did not return after the pull was cancelled");
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::Interrupted);
+    }
 }

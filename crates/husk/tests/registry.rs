@@ -402,10 +402,16 @@ fn bearer_token_flow_and_digest_mismatch() {
         .join("blobs/sha256")
         .join(bad.layers[0].digest.hex())
         .exists());
+    // (the other layers may have been cancelled mid-download by the failure: their partial
+    // downloads are good bytes and stay, for the next pull to resume)
+    let resumable: Vec<_> = bad.layers[1..]
+        .iter()
+        .map(|l| format!("{}.partial", l.digest.hex()))
+        .collect();
     let leftovers: Vec<_> = std::fs::read_dir(root2.join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".lock"))
+        .filter(|n| !n.ends_with(".lock") && !resumable.contains(n))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let list: serde_json::Value =
