@@ -260,28 +260,47 @@ pub struct Image {
 }
 
 pub fn config_json(arch: &str, diff_ids: &[Digest]) -> Vec<u8> {
+    image_config_json(arch, &busybox_config(), diff_ids)
+}
+
+/// The busybox images' run config: Entrypoint sh -c, user app, workdir /srv, …
+pub fn busybox_config() -> serde_json::Value {
+    serde_json::json!({
+        "Env": ["PATH=/bin", "GREETING=hello"],
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": ["echo $GREETING"],
+        "WorkingDir": "/srv",
+        "User": "app",
+        "ExposedPorts": {"8080/tcp": {}},
+        "Volumes": {"/data": {}},
+        "Labels": {"org.example": "yes"}
+    })
+}
+
+/// An image config blob: `config` is its run config (Env, Cmd, User, …).
+pub fn image_config_json(arch: &str, config: &serde_json::Value, diff_ids: &[Digest]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "architecture": arch,
         "os": "linux",
         "created": "2024-01-02T03:04:05Z",
-        "config": {
-            "Env": ["PATH=/bin", "GREETING=hello"],
-            "Entrypoint": ["/bin/sh", "-c"],
-            "Cmd": ["echo $GREETING"],
-            "WorkingDir": "/srv",
-            "User": "app",
-            "ExposedPorts": {"8080/tcp": {}},
-            "Volumes": {"/data": {}},
-            "Labels": {"org.example": "yes"}
-        },
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": []
     }))
     .unwrap()
 }
 
-/// Build an image from uncompressed layer tars.
+/// Build an image from uncompressed layer tars, with the busybox run config.
 pub fn build_image(layers: &[(Vec<u8>, Comp)], arch: &str) -> Image {
+    build_image_with_config(layers, arch, &busybox_config())
+}
+
+/// Build an image from uncompressed layer tars and a run config.
+pub fn build_image_with_config(
+    layers: &[(Vec<u8>, Comp)],
+    arch: &str,
+    config: &serde_json::Value,
+) -> Image {
     let mut blobs = Vec::new();
     let mut diff_ids = Vec::new();
     for (tar, c) in layers {
@@ -293,7 +312,7 @@ pub fn build_image(layers: &[(Vec<u8>, Comp)], arch: &str) -> Image {
             media_type: mt.into(),
         });
     }
-    let cfg = config_json(arch, &diff_ids);
+    let cfg = image_config_json(arch, config, &diff_ids);
     let config = Blob {
         digest: Digest::of(&cfg),
         data: cfg,
@@ -532,6 +551,76 @@ pub fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
         buf.truncate(n as usize);
         Some(buf)
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// What `husk run` may leave on the host: container dirs, mounts, engine cgroups and state.
+
+/// The container dirs in a store.
+pub fn containers(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("containers"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+pub fn mounts_below(p: &Path) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = p.display().to_string();
+    mi.lines()
+        .filter(|l| l.contains(&p))
+        .map(String::from)
+        .collect()
+}
+
+/// controller/id of every engine container cgroup on the host (v1 hierarchies and v2).
+pub fn engine_cgroups() -> Vec<String> {
+    let mut out = Vec::new();
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let mut dirs = vec![c.path().join("husk-engine")];
+        if c.file_name() == "husk-engine" {
+            dirs = vec![c.path()];
+        }
+        for d in dirs {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    out.push(format!(
+                        "{}/{}",
+                        c.file_name().to_string_lossy(),
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The host path of a container's cgroup for CONTROLLER from its /proc/self/cgroup.
+pub fn cgroup_dir(proc_cgroup: &str, controller: &str) -> PathBuf {
+    for l in proc_cgroup.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctl, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        if ctl.split(',').any(|c| c == controller) {
+            return Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(&path[1..]);
+        }
+        if ctl.is_empty() && std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+            return Path::new("/sys/fs/cgroup").join(&path[1..]);
+        }
+    }
+    panic!("no {controller} cgroup in {proc_cgroup}");
+}
+
+pub fn engine_states() -> Vec<String> {
+    std::fs::read_dir("/run/husk-engine")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
