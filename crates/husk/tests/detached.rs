@@ -4,19 +4,9 @@
 
 mod common;
 use common::*;
-use husk_image::registry::ClientOptions;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = husk(root, args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// The one record of `husk ps -a --format json` for `name`.
 fn ps_entry(root: &Path, name: &str) -> Value {
@@ -67,18 +57,8 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn detached_run_with_logs_ps_stop_and_rm() {
-    let reg = RealRegistry::start(false, false);
-    push_image(
-        &reg.host(),
-        &ClientOptions::default(),
-        "busybox",
-        "latest",
-        &busybox_image("amd64"),
-    );
-    let t = TempDir::new("detached");
-    let root = t.path().join("store");
-    let root = root.as_path();
-    let image = format!("{}/busybox:latest", reg.host());
+    let s = setup("detached");
+    let (root, image) = (s.root.as_path(), s.image.clone());
     let _cleanup = RemoveAll(root);
 
     // Foreground -t under `script` (which gives us a terminal): the process sees a pty of

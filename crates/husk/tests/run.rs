@@ -3,56 +3,12 @@
 
 mod common;
 use common::*;
-use husk_image::registry::ClientOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 
 /// Tests that check nothing is left on the host (cgroups, runtime state) take this
 /// exclusively; every other test holds it shared while it runs containers.
 static HOST: RwLock<()> = RwLock::new(());
-
-struct Setup {
-    _reg: RealRegistry,
-    _t: TempDir,
-    root: PathBuf,
-    image: String,
-}
-
-fn setup(tag: &str) -> Setup {
-    let reg = RealRegistry::start(false, false);
-    let img = busybox_image("amd64");
-    push_image(
-        &reg.host(),
-        &ClientOptions::default(),
-        "busybox",
-        "latest",
-        &img,
-    );
-    let t = TempDir::new(tag);
-    let root = t.path().join("store");
-    let image = format!("{}/busybox:latest", reg.host());
-    Setup {
-        _reg: reg,
-        _t: t,
-        root,
-        image,
-    }
-}
-
-fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = husk(root, args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn run_ok(root: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = out(root, args);
-    assert_eq!(code, 0, "husk {args:?}: {stderr}");
-    stdout
-}
 
 /// lowerdir= of the root mount in a container's /proc/self/mountinfo.
 fn root_lowerdir(mountinfo: &str) -> String {
@@ -71,18 +27,18 @@ fn run_pulls_then_runs_with_the_image_config() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
     let s = setup("run-basic");
     // not pulled yet: run pulls it; the image's Entrypoint (sh -c), Cmd and Env apply
-    assert_eq!(run_ok(&s.root, &["run", "--rm", &s.image]), "hello\n");
-    assert!(run_ok(&s.root, &["images"]).contains("busybox"));
+    assert_eq!(husk_ok(&s.root, &["run", "--rm", &s.image]), "hello\n");
+    assert!(husk_ok(&s.root, &["images"]).contains("busybox"));
     // CMD replaces the image's Cmd, after its Entrypoint
-    let o = run_ok(&s.root, &["run", "--rm", &s.image, "pwd; id -u; id -g"]);
+    let o = husk_ok(&s.root, &["run", "--rm", &s.image, "pwd; id -u; id -g"]);
     assert_eq!(o, "/srv\n1000\n1000\n");
     // echo hi with the entrypoint cleared
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &["run", "--rm", "--entrypoint", "", &s.image, "echo", "hi"],
     );
     assert_eq!(o, "hi\n");
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &["run", "--rm", "--entrypoint", "/bin/echo", &s.image, "hi"],
     );
@@ -94,7 +50,7 @@ fn run_pulls_then_runs_with_the_image_config() {
 fn run_options_env_workdir_user_hostname() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
     let s = setup("run-opts");
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &[
             "run",
@@ -115,7 +71,7 @@ fn run_options_env_workdir_user_hostname() {
     );
     assert_eq!(o, "bar over\n/tmp\n65534\nbox1\n");
     // the hostname defaults to the name
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &[
             "run",
@@ -128,16 +84,16 @@ fn run_options_env_workdir_user_hostname() {
     );
     assert_eq!(o, "web-1\n");
     // a named user from the image's /etc/passwd, with its group
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &["run", "--rm", "-u", "root", &s.image, "id -u; id -g"],
     );
     assert_eq!(o, "0\n0\n");
     // own network namespace: only lo; --network host: the host's interfaces
-    let o = run_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/net/dev"]);
+    let o = husk_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/net/dev"]);
     assert_eq!(o.lines().count(), 3, "{o}");
     let host = std::fs::read_to_string("/proc/net/dev").unwrap();
-    let o = run_ok(
+    let o = husk_ok(
         &s.root,
         &[
             "run",
@@ -188,7 +144,7 @@ fn run_volumes_and_read_only_root() {
     assert!(!host.join("g").exists());
     // read-write bind: the write reaches the host
     let vol = format!("{}:/data", host.display());
-    run_ok(
+    husk_ok(
         &s.root,
         &[
             "run",
@@ -218,7 +174,7 @@ fn run_volumes_and_read_only_root() {
     assert_ne!(code, 0);
     assert!(e.contains("Read-only file system"), "{e}");
     // without --read-only the same write works
-    run_ok(
+    husk_ok(
         &s.root,
         &["run", "--rm", "-u", "0", &s.image, "echo x > /newfile"],
     );
@@ -228,7 +184,7 @@ fn run_volumes_and_read_only_root() {
 fn run_rm_leaves_nothing_and_kept_containers_are_unmounted() {
     let _g = HOST.write().unwrap_or_else(|e| e.into_inner());
     let s = setup("run-rm");
-    let o = run_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/self/cgroup"]);
+    let o = husk_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/self/cgroup"]);
     let cg = cgroup_dir(&o, "pids");
     let id = cg.file_name().unwrap().to_string_lossy().into_owned();
     assert!(cg.parent().unwrap().ends_with("husk-engine"), "{o}");
@@ -294,7 +250,7 @@ fn run_errors_leave_nothing_behind() {
 fn two_containers_share_lowers_but_not_writes() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
     let s = setup("run-share");
-    let a = run_ok(
+    let a = husk_ok(
         &s.root,
         &[
             "run",
@@ -304,7 +260,7 @@ fn two_containers_share_lowers_but_not_writes() {
             "echo mine > /srv/mine; cat /proc/self/mountinfo",
         ],
     );
-    let b = run_ok(
+    let b = husk_ok(
         &s.root,
         &[
             "run",

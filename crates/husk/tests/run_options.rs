@@ -5,9 +5,8 @@
 
 mod common;
 use common::*;
-use husk_image::registry::ClientOptions;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::RwLock;
 use std::time::Duration;
@@ -16,90 +15,11 @@ use std::time::Duration;
 /// shared while they run containers (as in tests/run.rs).
 static HOST: RwLock<()> = RwLock::new(());
 
-/// What `husk run` may leave on the host (the checks of tests/run.rs).
-mod leftovers {
-    use std::path::{Path, PathBuf};
-
-    /// The container dirs of a store.
-    pub fn containers(root: &Path) -> Vec<PathBuf> {
-        std::fs::read_dir(root.join("containers"))
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Host mounts whose line mentions `p`.
-    pub fn mounts_below(p: &Path) -> Vec<String> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let p = p.display().to_string();
-        mi.lines()
-            .filter(|l| l.contains(&p))
-            .map(String::from)
-            .collect()
-    }
-
-    /// hierarchy/id of every engine container cgroup (v1 hierarchies and v2).
-    pub fn engine_cgroups() -> Vec<String> {
-        let mut out = Vec::new();
-        for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let d = if c.file_name() == "husk-engine" {
-                c.path()
-            } else {
-                c.path().join("husk-engine")
-            };
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    out.push(format!(
-                        "{}/{}",
-                        c.file_name().to_string_lossy(),
-                        e.file_name().to_string_lossy()
-                    ));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// The runtime library's container states.
-    pub fn engine_states() -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir("/run/husk-engine")
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-struct Setup {
-    _reg: RealRegistry,
-    t: TempDir,
-    root: PathBuf,
-    image: String,
-}
-
-fn setup(tag: &str) -> Setup {
-    let reg = RealRegistry::start(false, false);
-    push_image(
-        &reg.host(),
-        &ClientOptions::default(),
-        "busybox",
-        "latest",
-        &busybox_image("amd64"),
-    );
-    let t = TempDir::new(tag);
-    let root = t.path().join("store");
-    let image = format!("{}/busybox:latest", reg.host());
-    husk_ok(&root, &["pull", &image]);
-    Setup {
-        _reg: reg,
-        t,
-        root,
-        image,
-    }
+/// [`setup`] with the image already pulled.
+fn pulled(tag: &str) -> Setup {
+    let s = setup(tag);
+    husk_ok(&s.root, &["pull", &s.image]);
+    s
 }
 
 fn out_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -117,22 +37,12 @@ fn out_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, St
     )
 }
 
-fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
-    out_env(root, args, &[])
-}
-
-fn run_ok(root: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = out(root, args);
-    assert_eq!(code, 0, "husk {args:?}: {stderr}");
-    stdout
-}
-
 /// `husk run --rm [opts] IMAGE SCRIPT` (the image's entrypoint is `sh -c`).
 fn sh(s: &Setup, opts: &[&str], script: &str) -> String {
     let mut args = vec!["run", "--rm"];
     args.extend_from_slice(opts);
     args.extend([s.image.as_str(), script]);
-    run_ok(&s.root, &args)
+    husk_ok(&s.root, &args)
 }
 
 /// Cap* lines of /proc/self/status → (Inh, Prm, Eff, Bnd, Amb).
@@ -177,7 +87,7 @@ fn all_caps() -> u64 {
 #[test]
 fn env_file_then_e() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-env");
+    let s = pulled("ro-env");
     let f = s.t.path().join("env");
     std::fs::write(
         &f,
@@ -206,7 +116,7 @@ fn env_file_then_e() {
 #[test]
 fn tmpfs_mounts_with_defaults_and_options() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-tmpfs");
+    let s = pulled("ro-tmpfs");
     let o = sh(
         &s,
         &[
@@ -252,7 +162,7 @@ fn tmpfs_mounts_with_defaults_and_options() {
 #[test]
 fn cpus_set_the_cfs_quota() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-cpus");
+    let s = pulled("ro-cpus");
     // The host's cgroup tree, read-only, to read the container's own limit from inside.
     let script = "p=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3}' /proc/self/cgroup)
         if [ -n \"$p\" ]; then
@@ -276,7 +186,7 @@ fn cpus_set_the_cfs_quota() {
 #[test]
 fn cap_add_and_drop() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-caps");
+    let s = pulled("ro-caps");
     let st = "cat /proc/self/status";
     // root: the defaults
     let c = caps(&sh(&s, &["-u", "0"], st));
@@ -352,7 +262,7 @@ fn cap_add_and_drop() {
 #[test]
 fn privileged_has_everything_unmasked() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-priv");
+    let s = pulled("ro-priv");
     let script = "cat /proc/self/status; echo ---; cat /proc/self/mountinfo; echo ---; \
                   mknod /tmp/kmsg c 1 11 && (: < /tmp/kmsg) 2>/dev/null && echo kmsg-open; \
                   mount -t tmpfs t /opq 2>/dev/null && echo mounted; true";
@@ -428,7 +338,7 @@ fn docker_profile() -> serde_json::Value {
 #[test]
 fn security_opts_no_new_privileges_and_seccomp() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-secopt");
+    let s = pulled("ro-secopt");
     let st = "cat /proc/self/status";
     let nnp = |opts: &[&str]| status_field(&sh(&s, opts, st), "NoNewPrivs").to_string();
     // husk run's default is on; the option states it, =false turns it off
@@ -545,7 +455,7 @@ fn spawn_run(s: &Setup, opts: &[&str], script: &str) -> std::process::Child {
 #[test]
 fn init_reaps_orphans_forwards_signals_and_passes_exit_codes() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-init");
+    let s = pulled("ro-init");
     // husk-init is PID 1 (a static binary: the image has no libc), the command its child;
     // --read-only is no obstacle (it lives on the container's /dev tmpfs)
     let o = sh(
@@ -631,12 +541,12 @@ fn init_reaps_orphans_forwards_signals_and_passes_exit_codes() {
     );
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     assert_eq!(c.wait().unwrap().code(), Some(42));
-    assert!(leftovers::containers(&s.root).is_empty());
+    assert!(containers(&s.root).is_empty());
 }
 
 /// container.json of the container named `name`.
 fn meta_of(root: &Path, name: &str) -> serde_json::Value {
-    leftovers::containers(root)
+    containers(root)
         .into_iter()
         .map(|c| {
             serde_json::from_slice::<serde_json::Value>(
@@ -651,13 +561,13 @@ fn meta_of(root: &Path, name: &str) -> serde_json::Value {
 #[test]
 fn stop_signal_is_recorded_and_used_by_stop() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-stopsig");
+    let s = pulled("ro-stopsig");
     let recorded = |opts: &[&str]| -> i64 {
-        let name = format!("c{}", leftovers::containers(&s.root).len());
+        let name = format!("c{}", containers(&s.root).len());
         let mut args = vec!["run", "--name", &name];
         args.extend_from_slice(opts);
         args.extend([s.image.as_str(), "true"]);
-        run_ok(&s.root, &args);
+        husk_ok(&s.root, &args);
         meta_of(&s.root, &name)["stop_signal"].as_i64().unwrap()
     };
     assert_eq!(recorded(&[]), libc::SIGTERM as i64);
@@ -678,19 +588,19 @@ fn stop_signal_is_recorded_and_used_by_stop() {
         let mut args = vec!["run", "-d", "--name", &name, "--stop-signal", "USR1"];
         args.extend_from_slice(init);
         args.extend([s.image.as_str(), script]);
-        run_ok(&s.root, &args);
-        run_ok(&s.root, &["stop", "-t", "20", &name]);
+        husk_ok(&s.root, &args);
+        husk_ok(&s.root, &["stop", "-t", "20", &name]);
         assert_eq!(meta_of(&s.root, &name)["exit_code"], 7, "{init:?}");
-        run_ok(&s.root, &["rm", &name]);
+        husk_ok(&s.root, &["rm", &name]);
     }
 }
 
 #[test]
 fn bad_values_fail_with_one_line_and_leave_nothing() {
     let _g = HOST.write().unwrap_or_else(|e| e.into_inner());
-    let s = setup("ro-bad");
-    let cg_before = leftovers::engine_cgroups();
-    let st_before = leftovers::engine_states();
+    let s = pulled("ro-bad");
+    let cg_before = engine_cgroups();
+    let st_before = engine_states();
     let dir = s.t.path();
     let bad_env = dir.join("bad.env");
     std::fs::write(&bad_env, "OK=1\nNOT OK=2\n").unwrap();
@@ -742,10 +652,10 @@ fn bad_values_fail_with_one_line_and_leave_nothing() {
         assert_eq!(e.lines().count(), 1, "{opt} {val}: {e}");
         assert!(e.starts_with("husk: run "), "{opt} {val}: {e}");
         assert!(e.contains(needle), "{opt} {val}: {e}");
-        assert!(leftovers::containers(&s.root).is_empty(), "{opt} {val}");
-        assert!(leftovers::mounts_below(&s.root).is_empty(), "{opt} {val}");
-        assert_eq!(leftovers::engine_cgroups(), cg_before, "{opt} {val}");
-        assert_eq!(leftovers::engine_states(), st_before, "{opt} {val}");
+        assert!(containers(&s.root).is_empty(), "{opt} {val}");
+        assert!(mounts_below(&s.root).is_empty(), "{opt} {val}");
+        assert_eq!(engine_cgroups(), cg_before, "{opt} {val}");
+        assert_eq!(engine_states(), st_before, "{opt} {val}");
     }
     // --init with a volume on /dev (where husk-init goes)
     let devvol = format!("{}:/dev", host_dir.display());
@@ -757,5 +667,5 @@ fn bad_values_fail_with_one_line_and_leave_nothing() {
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("--init"), "{e}");
     assert!(std::fs::read_dir(&host_dir).unwrap().next().is_none());
-    assert!(leftovers::containers(&s.root).is_empty());
+    assert!(containers(&s.root).is_empty());
 }

@@ -486,6 +486,45 @@ pub fn husk(root: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// (exit code, stdout, stderr) of `husk --root ROOT ARGS`.
+pub fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = husk(root, args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A loopback docker-registry holding the busybox image, and an empty store for husk.
+pub struct Setup {
+    pub reg: RealRegistry,
+    pub t: TempDir,
+    pub root: PathBuf,
+    /// registry/busybox:latest
+    pub image: String,
+}
+
+pub fn setup(tag: &str) -> Setup {
+    let reg = RealRegistry::start(false, false);
+    push_image(
+        &reg.host(),
+        &ClientOptions::default(),
+        "busybox",
+        "latest",
+        &busybox_image("amd64"),
+    );
+    let t = TempDir::new(tag);
+    let root = t.path().join("store");
+    let image = format!("{}/busybox:latest", reg.host());
+    Setup {
+        reg,
+        t,
+        root,
+        image,
+    }
+}
+
 pub fn husk_ok(root: &Path, args: &[&str]) -> String {
     let out = husk(root, args);
     assert!(
