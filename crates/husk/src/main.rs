@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod containers;
+mod copy;
 mod monitor;
 mod progress;
 mod rootfs_overlay;
@@ -129,6 +130,8 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Copy files/directories between a running container and the host: CONTAINER:PATH
+    Cp { src: String, dst: String },
     /// List a container's processes
     Top { container: String },
     /// Manage containers
@@ -436,6 +439,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Top { container } => containers::top(&ctx.root, &container),
+        Cmd::Cp { src, dst } => copy::cp(&ctx.root, &src, &dst),
         Cmd::Stats {
             no_stream,
             format,

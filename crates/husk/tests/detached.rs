@@ -172,6 +172,65 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         ],
     );
 
+    // cp, both ways, files and directories (symlinks stay symlinks).
+    let host = s.t.path().join("host");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/f"), "in-tree\n").unwrap();
+    std::os::unix::fs::symlink("sub/f", host.join("tree/link")).unwrap();
+    std::fs::write(host.join("file"), "from-host\n").unwrap();
+    let hp = |p: &str| host.join(p).display().to_string();
+    husk_ok(root, &["cp", &hp("file"), "d1:/srv/"]);
+    husk_ok(root, &["cp", &hp("tree"), "d1:/srv/tree"]);
+    assert_eq!(
+        husk_ok(
+            root,
+            &[
+                "exec",
+                "d1",
+                "sh",
+                "-c",
+                "cat /srv/file /srv/tree/link; readlink /srv/tree/link"
+            ]
+        ),
+        "from-host\nin-tree\nsub/f\n"
+    );
+    husk_ok(root, &["cp", "d1:/srv/tree", &hp("back")]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back/sub/f")).unwrap(),
+        "in-tree\n"
+    );
+    husk_ok(root, &["cp", "d1:/etc/passwd", &hp("")]);
+    assert!(std::fs::read_to_string(host.join("passwd"))
+        .unwrap()
+        .contains("app"));
+    // Symlinks in the container never lead to the host: one naming a host directory
+    // resolves inside the container (where it does not exist), and a symlink as the
+    // destination itself is not followed.
+    let outside = s.t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let o = outside.display().to_string();
+    husk_ok(
+        root,
+        &[
+            "exec",
+            "-u",
+            "root",
+            "d1",
+            "sh",
+            "-c",
+            &format!("ln -s {o} /srv/up; ln -s {o}/x /srv/upx"),
+        ],
+    );
+    for dst in ["d1:/srv/up/x", "d1:/srv/upx"] {
+        let (code, _, err) = out(root, &["cp", &hp("file"), dst]);
+        assert_eq!(code, 1, "{dst}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    let (code, _, err) = out(root, &["cp", "nosuch:/x", &hp("")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such container: nosuch"), "{err}");
+
     // stop: the stop signal (the container traps it and exits 3), recorded by the monitor.
     husk_ok(root, &["stop", "d1"]);
     let e = ps_entry(root, "d1");
