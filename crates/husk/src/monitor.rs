@@ -191,19 +191,30 @@ fn run_once(
         .and_then(|_| dup2(&out_w, 1))
         .and_then(|_| dup2(&err_w, 2))?;
     drop((out_w, err_w));
-    let built = ContainerBuilder::new(id.to_string())
-        .root_path(state_root())
-        .as_init(dir)
-        .build();
+    // -t: the library sends the pty master to our console socket; its output is logged
+    // as stdout (the pipes then see EOF at once: the pty replaced them).
+    let console = husk_container::terminal::wants_terminal(&dir.join("config.json"), true)
+        .then(husk_container::terminal::ConsoleListener::new)
+        .transpose()?;
+    let mut b = ContainerBuilder::new(id.to_string()).root_path(state_root());
+    if let Some(l) = &console {
+        b = b.console_socket(l.path());
+    }
+    let built = b.as_init(dir).build();
     // From here on only the container holds the pipes' write ends: EOF means it is gone.
     let _ = dup2(null, 1).and_then(|_| dup2(null, 2));
     let mut c = built.map_err(|e| e.to_string())?;
-    if let Err(e) = c.start() {
-        let _ = c.kill(libc::SIGKILL, true);
-        let _ = c.wait();
-        let _ = c.delete(true);
-        return Err(e.to_string());
-    }
+    let master = console.as_ref().map(|l| l.receive_master()).transpose();
+    let started = master.and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
+    let master = match started {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = c.kill(libc::SIGKILL, true);
+            let _ = c.wait();
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
     if let Ok(mut r) = Record::load(dir) {
         r.meta["pid"] = c.pid().into();
         r.meta["monitor_pid"] = std::process::id().into();
@@ -212,10 +223,15 @@ fn run_once(
     if let Some(mut f) = ready.take() {
         let _ = f.write_all(b"ok");
     }
-    let readers = [(out_r, "stdout"), (err_r, "stderr")].map(|(fd, stream)| {
-        let log = log.clone();
-        std::thread::spawn(move || copy_to_log(File::from(fd), stream, &log))
-    });
+    let mut sources = vec![(out_r, "stdout"), (err_r, "stderr")];
+    sources.extend(master.map(|m| (m, "stdout")));
+    let readers: Vec<_> = sources
+        .into_iter()
+        .map(|(fd, stream)| {
+            let log = log.clone();
+            std::thread::spawn(move || copy_to_log(File::from(fd), stream, &log))
+        })
+        .collect();
     let code = c.wait().map_err(|e| e.to_string());
     for r in readers {
         let _ = r.join();

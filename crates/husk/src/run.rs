@@ -22,8 +22,8 @@ pub struct RunArgs {
     /// Run in the background: print the container id once it has started
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Give the process a terminal (a pty proxied to ours: raw mode, window size); stdin
-    /// is attached too
+    /// Give the process a terminal: a pty proxied to ours (raw mode, window size; stdin is
+    /// attached too), or with -d one whose output the monitor logs
     #[arg(short = 't', long)]
     tty: bool,
     /// Attach stdin (without it, and without -t, the process reads /dev/null)
@@ -332,9 +332,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
 }
 
 fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
-    if a.tty && a.detach {
-        return Err("-t with -d is not supported yet: the monitor logs pipes, not a pty".into());
-    }
     let restart = crate::monitor::Restart::parse(&a.restart)?;
     if restart != crate::monitor::Restart::No {
         if !a.detach {

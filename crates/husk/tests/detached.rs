@@ -429,6 +429,24 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 
+    // -d -t: the monitor holds the pty and logs what the process wrote to it.
+    husk_ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            "t1",
+            &image,
+            "tty; echo tty-ok",
+        ],
+    );
+    eventually("t1 to exit", || ps_entry(root, "t1")["exit_code"] == 0);
+    let log = husk_ok(root, &["logs", "t1"]).replace('\r', "");
+    assert_eq!(log, "/dev/pts/0\ntty-ok\n");
+    husk_ok(root, &["rm", "t1"]);
+
     // -d --rm: nothing is left once it exits.
     husk_ok(root, &["run", "-d", "--rm", "--name", "d5", &image, "true"]);
     eventually("d5 to be removed", || containers(root).is_empty());
