@@ -42,6 +42,57 @@ pub fn set_size(tty: &OwnedFd, rows: u16, cols: u16) -> io::Result<()> {
     sys::check(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
 }
 
+/// Control-message room for one fd (SCM_RIGHTS).
+fn one_fd_space() -> Vec<u8> {
+    vec![0u8; unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize]
+}
+
+/// A msghdr of one data buffer and room for one fd, for sendmsg and recvmsg alike.
+fn one_fd_msg(iov: &mut libc::iovec, cbuf: &mut [u8]) -> libc::msghdr {
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.len();
+    msg
+}
+
+/// Receive one fd sent with SCM_RIGHTS (as [`send_fd`] sends it) on socket `sock`, CLOEXEC.
+pub fn recv_fd(sock: i32) -> io::Result<OwnedFd> {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = one_fd_space();
+    let mut msg = one_fd_msg(&mut iov, &mut cbuf);
+    let n = loop {
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if n == 0
+            || cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the container sent no file descriptor",
+            ));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
 /// Send `fd` over the connected unix socket `socket`, with the payload runc uses.
 pub fn send_fd(socket: &OwnedFd, fd: &OwnedFd) -> io::Result<()> {
     send_fd_named(socket, fd, b"/dev/ptmx")
@@ -53,13 +104,8 @@ pub fn send_fd_named(socket: &OwnedFd, fd: &OwnedFd, payload: &[u8]) -> io::Resu
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),
     };
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
+    let mut cbuf = one_fd_space();
+    let msg = one_fd_msg(&mut iov, &mut cbuf);
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;

@@ -47,7 +47,7 @@ impl ConsoleListener {
         let fail =
             |e: io::Error| format!("receiving the pty master on {}: {e}", self.path.display());
         let (conn, _) = self.listener.accept().map_err(fail)?;
-        recv_fd(conn.as_raw_fd()).map_err(fail)
+        crate::console::recv_fd(conn.as_raw_fd()).map_err(fail)
     }
 }
 
@@ -55,46 +55,6 @@ impl Drop for ConsoleListener {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-fn recv_fd(sock: i32) -> io::Result<OwnedFd> {
-    let mut data = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    let n = loop {
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if n == 0
-            || cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the container sent no file descriptor",
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
-        Ok(OwnedFd::from_raw_fd(fd))
     }
 }
 
