@@ -315,41 +315,23 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         crate::run::stdin_from_dev_null()?;
     }
     p.set_terminal(Some(a.tty));
-    // -t: as `husk run -t`, the pty master comes to our own console socket.
-    let console = a
-        .tty
-        .then(husk_container::terminal::ConsoleListener::new)
-        .transpose()?;
-    let blocked = a.tty.then(husk_container::supervise::block_signals);
+    let tty = a.tty.then(crate::run::Tty::new).transpose()?;
     let mut b = husk_container::ContainerBuilder::new(r.id.clone()).root_path(state_root());
-    if let Some(l) = &console {
-        b = b.console_socket(l.path());
+    if let Some(t) = &tty {
+        b = b.console_socket(t.socket());
     }
     let t = b
         .as_tenant()
         .process(p)
         .build()
         .map_err(|e| e.to_string())?;
-    let (Some(l), Some(set)) = (&console, &blocked) else {
-        crate::run::forward_signals(t.pid());
-        return t.wait().map_err(|e| e.to_string());
-    };
-    let pid = t.pid();
-    let master = l.receive_master().inspect_err(|_| unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    })?;
-    husk_container::terminal::copy_window_size(&master);
-    let raw = husk_container::terminal::RawMode::enter();
-    let code = husk_container::terminal::proxy(
-        &master,
-        set,
-        &mut || husk_container::supervise::reap(pid),
-        &mut |sig| unsafe {
-            libc::kill(pid, sig);
-        },
-    );
-    drop(raw);
-    code
+    match &tty {
+        Some(tty) => tty.attach(t.pid()),
+        None => {
+            crate::run::forward_signals(t.pid());
+            t.wait().map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.

@@ -288,6 +288,44 @@ pub(crate) fn layer_dirs(
         .collect()
 }
 
+/// Our side of a container process's pty (`-t`): a console socket the library sends the
+/// master to (as it would to conmon), and every signal blocked, for the proxy's signalfd.
+pub(crate) struct Tty {
+    listener: husk_container::terminal::ConsoleListener,
+    signals: libc::sigset_t,
+}
+
+impl Tty {
+    pub(crate) fn new() -> Result<Tty, String> {
+        Ok(Tty {
+            listener: husk_container::terminal::ConsoleListener::new()?,
+            signals: husk_container::supervise::block_signals(),
+        })
+    }
+
+    pub(crate) fn socket(&self) -> &Path {
+        self.listener.path()
+    }
+
+    /// Take the master of `pid`'s pty, put our terminal in raw mode and copy both ways
+    /// (signals forwarded, window size followed) until `pid` exits; its exit code.
+    pub(crate) fn attach(&self, pid: i32) -> Result<i32, String> {
+        let master = self.listener.receive_master().inspect_err(|_| unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        })?;
+        husk_container::terminal::copy_window_size(&master);
+        let _raw = husk_container::terminal::RawMode::enter();
+        husk_container::terminal::proxy(
+            &master,
+            &self.signals,
+            &mut || husk_container::supervise::reap(pid),
+            &mut |sig| unsafe {
+                libc::kill(pid, sig);
+            },
+        )
+    }
+}
+
 /// The container reads /dev/null, not our stdin (podman's default without -i).
 pub(crate) fn stdin_from_dev_null() -> Result<(), String> {
     let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
@@ -540,56 +578,24 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     if !a.interactive && !a.tty {
         stdin_from_dev_null()?;
     }
-    // -t: we are the terminal's other end; the library sends the pty master to our socket.
-    let console = a
-        .tty
-        .then(husk_container::terminal::ConsoleListener::new)
-        .transpose()?;
-    let blocked = a.tty.then(husk_container::supervise::block_signals);
+    let tty = a.tty.then(Tty::new).transpose()?;
     let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
-    if let Some(l) = &console {
-        builder = builder.console_socket(l.path());
+    if let Some(t) = &tty {
+        builder = builder.console_socket(t.socket());
     }
     let mut c = builder.as_init(&dir).build().map_err(|e| e.to_string())?;
-    let master = match console.as_ref().map(|l| l.receive_master()) {
-        Some(Err(e)) => {
-            let _ = c.kill(libc::SIGKILL, true);
-            let _ = c.wait();
-            let _ = c.delete(true);
-            return Err(e);
-        }
-        Some(Ok(m)) => Some(m),
-        None => None,
-    };
-    if master.is_none() {
+    if tty.is_none() {
         forward_signals(c.pid());
     }
-    let raw = master.as_ref().map(|m| {
-        husk_container::terminal::copy_window_size(m);
-        husk_container::terminal::RawMode::enter()
-    });
     if let Err(e) = c.start() {
-        drop(raw);
         let _ = c.kill(libc::SIGKILL, true);
         let _ = c.wait();
         let _ = c.delete(true);
         return Err(e.to_string());
     }
-    let waited = match (&master, &blocked) {
-        (Some(m), Some(set)) => {
-            let pid = c.pid();
-            let code = husk_container::terminal::proxy(
-                m,
-                set,
-                &mut || husk_container::supervise::reap(pid),
-                &mut |sig| unsafe {
-                    libc::kill(pid, sig);
-                },
-            );
-            drop(raw);
-            code.map_err(husk_container::Error::Other)
-        }
-        _ => c.wait(),
+    let waited = match &tty {
+        Some(t) => t.attach(c.pid()).map_err(husk_container::Error::Other),
+        None => c.wait(),
     };
     INIT_PID.store(0, Ordering::SeqCst);
     let deleted = c.delete(true);
