@@ -50,12 +50,7 @@ impl Record {
 
     /// "running", "paused", "created", "exited" (exit code recorded, or the process is gone).
     pub fn status(&self) -> &'static str {
-        match self.runtime().map(|c| c.status()) {
-            Some(Status::Running) => "running",
-            Some(Status::Paused) => "paused",
-            Some(Status::Created | Status::Creating) => "created",
-            Some(Status::Stopped) | None => "exited",
-        }
+        status_of(self.runtime().as_ref())
     }
 
     pub fn exit_code(&self) -> Option<i64> {
@@ -83,6 +78,16 @@ impl Record {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// [`Record::status`] from a runtime handle already loaded.
+fn status_of(c: Option<&Container>) -> &'static str {
+    match c.map(|c| c.status()) {
+        Some(Status::Running) => "running",
+        Some(Status::Paused) => "paused",
+        Some(Status::Created | Status::Creating) => "created",
+        Some(Status::Stopped) | None => "exited",
     }
 }
 
@@ -124,18 +129,21 @@ pub fn find(root: &Path, what: &str) -> Result<Record, String> {
 
 /// `husk ps`: running containers (all with `all`), as a table or JSON.
 pub fn ps(root: &Path, all: bool, json: bool) -> Result<(), String> {
-    let rows: Vec<(Record, &'static str)> = list(root)
+    // One state load per container for both the status and the pid.
+    let rows: Vec<(Record, &'static str, Option<i32>)> = list(root)
         .into_iter()
         .map(|r| {
-            let s = r.status();
-            (r, s)
+            let c = r.runtime();
+            let s = status_of(c.as_ref());
+            let pid = c.map(|c| c.pid()).filter(|_| s != "exited");
+            (r, s, pid)
         })
-        .filter(|(_, s)| all || *s != "exited")
+        .filter(|(_, s, _)| all || *s != "exited")
         .collect();
     if json {
         let v: Vec<Value> = rows
             .iter()
-            .map(|(r, s)| {
+            .map(|(r, s, pid)| {
                 serde_json::json!({
                     "id": r.id,
                     "name": r.name(),
@@ -143,7 +151,7 @@ pub fn ps(root: &Path, all: bool, json: bool) -> Result<(), String> {
                     "created": r.meta["created"],
                     "status": s,
                     "exit_code": r.meta["exit_code"],
-                    "pid": r.runtime().map(|c| c.pid()).filter(|_| *s != "exited"),
+                    "pid": pid,
                 })
             })
             .collect();
@@ -154,7 +162,7 @@ pub fn ps(root: &Path, all: bool, json: bool) -> Result<(), String> {
         "{:<12}  {:<30}  {:<12}  {:<30}  NAME",
         "CONTAINER ID", "IMAGE", "STATUS", "CREATED"
     );
-    for (r, s) in rows {
+    for (r, s, _) in rows {
         let status = match (s, r.exit_code()) {
             ("exited", Some(c)) => format!("exited ({c})"),
             (s, _) => s.to_string(),
