@@ -22,6 +22,7 @@ pub struct ContainerBuilder {
     no_new_keyring: bool,
     listen_fds: u32,
     notify_socket: Option<PathBuf>,
+    rootless: bool,
 }
 
 impl ContainerBuilder {
@@ -36,12 +37,21 @@ impl ContainerBuilder {
             no_new_keyring: false,
             listen_fds: 0,
             notify_socket: None,
+            rootless: crate::rootless::is_unprivileged(),
         }
     }
 
     /// Directory holding the state of all containers (`--root`).
     pub fn root_path(mut self, p: impl Into<PathBuf>) -> Self {
         self.root = p.into();
+        self
+    }
+
+    /// Rootless mode (default: whether this process lacks root): cgroups become optional
+    /// (none on v1 hosts, none on v2 without a delegated subtree, unless limits are asked
+    /// for) and device rules are left to the bind-mounted devices.
+    pub fn rootless(mut self, v: bool) -> Self {
+        self.rootless = v;
         self
     }
 
@@ -132,6 +142,7 @@ impl InitContainerBuilder {
             notify_socket: b.notify_socket,
             no_pivot: b.no_pivot,
             no_new_keyring: b.no_new_keyring,
+            rootless: b.rootless,
         })
     }
 }

@@ -28,6 +28,7 @@ pub(crate) struct CreateOptions {
     pub no_new_keyring: bool,
     pub listen_fds: u32,
     pub notify_socket: Option<PathBuf>,
+    pub rootless: bool,
 }
 
 /// What a failed create must take back, in reverse order of making.
@@ -99,7 +100,15 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
         &opts.id,
     )
     .map_err(|e| Error::Cgroup(e.to_string()))?;
-    let cgroup = husk_cgroups::manager(&cg_path).map_err(|e| Error::Cgroup(e.to_string()))?;
+    let resources = linux.and_then(|l| l.resources().as_ref());
+    // Rootless: v1 cannot be delegated to a user, so no cgroup there (limits are an error).
+    let cgroup = match opts.rootless {
+        true => crate::rootless::cgroup_usable(&opts.id, resources)?,
+        false => true,
+    }
+    .then(|| husk_cgroups::manager(&cg_path))
+    .transpose()
+    .map_err(|e| Error::Cgroup(e.to_string()))?;
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let _lock = dir.lock()?;
     let mut undo = Undo {
@@ -108,23 +117,40 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
         init: None,
     };
 
-    cgroup.create().map_err(|e| Error::Cgroup(e.to_string()))?;
-    undo.cgroup = Some(cgroup.as_ref());
-    // Until state.json exists, this is how `delete --force` finds what a create that was
-    // killed half-way left behind.
-    let cg_json = serde_json::to_vec(&cg_path).expect("a CgroupPath serializes");
-    std::fs::write(dir.path.join(crate::state::CGROUP_FILE), cg_json)
-        .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
-    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-    let resources =
-        crate::rootfs::devices::cgroup_rules(linux.and_then(|l| l.resources().as_ref()), &devices);
-    cgroup
-        .set(&resources)
-        .map_err(|e| Error::Cgroup(e.to_string()))?;
-
-    let self_join = cgroup
-        .self_join_fds()
-        .map_err(|e| Error::Cgroup(e.to_string()))?;
+    let mut cgroup = cgroup.as_deref();
+    if let Some(cg) = cgroup {
+        match cg.create() {
+            Ok(()) => {}
+            // v2 without a delegated subtree: run without a cgroup unless limits were asked for.
+            Err(e) if opts.rootless => {
+                crate::rootless::cgroup_refused(&opts.id, &cg_path, resources, &e)?;
+                cgroup = None;
+            }
+            Err(e) => return Err(Error::Cgroup(e.to_string())),
+        }
+    }
+    if let Some(cg) = cgroup {
+        undo.cgroup = Some(cg);
+        // Until state.json exists, this is how `delete --force` finds what a create that
+        // was killed half-way left behind.
+        let cg_json = serde_json::to_vec(&cg_path).expect("a CgroupPath serializes");
+        std::fs::write(dir.path.join(crate::state::CGROUP_FILE), cg_json)
+            .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
+        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+        let mut rules = crate::rootfs::devices::cgroup_rules(resources, &devices);
+        if opts.rootless {
+            // Device rules need privilege (a BPF program); a user namespace cannot mknod
+            // anyway, and devices come in as bind mounts.
+            rules.set_devices(None);
+        }
+        cg.set(&rules).map_err(|e| Error::Cgroup(e.to_string()))?;
+    }
+    let self_join = match cgroup {
+        Some(cg) => cg
+            .self_join_fds()
+            .map_err(|e| Error::Cgroup(e.to_string()))?,
+        None => Vec::new(),
+    };
     let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
     let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;
     let cfg = InitConfig {
@@ -142,7 +168,7 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     };
 
     // Clone: straight into the new namespaces (and v2 cgroup), or via an intermediate.
-    let v2_fd = cgroup.v2_dir_fd();
+    let v2_fd = cgroup.and_then(|cg| cg.v2_dir_fd());
     let (pid, pidfd, in_cgroup) = if plan.needs_intermediate() {
         let child = clone_child(0, None).ctx("cloning intermediate process for", &dir.path)?;
         let Some(child) = child else {
@@ -176,7 +202,16 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     undo.init = Some((pid, pidfd));
 
     if plan.new_user {
-        write_id_maps(pid, &bundle)?;
+        let linux = bundle.spec.linux().as_ref();
+        crate::rootless::write_id_maps(
+            pid,
+            linux
+                .and_then(|l| l.uid_mappings().as_deref())
+                .unwrap_or_default(),
+            linux
+                .and_then(|l| l.gid_mappings().as_deref())
+                .unwrap_or_default(),
+        )?;
     }
     move_net_devices(pid, &bundle, &plan)?;
     let gone = |_| Error::Setup("the init process exited before setup".into());
@@ -196,9 +231,8 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     // Init joins the v1 hierarchies itself (cheap, see self_join_fds); the v2 part only
     // needs us when clone3 could not place it there. That slow path overlaps init's setup;
     // init cannot exec before `start`, which comes after us.
-    if !in_cgroup && v2_fd.is_some() {
-        cgroup
-            .add_process(pid)
+    if let (false, Some(cg), Some(_)) = (in_cgroup, cgroup, &v2_fd) {
+        cg.add_process(pid)
             .map_err(|e| Error::Cgroup(e.to_string()))?;
     }
     // A failed send means init already died; its Failed message is read just below.
@@ -237,7 +271,7 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
         created: husk_oci::rfc3339_now(),
         owner: String::new(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup_path: Some(cg_path.clone()),
+        cgroup_path: cgroup.map(|_| cg_path.clone()),
     };
     dir.write(&state)?;
     if let Some(p) = &opts.pid_file {
@@ -249,23 +283,6 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     undo.dir = None;
     drop(undo);
     Ok(Container::from_parts(dir, state, pidfd))
-}
-
-fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
-    let linux = bundle.spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
-        let path = format!("/proc/{pid}/{file}");
-        sys::write_file(Path::new(&path), text.as_bytes()).ctx("writing", path)?;
-    }
-    Ok(())
 }
 
 /// Socket activation and sd_notify, as systemd hands them to the runtime: extra env for the

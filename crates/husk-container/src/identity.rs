@@ -10,8 +10,14 @@ pub fn switch_user(user: &User, set_groups: bool) -> Result<(), SetupError> {
     let uid = user.uid();
     let gid = user.gid();
     let fail = |what: String| move |e: io::Error| SetupError::new(what, e);
+    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    if !set_groups && !groups.is_empty() {
+        return Err(SetupError::msg(format!(
+            "process.user.additionalGids {groups:?} needs setgroups, which this user \
+             namespace denies (map the gids with newgidmap, from /etc/subgid)"
+        )));
+    }
     if set_groups {
-        let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
         crate::sys::check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })
             .map_err(fail(format!("setting additional gids {groups:?}")))?;
     }
@@ -57,10 +63,16 @@ pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<(), SetupError> {
         crate::sys::check(unsafe { libc::setrlimit(resource_of(l.typ()), &r) }).map_err(|e| {
             SetupError::new(
                 format!(
-                    "setting rlimit {} to soft={} hard={}",
+                    "setting rlimit {} to soft={} hard={}{}",
                     rlimit_name(l.typ()),
                     l.soft(),
-                    l.hard()
+                    l.hard(),
+                    if e.raw_os_error() == Some(libc::EPERM) {
+                        " (raising a hard limit needs CAP_SYS_RESOURCE on the host; without \
+                         it limits can only be lowered)"
+                    } else {
+                        ""
+                    }
                 ),
                 e,
             )

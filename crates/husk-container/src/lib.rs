@@ -66,6 +66,7 @@ pub mod lsm;
 mod netdev;
 mod process;
 mod rootfs;
+pub mod rootless;
 mod seccomp;
 pub mod selfexe;
 mod spec;

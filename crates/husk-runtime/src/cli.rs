@@ -10,9 +10,9 @@ use std::path::PathBuf;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = husk_container::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Root directory for container state [default: /run/husk, rootless: $XDG_RUNTIME_DIR/husk]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Also write errors (and with --debug, debug lines) to this file
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -25,9 +25,9 @@ pub struct Cli {
     /// Manage cgroups through systemd (not supported: an error if given)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub rootless: Option<String>,
+    /// Rootless mode: true, false or auto (auto: rootless when not run as root)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_enum)]
+    pub rootless: Option<Rootless>,
     /// Path to criu (accepted for compatibility; checkpointing is not supported)
     #[arg(long, global = true, hide = true)]
     pub criu: Option<PathBuf>,
@@ -36,6 +36,24 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rootless {
+    True,
+    False,
+    Auto,
+}
+
+impl Rootless {
+    /// Whether to run rootless: `auto` (and no flag) means when this process is not root.
+    pub fn resolve(mode: Option<Rootless>) -> bool {
+        match mode.unwrap_or(Rootless::Auto) {
+            Rootless::True => true,
+            Rootless::False => false,
+            Rootless::Auto => husk_container::rootless::is_unprivileged(),
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

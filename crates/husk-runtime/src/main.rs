@@ -11,7 +11,7 @@ use clap::Parser;
 use cli::{Cli, Command, CreateArgs, ListFormat};
 use husk_container::{Container, ContainerBuilder, Status};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
     // CVE-2019-5736: what starts container processes runs from a read-only view of this
@@ -37,7 +37,8 @@ fn main() {
         log::stderr("no command given; see husk-runtime --help");
         std::process::exit(1);
     };
-    let code = match run(&cli.root, cli.systemd_cgroup, command, &mut log) {
+    let rootless = cli::Rootless::resolve(cli.rootless);
+    let code = match run(cli.root, rootless, cli.systemd_cgroup, command, &mut log) {
         Ok(code) => code,
         Err(msg) => {
             log.error(&msg);
@@ -57,16 +58,31 @@ fn print_version() {
 }
 
 /// Runs one subcommand; `Err` is the one line to report, `Ok` the exit code.
-fn run(root: &Path, systemd: bool, command: Command, log: &mut log::Logger) -> Result<i32, String> {
+fn run(
+    root: Option<PathBuf>,
+    rootless: bool,
+    systemd: bool,
+    command: Command,
+    log: &mut log::Logger,
+) -> Result<i32, String> {
     if systemd {
         return Err(
             "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs".into(),
         );
     }
+    let root = match (&command, root) {
+        // These two never touch state.
+        (Command::Spec { .. } | Command::Features, _) => PathBuf::new(),
+        (_, Some(root)) => root,
+        (_, None) => {
+            husk_container::rootless::default_state_root(rootless).map_err(|e| e.to_string())?
+        }
+    };
+    let root = root.as_path();
     match command {
         Command::Create(args) => {
             let id = args.id.clone();
-            builder(root, &args, None)
+            builder(root, rootless, &args, None)
                 .build()
                 .map_err(|e| format!("create {id}: {e}"))?;
             Ok(0)
@@ -82,7 +98,7 @@ fn run(root: &Path, systemd: bool, command: Command, log: &mut log::Logger) -> R
             detach,
             keep,
             no_subreaper,
-        } => run_container(root, &create, detach, keep, no_subreaper, log),
+        } => run_container(root, rootless, &create, detach, keep, no_subreaper, log),
         Command::State { id } => {
             let c = load(root, &id, "state")?;
             println!(
@@ -147,11 +163,13 @@ fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
 
 fn builder(
     root: &Path,
+    rootless: bool,
     a: &CreateArgs,
     console: Option<&Path>,
 ) -> husk_container::InitContainerBuilder {
     let mut b = ContainerBuilder::new(a.id.clone())
         .root_path(root)
+        .rootless(rootless)
         .preserve_fds(a.preserve_fds)
         .no_pivot(a.no_pivot)
         .no_new_keyring(a.no_new_keyring)
@@ -187,6 +205,7 @@ fn listen_fds() -> u32 {
 /// `run`: create + start; in the foreground, forward signals to init and return its exit code.
 fn run_container(
     root: &Path,
+    rootless: bool,
     args: &CreateArgs,
     detach: bool,
     keep: bool,
@@ -210,7 +229,7 @@ fn run_container(
     } else {
         Some(husk_container::supervise::block_signals())
     };
-    let mut c = builder(root, args, console.as_ref().map(|l| l.path()))
+    let mut c = builder(root, rootless, args, console.as_ref().map(|l| l.path()))
         .build()
         .map_err(|e| format!("run {id}: {e}"))?;
     let master = match &console {

@@ -239,7 +239,10 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         listener,
     )?;
     super::extras::apply_linux(spec.linux().as_ref())?;
-    finish::apply_identity(process, !plan.in_userns() || plan.new_user)?;
+    // An unprivileged gid_map comes with setgroups denied; the user namespace says which.
+    let set_groups = !plan.in_userns()
+        || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow");
+    finish::apply_identity(process, set_groups)?;
 
     finish::prepare_exec(
         process.args().as_deref().unwrap_or_default(),

@@ -1,0 +1,492 @@
+//! husk-runtime run by an ordinary user: the users come from scripts/rootless-user.sh (run
+//! by this root test), the runtime runs as them through setpriv with a clean environment.
+//! Covered: state under $XDG_RUNTIME_DIR, the single direct mapping (`spec --rootless` as
+//! is), several ranges through newuidmap/newgidmap, the host staying untouched, and each
+//! actionable error.
+
+mod common;
+
+use common::{rootfs, text, BIN};
+use serde_json::{json, Value};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// (husk-rootless with 65536 subordinate ids from 1000000, husk-nosubid with none).
+fn users() -> &'static (User, User) {
+    static USERS: OnceLock<(User, User)> = OnceLock::new();
+    USERS.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rootless-user.sh");
+        let out = Command::new(&script).output().unwrap();
+        assert!(out.status.success(), "rootless-user.sh: {}", text(&out));
+        let users: Vec<User> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                User {
+                    name: f[0].to_string(),
+                    uid: f[1].parse().unwrap(),
+                    gid: f[2].parse().unwrap(),
+                }
+            })
+            .collect();
+        let mut it = users.into_iter();
+        (it.next().unwrap(), it.next().unwrap())
+    })
+}
+
+const SUB_START: u32 = 1_000_000;
+
+/// The runtime binary where any user can run it (the build tree may sit below a private home).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = rootfs().parent().unwrap().join("rootless-bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(BIN, dir.join("husk-runtime")).unwrap();
+        dir
+    })
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// One rootless container: a bundle owned by the user, `spec --rootless` made by the user.
+struct Rl {
+    user: &'static User,
+    id: String,
+    bundle: PathBuf,
+    path: String,
+}
+
+impl Rl {
+    fn new(user: &'static User, args: &[&str], edit: impl FnOnce(&mut Value)) -> Rl {
+        let id = format!(
+            "rl-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let bundle = rootfs().parent().unwrap().join(&id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::os::unix::fs::chown(&bundle, Some(user.uid), Some(user.gid)).unwrap();
+        let rl = Rl {
+            user,
+            id,
+            bundle,
+            path: format!("{}:/usr/bin:/bin", bin_dir().display()),
+        };
+        let out = rl.rt(&["spec", "--rootless"]);
+        assert!(out.status.success(), "spec --rootless: {}", text(&out));
+        let config = rl.bundle.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        spec["root"]["path"] = json!(rootfs());
+        spec["process"]["terminal"] = json!(false);
+        spec["process"]["args"] = json!(args);
+        edit(&mut spec);
+        std::fs::write(&config, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+        rl
+    }
+
+    fn xdg(&self) -> PathBuf {
+        PathBuf::from(format!("/run/user/{}", self.user.uid))
+    }
+
+    /// `husk-runtime ARGS…` as the user, in the bundle, with only PATH, HOME and
+    /// XDG_RUNTIME_DIR set.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", &self.user.uid.to_string()])
+            .args(["--regid", &self.user.gid.to_string(), "--init-groups", "--"])
+            .args(["env", "-i", &format!("PATH={}", self.path)])
+            .arg(format!("HOME=/home/{}", self.user.name))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.xdg().display()))
+            .arg("husk-runtime")
+            .args(args)
+            .current_dir(&self.bundle)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn rt(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// For commands that leave a container holding their stdio (create): output via files,
+    /// so waiting for the command does not wait for the container.
+    fn rt_detached(&self, args: &[&str]) -> Output {
+        let (o, e) = (self.bundle.join("out"), self.bundle.join("err"));
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&o).unwrap(),
+            stderr: std::fs::read(&e).unwrap(),
+        }
+    }
+
+    fn run(&self) -> Output {
+        self.rt(&["run", &self.id])
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.xdg().join("husk").join(&self.id)
+    }
+}
+
+impl Drop for Rl {
+    fn drop(&mut self) {
+        let _ = self.rt(&["delete", "--force", &self.id]);
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}", text(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The mapping husk's engine uses: the user as root, then the subordinate range.
+fn two_ranges(host_own: u32) -> Value {
+    json!([
+        {"containerID": 0, "hostID": host_own, "size": 1},
+        {"containerID": 1, "hostID": SUB_START, "size": 65536}
+    ])
+}
+
+fn on_v1_host() -> bool {
+    !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn spec_rootless_runs_as_is_with_state_under_xdg_runtime_dir() {
+    let (u, _) = users();
+    let c = Rl::new(u, &["sh", "-c", "sleep 60"], |_| {});
+    let out = c.rt_detached(&["create", &c.id]);
+    assert!(out.status.success(), "create: {}", text(&out));
+    if on_v1_host() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("without a cgroup (cgroup v1 host)"), "{err}");
+    }
+    assert!(c.state_dir().join("state.json").exists());
+    assert_eq!(
+        std::fs::metadata(c.state_dir()).unwrap().uid(),
+        u.uid,
+        "the state dir belongs to the user"
+    );
+    let state: Value = serde_json::from_str(&stdout(&c.rt(&["state", &c.id]))).unwrap();
+    assert_eq!(state["status"], "created");
+    let list = stdout(&c.rt(&["list", "-q"]));
+    assert!(list.lines().any(|l| l == c.id), "{list}");
+    stdout(&c.rt(&["start", &c.id]));
+    // exec joins the user namespace: root inside is the user outside.
+    let inside = stdout(&c.rt(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map /proc/self/setgroups; hostname",
+    ]));
+    let words: Vec<&str> = inside.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "0", &u.uid.to_string(), "1", "deny", "husk"],
+        "{inside}"
+    );
+    stdout(&c.rt(&["kill", &c.id, "KILL"]));
+    for _ in 0..100 {
+        let state: Value = serde_json::from_str(&stdout(&c.rt(&["state", &c.id]))).unwrap();
+        if state["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stdout(&c.rt(&["delete", &c.id]));
+    assert!(!c.state_dir().exists());
+    common::assert_no_cgroup(&c.id);
+}
+
+#[test]
+fn spec_rootless_terminal_default_runs_on_a_pty() {
+    let (u, _) = users();
+    let c = Rl::new(u, &["sh", "-c", "tty; exit 7"], |s| {
+        s["process"]["terminal"] = json!(true)
+    });
+    let cmdline = format!(
+        "setpriv --reuid {} --regid {} --init-groups -- env -i PATH={} XDG_RUNTIME_DIR={} \
+         husk-runtime run {}",
+        u.uid,
+        u.gid,
+        c.path,
+        c.xdg().display(),
+        c.id
+    );
+    let out = common::on_a_terminal(&cmdline)
+        .current_dir(&c.bundle)
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(all.contains("/dev/pts/0"), "{}", text(&out));
+    assert!(
+        all.contains("exit code 7") || out.status.code() == Some(7),
+        "{}",
+        text(&out)
+    );
+    assert!(!c.state_dir().exists());
+}
+
+#[test]
+fn several_ranges_go_through_newuidmap_and_land_in_the_subordinate_ids() {
+    let (u, _) = users();
+    // A directory of the user's, shared rw with the container.
+    let data = rootfs()
+        .parent()
+        .unwrap()
+        .join(format!("rl-data-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(u.uid), Some(u.gid)).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let c = Rl::new(
+        u,
+        &[
+            "sh",
+            "-c",
+            "id; cat /proc/self/setgroups; echo hi > /mnt/f && ls -ln /mnt/f",
+        ],
+        |s| {
+            s["linux"]["uidMappings"] = two_ranges(u.uid);
+            s["linux"]["gidMappings"] = two_ranges(u.gid);
+            s["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5]});
+            s["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind", "source": data,
+                "options": ["bind", "rw"]}));
+        },
+    );
+    let out = c.run();
+    let inside = stdout(&out);
+    assert!(inside.contains("uid=1000 gid=1000 groups=5"), "{inside}");
+    assert!(
+        inside.contains("allow"),
+        "setgroups stays allowed: {inside}"
+    );
+    let meta = std::fs::metadata(data.join("f")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (SUB_START + 999, SUB_START + 999),
+        "container uid 1000 is the 1000th subordinate id on the host"
+    );
+    std::fs::remove_dir_all(&data).unwrap();
+    assert!(!c.state_dir().exists());
+}
+
+#[test]
+fn a_rootless_container_cannot_touch_what_the_user_does_not_own() {
+    let (u, _) = users();
+    let victim = rootfs()
+        .parent()
+        .unwrap()
+        .join(format!("rl-victim-{}", std::process::id()));
+    std::fs::write(&victim, "root's\n").unwrap();
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    // The host's / is mounted rw at /mnt; the victim is a root-owned file in it.
+    let script = format!(
+        "for p in /mnt/etc/husk-rl-escape /mnt/usr/bin/husk-rl-escape \
+         /mnt/root/husk-rl-escape; do touch $p 2>/dev/null && echo WROTE $p; done; \
+         v=/mnt{v}; echo x >> $v 2>/dev/null && echo WROTE victim; \
+         chmod 777 $v 2>/dev/null && echo CHMOD victim; \
+         chown 0 $v 2>/dev/null && echo CHOWN victim; \
+         mknod /dev/shm/sda b 8 0 2>/dev/null && echo MKNOD; \
+         echo 4194000 > /proc/sys/kernel/pid_max 2>/dev/null && echo SYSCTL; \
+         echo done",
+        v = victim.display()
+    );
+    let c = Rl::new(u, &["sh", "-c", &script], |s| {
+        s["linux"]["uidMappings"] = two_ranges(u.uid);
+        s["linux"]["gidMappings"] = two_ranges(u.gid);
+        s["root"]["readonly"] = json!(false);
+        s["process"]["capabilities"] = json!({
+            "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_MKNOD", "CAP_SYS_ADMIN"],
+            "effective": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_MKNOD", "CAP_SYS_ADMIN"],
+            "permitted": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_MKNOD", "CAP_SYS_ADMIN"]
+        });
+        s["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": "/", "options": ["rbind", "rw"]}));
+    });
+    let inside = stdout(&c.run());
+    assert_eq!(
+        inside.trim(),
+        "done",
+        "the container changed the host: {inside}"
+    );
+    for p in ["/etc", "/usr/bin", "/root"] {
+        assert!(!Path::new(p).join("husk-rl-escape").exists());
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's\n");
+    let meta = std::fs::metadata(&victim).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o644));
+    std::fs::remove_file(&victim).unwrap();
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap(),
+        pid_max
+    );
+}
+
+/// Each classic rootless failure: a non-zero exit, the error naming what to fix, and no
+/// state dir left behind.
+fn assert_fails(c: &Rl, out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "expected failure: {}", text(out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("husk-runtime: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    for n in needles {
+        assert!(line.contains(n), "{line:?} does not mention {n:?}");
+    }
+    assert!(!c.state_dir().exists(), "state left behind after: {line}");
+    common::assert_no_cgroup(&c.id);
+}
+
+#[test]
+fn a_user_without_subuid_lines_is_told_what_to_add() {
+    let (_, nosub) = users();
+    let c = Rl::new(nosub, &["true"], |s| {
+        s["linux"]["uidMappings"] = two_ranges(nosub.uid);
+        s["linux"]["gidMappings"] = two_ranges(nosub.gid);
+    });
+    let out = c.run();
+    assert_fails(
+        &c,
+        &out,
+        &[
+            "newuidmap",
+            "husk-nosubid has no line in /etc/subuid",
+            "add one such as \"husk-nosubid:100000:65536\"",
+        ],
+    );
+}
+
+#[test]
+fn ids_beyond_the_subordinate_range_are_refused_with_the_range() {
+    let (u, _) = users();
+    let c = Rl::new(u, &["true"], |s| {
+        s["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": SUB_START + 60000, "size": 65536}
+        ]);
+        s["linux"]["gidMappings"] = two_ranges(u.gid);
+    });
+    let out = c.run();
+    assert_fails(
+        &c,
+        &out,
+        &[
+            "not allowed",
+            "husk-rootless's ranges in /etc/subuid (1000000:65536)",
+        ],
+    );
+}
+
+#[test]
+fn newuidmap_missing_or_not_setuid_is_named() {
+    let (u, _) = users();
+    let ranges = |s: &mut Value| {
+        s["linux"]["uidMappings"] = two_ranges(u.uid);
+        s["linux"]["gidMappings"] = two_ranges(u.gid);
+    };
+    // PATH without /usr/bin: the helper is not found (busybox stands in for the rest).
+    let mut c = Rl::new(u, &["true"], ranges);
+    c.path = bin_dir().display().to_string();
+    let out = c.run();
+    assert_fails(
+        &c,
+        &out,
+        &["newuidmap not found on PATH", "install the uidmap package"],
+    );
+
+    // A copy without the setuid bit first on PATH.
+    let fake = rootfs().parent().unwrap().join("rootless-fake-bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::copy("/usr/bin/newuidmap", fake.join("newuidmap")).unwrap();
+    // (copy keeps the mode bits, setuid included)
+    std::fs::set_permissions(
+        fake.join("newuidmap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut c = Rl::new(u, &["true"], ranges);
+    c.path = format!("{}:{}:/usr/bin:/bin", bin_dir().display(), fake.display());
+    let out = c.run();
+    assert_fails(
+        &c,
+        &out,
+        &["newuidmap is neither setuid root nor has file capabilities"],
+    );
+}
+
+#[test]
+fn limits_on_cgroup_v1_and_raised_rlimits_are_clear_errors() {
+    let (u, _) = users();
+    if on_v1_host() {
+        let c = Rl::new(u, &["true"], |s| {
+            s["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+        });
+        let out = c.run();
+        assert_fails(
+            &c,
+            &out,
+            &["linux.resources.memory", "cgroup v1 cannot be delegated"],
+        );
+    }
+    let hard = rlimit_nofile_hard();
+    let c = Rl::new(u, &["true"], |s| {
+        s["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]);
+    });
+    let out = c.run();
+    assert_fails(&c, &out, &["RLIMIT_NOFILE", "can only be lowered"]);
+}
+
+fn rlimit_nofile_hard() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    r.rlim_max
+}
+
+#[test]
+fn without_xdg_runtime_dir_the_error_names_it() {
+    let (u, _) = users();
+    let c = Rl::new(u, &["true"], |_| {});
+    let cmd = c.cmd(&["run", &c.id]);
+    // env -i already cleared the caller's; drop ours too.
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with("XDG_RUNTIME_DIR="))
+        .collect();
+    let out = Command::new("setpriv")
+        .args(&args)
+        .current_dir(&c.bundle)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("XDG_RUNTIME_DIR is not set") && err.contains("--root"),
+        "{err}"
+    );
+}
