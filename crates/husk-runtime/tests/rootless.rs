@@ -490,3 +490,69 @@ fn without_xdg_runtime_dir_the_error_names_it() {
         "{err}"
     );
 }
+
+#[test]
+fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
+    let (u, _) = users();
+    // No network or ipc namespace: sysfs and mqueue cannot be mounted in the user namespace.
+    let c = Rl::new(
+        u,
+        &[
+            "sh",
+            "-c",
+            "grep -E ' /sys | /dev/mqueue ' /proc/self/mounts",
+        ],
+        |s| {
+            s["linux"]["namespaces"] =
+                json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
+            s.as_object_mut().unwrap().remove("hostname");
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["destination"] != "/sys");
+            mounts.push(
+                json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                           "options": ["nosuid", "noexec", "nodev"]}),
+            );
+        },
+    );
+    let out = c.run();
+    if Path::new("/dev/mqueue").is_dir() {
+        let mounts = stdout(&out);
+        let sys = mounts.lines().find(|l| l.contains(" /sys ")).unwrap();
+        assert!(
+            sys.contains(" ro,"),
+            "the host's sysfs is bound read-only: {sys}"
+        );
+        assert!(mounts.contains(" /dev/mqueue mqueue "), "{mounts}");
+    } else {
+        assert_fails(
+            &c,
+            &out,
+            &["mqueue", "needs the container's own ipc namespace"],
+        );
+    }
+    // With mqueue left out the sysfs fallback shows on any host.
+    let c = Rl::new(
+        u,
+        &[
+            "sh",
+            "-c",
+            "grep ' /sys ' /proc/self/mounts; ls /sys/kernel >/dev/null && echo listed",
+        ],
+        |s| {
+            s["linux"]["namespaces"] =
+                json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
+            s.as_object_mut().unwrap().remove("hostname");
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["destination"] != "/sys" && m["type"] != "mqueue");
+            mounts.push(
+                json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                           "options": ["nosuid", "noexec", "nodev"]}),
+            );
+        },
+    );
+    let out = stdout(&c.run());
+    assert!(
+        out.contains(" /sys sysfs ro,") && out.contains("listed"),
+        "{out}"
+    );
+}

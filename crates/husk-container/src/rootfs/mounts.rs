@@ -65,12 +65,25 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<(), SetupError> {
         let src_c = cstr(&src).map_err(fail)?;
         let r = do_mount(Some(&src_c), &target, typ, flags, &opts.data);
         match r {
-            Err(e) if typ == "sysfs" && e.raw_os_error() == Some(libc::EPERM) && ctx.in_userns => {
-                // A user namespace without its own netns cannot mount sysfs; show the host's, read-only.
-                let host_sys =
-                    sys::open(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY).map_err(fail)?;
-                bind_fd(&host_sys, &target, true).map_err(fail)?;
-                let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && ctx.in_userns => {
+                // sysfs needs a netns, mqueue an IPC namespace, owned by the user namespace;
+                // without one, show the host's (sysfs always read-only).
+                let (host, extra) = match typ {
+                    "sysfs" => ("/sys", libc::MS_RDONLY),
+                    "mqueue" => ("/dev/mqueue", 0),
+                    _ => return Err(fail(e)),
+                };
+                let host_fd = sys::open(Path::new(host), libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(|e2| {
+                        SetupError::msg(format!(
+                            "{}: {e} (in a user namespace, {typ} needs the container's own {} \
+                             namespace, and the host's {host} cannot be bound instead: {e2})",
+                            what(),
+                            if typ == "sysfs" { "network" } else { "ipc" },
+                        ))
+                    })?;
+                bind_fd(&host_fd, &target, true).map_err(fail)?;
+                let flags = opts.flags | extra | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
                 remount_bind(ctx.root, dest, flags).map_err(fail)?;
             }
             r => r.map_err(fail)?,
