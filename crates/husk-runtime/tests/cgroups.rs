@@ -762,3 +762,132 @@ fn smallest_memory_limit_for_true() {
     // With some headroom the cold run always works.
     assert!(true_runs_with(cold + (2 << 20), Some(&cold_root)));
 }
+
+/// `cmd` run as uid/gid 1000 (no setpriv in the VM): the switch happens between fork and
+/// exec, after the child moved itself into `join` (a cgroup.procs file) when given.
+fn as_uid_1000(mut cmd: Command, join: Option<&Path>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let join = join.map(|p| std::ffi::CString::new(p.to_str().unwrap()).unwrap());
+    unsafe {
+        cmd.pre_exec(move || {
+            let err = std::io::Error::last_os_error;
+            if let Some(procs) = &join {
+                // Only async-signal-safe calls here: the test process has threads.
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(err());
+                }
+                libc::close(fd);
+            }
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(1000, 1000, 1000) != 0
+                || libc::setresuid(1000, 1000, 1000) != 0
+            {
+                return Err(err());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Rootless with limits: on cgroup v2 through a subtree delegated to the user the way
+/// systemd's Delegate=yes does it (directory and cgroup.procs/subtree_control/threads owned
+/// by the user, the runtime already inside it); on a v1/hybrid host a clear refusal.
+#[test]
+fn rootless_limits_use_a_delegated_v2_subtree() {
+    let top = format!("husk-deleg-{}", std::process::id());
+    let ctx = sh("rootless", "cat /proc/self/cgroup; id -u", |s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        s["linux"]["cgroupsPath"] = json!(format!("/{top}/ctr"));
+        s["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 64}});
+        // gid 5 is not mapped: devpts without gid=5, as `spec --rootless` writes it.
+        for m in s["mounts"].as_array_mut().unwrap() {
+            if m["type"] == "devpts" {
+                m["options"] = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666"]);
+            }
+        }
+    });
+    std::fs::create_dir_all(&ctx.root).unwrap();
+    std::os::unix::fs::chown(&ctx.root, Some(1000), Some(1000)).unwrap();
+    let create = |join: Option<&Path>| {
+        let mut c = as_uid_1000(ctx.cmd(&["--rootless", "true", "create", &ctx.id]), join);
+        let status = c
+            .stdout(std::fs::File::create(ctx.bundle.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(ctx.bundle.join("stderr")).unwrap())
+            .status()
+            .unwrap();
+        (status, container_stderr(&ctx))
+    };
+    if !is_v2() {
+        let (status, err) = create(None);
+        assert!(!status.success(), "v1 cannot take a rootless limit: {err}");
+        assert!(
+            err.contains("linux.resources.memory") && err.contains("cgroup v1 cannot be delegated"),
+            "{err}"
+        );
+        assert!(!ctx.root.join(&ctx.id).exists());
+        return;
+    }
+    // The delegation, as root: the subtree and its interface files belong to uid 1000.
+    let deleg = Path::new("/sys/fs/cgroup").join(&top);
+    let runtime_leaf = deleg.join("runtime");
+    std::fs::create_dir_all(&runtime_leaf).unwrap();
+    for p in [
+        deleg.clone(),
+        deleg.join("cgroup.procs"),
+        deleg.join("cgroup.subtree_control"),
+        deleg.join("cgroup.threads"),
+        runtime_leaf.clone(),
+        runtime_leaf.join("cgroup.procs"),
+    ] {
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+    }
+    let (status, err) = create(Some(&runtime_leaf.join("cgroup.procs")));
+    assert!(
+        status.success(),
+        "rootless create in a delegated subtree: {err}"
+    );
+    let ctr = deleg.join("ctr");
+    assert_eq!(
+        std::fs::read_to_string(ctr.join("memory.max"))
+            .unwrap()
+            .trim(),
+        "67108864"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctr.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "64"
+    );
+    let pid = rt_ok(&ctx, &["state", &ctx.id]);
+    let pid = serde_json::from_str::<Value>(&pid).unwrap()["pid"].to_string();
+    assert!(
+        std::fs::read_to_string(ctr.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .any(|l| l == pid),
+        "init {pid} sits in {}",
+        ctr.display()
+    );
+    rt_ok(&ctx, &["start", &ctx.id]);
+    wait_status(&ctx, "stopped");
+    assert!(
+        container_stdout(&ctx).contains("0::/\n0\n"),
+        "{}",
+        container_stdout(&ctx)
+    );
+    let out = as_uid_1000(ctx.cmd(&["delete", &ctx.id]), None)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rootless delete: {}", text(&out));
+    assert!(!ctr.exists(), "the container's cgroup is removed");
+    std::fs::remove_dir(&runtime_leaf).unwrap();
+    std::fs::remove_dir(&deleg).unwrap();
+}

@@ -48,16 +48,25 @@ impl V2Manager {
         self.unified.has(controller)
     }
 
-    /// mkdir -p; then enable `controllers` (all the hierarchy offers when None) in
-    /// cgroup.subtree_control of every ancestor from the mount down to the parent.
+    /// mkdir -p; then enable `controllers` in cgroup.subtree_control of every ancestor from
+    /// the mount down to the parent. With None, every controller that reaches the parent:
+    /// a delegated subtree (rootless) often offers only some of the hierarchy's.
     pub(crate) fn create_with(&self, controllers: Option<&[String]>) -> Result<(), CgroupError> {
         fsutil::mkdir_below(&self.unified.mount_point, &self.dir)?;
-        let wanted: Vec<String> = match controllers {
-            Some(c) => c.to_vec(),
-            None => self.unified.controllers.clone(),
-        };
-        for c in &wanted {
-            self.enable(c)?;
+        match controllers {
+            Some(wanted) => {
+                for c in wanted {
+                    self.enable(c)?;
+                }
+            }
+            None => {
+                for c in &self.unified.controllers {
+                    match self.enable(c) {
+                        Err(CgroupError::Unsupported { .. }) => {}
+                        r => r?,
+                    }
+                }
+            }
         }
         Ok(())
     }
