@@ -11,9 +11,29 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// True when this process has no root privileges on the host, the case `--rootless auto`
-/// treats as rootless.
+/// treats as rootless: not uid 0, or uid 0 of a user namespace whose 0 is an ordinary user
+/// outside (how rootless podman and docker run their runtime).
 pub fn is_unprivileged() -> bool {
-    unsafe { libc::geteuid() != 0 }
+    (unsafe { libc::geteuid() } != 0)
+        || std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !maps_root_to_root(&m))
+}
+
+/// Whether this process runs in a user namespace other than the host's (whose uid_map is
+/// the identity over all 2^32-1 ids); there mknod and some mounts are refused even to root.
+pub(crate) fn in_nested_userns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
+/// Whether a uid_map sends uid 0 to host uid 0 (the initial namespace's map does).
+fn maps_root_to_root(uid_map: &str) -> bool {
+    uid_map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        matches!(f[..], [inside, outside, count] if inside == 0 && outside == 0 && count > 0)
+    })
 }
 
 /// The state root when none was given: `/run/husk` for root; `$XDG_RUNTIME_DIR/husk` for a
@@ -177,7 +197,8 @@ pub(crate) fn write_id_maps(
     uids: &[LinuxIdMapping],
     gids: &[LinuxIdMapping],
 ) -> Result<()> {
-    let privileged = !is_unprivileged();
+    // Root of the current user namespace may write any map of ids it has itself.
+    let privileged = unsafe { libc::geteuid() == 0 };
     let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.host_id() == id && m.size() == 1);
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
     if privileged || own(uids, euid) {
@@ -205,7 +226,7 @@ fn write_map(pid: i32, kind: IdKind, maps: &[LinuxIdMapping]) -> Result<()> {
         .collect();
     let path = format!("/proc/{pid}/{}", kind.map_file());
     sys::write_file(Path::new(&path), text.as_bytes()).map_err(|e| {
-        let hint = if is_unprivileged() {
+        let hint = if unsafe { libc::geteuid() != 0 } {
             " (without root only your own id can be mapped directly)"
         } else {
             ""
@@ -321,5 +342,14 @@ mod tests {
             ]
         );
         assert!(parse_sub_ids(text, "carol", 1002).is_empty());
+    }
+
+    #[test]
+    fn root_is_root_only_when_mapped_to_host_root() {
+        assert!(maps_root_to_root("         0          0 4294967295\n"));
+        assert!(!maps_root_to_root(
+            "         0       1002          1\n         1    1000000      65536\n"
+        ));
+        assert!(!maps_root_to_root(""));
     }
 }

@@ -556,3 +556,135 @@ fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
         "{out}"
     );
 }
+
+/// Rootless podman (its own user namespace from /etc/subuid, native overlay) drives
+/// husk-runtime: run with exit codes, -d, exec, stop, rm. podman runs the runtime as root of
+/// its user namespace, which husk treats as rootless. Storage and run roots are the test's.
+#[test]
+fn rootless_podman_drives_husk_runtime() {
+    let (u, _) = users();
+    let dir = rootfs()
+        .parent()
+        .unwrap()
+        .join(format!("rl-podman-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+    let tar = dir.join("rootfs.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {}", text(&out));
+    let c = Rl::new(u, &["true"], |_| {});
+    let podman = |args: &[&str]| -> Output {
+        let mut cmd = c.cmd(&[]);
+        let mut argv: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        argv.pop(); // husk-runtime
+        argv.extend(
+            [
+                "timeout",
+                "--foreground",
+                "120",
+                "podman",
+                "--runtime",
+                bin_dir().join("husk-runtime").to_str().unwrap(),
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+                "--storage-driver=overlay",
+            ]
+            .map(String::from),
+        );
+        for (flag, sub) in [
+            ("--root", "storage"),
+            ("--runroot", "run"),
+            ("--tmpdir", "tmp"),
+        ] {
+            argv.push(flag.into());
+            argv.push(dir.join(sub).display().to_string());
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        cmd = Command::new("setpriv");
+        cmd.args(&argv).current_dir(&dir).stdin(Stdio::null());
+        cmd.output().unwrap()
+    };
+    let ok = |args: &[&str]| stdout(&podman(args));
+    ok(&["import", tar.to_str().unwrap(), "localhost/husk-rl:test"]);
+    let img = "localhost/husk-rl:test";
+    let out = ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "0",
+            "0",
+            &u.uid.to_string(),
+            "1",
+            "1",
+            &SUB_START.to_string(),
+            "65536"
+        ],
+        "{out}"
+    );
+    let o = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "exit 9",
+    ]);
+    assert_eq!(o.status.code(), Some(9), "{}", text(&o));
+    let id = ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "rl-d",
+        img,
+        "sleep",
+        "300",
+    ]);
+    let id = id.trim();
+    assert_eq!(
+        ok(&["exec", "rl-d", "sh", "-c", "echo in-$((6*7))"]).trim(),
+        "in-42"
+    );
+    let ps = ok(&["ps", "--format", "{{.ID}} {{.Status}}"]);
+    assert!(ps.contains(&id[..12]) && ps.contains("Up"), "{ps}");
+    ok(&["stop", "-t", "1", "rl-d"]);
+    ok(&["rm", "rl-d"]);
+    // The runtime's state lived under the user's XDG_RUNTIME_DIR and is gone.
+    let husk_state = c.xdg().join("husk");
+    let left: Vec<_> = std::fs::read_dir(&husk_state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
+    let _ = podman(&["system", "reset", "--force"]);
+    // podman keeps a pause process holding its user namespace; end it with the test.
+    let pause = std::fs::read_to_string(c.xdg().join("libpod/tmp/pause.pid"));
+    if let Some(pid) = pause.ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if pid > 1 {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

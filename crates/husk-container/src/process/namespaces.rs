@@ -20,11 +20,16 @@ pub struct NamespacePlan {
     /// Unshared by the intermediate process, which writes the offsets before init exists.
     pub new_time: bool,
     pub has: Vec<LinuxNamespaceType>,
+    /// The runtime itself runs in a user namespace (rootless podman and docker run it so).
+    pub caller_in_userns: bool,
 }
 
 impl NamespacePlan {
     pub fn from_spec(spec: &Spec) -> Result<Self> {
-        let mut plan = NamespacePlan::default();
+        let mut plan = NamespacePlan {
+            caller_in_userns: crate::rootless::in_nested_userns(),
+            ..Default::default()
+        };
         let namespaces = spec
             .linux()
             .as_ref()
@@ -92,8 +97,9 @@ impl NamespacePlan {
         self.has.contains(&t)
     }
 
+    /// Whether init ends up in a user namespace that is not the host's.
     pub fn in_userns(&self) -> bool {
-        self.contains(LinuxNamespaceType::User)
+        self.contains(LinuxNamespaceType::User) || self.caller_in_userns
     }
 }
 
