@@ -18,6 +18,38 @@ pub fn is_unprivileged() -> bool {
         || std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !maps_root_to_root(&m))
 }
 
+/// Our effective uid as the host sees it: in a rootless user namespace, the id our uid
+/// maps to (read from uid_map, which shows the mapping as seen from this namespace).
+pub fn host_euid() -> u32 {
+    let euid = unsafe { libc::geteuid() };
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                match f[..] {
+                    [inside, outside, count] if euid >= inside && euid - inside < count => {
+                        Some(outside + (euid - inside))
+                    }
+                    _ => None,
+                }
+            })
+        })
+        .unwrap_or(euid)
+}
+
+/// When `pid` started (clock ticks since boot), None if it is gone or a zombie: with the
+/// pid, what identifies a process across pid reuse.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    match sys::proc_start_time(pid) {
+        Some((t, false)) => Some(t),
+        _ => None,
+    }
+}
+
 /// Whether this process runs in a user namespace other than the host's (whose uid_map is
 /// the identity over all 2^32-1 ids); there mknod and some mounts are refused even to root.
 pub(crate) fn in_nested_userns() -> bool {
@@ -191,12 +223,53 @@ impl IdKind {
     }
 }
 
-/// Write `/proc/<pid>/{uid,gid}_map` for a child just cloned into a new user namespace.
-pub(crate) fn write_id_maps(
-    pid: i32,
-    uids: &[LinuxIdMapping],
-    gids: &[LinuxIdMapping],
-) -> Result<()> {
+/// The widest mapping a user may have without root: its own id as 0, then its subordinate
+/// ranges from /etc/subuid (or /etc/subgid) one after another from 1. An error, saying what
+/// line to add, when the user has none.
+pub fn subordinate_mapping(kind: IdKind) -> Result<Vec<LinuxIdMapping>> {
+    let (uid, own) = unsafe {
+        (
+            libc::getuid(),
+            match kind {
+                IdKind::Uid => libc::getuid(),
+                IdKind::Gid => libc::getgid(),
+            },
+        )
+    };
+    let user = sys::user_name(uid);
+    let file = Path::new(kind.sub_file());
+    let ranges = sub_id_ranges(file, &user, uid).map_err(|e| Error::io("reading", file, e))?;
+    if ranges.is_empty() {
+        return Err(Error::Other(format!(
+            "rootless: {user} has no subordinate {}s: add a line to {} such as \
+             \"{user}:100000:65536\" (as root), so images with several owners can be unpacked",
+            match kind {
+                IdKind::Uid => "uid",
+                IdKind::Gid => "gid",
+            },
+            file.display()
+        )));
+    }
+    let mapping = |inside: u32, outside: u32, size: u32| {
+        oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(inside)
+            .host_id(outside)
+            .size(size)
+            .build()
+            .expect("all fields set")
+    };
+    let mut maps = vec![mapping(0, own, 1)];
+    let mut next = 1u32;
+    for r in ranges {
+        maps.push(mapping(next, r.start, r.count));
+        next = next.saturating_add(r.count);
+    }
+    Ok(maps)
+}
+
+/// Write `/proc/<pid>/{uid,gid}_map` for a child just put in a new user namespace: directly
+/// when we may (root, or only our own id), else through newuidmap/newgidmap.
+pub fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
     // Root of the current user namespace may write any map of ids it has itself.
     let privileged = unsafe { libc::geteuid() == 0 };
     let own = |maps: &[LinuxIdMapping], id: u32| matches!(maps, [m] if m.host_id() == id && m.size() == 1);

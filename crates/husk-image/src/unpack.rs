@@ -40,22 +40,24 @@ pub struct UnpackOptions {
 }
 
 impl UnpackOptions {
+    /// Overlay layer dirs: trusted.overlay.* xattrs for host root; user.overlay.* (mounted
+    /// with `userxattr`) in a rootless user namespace, where only the user.* namespace and
+    /// no device nodes but whiteouts are allowed.
     pub fn overlay() -> Self {
-        let root = fsutil::is_root();
+        let host_root = fsutil::is_root();
         UnpackOptions {
             whiteouts: WhiteoutMode::Overlay {
-                xattr_prefix: if root { "trusted." } else { "user." },
+                xattr_prefix: if host_root { "trusted." } else { "user." },
             },
-            chown: root,
-            devices: root,
+            chown: fsutil::can_chown(),
+            devices: host_root,
         }
     }
     pub fn flat() -> Self {
-        let root = fsutil::is_root();
         UnpackOptions {
             whiteouts: WhiteoutMode::Apply,
-            chown: root,
-            devices: root,
+            chown: fsutil::can_chown(),
+            devices: fsutil::is_root(),
         }
     }
 }
@@ -122,6 +124,21 @@ impl<'a> Unpacker<'a> {
             reason: reason.into(),
         }
     }
+    /// A failed chown: EINVAL in a rootless user namespace means the id has no mapping.
+    fn chown_err(&self, entry: &[u8], e: &tar::Entry, source: io::Error) -> Error {
+        if errno_is(&source, libc::EINVAL) && !fsutil::is_root() {
+            return self.bad(
+                entry,
+                format!(
+                    "owner uid {} gid {} is beyond the ids mapped for this user (add a larger \
+                     range for the user to /etc/subuid and /etc/subgid)",
+                    e.uid, e.gid
+                ),
+            );
+        }
+        self.sys(entry, "chown", source)
+    }
+
     fn sys(&self, entry: &[u8], op: &'static str, source: io::Error) -> Error {
         Error::Unpack {
             layer: self.layer.to_string(),
@@ -185,7 +202,7 @@ impl<'a> Unpacker<'a> {
         if self.opts.chown {
             let (u, g) = self.ids(e, path)?;
             if unsafe { libc::fchown(raw, u, g) } < 0 {
-                return Err(self.sys(path, "chown", last_err()));
+                return Err(self.chown_err(path, e, last_err()));
             }
         }
         if unsafe { libc::fchmod(raw, e.mode as libc::mode_t) } < 0 {
@@ -401,7 +418,7 @@ impl<'a> Unpacker<'a> {
         if self.opts.chown {
             let (u, g) = self.ids(e, path)?;
             if unsafe { libc::fchownat(d, name.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
-                return Err(self.sys(path, "chown", last_err()));
+                return Err(self.chown_err(path, e, last_err()));
             }
         }
         if chmod && unsafe { libc::fchmodat(d, name.as_ptr(), e.mode as libc::mode_t, 0) } < 0 {

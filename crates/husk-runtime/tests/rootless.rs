@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::users::{users, User, SUB_START};
 use common::{rootfs, text, BIN};
 use serde_json::{json, Value};
 use std::os::unix::fs::MetadataExt;
@@ -13,37 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
-
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-/// (husk-rootless with 65536 subordinate ids from 1000000, husk-nosubid with none).
-fn users() -> &'static (User, User) {
-    static USERS: OnceLock<(User, User)> = OnceLock::new();
-    USERS.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rootless-user.sh");
-        let out = Command::new(&script).output().unwrap();
-        assert!(out.status.success(), "rootless-user.sh: {}", text(&out));
-        let users: Vec<User> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                User {
-                    name: f[0].to_string(),
-                    uid: f[1].parse().unwrap(),
-                    gid: f[2].parse().unwrap(),
-                }
-            })
-            .collect();
-        let mut it = users.into_iter();
-        (it.next().unwrap(), it.next().unwrap())
-    })
-}
-
-const SUB_START: u32 = 1_000_000;
 
 /// The runtime binary where any user can run it (the build tree may sit below a private home).
 fn bin_dir() -> &'static Path {
@@ -95,22 +65,14 @@ impl Rl {
     }
 
     fn xdg(&self) -> PathBuf {
-        PathBuf::from(format!("/run/user/{}", self.user.uid))
+        PathBuf::from(self.user.xdg_runtime_dir())
     }
 
     /// `husk-runtime ARGS…` as the user, in the bundle, with only PATH, HOME and
     /// XDG_RUNTIME_DIR set.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", &self.user.uid.to_string()])
-            .args(["--regid", &self.user.gid.to_string(), "--init-groups", "--"])
-            .args(["env", "-i", &format!("PATH={}", self.path)])
-            .arg(format!("HOME=/home/{}", self.user.name))
-            .arg(format!("XDG_RUNTIME_DIR={}", self.xdg().display()))
-            .arg("husk-runtime")
-            .args(args)
-            .current_dir(&self.bundle)
-            .stdin(Stdio::null());
+        let mut c = self.user.command(&self.path, &[], "husk-runtime");
+        c.args(args).current_dir(&self.bundle);
         c
     }
 

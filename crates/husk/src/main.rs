@@ -20,6 +20,7 @@ mod progress;
 mod rootfs_overlay;
 mod run;
 mod spec_from_image;
+mod userns;
 
 #[derive(Parser)]
 #[command(name = "husk", version, about = "husk container engine")]
@@ -339,6 +340,8 @@ impl Ctx {
 }
 
 fn main() {
+    // An ordinary user's commands run as root of the user's namespace (userns.rs).
+    userns::enter_if_needed(&std::env::args_os().collect::<Vec<_>>());
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
     // husk_container::selfexe), so no container can write the host's copy.
     if std::env::args_os()

@@ -30,8 +30,15 @@ pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
         }
     }
     let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    // Rootless (root of a user namespace): layers carry user.overlay.* xattrs, see
+    // husk_image::unpack::UnpackOptions::overlay.
+    let userxattr = if husk_image::fsutil::is_root() {
+        ""
+    } else {
+        ",userxattr"
+    };
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{userxattr}",
         lowerdir.join(":"),
         upper.display(),
         work.display()

@@ -112,12 +112,16 @@ pub struct MoreRunArgs {
 
 /// Where husk-container keeps the runtime state of engine containers.
 pub fn state_root() -> PathBuf {
-    if unsafe { libc::geteuid() } == 0 {
+    // Rootless: the same place inside the user namespace (uid 0 there) and outside.
+    if !husk_container::rootless::is_unprivileged() {
         return PathBuf::from("/run/husk-engine");
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d).join("husk-engine"),
-        None => std::env::temp_dir().join(format!("husk-engine-{}", unsafe { libc::geteuid() })),
+        None => std::env::temp_dir().join(format!(
+            "husk-engine-{}",
+            husk_container::rootless::host_euid()
+        )),
     }
 }
 

@@ -3,6 +3,8 @@
 //! These tests need root and run real containers; they never skip.
 #![allow(dead_code)]
 
+pub mod users;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,251 @@
+//! Rootless husk: every command of an ordinary user runs as root of one user namespace per
+//! user, where 0 is the user and 1.. are its subordinate ids from /etc/subuid and
+//! /etc/subgid, together with a mount namespace of its own. Layers keep their owners there
+//! (shifted on the host), overlay can be mounted, and no mount shows outside.
+//!
+//! The namespaces are held by a small "pause" process that the first command starts; later
+//! commands join them with setns (as in rootless podman). One namespace for all commands is
+//! what lets `stop`, `exec` and `rm` reach containers that `run` made: a process in a
+//! sibling user namespace could neither signal nor join them. The pause process stays for
+//! as long as the user's runtime dir does; its pid and start time are in
+//! `<state root>/userns.pid`.
+
+use husk_container::rootless::{self, IdKind};
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Global options of `husk` that take a value as the next argument.
+const VALUED: &[&str] = &["--root", "--config", "--default-registry"];
+
+/// For an ordinary user, move this process into the user's rootless namespaces (made on
+/// first use) before anything else happens; it must still be single-threaded. Returns at
+/// once for root, for --help/--version and without a subcommand.
+pub fn enter_if_needed(args: &[OsString]) {
+    if unsafe { libc::geteuid() } == 0 {
+        return;
+    }
+    let Some(cmd) = subcommand(args) else {
+        return;
+    };
+    if cmd == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
+        return;
+    }
+    if let Err(msg) = enter(&crate::run::state_root()) {
+        crate::fail(&format!("rootless: {msg}"));
+    }
+}
+
+/// The first argument that is not a global option or its value.
+fn subcommand(args: &[OsString]) -> Option<&str> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_str()?;
+        if VALUED.contains(&a) {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn enter(state: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
+    let pid_file = state.join("userns.pid");
+    let _lock = lock(&state.join("userns.lock"))?;
+    let pid = match holder(&pid_file) {
+        Some(pid) => pid,
+        None => {
+            let pid = start_holder()?;
+            let start = rootless::process_start_time(pid).unwrap_or_default();
+            std::fs::write(&pid_file, format!("{pid} {start}\n"))
+                .map_err(|e| format!("writing {}: {e}", pid_file.display()))?;
+            pid
+        }
+    };
+    join(pid)
+}
+
+/// An exclusive flock on `path`, so two first commands make one namespace.
+fn lock(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!(
+            "locking {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(f)
+}
+
+/// The pause process named in the pid file, if it is still that process.
+fn holder(pid_file: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next()?.parse().ok()?;
+    let start: u64 = f.next()?.parse().ok()?;
+    (pid > 1 && rootless::process_start_time(pid) == Some(start)).then_some(pid)
+}
+
+/// setns into the holder's user namespace, then its mount namespace (which moves us to its
+/// root: the working directory is taken back by path).
+fn join(pid: i32) -> Result<(), String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
+    for ns in ["user", "mnt"] {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/{ns}"));
+        let fd =
+            std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
+            return Err(format!(
+                "joining {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    std::env::set_current_dir(&cwd)
+        .map_err(|e| format!("returning to {} in the namespace: {e}", cwd.display()))?;
+    // Root of the namespace from here on: setns keeps the ids, which map to 0 there.
+    if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
+        return Err(format!(
+            "becoming root of the user namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Fork the pause process: it unshares the user and mount namespaces, we write its id maps
+/// (newuidmap/newgidmap for the subordinate ranges), and it then sleeps forever, detached
+/// from our session and stdio so no caller waits on it.
+fn start_holder() -> Result<i32, String> {
+    let uids = rootless::subordinate_mapping(IdKind::Uid).map_err(|e| e.to_string())?;
+    let gids = rootless::subordinate_mapping(IdKind::Gid).map_err(|e| e.to_string())?;
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop((ready_r, go_w));
+        pause_process(ready_w, go_r)
+    }
+    drop((ready_w, go_r));
+    let mut b = [0u8; 1];
+    let unshared = unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } == 1;
+    let mapped = if unshared {
+        rootless::write_id_maps(pid, &uids, &gids).map_err(|e| e.to_string())
+    } else {
+        Err("the namespace holder could not create a user namespace".to_string())
+    };
+    match mapped {
+        Ok(()) => {
+            let mut go = std::fs::File::from(go_w);
+            let _ = go.write_all(b"g");
+            // It reports once its mounts are private: only then may anyone join.
+            if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                return Err("the namespace holder failed to set up its mounts".into());
+            }
+            Ok(pid)
+        }
+        Err(e) => {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The forked pause process. Never returns; exits 125 when a step fails (the parent sees
+/// the pipe close and says so).
+fn pause_process(ready: OwnedFd, go: OwnedFd) -> ! {
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+            libc::_exit(125);
+        }
+        libc::write(ready.as_raw_fd(), b"u".as_ptr().cast(), 1);
+        let mut b = [0u8; 1];
+        if libc::read(go.as_raw_fd(), b.as_mut_ptr().cast(), 1) != 1 {
+            libc::_exit(125);
+        }
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            libc::_exit(125);
+        }
+        // Mounts made in here (container overlays) stay in here; the host's later mounts
+        // still come in.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            libc::_exit(125);
+        }
+        libc::write(ready.as_raw_fd(), b"m".as_ptr().cast(), 1);
+        // Leave the caller's session, terminal, stdio and every other fd behind.
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        close_fds_from(3);
+        libc::chdir(c"/".as_ptr());
+        let _ = libc::prctl(libc::PR_SET_NAME, c"husk-userns".as_ptr());
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigdelset(&mut all, libc::SIGKILL);
+        libc::sigdelset(&mut all, libc::SIGTERM);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+/// close_range(from, ~0): nothing of the caller's stays open in the pause process.
+unsafe fn close_fds_from(from: u32) {
+    libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_subcommand_past_global_options() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(subcommand(&a(&["husk", "run", "img"])), Some("run"));
+        assert_eq!(subcommand(&a(&["husk", "--root", "/x", "ps"])), Some("ps"));
+        assert_eq!(
+            subcommand(&a(&["husk", "--root=/x", "pull", "a"])),
+            Some("pull")
+        );
+        assert_eq!(subcommand(&a(&["husk", "--version"])), None);
+    }
+}

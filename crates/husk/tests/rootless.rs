@@ -1,0 +1,363 @@
+//! `husk` as an ordinary user (husk-rootless, from scripts/rootless-user.sh) against a real
+//! docker-registry on 127.0.0.1: pull with owners shifted into the user's subordinate ids,
+//! run (foreground, -it, -d), exec, logs, ps, stop, rm; and each actionable rootless error.
+//! Nothing may be left on the host: no mount, no state, no container dir.
+
+mod common;
+#[path = "../../husk-runtime/tests/common/users.rs"]
+mod users;
+
+use common::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use users::{users, User, SUB_START};
+
+/// husk where any user can run it (the build tree may sit below a private home).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let t = TempDir::new("rootless-bin");
+        let dir = t.0.clone();
+        std::mem::forget(t); // lives as long as the test binary
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::copy(HUSK, dir.join("husk")).unwrap();
+        dir
+    })
+}
+
+/// The user's world for one test: XDG data/config dirs of its own, so the store is fresh.
+struct Rootless {
+    user: &'static User,
+    home: PathBuf,
+    path: String,
+}
+
+impl Rootless {
+    fn new(user: &'static User, tag: &str) -> Rootless {
+        let home = Path::new(&format!("/home/{}", user.name))
+            .join(format!("husk-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+        let run = home.join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(user.uid), Some(user.gid)).unwrap();
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        Rootless {
+            user,
+            home,
+            path: format!("{}:/usr/bin:/bin", bin_dir().display()),
+        }
+    }
+
+    /// XDG_RUNTIME_DIR of this test alone, so state checks see only its containers.
+    fn runtime_dir(&self) -> PathBuf {
+        self.home.join("run")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.home.join("data/husk")
+    }
+
+    fn husk(&self, args: &[&str]) -> Output {
+        let env = [
+            format!("XDG_RUNTIME_DIR={}", self.runtime_dir().display()),
+            format!("XDG_DATA_HOME={}", self.home.join("data").display()),
+            format!("XDG_CONFIG_HOME={}", self.home.join("config").display()),
+        ];
+        let mut c = self.user.command(&self.path, &env, "husk");
+        c.args(args).current_dir(&self.home);
+        c.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.husk(args);
+        assert!(
+            o.status.success(),
+            "husk {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The error line of a failed command (warnings may precede it).
+    fn err(&self, args: &[&str]) -> String {
+        let o = self.husk(args);
+        assert!(!o.status.success(), "husk {args:?} should fail");
+        let e = String::from_utf8_lossy(&o.stderr);
+        e.lines()
+            .find(|l| l.starts_with("husk: "))
+            .unwrap_or_else(|| panic!("no error line in {e:?}"))
+            .to_string()
+    }
+
+    fn assert_nothing_left(&self) {
+        assert!(containers(&self.store()).is_empty(), "container dirs left");
+        assert!(
+            mounts_below(&self.home).is_empty(),
+            "mounts left on the host"
+        );
+        let engine = self.runtime_dir().join("husk-engine");
+        // userns.pid/.lock: the namespace holder, which lives on by design (see Drop).
+        let left: Vec<_> = std::fs::read_dir(&engine)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| !n.to_string_lossy().starts_with("userns."))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "runtime state left: {left:?}");
+    }
+}
+
+impl Drop for Rootless {
+    fn drop(&mut self) {
+        for dir in containers(&self.store()) {
+            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let _ = self.husk(&["rm", "-f", &id]);
+        }
+        // husk keeps the user's namespaces in a pause process, as rootless podman does;
+        // this test's runtime dir goes away, so does its holder.
+        let pid_file = self.runtime_dir().join("husk-engine/userns.pid");
+        let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+        if let Some(pid) = pid
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if pid > 1 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// The busybox test image (whiteouts, an opaque dir, a device node, a setuid file owned by
+/// 1000) on a loopback registry.
+fn registry() -> &'static Setup {
+    static S: OnceLock<Setup> = OnceLock::new();
+    S.get_or_init(|| setup("rootless"))
+}
+
+#[test]
+fn pull_and_run_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "run");
+    let img = &registry().image;
+    r.ok(&["pull", img]);
+    // The layer files: owners shifted into the subordinate range, readable by overlay in the
+    // user namespace (user.overlay.* whiteouts), in the user's store.
+    let layers = r.store().join("layers");
+    let tool = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("diff/srv/tool"))
+        .find(|p| p.exists())
+        .expect("a layer has srv/tool");
+    let meta = std::fs::symlink_metadata(&tool).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (SUB_START + 999, SUB_START + 999),
+        "uid 1000 of the image is subordinate id 1000 (host {})",
+        SUB_START + 999
+    );
+    let busybox = layers
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("diff/bin/busybox"))
+        .find(|p| p.exists())
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&busybox).unwrap().uid(),
+        u.uid,
+        "root's files are the user's"
+    );
+
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        img,
+        "id -u; ls -ln /srv/tool; cat /srv/version; ls /opq; test -e /etc/remove-me || echo removed; \
+         cat /proc/self/uid_map",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(
+        lines[1].contains(" 1000 ") && lines[1].starts_with("-rwsr-xr-x"),
+        "{out}"
+    );
+    assert_eq!(&lines[2..5], ["3", "c", "removed"], "{out}");
+    let words: Vec<&str> = lines[5..]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    let (uid, sub) = (u.uid.to_string(), SUB_START.to_string());
+    assert_eq!(words, ["0", &uid, "1", "1", &sub, "65536"], "{out}");
+    // The image's own user (app, 1000) is the default.
+    assert_eq!(r.ok(&["run", "--rm", img, "id -u"]).trim(), "1000");
+    // Exit codes come through.
+    let o = r.husk(&["run", "--rm", img, "exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    // The container cannot write what the user cannot.
+    let o = r.husk(&[
+        "run",
+        "--rm",
+        "-v",
+        "/etc:/hostetc",
+        img,
+        "touch /hostetc/husk-rootless-escape",
+    ]);
+    assert!(!o.status.success());
+    assert!(!Path::new("/etc/husk-rootless-escape").exists());
+    r.assert_nothing_left();
+}
+
+#[test]
+fn detached_exec_logs_stop_rm_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "detached");
+    let img = &registry().image;
+    let id = r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rl",
+        img,
+        "echo started; exec sleep 300",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    // Still running after the command that started it returned (no daemon, no shell).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !r.ok(&["logs", "rl"]).contains("started") {
+        assert!(std::time::Instant::now() < deadline, "no log line");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ps = r.ok(&["ps"]);
+    assert!(ps.contains("rl") && ps.contains(&id[..12]), "{ps}");
+    // exec joins the container from the user's own namespace.
+    let inside = r.ok(&[
+        "exec",
+        "-u",
+        "0",
+        "rl",
+        "sh",
+        "-c",
+        "echo in-$((6*7)); id -u; cat /proc/self/uid_map",
+    ]);
+    let words: Vec<&str> = inside.split_whitespace().collect();
+    let (uid, sub) = (u.uid.to_string(), SUB_START.to_string());
+    assert_eq!(
+        words,
+        ["in-42", "0", "0", &uid, "1", "1", &sub, "65536"],
+        "{inside}"
+    );
+    r.ok(&["stop", "-t", "1", "rl"]);
+    let ps = r.ok(&["ps", "-a"]);
+    assert!(ps.contains("rl") && ps.contains("xited"), "{ps}");
+    r.ok(&["rm", "rl"]);
+    assert!(!r.ok(&["ps", "-a"]).contains("rl"));
+    // rm -f of a running one: killed, its files (owned by subordinate ids) removed.
+    r.ok(&["run", "-d", "--name", "rl2", img, "exec sleep 300"]);
+    r.ok(&["rm", "-f", "rl2"]);
+    assert!(!r.ok(&["ps", "-a"]).contains("rl2"));
+    r.assert_nothing_left();
+}
+
+#[test]
+fn interactive_terminal_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "tty");
+    let img = &registry().image;
+    r.ok(&["pull", img]);
+    let cmdline = format!(
+        "setpriv --reuid {} --regid {} --init-groups -- env -i PATH={} HOME={} \
+         XDG_RUNTIME_DIR={} XDG_DATA_HOME={} husk run --rm -it {img} 'tty; exit 3'",
+        u.uid,
+        u.gid,
+        r.path,
+        r.home.display(),
+        r.runtime_dir().display(),
+        r.home.join("data").display(),
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("SHELL", "/bin/sh")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&o.stdout);
+    assert!(all.contains("/dev/pts/0"), "{all}");
+    assert!(
+        all.contains("exit code 3") || o.status.code() == Some(3),
+        "{all}"
+    );
+    r.assert_nothing_left();
+}
+
+#[test]
+fn rootless_errors_say_what_to_fix() {
+    let (u, nosub) = users();
+    let img = &registry().image;
+    // No /etc/subuid line.
+    let n = Rootless::new(nosub, "nosub");
+    let e = n.err(&["pull", img]);
+    assert!(
+        e.contains("husk-nosubid has no subordinate uids")
+            && e.contains("add a line to /etc/subuid such as \"husk-nosubid:100000:65536\""),
+        "{e}"
+    );
+    // newuidmap missing from PATH.
+    let mut r = Rootless::new(u, "errors");
+    r.path = bin_dir().display().to_string();
+    let e = r.err(&["pull", img]);
+    assert!(e.contains("newuidmap not found on PATH"), "{e}");
+    r.path = format!("{}:/usr/bin:/bin", bin_dir().display());
+    // An image whose files belong to an id beyond the user's 65536.
+    let mut w = husk_image::tar::Writer::new(Vec::new());
+    let mut h = husk_image::tar::Header::new(husk_image::tar::Kind::File, "srv/far");
+    h.mode = 0o644;
+    h.uid = 70000;
+    h.gid = 70000;
+    h.size = 4;
+    w.append(&h, &mut &b"far\n"[..]).unwrap();
+    let far = build_image_with_config(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (w.finish().unwrap(), Comp::Gzip),
+        ],
+        "amd64",
+        &busybox_config(),
+    );
+    let reg = &registry().reg;
+    push_image(
+        &reg.host(),
+        &reg.client_options(),
+        "far-owner",
+        "latest",
+        &far,
+    );
+    let e = r.err(&["pull", &format!("{}/far-owner:latest", reg.host())]);
+    assert!(
+        e.contains("srv/far") && e.contains("uid 70000") && e.contains("/etc/subuid"),
+        "{e}"
+    );
+    // A limit the host cannot give a user (cgroup v1 cannot be delegated).
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let e = r.err(&["run", "--rm", "--memory", "64m", img, "true"]);
+        assert!(
+            e.contains("linux.resources.memory") && e.contains("cgroup v1"),
+            "{e}"
+        );
+    }
+    r.assert_nothing_left();
+}
