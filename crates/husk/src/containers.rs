@@ -428,8 +428,8 @@ pub fn start(ctx: &crate::Ctx, what: &str) -> Result<(), String> {
     let rec = store
         .resolve(&image_id, &ctx.default_registry)
         .map_err(|e| fail(format!("its image {image_id}: {e}")))?;
-    let restart =
-        crate::monitor::Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).map_err(fail)?;
+    // The monitor's helper reads the restart policy from the record; check it now.
+    crate::monitor::Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).map_err(fail)?;
     // A monitor that died may have left the runtime state and the overlay behind.
     if let Some(c) = r.runtime() {
         c.delete(true).map_err(|e| fail(e.to_string()))?;
@@ -446,7 +446,7 @@ pub fn start(ctx: &crate::Ctx, what: &str) -> Result<(), String> {
         overlay: Some(overlay),
         keep_dir: true,
     };
-    crate::monitor::detach(&r.id, made, false, restart).map_err(fail)
+    crate::monitor::detach(&ctx.root, &r.id, made, false).map_err(fail)
 }
 
 /// `husk top`: the container's processes (pid and command line, as the host sees them).

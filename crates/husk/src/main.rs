@@ -346,11 +346,18 @@ fn main() {
     // husk_container::selfexe), so no container can write the host's copy.
     if std::env::args_os()
         .skip(1)
-        .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart")
+        .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart" || a == monitor::ARG)
     {
         if let Err(msg) = husk_container::selfexe::reexec_protected() {
             fail(&msg);
         }
+    }
+    // A helper of a detached container's monitor (see monitor.rs): not a command of ours.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == monitor::ARG)
+    {
+        monitor::helper(&std::env::args_os().skip(2).collect::<Vec<_>>())
     }
     let cli = Cli::parse();
     if let Err(msg) = run(cli) {

@@ -1,20 +1,50 @@
-//! `husk run -d`: a small monitor process per container (no daemon). It is forked from
-//! `husk run`, leaves the caller's session, owns the container's stdout/stderr pipes and
-//! writes them to DIR/ctr.log as JSON lines (`{"log","stream","time"}`, Docker's json-file
-//! format), waits for the container, records its exit code in container.json and cleans up
-//! (runtime state, overlay, and with --rm the container's directory). `husk run -d` returns
-//! once the container has started, or with the error that stopped it.
+//! `husk run -d`: a small monitor process per container (no daemon), what conmon is to podman.
+//!
+//! The monitor is husk-monitor (monitor/main.rs): a small executable of its own, which
+//! build.rs links statically and husk embeds and writes into the store, as it does husk-init.
+//! It is small because it only does what has to last as long as the container: it holds the
+//! container's stdout/stderr (or pty master), writes them to DIR/ctr.log as JSON lines
+//! (`{"log","stream","time"}`, Docker's json-file format) and, as a child subreaper, waits
+//! for the container's init. Everything else runs in husk, executed again by the monitor as
+//! a short-lived helper (`husk __monitor start|exited …`, [`helper`] here): creating and
+//! starting the container, and after each exit deleting its runtime state, applying the
+//! restart policy and recording the exit code in container.json (or, with --rm, removing
+//! the container's directory).
+//!
+//! Measured as benches/run.sh does (VmRSS of the monitor of `husk run -d IMAGE sleep …`):
+//! a fork of `husk run`, as the monitor was, kept 4.8 MB resident; husk executed afresh
+//! with forked helpers for the library's work still 4.2 MB (pages of the husk binary and of
+//! the shared C library); husk-monitor, statically linked, 1.3 MB — conmon's is 2.0 MB.
+//!
+//! `husk run -d` executes husk-monitor in a session of its own with two fds: 3, a pipe on
+//! which the monitor says "ok" once the container runs or why it does not, and 4, husk's
+//! own (read-only, see husk_container::selfexe) executable, for the helpers.
 
 use crate::containers::Record;
 use crate::run::{state_root, Made};
-use husk_container::ContainerBuilder;
+use husk_container::{Container, ContainerBuilder};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 pub const LOG_FILE: &str = "ctr.log";
+
+/// argv[1] of husk run as the monitor's helper.
+pub const ARG: &str = "__monitor";
+
+/// husk-monitor (monitor/main.rs), built by build.rs; empty if that was impossible.
+static HUSK_MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-monitor"));
+
+/// A duplicate of `fd` numbered 10 or more (close-on-exec): out of the way of fds 0-4.
+fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, String> {
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if r < 0 {
+        return Err(format!("fcntl: {}", std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
@@ -24,50 +54,198 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn dup2(from: &impl AsRawFd, to: i32) -> Result<(), String> {
-    if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
-        return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+/// Start the container under a monitor; returns once it runs. Until then `made` stays
+/// ours: if the container does not start, dropping it cleans up.
+pub fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    if HUSK_MONITOR.is_empty() {
+        return Err("this husk was built without husk-monitor (see the build's warning)".into());
+    }
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    let monitor = abs(&crate::run::store_copy(root, "husk-monitor", HUSK_MONITOR)?)?;
+    let dir = abs(&made.dir)?;
+    let husk =
+        dup_high(&File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?)?;
+    let (ready_r, w) = pipe()?;
+    let ready_w = dup_high(&w)?;
+    drop(w);
+    let (w, h) = (ready_w.as_raw_fd(), husk.as_raw_fd());
+    let mut cmd = Command::new(&monitor);
+    cmd.arg0("husk-monitor")
+        .arg(&dir)
+        .arg(id)
+        .arg(if rm { "rm" } else { "keep" })
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(move || {
+            // The two fds passed on (dup2 clears close-on-exec on the copies).
+            if libc::dup2(w, 3) < 0 || libc::dup2(h, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    // Not waited for: it outlives us (we exit and it is reparented).
+    cmd.spawn()
+        .map_err(|e| format!("starting {}: {e}", monitor.display()))?;
+    drop((ready_w, husk));
+    let mut msg = String::new();
+    let _ = File::from(ready_r).read_to_string(&mut msg);
+    match msg.strip_prefix("ok") {
+        Some(_) => {
+            made.disarm(); // the monitor owns the overlay and the directory now
+            Ok(())
+        }
+        None if msg.is_empty() => Err("the monitor process died".into()),
+        None => Err(msg.trim_end().to_string()),
+    }
+}
+
+/// husk as the monitor's helper: `args` are those after [`ARG`] (see monitor/main.rs for
+/// the fds). Never returns.
+pub fn helper(args: &[OsString]) -> ! {
+    // fd 3: where the answer goes; not to be inherited by the container.
+    if unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        std::process::exit(2);
+    }
+    let answer = unsafe { OwnedFd::from_raw_fd(3) };
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match &args[..] {
+        ["start", dir, id] => {
+            let (text, master) = match start(Path::new(dir), id) {
+                Ok((pid, master)) => (format!("+{pid}"), master),
+                Err(e) => (format!("-{e}"), None),
+            };
+            let _ = send(&answer, text.as_bytes(), master.as_ref());
+        }
+        ["exited", dir, id, code, restarts, rm, error @ ..] => {
+            let again = exited(
+                Path::new(dir),
+                id,
+                code.parse().unwrap_or(-1),
+                restarts.parse().unwrap_or(0),
+                *rm == "rm",
+                error.first().map(|e| e.to_string()),
+            );
+            let _ = File::from(answer).write_all(if again { b"again" } else { b"done" });
+        }
+        _ => std::process::exit(2),
+    }
+    std::process::exit(0)
+}
+
+/// Create and start the container (init inherits our fds 0-2); its pid, and with -t the
+/// pty master the library sent to our console socket.
+fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), String> {
+    let console = husk_container::terminal::wants_terminal(&dir.join("config.json"), true)
+        .then(husk_container::terminal::ConsoleListener::new)
+        .transpose()?;
+    let mut b = ContainerBuilder::new(id.to_string()).root_path(state_root());
+    if let Some(l) = &console {
+        b = b.console_socket(l.path());
+    }
+    let mut c = b.as_init(dir).build().map_err(|e| e.to_string())?;
+    let master = console.as_ref().map(|l| l.receive_master()).transpose();
+    let started = master.and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
+    let master = match started {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = c.kill(libc::SIGKILL, true);
+            let _ = c.wait();
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
+    if let Ok(mut r) = Record::load(dir) {
+        r.meta["pid"] = c.pid().into();
+        r.meta["monitor_pid"] = unsafe { libc::getppid() }.into();
+        let _ = r.save();
+    }
+    Ok((c.pid(), master))
+}
+
+/// One message on a SOCK_SEQPACKET socket, with `fd` attached (SCM_RIGHTS).
+fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one cmsghdr carrying one fd, aligned as a cmsghdr must be.
+    let mut control = [0u64; 4];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+        assert!(space <= std::mem::size_of_val(&control));
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd.as_raw_fd());
+        }
+    }
+    if unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Start the container under a monitor; returns in the caller once it runs.
-pub fn detach(id: &str, made: Made, rm: bool, restart: Restart) -> Result<(), String> {
-    let (ready_r, ready_w) = pipe()?;
-    match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-        0 => {
-            drop(ready_r);
-            let code = match monitor(id, made, rm, restart, ready_w) {
-                Ok(()) => 0,
-                Err(_) => 1,
-            };
-            // No destructors of the caller's stack: exit now.
-            unsafe { libc::_exit(code) }
+/// After the container exited with `code` (-1 with `error`: it did not start again):
+/// delete its runtime state, then either decide to start it again (true) or clean up and
+/// record the end.
+fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
+    // A start that failed has deleted what it made: no state is nothing to delete.
+    let deleted = match Container::load(&state_root(), id) {
+        Ok(c) => c.delete(true).map_err(|e| e.to_string()),
+        Err(_) => Ok(()),
+    };
+    // `husk stop` marks the container so that its policy does not bring it back.
+    let stopping = || Record::load(dir).map_or(true, |r| r.meta["stopping"] == true);
+    let restart = Record::load(dir)
+        .ok()
+        .and_then(|r| Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).ok())
+        .unwrap_or(Restart::No);
+    if error.is_none() && !stopping() && restart.again(code, restarts) {
+        if let Ok(mut r) = Record::load(dir) {
+            r.meta["restart_count"] = (restarts + 1).into();
+            let _ = r.save();
         }
-        _ => {
-            drop(ready_w);
-            made.disarm(); // the monitor owns the overlay and the directory now
-            let mut msg = String::new();
-            let _ = File::from(ready_r).read_to_string(&mut msg);
-            match msg.strip_prefix("ok") {
-                Some(_) => Ok(()),
-                None if msg.is_empty() => Err("the monitor process died".into()),
-                None => Err(msg.trim_end().to_string()),
-            }
+        // 200 ms, doubling up to 3.2 s, so that a crash loop does not spin.
+        std::thread::sleep(std::time::Duration::from_millis(
+            100 << (restarts + 1).min(5),
+        ));
+        if !stopping() {
+            return true;
         }
     }
-}
-
-/// The monitor: everything after the fork. An error before the container runs goes to the
-/// caller through `ready` — after `made` has cleaned up, so the caller sees nothing left.
-fn monitor(id: &str, made: Made, rm: bool, restart: Restart, ready: OwnedFd) -> Result<(), String> {
-    let mut ready = Some(File::from(ready));
-    let r = supervise(id, made, rm, restart, &mut ready);
-    if let (Err(e), Some(mut f)) = (&r, ready.take()) {
-        let _ = f.write_all(e.as_bytes());
+    let _ = crate::rootfs_overlay::unmount_leftover(dir);
+    if rm {
+        let _ = std::fs::remove_dir_all(dir);
+        return false;
     }
-    r
+    let _ = std::fs::remove_dir(dir.join("rootfs"));
+    if let Ok(mut r) = Record::load(dir) {
+        r.meta["exit_code"] = code.into();
+        r.meta["finished"] = husk_oci::time::rfc3339_now().into();
+        if let Some(e) = error.or(deleted.err()) {
+            r.meta["error"] = e.into();
+        }
+        let _ = r.save();
+    }
+    false
 }
 
 /// `--restart`: whether the monitor starts the container again after it exits.
@@ -102,177 +280,6 @@ impl Restart {
             Restart::OnFailure(max) => code != 0 && max.is_none_or(|m| restarts < m),
         }
     }
-}
-
-fn supervise(
-    id: &str,
-    mut made: Made,
-    rm: bool,
-    restart: Restart,
-    ready: &mut Option<File>,
-) -> Result<(), String> {
-    unsafe {
-        libc::setsid();
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let dir = made.dir.clone();
-    let null = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG_FILE))
-        .map_err(|e| format!("creating {LOG_FILE}: {e}"))?;
-    let log = Arc::new(Mutex::new(log));
-    let mut restarts = 0u32;
-    let outcome = loop {
-        let run = run_once(id, &dir, &null, &log, ready);
-        if ready.is_some() {
-            return run.map(|_| ()); // never started: `made` cleans up, the caller is told
-        }
-        let code = match &run {
-            Ok((code, _)) => *code,
-            Err(_) => break run,
-        };
-        // `husk stop` marks the container so that its policy does not bring it back.
-        let stopping = Record::load(&dir).map_or(true, |r| r.meta["stopping"] == true);
-        if stopping || !restart.again(code, restarts) {
-            break run;
-        }
-        restarts += 1;
-        if let Ok(mut r) = Record::load(&dir) {
-            r.meta["restart_count"] = restarts.into();
-            let _ = r.save();
-        }
-        // 100 ms, doubling up to 3.2 s, so a crash loop does not spin.
-        std::thread::sleep(std::time::Duration::from_millis(100 << restarts.min(5)));
-        if Record::load(&dir).map_or(true, |r| r.meta["stopping"] == true) {
-            break run;
-        }
-    };
-    if let Some(mut o) = made.overlay.take() {
-        let _ = o.unmount();
-    }
-    if rm {
-        return Ok(()); // `made` removes the directory
-    }
-    made.keep_dir = true;
-    let mut r = Record::load(&dir)?;
-    let (code, error) = match outcome {
-        Ok((code, deleted)) => (code, deleted.err()),
-        Err(e) => (-1, Some(e)),
-    };
-    r.meta["exit_code"] = code.into();
-    r.meta["finished"] = husk_oci::time::rfc3339_now().into();
-    if let Some(e) = error {
-        r.meta["error"] = e.into();
-    }
-    r.save()
-}
-
-/// Create and start the container once with its output going to the log, and wait for it:
-/// (exit code, result of deleting it). `ready` is told "ok" (and taken) once it runs.
-fn run_once(
-    id: &str,
-    dir: &Path,
-    null: &File,
-    log: &Arc<Mutex<File>>,
-    ready: &mut Option<File>,
-) -> Result<(i32, Result<(), String>), String> {
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    // The container's init inherits fds 0-2: /dev/null and the two pipes.
-    dup2(null, 0)
-        .and_then(|_| dup2(&out_w, 1))
-        .and_then(|_| dup2(&err_w, 2))?;
-    drop((out_w, err_w));
-    // -t: the library sends the pty master to our console socket; its output is logged
-    // as stdout (the pipes then see EOF at once: the pty replaced them).
-    let console = husk_container::terminal::wants_terminal(&dir.join("config.json"), true)
-        .then(husk_container::terminal::ConsoleListener::new)
-        .transpose()?;
-    let mut b = ContainerBuilder::new(id.to_string()).root_path(state_root());
-    if let Some(l) = &console {
-        b = b.console_socket(l.path());
-    }
-    let built = b.as_init(dir).build();
-    // From here on only the container holds the pipes' write ends: EOF means it is gone.
-    let _ = dup2(null, 1).and_then(|_| dup2(null, 2));
-    let mut c = built.map_err(|e| e.to_string())?;
-    let master = console.as_ref().map(|l| l.receive_master()).transpose();
-    let started = master.and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
-    let master = match started {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = c.kill(libc::SIGKILL, true);
-            let _ = c.wait();
-            let _ = c.delete(true);
-            return Err(e);
-        }
-    };
-    if let Ok(mut r) = Record::load(dir) {
-        r.meta["pid"] = c.pid().into();
-        r.meta["monitor_pid"] = std::process::id().into();
-        let _ = r.save();
-    }
-    if let Some(mut f) = ready.take() {
-        let _ = f.write_all(b"ok");
-    }
-    let mut sources = vec![(out_r, "stdout"), (err_r, "stderr")];
-    sources.extend(master.map(|m| (m, "stdout")));
-    let readers: Vec<_> = sources
-        .into_iter()
-        .map(|(fd, stream)| {
-            let log = log.clone();
-            std::thread::spawn(move || copy_to_log(File::from(fd), stream, &log))
-        })
-        .collect();
-    let code = c.wait().map_err(|e| e.to_string());
-    for r in readers {
-        let _ = r.join();
-    }
-    let deleted = c.delete(true).map_err(|e| e.to_string());
-    Ok((code?, deleted))
-}
-
-/// One log record per line of `src` (a last line without "\n" is written at EOF).
-fn copy_to_log(mut src: File, stream: &str, log: &Mutex<File>) {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buf[..n]);
-        let mut out = Vec::new();
-        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            out.extend(record(&line, stream));
-        }
-        if !out.is_empty() {
-            let _ = log.lock().unwrap().write_all(&out);
-        }
-    }
-    if !pending.is_empty() {
-        let _ = log.lock().unwrap().write_all(&record(&pending, stream));
-    }
-}
-
-fn record(line: &[u8], stream: &str) -> Vec<u8> {
-    let mut v = serde_json::to_vec(&serde_json::json!({
-        "log": String::from_utf8_lossy(line),
-        "stream": stream,
-        "time": husk_oci::time::rfc3339_now(),
-    }))
-    .unwrap();
-    v.push(b'\n');
-    v
 }
 
 /// `husk logs`: the container's output, on our stdout/stderr as it was written; with
@@ -328,4 +335,80 @@ fn print_record(line: &str, timestamps: bool) {
         let mut o = std::io::stdout().lock();
         write!(o, "{prefix}{text}").and_then(|_| o.flush())
     };
+}
+
+/// husk-monitor's own code, compiled here too so that its log records can be checked
+/// against serde_json and husk_oci (and linted with the rest).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../monitor/main.rs"]
+mod monitor_bin;
+
+#[cfg(test)]
+mod tests {
+    use super::monitor_bin;
+    use std::io::Write;
+
+    #[test]
+    fn log_records_are_what_serde_json_writes() {
+        let lines: [&[u8]; 5] = [
+            b"plain\n",
+            b"quote \" backslash \\ tab\t cr\r bs\x08 ff\x0c nul\0 esc\x1b del\x7f\n",
+            "\u{e9} \u{6f22} \u{1f600}\n".as_bytes(),
+            b"not utf-8: \xff\xfe end",
+            b"",
+        ];
+        for (secs, nanos) in [(0, 0), (951_782_400, 5), (1_795_440_661, 999_999_999)] {
+            for line in lines {
+                let got = monitor_bin::record_at(line, "stderr", secs, nanos);
+                let mut want = serde_json::to_vec(&serde_json::json!({
+                    "log": String::from_utf8_lossy(line),
+                    "stream": "stderr",
+                    "time": husk_oci::time::rfc3339(secs, nanos),
+                }))
+                .unwrap();
+                want.push(b'\n');
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn output_is_logged_per_line_and_long_lines_in_pieces() {
+        let (r, w) = super::pipe().unwrap();
+        let log_path =
+            std::env::temp_dir().join(format!("husk-monitor-log-{}", std::process::id()));
+        let mut log = std::fs::File::create(&log_path).unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut w = std::fs::File::from(w);
+            w.write_all(b"one\ntwo").unwrap();
+            w.write_all(&[b'x'; 40_000]).unwrap();
+            w.write_all(b"\nlast without newline").unwrap();
+        });
+        monitor_bin::copy_to_log(vec![(std::fs::File::from(r), "stdout")], &mut log);
+        writer.join().unwrap();
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        let _ = std::fs::remove_file(&log_path);
+        let logs: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["stream"], "stdout");
+                v["log"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let lens: Vec<usize> = logs.iter().map(String::len).collect();
+        assert_eq!(
+            lens,
+            [4, 16 << 10, 16 << 10, 3 + 40_000 + 1 - (32 << 10), 20]
+        );
+        assert_eq!(logs[0], "one\n");
+        assert_eq!(
+            logs.concat(),
+            format!("one\ntwo{}\nlast without newline", "x".repeat(40_000))
+        );
+    }
 }

@@ -175,11 +175,9 @@ fn name_taken(containers: &Path, name: &str) -> bool {
 /// husk-init (init/main.rs), linked statically by build.rs; empty if that was impossible.
 static HUSK_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-init"));
 
-/// The store's copy of husk-init, (re)written when missing or not this husk's: the source
-/// of --init's read-only bind mount. One copy for all containers of the store; only root
-/// can write it, and only a --privileged container could remount it writable.
+/// The store's copy of husk-init: the source of --init's read-only bind mount. Only a
+/// --privileged container could remount it writable.
 fn init_binary(root: &Path) -> Result<PathBuf, String> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if HUSK_INIT.is_empty() {
         return Err(
             "--init: this husk was built without husk-init (linking it statically failed; \
@@ -187,14 +185,22 @@ fn init_binary(root: &Path) -> Result<PathBuf, String> {
                 .into(),
         );
     }
-    let path = root.join("husk-init");
+    store_copy(root, "husk-init", HUSK_INIT).map_err(|e| format!("--init: {e}"))
+}
+
+/// ROOT/NAME, a copy of an executable husk embeds (husk-init, husk-monitor), (re)written
+/// when missing or not this husk's: one copy for all containers of the store, which only
+/// root can write (mode 0555, replaced by a rename).
+pub(crate) fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = root.join(name);
     let current = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
-        && std::fs::read(&path).is_ok_and(|d| d == HUSK_INIT);
+        && std::fs::read(&path).is_ok_and(|d| d == data);
     if current {
         return Ok(path);
     }
-    let fail = |e: std::io::Error| format!("--init: writing {}: {e}", path.display());
-    let tmp = root.join(format!(".husk-init.{}", std::process::id()));
+    let fail = |e: std::io::Error| format!("writing {}: {e}", path.display());
+    let tmp = root.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
@@ -202,7 +208,7 @@ fn init_binary(root: &Path) -> Result<PathBuf, String> {
             .create_new(true)
             .mode(0o555)
             .open(&tmp)?;
-        std::io::Write::write_all(&mut f, HUSK_INIT)?;
+        std::io::Write::write_all(&mut f, data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
@@ -575,7 +581,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
 
     single_threaded()?;
     if a.detach {
-        crate::monitor::detach(&id, made, a.rm, restart)?;
+        crate::monitor::detach(&ctx.root, &id, made, a.rm)?;
         println!("{id}");
         return Ok(0);
     }
