@@ -142,6 +142,9 @@ enum Cmd {
     },
     /// Show containers' records and runtime state as JSON
     Inspect {
+        /// json (the only format, as the default)
+        #[arg(long, default_value = "json")]
+        format: String,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -432,7 +435,10 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Inspect { containers } => containers::inspect(&ctx.root, &containers),
+        Cmd::Inspect { format, containers } => match format.as_str() {
+            "json" => containers::inspect(&ctx.root, &containers),
+            f => Err(format!("inspect: --format {f:?}: only json is supported")),
+        },
         Cmd::Start { containers } => {
             for c in &containers {
                 containers::start(&ctx, c)?;

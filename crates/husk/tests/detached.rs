@@ -346,8 +346,11 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         (code, err.trim()),
         (1, "husk: pause d6: the container is already paused")
     );
-    let inspect: Value = serde_json::from_str(&husk_ok(root, &["inspect", "d6"])).unwrap();
+    let inspect: Value =
+        serde_json::from_str(&husk_ok(root, &["inspect", "--format", "json", "d6"])).unwrap();
     assert_eq!(inspect[0]["status"], "paused", "{inspect}");
+    let (code, _, err) = out(root, &["inspect", "--format", "table", "d6"]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
     assert_eq!(inspect[0]["state"]["status"], "paused", "{inspect}");
     husk_ok(root, &["unpause", "d6"]);
     let n = count().unwrap();
