@@ -538,3 +538,37 @@ pub fn stats(root: &Path, what: &[String], no_stream: bool, json: bool) -> Resul
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn found_by_name_id_or_unique_id_prefix() {
+        let root = std::env::temp_dir().join(format!("husk-find-{}", std::process::id()));
+        for (id, name) in [("abc123", "web"), ("abd456", "db"), ("ffe789", "abc")] {
+            let dir = containers_dir(&root).join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let meta = serde_json::json!({"id": id, "name": name, "created": id});
+            let r = Record {
+                id: id.into(),
+                dir,
+                meta,
+            };
+            r.save().unwrap();
+        }
+        let found = |w: &str| find(&root, w).map(|r| r.id);
+        assert_eq!(found("web"), Ok("abc123".into()));
+        assert_eq!(found("abd456"), Ok("abd456".into()));
+        assert_eq!(found("abd"), Ok("abd456".into()));
+        assert_eq!(
+            found("ab"),
+            Err("\"ab\" matches 2 containers: give more of the id".into())
+        );
+        // A name (or a whole id) wins over id prefixes.
+        assert_eq!(found("abc"), Ok("ffe789".into()));
+        assert_eq!(found("zz"), Err("no such container: zz".into()));
+        assert_eq!(found(""), Err("no such container: ".into()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

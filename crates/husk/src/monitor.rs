@@ -346,8 +346,27 @@ mod monitor_bin;
 
 #[cfg(test)]
 mod tests {
-    use super::monitor_bin;
+    use super::{monitor_bin, Restart};
     use std::io::Write;
+
+    #[test]
+    fn restart_policies() {
+        let p = |s: &str| Restart::parse(s);
+        assert_eq!(p("no"), Ok(Restart::No));
+        assert_eq!(p("always"), Ok(Restart::Always));
+        assert_eq!(p("unless-stopped"), Ok(Restart::Always));
+        assert_eq!(p("on-failure"), Ok(Restart::OnFailure(None)));
+        assert_eq!(p("on-failure:3"), Ok(Restart::OnFailure(Some(3))));
+        for bad in ["sometimes", "on-failure:x", "always:2", ""] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        assert!(!Restart::No.again(1, 0));
+        assert!(Restart::Always.again(0, 100));
+        assert!(!Restart::OnFailure(None).again(0, 0));
+        assert!(Restart::OnFailure(None).again(2, 100));
+        assert!(Restart::OnFailure(Some(2)).again(2, 1));
+        assert!(!Restart::OnFailure(Some(2)).again(2, 2));
+    }
 
     #[test]
     fn log_records_are_what_serde_json_writes() {

@@ -5,7 +5,9 @@
 mod common;
 use common::*;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The one record of `husk ps -a --format json` for `name`.
@@ -45,6 +47,19 @@ fn on_a_terminal(root: &Path, args: &str) -> std::process::Output {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
+}
+
+/// `husk --root ROOT ARGS`, to be spawned.
+fn husk_cmd(root: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(HUSK);
+    c.arg("--root").arg(root).args(args).env("HOME", root);
+    c
+}
+
+/// The child's output once it has exited, which it must within 20 s.
+fn wait_output(mut c: std::process::Child) -> std::process::Output {
+    eventually("the command to exit", || c.try_wait().unwrap().is_some());
+    c.wait_with_output().unwrap()
 }
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -147,6 +162,12 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     );
     assert_eq!(o, "hi\n/tmp\n0\n0\n");
     assert_eq!(out(root, &["exec", "d1", "sh", "-c", "exit 7"]).0, 7);
+    // exec -i: the process reads our stdin; without -i it reads /dev/null.
+    let cat = ["exec", "-i", "d1", "sh", "-c", "cat; echo eof"];
+    let (code, o, e) = out_with_stdin(root, &cat, b"to exec\n");
+    assert_eq!((code, o.as_str()), (0, "to exec\neof\n"), "{e}");
+    let (code, o, e) = out_with_stdin(root, &[&cat[..1], &cat[2..]].concat(), b"unread\n");
+    assert_eq!((code, o.as_str()), (0, "eof\n"), "{e}");
     let (code, _, err) = out(root, &["exec", "d1", "/no/such/program"]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -271,6 +292,21 @@ fn detached_run_with_logs_ps_stop_and_rm() {
             .is_some_and(|l| l.contains("d1") && l.contains("MiB")),
         "{table}"
     );
+    // Without --no-stream: a new sample every second, until interrupted.
+    let mut streaming = husk_cmd(root, &["stats", "d1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(streaming.stdout.take().unwrap()).lines();
+    let mut samples = 0;
+    while samples < 2 {
+        let l = lines.next().expect("stats ended").unwrap();
+        if l.contains("d1") && l.contains("MiB") {
+            samples += 1;
+        }
+    }
+    streaming.kill().unwrap();
+    streaming.wait().unwrap();
     let top = husk_ok(root, &["top", "d1"]);
     assert!(top.contains("sleep") || top.contains("sh -c"), "{top}");
     let pid = ps_entry(root, "d1")["pid"].as_i64().unwrap();
@@ -283,7 +319,20 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         (code, err.trim()),
         (1, "husk: start d1: the container is running")
     );
+    // logs -f follows the running container, and ends when `stop` ends it.
+    let follow = husk_cmd(root, &["logs", "-f", "d1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("d1 to log its third start", || {
+        husk_ok(root, &["logs", "d1"]).matches("started").count() == 3
+    });
     husk_ok(root, &["stop", "d1"]);
+    let followed = wait_output(follow);
+    assert!(followed.status.success());
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(text.ends_with("started\ngot-term\n"), "{text}");
+    assert_eq!(text.matches("started").count(), 3, "{text}");
 
     // logs -f follows until the container exits.
     husk_ok(

@@ -83,6 +83,13 @@ fn run_options_env_workdir_user_hostname() {
         ],
     );
     assert_eq!(o, "web-1\n");
+    // -i: the process reads our stdin (without it, /dev/null: tests/detached.rs)
+    let (code, o, e) = out_with_stdin(
+        &s.root,
+        &["run", "--rm", "-i", &s.image, "cat; echo eof"],
+        b"line 1\nline 2\n",
+    );
+    assert_eq!((code, o.as_str()), (0, "line 1\nline 2\neof\n"), "{e}");
     // a named user from the image's /etc/passwd, with its group
     let o = husk_ok(
         &s.root,
@@ -225,21 +232,55 @@ fn run_errors_leave_nothing_behind() {
     let s = setup("run-err");
     let cg_before = engine_cgroups();
     let st_before = engine_states();
+    // A kept container whose name the last case asks for again.
+    husk_ok(&s.root, &["run", "--name", "taken", &s.image, "true"]);
+    let before = containers(&s.root);
     let bad_image = format!("{}/nope:latest", s.image.split('/').next().unwrap());
-    let cases: Vec<Vec<&str>> = vec![
-        vec!["run", &bad_image, "true"],
-        vec!["run", "--entrypoint", "/no/such/binary", &s.image],
-        vec!["run", "-w", "relative", &s.image, "true"],
-        vec!["run", "-u", "nosuchuser", &s.image, "true"],
-        vec!["run", "-v", "/no/such/dir:/data", &s.image, "true"],
-        vec!["run", "--network", "bridge", &s.image, "true"],
+    let dir = s.t.path().display().to_string();
+    let (vol_no_dst, vol_rel, vol_mode) = (
+        dir.clone(),
+        format!("{dir}:data"),
+        format!("{dir}:/data:bogus"),
+    );
+    // (arguments, what the one line must name)
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", &bad_image, "true"], "nope"),
+        (
+            vec!["run", "--entrypoint", "/no/such/binary", &s.image],
+            "/no/such/binary",
+        ),
+        (vec!["run", "-w", "relative", &s.image, "true"], "relative"),
+        (
+            vec!["run", "-u", "nosuchuser", &s.image, "true"],
+            "nosuchuser",
+        ),
+        (
+            vec!["run", "-v", "/no/such/dir:/data", &s.image, "true"],
+            "/no/such/dir",
+        ),
+        (vec!["run", "-v", &vol_no_dst, &s.image, "true"], "-v"),
+        (vec!["run", "-v", &vol_rel, &s.image, "true"], "absolute"),
+        (vec!["run", "-v", &vol_mode, &s.image, "true"], "bogus"),
+        (vec!["run", "--memory", "lots", &s.image, "true"], "lots"),
+        (vec!["run", "--memory", "1.5g", &s.image, "true"], "1.5g"),
+        (vec!["run", "-m", "0", &s.image, "true"], "--memory"),
+        (
+            vec!["run", "--network", "bridge", &s.image, "true"],
+            "bridge",
+        ),
+        (vec!["run", "--name", "a/b", &s.image, "true"], "a/b"),
+        (
+            vec!["run", "--name", "taken", &s.image, "true"],
+            "\"taken\" is already in use",
+        ),
     ];
-    for args in &cases {
+    for (args, needle) in &cases {
         let (code, _, e) = out(&s.root, args);
         assert_ne!(code, 0, "{args:?}");
         assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
         assert!(e.starts_with("husk: run "), "{args:?}: {e}");
-        assert!(containers(&s.root).is_empty(), "{args:?}");
+        assert!(e.contains(needle), "{args:?}: {e}");
+        assert_eq!(containers(&s.root), before, "{args:?}");
         assert!(mounts_below(&s.root).is_empty(), "{args:?}");
         assert_eq!(engine_cgroups(), cg_before, "{args:?}");
         assert_eq!(engine_states(), st_before, "{args:?}");
@@ -351,6 +392,26 @@ fn run_forwards_signals_applies_limits_and_reports_kills() {
     assert_eq!(mem.trim(), (64u64 << 20).to_string());
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(42));
+
+    // The limits hold inside: 64 MB in a shell variable is more than --memory 16m allows
+    // (the kernel kills it: 128 + SIGKILL) and fine under 256m; with --pids-limit 4 the
+    // fifth process cannot be forked.
+    let hog = "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo kept ${#x}";
+    let (code, o, _) = out(&s.root, &["run", "--rm", "-m", "16m", &s.image, hog]);
+    assert_eq!((code, o.as_str()), (137, ""));
+    let (code, o, e) = out(&s.root, &["run", "--rm", "-m", "256m", &s.image, hog]);
+    assert_eq!((code, o.as_str()), (0, "kept 64000000\n"), "{e}");
+    let forks = "for i in 1 2 3 4 5 6; do sleep 1 & done; wait; echo waited";
+    let (code, o, e) = out(
+        &s.root,
+        &["run", "--rm", "--pids-limit", "4", &s.image, forks],
+    );
+    assert_ne!(code, 0, "{o}");
+    assert!(e.contains("can't fork"), "{e}");
+    husk_ok(
+        &s.root,
+        &["run", "--rm", "--pids-limit", "8", &s.image, forks],
+    );
 
     // killed from outside: 128+9
     let mut child = std::process::Command::new(HUSK)

@@ -160,7 +160,7 @@ fn tmpfs_mounts_with_defaults_and_options() {
 }
 
 #[test]
-fn cpus_set_the_cfs_quota() {
+fn cpus_set_the_cfs_quota_and_it_holds() {
     let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
     let s = pulled("ro-cpus");
     // The host's cgroup tree, read-only, to read the container's own limit from inside.
@@ -181,6 +181,35 @@ fn cpus_set_the_cfs_quota() {
     // no --cpus: no quota
     let o = sh(&s, &vol, script);
     assert!(o.starts_with("-1") || o.starts_with("max"), "{o}");
+
+    // Enforced: a second of busy loop gets a fifth of a CPU's time, in throttled periods.
+    let busy =
+        "d=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print \"/sys/fs/cgroup/cpu\" $3}' /proc/self/cgroup)
+        [ -n \"$d\" ] || d=/sys/fs/cgroup$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup)
+        time timeout 1 sh -c 'while :; do :; done'
+        grep nr_throttled $d/cpu.stat";
+    let mut args = vec!["run", "--rm", "--cpus", "0.2"];
+    args.extend(vol);
+    args.extend([s.image.as_str(), busy]);
+    let (code, o, e) = out(&s.root, &args);
+    assert_eq!(code, 0, "{e}");
+    let throttled = o
+        .trim()
+        .strip_prefix("nr_throttled ")
+        .map(str::parse::<u64>);
+    assert!(matches!(throttled, Some(Ok(n)) if n > 0), "{o}");
+    // busybox time: "user\t0m 0.21s"
+    let secs = |k: &str| -> f64 {
+        let l = e
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("{e}"));
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let min: f64 = f[1].trim_end_matches('m').parse().unwrap();
+        min * 60.0 + f[2].trim_end_matches('s').parse::<f64>().unwrap()
+    };
+    let (real, cpu) = (secs("real"), secs("user") + secs("sys"));
+    assert!(real >= 0.9 && cpu < 0.5, "{e}");
 }
 
 #[test]

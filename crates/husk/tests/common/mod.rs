@@ -496,6 +496,32 @@ pub fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// [`out`] with `input` written to husk's stdin (then closed).
+pub fn out_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> (i32, String, String) {
+    let mut c = Command::new(HUSK)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = c.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// A loopback docker-registry holding the busybox image, and an empty store for husk.
 pub struct Setup {
     pub reg: RealRegistry,
