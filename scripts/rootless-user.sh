@@ -2,7 +2,8 @@
 # Make the unprivileged users the rootless tests and benchmarks run as (idempotent, as root):
 #   husk-rootless  with 65536 subordinate uids and gids (from 1000000) in /etc/subuid, subgid
 #   husk-nosubid   with none, for the "no subuid entry" error
-# each with a private XDG_RUNTIME_DIR at /run/user/UID. Prints "NAME UID GID" per user.
+# each with a private XDG_RUNTIME_DIR at /run/user/UID, and /dev/net/tun usable by users
+# (slirp4netns). Prints "NAME UID GID" per user.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "rootless-user.sh: must run as root" >&2; exit 1; }
 exec 9>/run/husk-rootless-user.lock
@@ -23,3 +24,6 @@ ensure_user husk-rootless
 echo "husk-rootless:1000000:65536" >> /etc/subuid
 echo "husk-rootless:1000000:65536" >> /etc/subgid
 ensure_user husk-nosubid
+# slirp4netns (rootless --network slirp4netns) opens /dev/net/tun as the user; Debian's udev
+# makes it 0666, some machines leave it 0600.
+if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi

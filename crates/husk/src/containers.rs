@@ -248,6 +248,7 @@ pub fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
     if let Some(c) = r.runtime() {
         c.delete(true).map_err(|e| format!("rm {what}: {e}"))?;
     }
+    crate::network::stop_slirp(&r.dir);
     crate::rootfs_overlay::unmount_leftover(&r.dir)?;
     match std::fs::remove_dir_all(&r.dir) {
         Ok(()) => Ok(()),

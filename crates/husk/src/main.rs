@@ -16,6 +16,7 @@ use std::sync::Arc;
 mod containers;
 mod copy;
 mod monitor;
+mod network;
 mod progress;
 mod rootfs_overlay;
 mod run;

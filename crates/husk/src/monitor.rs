@@ -154,8 +154,19 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), String> {
         b = b.console_socket(l.path());
     }
     let mut c = b.as_init(dir).build().map_err(|e| e.to_string())?;
+    let network = Record::load(dir)
+        .ok()
+        .and_then(|r| r.meta["network"].as_str().map(String::from));
+    let network = crate::network::Network::parse(network.as_deref().unwrap_or("none"));
     let master = console.as_ref().map(|l| l.receive_master()).transpose();
-    let started = master.and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
+    let started = master
+        .and_then(|m| match network? {
+            crate::network::Network::Slirp { host_loopback } => {
+                crate::network::start_slirp(dir, c.pid(), host_loopback).map(|()| m)
+            }
+            _ => Ok(m),
+        })
+        .and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
     let master = match started {
         Ok(m) => m,
         Err(e) => {
@@ -207,6 +218,7 @@ fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()
 /// delete its runtime state, then either decide to start it again (true) or clean up and
 /// record the end.
 fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
+    crate::network::stop_slirp(dir);
     // A start that failed has deleted what it made: no state is nothing to delete.
     let deleted = match Container::load(&state_root(), id) {
         Ok(c) => c.delete(true).map_err(|e| e.to_string()),

@@ -53,7 +53,8 @@ pub struct RunArgs {
     /// Container host name (default: the name, or the short id)
     #[arg(long)]
     hostname: Option<String>,
-    /// none (own empty network namespace) or host
+    /// none (own namespace, loopback only), host, or slirp4netns[:allow_host_loopback=true]
+    /// (outbound through user-mode networking)
     #[arg(long, default_value = "none")]
     network: String,
     /// Bind mount SRC:DST[:ro|rw]
@@ -364,7 +365,9 @@ impl Made {
 
 impl Drop for Made {
     fn drop(&mut self) {
+        // Still ours (not handed to a monitor): the container's slirp4netns too.
         if let Some(mut o) = self.overlay.take() {
+            crate::network::stop_slirp(&self.dir);
             let _ = o.unmount();
         }
         if !self.keep_dir {
@@ -391,11 +394,8 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             return Err("--restart and --rm exclude each other".into());
         }
     }
-    let host_network = match a.network.as_str() {
-        "none" => false,
-        "host" => true,
-        n => return Err(format!("--network {n:?}: only none and host are supported")),
-    };
+    let network = crate::network::Network::parse(&a.network)?;
+    let host_network = !network.own_namespace();
     let volumes = a
         .volume
         .iter()
@@ -575,6 +575,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         "exit_code": null,
         "stop_signal": stop_signal,
         "restart": a.restart,
+        "network": a.network,
     });
     write("container.json", &meta)?;
     drop(names_lock);
@@ -597,7 +598,15 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     if tty.is_none() {
         forward_signals(c.pid());
     }
-    if let Err(e) = c.start() {
+    let started = match network {
+        crate::network::Network::Slirp { host_loopback } => {
+            crate::network::start_slirp(&dir, c.pid(), host_loopback)
+                .map_err(husk_container::Error::Other)
+        }
+        _ => Ok(()),
+    }
+    .and_then(|()| c.start());
+    if let Err(e) = started {
         let _ = c.kill(libc::SIGKILL, true);
         let _ = c.wait();
         let _ = c.delete(true);
@@ -609,6 +618,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     };
     INIT_PID.store(0, Ordering::SeqCst);
     let deleted = c.delete(true);
+    crate::network::stop_slirp(&dir);
     let code = waited.map_err(|e| e.to_string())?;
     deleted.map_err(|e| format!("deleting the container: {e}"))?;
     if let Some(mut o) = made.overlay.take() {

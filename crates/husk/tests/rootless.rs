@@ -361,3 +361,107 @@ fn rootless_errors_say_what_to_fix() {
     }
     r.assert_nothing_left();
 }
+
+/// A one-shot HTTP server on the host's loopback; what it answers.
+fn host_http_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        l.set_nonblocking(false).unwrap();
+        // Serve until a connection says "quit" (or the test binary ends).
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 1024];
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+            let quit = String::from_utf8_lossy(&buf[..n]).contains("quit");
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.0 200 OK\r\nContent-Length: 15\r\n\r\nhello-from-host",
+            );
+            if quit {
+                break;
+            }
+        }
+    });
+    (port, t)
+}
+
+fn interfaces(proc_net_dev: &str) -> Vec<String> {
+    let mut v: Vec<String> = proc_net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rootless_networks_none_host_and_slirp4netns() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "net");
+    let img = &registry().image;
+    r.ok(&["pull", img]);
+    // none (the default): loopback only.
+    let out = r.ok(&["run", "--rm", img, "cat /proc/net/dev"]);
+    assert_eq!(interfaces(&out), ["lo"], "{out}");
+    // host: the host's interfaces.
+    let out = r.ok(&["run", "--rm", "--network", "host", img, "cat /proc/net/dev"]);
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    assert_eq!(interfaces(&out), interfaces(&host), "{out}");
+    // slirp4netns: tap0 up; the host's loopback only when allowed.
+    let (port, server) = host_http_server();
+    // (-T segfaults in Debian's busybox 1.35: a timeout applet bounds it instead)
+    let fetch = format!(
+        "/bin/busybox timeout 10 /bin/busybox wget -q -O- http://10.0.2.2:{port}/; echo \" rc=$?\""
+    );
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "slirp4netns:allow_host_loopback=true",
+        img,
+        &format!("cat /proc/net/dev; {fetch}"),
+    ]);
+    assert!(interfaces(&out).contains(&"tap0".to_string()), "{out}");
+    assert!(out.contains("hello-from-host rc=0"), "{out}");
+    let out = r.ok(&["run", "--rm", "--network", "slirp4netns", img, &fetch]);
+    assert!(
+        !out.contains("hello-from-host") && !out.contains("rc=0"),
+        "{out}"
+    );
+    // Detached: slirp4netns lives as long as the container, and goes with it.
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "net-d",
+        "--network",
+        "slirp4netns:allow_host_loopback=true",
+        img,
+        "exec sleep 300",
+    ]);
+    let out = r.ok(&["exec", "net-d", "sh", "-c", &fetch]);
+    assert!(out.contains("hello-from-host rc=0"), "{out}");
+    r.ok(&["stop", "-t", "1", "net-d"]);
+    r.ok(&["rm", "net-d"]);
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port))
+        .and_then(|mut s| std::io::Write::write_all(&mut s, b"quit"));
+    server.join().unwrap();
+    // (A zombie does not count: PID 1 of some machines never reaps orphans.)
+    let slirps = std::process::Command::new("pgrep")
+        .args([
+            "-u",
+            &u.uid.to_string(),
+            "--runstates",
+            "RSDT",
+            "slirp4netns",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        slirps.stdout.is_empty(),
+        "slirp4netns left running: {slirps:?}"
+    );
+    r.assert_nothing_left();
+}

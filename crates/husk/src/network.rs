@@ -1,0 +1,176 @@
+//! `--network`: `none` (the default: a network namespace of its own with only loopback),
+//! `host` (the host's), or `slirp4netns[:allow_host_loopback=true]`: user-mode networking
+//! for outbound traffic without privilege (Debian's slirp4netns), the way rootless podman
+//! gives it. slirp4netns runs beside the container (10.0.2.100 inside, gateway 10.0.2.2,
+//! DNS 10.0.2.3); the host's loopback stays out of reach unless allowed. Its pid and start
+//! time go into the container's directory, and whoever cleans up after the container ends
+//! it ([`stop_slirp`]).
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+const SLIRP_PID_FILE: &str = "slirp4netns.pid";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    None,
+    Host,
+    Slirp { host_loopback: bool },
+}
+
+impl Network {
+    pub fn parse(s: &str) -> Result<Network, String> {
+        match s {
+            "none" => Ok(Network::None),
+            "host" => Ok(Network::Host),
+            "slirp4netns" => Ok(Network::Slirp {
+                host_loopback: false,
+            }),
+            "slirp4netns:allow_host_loopback=true" => Ok(Network::Slirp {
+                host_loopback: true,
+            }),
+            "slirp4netns:allow_host_loopback=false" => Ok(Network::Slirp {
+                host_loopback: false,
+            }),
+            n => Err(format!(
+                "--network {n:?}: use none, host or slirp4netns[:allow_host_loopback=true]"
+            )),
+        }
+    }
+
+    pub fn own_namespace(self) -> bool {
+        self != Network::Host
+    }
+}
+
+/// Connect the network namespace of `pid` (a created container's init) to slirp4netns and
+/// wait until its interface is configured.
+pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), String> {
+    // The classic rootless failure, said before anything runs.
+    if unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+        return Err(format!(
+            "--network slirp4netns needs /dev/net/tun, which this user cannot open ({}); \
+             make it usable (as root: chmod 0666 /dev/net/tun, Debian's default)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (ready_r, ready_w) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let log = dir.join("slirp4netns.log");
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let mut cmd = std::process::Command::new("slirp4netns");
+    cmd.args(["--configure", "--mtu=65520", "--ready-fd=3"]);
+    if !host_loopback {
+        cmd.arg("--disable-host-loopback");
+    }
+    cmd.arg(pid.to_string())
+        .arg("tap0")
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file);
+    let w = ready_w.as_raw_fd();
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            // Its own session: a terminal's signals to `husk run` are not for it.
+            libc::setsid();
+            if libc::dup2(w, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "--network slirp4netns: slirp4netns not found on PATH (install the slirp4netns \
+             package)"
+                .to_string()
+        }
+        _ => format!("running slirp4netns: {e}"),
+    })?;
+    drop(ready_w);
+    // "1" on the ready fd once tap0 is up; EOF if it died.
+    let mut ready = std::fs::File::from(ready_r);
+    let mut b = [0u8; 1];
+    let got = wait_readable(&ready, Duration::from_secs(10)) && ready.read(&mut b).ok() == Some(1);
+    if !got {
+        let _ = child.kill();
+        let _ = child.wait();
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let said: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(format!(
+            "slirp4netns did not configure the network: {}",
+            if said.is_empty() {
+                "no output".to_string()
+            } else {
+                said.join("; ")
+            }
+        ));
+    }
+    let pid = child.id() as i32;
+    let start = husk_container::rootless::process_start_time(pid).unwrap_or_default();
+    std::fs::write(dir.join(SLIRP_PID_FILE), format!("{pid} {start}\n"))
+        .map_err(|e| format!("writing {SLIRP_PID_FILE}: {e}"))?;
+    // Not waited for: it is reaped by whoever it ends up with (the monitor is a subreaper).
+    std::mem::forget(child);
+    Ok(())
+}
+
+fn wait_readable(f: &std::fs::File, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) > 0 }
+}
+
+/// End the container's slirp4netns, if it has one (and it is still that process).
+pub fn stop_slirp(dir: &Path) {
+    let file = dir.join(SLIRP_PID_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let start: Option<u64> = f.next().and_then(|s| s.parse().ok());
+    if pid > 1 && husk_container::rootless::process_start_time(pid) == start {
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Reap it when it is ours (foreground run); otherwise its parent does.
+        for _ in 0..50 {
+            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r == pid || husk_container::rootless::process_start_time(pid) != start {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_file(file);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_modes() {
+        assert_eq!(Network::parse("none"), Ok(Network::None));
+        assert_eq!(Network::parse("host"), Ok(Network::Host));
+        assert_eq!(
+            Network::parse("slirp4netns:allow_host_loopback=true"),
+            Ok(Network::Slirp {
+                host_loopback: true
+            })
+        );
+        assert!(Network::parse("bridge")
+            .unwrap_err()
+            .contains("slirp4netns"));
+    }
+}
