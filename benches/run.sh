@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# `run --rm IMAGE true` from the local store: husk vs podman (with runc, and with husk-runtime
-# as podman's runtime), side by side in one hyperfine run; then the RSS of husk's per-container
-# monitor vs conmon's.
-#   benches/run.sh [RUNS]   (as root; installs podman, runc, hyperfine if missing)
+# `run --rm IMAGE true` from the local store: husk vs podman (with runc, with crun, and with
+# husk-runtime as podman's runtime), side by side in one hyperfine run; then the RSS of husk's
+# per-container monitor vs conmon's.
+#   benches/run.sh [RUNS]   (as root; installs podman, runc, crun, hyperfine if missing)
+#
+# crun refuses a hybrid cgroup layout (cgroup2 at /sys/fs/cgroup/unified beside the v1
+# hierarchies, as on these machines). There, as in benches/runtime.sh, each podman-crun run
+# gets a private mount namespace without that mount (in-v1-ns.sh); the wrapper's own cost is
+# measured too and printed with the results.
 #
 # The image is the busybox-static rootfs of scripts/make-bundle.sh, imported into both
 # stores as one layer. podman runs with the cgroupfs manager, file events and network none,
@@ -61,19 +66,47 @@ PY
 "$husk" --root "$work/husk" load -q -i "$work/image.tar" >/dev/null
 podman_ load -q -i "$work/image.tar" >/dev/null
 
-hyperfine --warmup 3 --runs "$runs" --export-json "$work/run.json" \
-  -n husk "$husk --root $work/husk run --rm localhost/bench:latest true" \
-  -n podman-runc "$work/podman.sh --runtime runc run --rm --network none localhost/bench:latest true" \
-  -n podman-husk "$work/podman.sh --runtime $runtime run --rm --network none localhost/bench:latest true"
+cat >"$work/in-v1-ns.sh" <<'SH'
+#!/bin/sh
+# "$@" in a private mount namespace without the cgroup2 "unified" mount: pure v1 for crun.
+exec unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified && exec "$@"' sh "$@"
+SH
+chmod +x "$work/in-v1-ns.sh"
+run_true="run --rm --network none localhost/bench:latest true"
+crun="$work/podman.sh --runtime crun $run_true"
+mountpoint -q /sys/fs/cgroup/unified && crun="$work/in-v1-ns.sh $crun"
+columns=(
+  -n husk "$husk --root $work/husk run --rm localhost/bench:latest true"
+  -n podman-runc "$work/podman.sh --runtime runc $run_true"
+)
+if err=$($crun 2>&1 >/dev/null); then
+  columns+=(-n podman-crun "$crun")
+else
+  echo "  podman-crun left out: crun fails here: $(printf '%s\n' "$err" | tail -n 1)"
+fi
+columns+=(-n podman-husk "$work/podman.sh --runtime $runtime $run_true")
 
-python3 - "$work/run.json" <<'PY'
+hyperfine --warmup 3 --runs "$runs" --export-json "$work/run.json" "${columns[@]}"
+wrapped=
+if [[ $crun == "$work/in-v1-ns.sh"* ]]; then
+  wrapped=$work/wrap.json
+  hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$wrapped" -n ns-wrapper "$work/in-v1-ns.sh true"
+fi
+
+python3 - "$work/run.json" "$wrapped" <<'PY'
 import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: sorted(v["times"])[len(v["times"]) // 2] * 1000 for k, v in r.items()}
+def medians(path):
+    r = {x["command"]: x for x in json.load(open(path))["results"]}
+    return {k: sorted(v["times"])[len(v["times"]) // 2] * 1000 for k, v in r.items()}
+med = medians(sys.argv[1])
 for k, m in med.items():
     print(f"  {k:12s} median {m:8.2f} ms")
-for k in ("podman-runc", "podman-husk"):
-    print(f"  husk / {k} = {med['husk'] / med[k]:.3f}  (target <= 0.3)")
+if sys.argv[2]:
+    print(f"  (podman-crun includes the private mount namespace: "
+          f"{medians(sys.argv[2])['ns-wrapper']:.2f} ms of it alone)")
+for k in ("podman-runc", "podman-crun", "podman-husk"):
+    if k in med:
+        print(f"  husk / {k} = {med['husk'] / med[k]:.3f}  (target <= 0.3)")
 PY
 
 # Resident set of what stays alive per detached container.
