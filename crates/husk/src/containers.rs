@@ -440,8 +440,7 @@ pub fn start(ctx: &crate::Ctx, what: &str) -> Result<(), String> {
         r.meta[k] = Value::Null;
     }
     r.save().map_err(fail)?;
-    let overlay = crate::rootfs_overlay::mount(&r.dir, &crate::run::layer_dirs(&store, &rec))
-        .map_err(fail)?;
+    let overlay = crate::rootfs_overlay::prepare(&r.dir, &store, &rec).map_err(fail)?;
     let made = crate::run::Made {
         dir: r.dir.clone(),
         overlay: Some(overlay),

@@ -1,5 +1,9 @@
 //! The container's root filesystem: an overlay of the image's layer dirs (read-only lowers,
 //! top first) with a per-container upper and work dir, mounted in the engine's namespace.
+//! Where overlay cannot be mounted (no overlayfs, a store on a file system overlay cannot
+//! use as upper, a user namespace on an old kernel) — or with HUSK_ROOTFS=copy — the image's
+//! layers are unpacked, flattened, into the container's own rootfs directory instead: slower
+//! and bigger, but the same tree. The copy stays with the container, as an upper dir would.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -14,19 +18,64 @@ fn cstr(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
 }
 
-/// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work.
-pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
+/// Marks DIR/rootfs as a flattened copy (reused by `start`, never unmounted).
+const COPY_MARK: &str = "rootfs.copy";
+
+/// The rootfs of the container in DIR for image `rec`: the overlay, or the copy.
+pub fn prepare(
+    dir: &Path,
+    store: &husk_image::store::Store,
+    rec: &husk_image::store::ImageRecord,
+) -> Result<Overlay, String> {
+    let rootfs = dir.join("rootfs");
+    let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
+    if !forced && !dir.join(COPY_MARK).exists() {
+        match mount(dir, &crate::run::layer_dirs(store, rec)) {
+            Ok(o) => return Ok(o),
+            Err((msg, errno)) if !overlay_unusable(errno) => return Err(msg),
+            Err((msg, _)) => {
+                eprintln!("warning: {msg}; using a flattened copy of the image's layers instead")
+            }
+        }
+    }
+    if !dir.join(COPY_MARK).exists() {
+        let _ = std::fs::remove_dir_all(&rootfs);
+        husk_image::pull::flatten(store, rec, &rootfs)
+            .map_err(|e| format!("copying the image's layers into {}: {e}", rootfs.display()))?;
+        std::fs::write(dir.join(COPY_MARK), b"")
+            .map_err(|e| format!("writing {}: {e}", dir.join(COPY_MARK).display()))?;
+    }
+    Ok(Overlay {
+        rootfs,
+        mounted: false,
+    })
+}
+
+/// Errors of mount(2) that say overlay cannot work here, rather than that something is wrong.
+fn overlay_unusable(errno: Option<i32>) -> bool {
+    matches!(
+        errno,
+        Some(libc::ENODEV | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP)
+    )
+}
+
+/// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work; on failure the
+/// message and mount(2)'s errno.
+fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, (String, Option<i32>)> {
+    let plain = |m: String| (m, None);
     if lowers.is_empty() {
-        return Err("the image has no layers".into());
+        return Err(plain("the image has no layers".into()));
     }
     let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for d in [&upper, &work, &rootfs] {
-        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(|e| plain(format!("creating {}: {e}", d.display())))?;
     }
     for l in lowers {
         let s = l.to_string_lossy();
         if s.contains([',', ':']) {
-            return Err(format!("layer dir {s:?} cannot be an overlay lowerdir"));
+            return Err(plain(format!(
+                "layer dir {s:?} cannot be an overlay lowerdir"
+            )));
         }
     }
     let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
@@ -43,8 +92,8 @@ pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
         upper.display(),
         work.display()
     );
-    let target = cstr(&rootfs)?;
-    let data_c = CString::new(data).map_err(|_| "NUL in overlay options".to_string())?;
+    let target = cstr(&rootfs).map_err(plain)?;
+    let data_c = CString::new(data).map_err(|_| plain("NUL in overlay options".to_string()))?;
     let rc = unsafe {
         libc::mount(
             c"overlay".as_ptr(),
@@ -55,10 +104,10 @@ pub fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, String> {
         )
     };
     if rc != 0 {
-        return Err(format!(
-            "mounting the overlay rootfs at {}: {}",
-            rootfs.display(),
-            std::io::Error::last_os_error()
+        let e = std::io::Error::last_os_error();
+        return Err((
+            format!("mounting the overlay rootfs at {}: {e}", rootfs.display()),
+            e.raw_os_error(),
         ));
     }
     Ok(Overlay {

@@ -493,7 +493,6 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         .read_blob(&rec.config_digest)
         .map_err(|e| e.to_string())?;
     let cfg = pull::parse_config(&cfgb).map_err(|e| e.to_string())?;
-    let lowers = layer_dirs(&store, &rec);
 
     let containers = ctx.root.join("containers");
     // Held until container.json is written: two runs cannot both take one name.
@@ -513,7 +512,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         overlay: None,
         keep_dir: false,
     };
-    let ov = rootfs_overlay::mount(&dir, &lowers)?;
+    let ov = rootfs_overlay::prepare(&dir, &store, &rec)?;
     let rootfs = ov.rootfs.clone();
     made.overlay = Some(ov);
 

@@ -64,11 +64,16 @@ impl Rootless {
     }
 
     fn husk(&self, args: &[&str]) -> Output {
-        let env = [
+        self.husk_env(&[], args)
+    }
+
+    fn husk_env(&self, extra: &[&str], args: &[&str]) -> Output {
+        let mut env = vec![
             format!("XDG_RUNTIME_DIR={}", self.runtime_dir().display()),
             format!("XDG_DATA_HOME={}", self.home.join("data").display()),
             format!("XDG_CONFIG_HOME={}", self.home.join("config").display()),
         ];
+        env.extend(extra.iter().map(|e| e.to_string()));
         let mut c = self.user.command(&self.path, &env, "husk");
         c.args(args).current_dir(&self.home);
         c.output().unwrap()
@@ -463,5 +468,69 @@ fn rootless_networks_none_host_and_slirp4netns() {
         slirps.stdout.is_empty(),
         "slirp4netns left running: {slirps:?}"
     );
+    r.assert_nothing_left();
+}
+
+/// Where overlay cannot be mounted, the layers are copied, flattened, into the container's
+/// rootfs (forced here with HUSK_ROOTFS=copy): the same tree, kept across stop/start.
+#[test]
+fn rootfs_copy_fallback_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "copy");
+    let img = &registry().image;
+    let copy = ["HUSK_ROOTFS=copy"];
+    let o = r.husk_env(
+        &copy,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            img,
+            "cat /srv/version; ls /opq; test -e /etc/remove-me || echo removed; ls -ln /srv/tool",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["3", "c", "removed"], "{out}");
+    assert!(lines[3].contains(" 1000 "), "{out}");
+    // Detached: no overlay mount, and what the container wrote survives stop + start.
+    let o = r.husk_env(
+        &copy,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cp1",
+            "-u",
+            "0",
+            img,
+            "echo kept >> /srv/marks; exec sleep 300",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let dir = r.store().join("containers").join(&id);
+    assert!(dir.join("rootfs.copy").exists() && dir.join("rootfs/bin/busybox").exists());
+    let holder = std::fs::read_to_string(r.runtime_dir().join("husk-engine/userns.pid")).unwrap();
+    let holder = holder.split_whitespace().next().unwrap().to_string();
+    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
+    assert!(
+        !mounts.contains(&id),
+        "no overlay for a copied rootfs: {mounts}"
+    );
+    r.ok(&["stop", "-t", "1", "cp1"]);
+    r.ok(&["start", "cp1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let marks = r.ok(&["exec", "cp1", "cat", "/srv/marks"]);
+        if marks == "kept\nkept\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{marks:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    r.ok(&["rm", "-f", "cp1"]);
     r.assert_nothing_left();
 }

@@ -427,3 +427,36 @@ fn run_forwards_signals_applies_limits_and_reports_kills() {
     assert_eq!(child.wait().unwrap().code(), Some(137));
     assert!(containers(&s.root).is_empty());
 }
+
+/// Where overlay cannot be mounted the layers are copied, flattened, into the container's
+/// rootfs (HUSK_ROOTFS=copy forces it): the same tree as the overlay gives, owners and
+/// modes included, no overlay mount, and nothing left after --rm.
+#[test]
+fn run_falls_back_to_a_flattened_copy_of_the_layers() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-copy");
+    let script = "cat /srv/version; ls /opq; test -e /etc/remove-me || echo removed; \
+                  ls -ln /srv/tool; grep ' / ' /proc/self/mountinfo";
+    let o = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(&s.root)
+        .args(["run", "--rm", "-u", "0", &s.image, script])
+        .env("HUSK_ROOTFS", "copy")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["3", "c", "removed"], "{out}");
+    assert!(
+        lines[3].starts_with("-rwsr-xr-x") && lines[3].contains(" 1000 "),
+        "{out}"
+    );
+    // The first mountinfo line is the root: a bind of the copy, no overlay.
+    assert!(
+        lines[4].contains("/rootfs / ") && !lines[4].contains(" overlay "),
+        "the root is no overlay: {out}"
+    );
+    assert!(containers(&s.root).is_empty());
+    assert!(mounts_below(&s.root).is_empty());
+}
