@@ -144,17 +144,17 @@ impl Drop for Rootless {
 }
 
 /// The busybox test image (whiteouts, an opaque dir, a device node, a setuid file owned by
-/// 1000) on a loopback registry.
-fn registry() -> &'static Setup {
-    static S: OnceLock<Setup> = OnceLock::new();
-    S.get_or_init(|| setup("rootless"))
+/// 1000) on a loopback registry of the test's own (a static one would never be stopped).
+fn registry(tag: &str) -> Setup {
+    setup(&format!("rootless-{tag}"))
 }
 
 #[test]
 fn pull_and_run_as_an_ordinary_user() {
     let (u, _) = users();
     let r = Rootless::new(u, "run");
-    let img = &registry().image;
+    let reg_setup = registry("1");
+    let img = &reg_setup.image;
     r.ok(&["pull", img]);
     // The layer files: owners shifted into the subordinate range, readable by overlay in the
     // user namespace (user.overlay.* whiteouts), in the user's store.
@@ -230,7 +230,8 @@ fn pull_and_run_as_an_ordinary_user() {
 fn detached_exec_logs_stop_rm_as_an_ordinary_user() {
     let (u, _) = users();
     let r = Rootless::new(u, "detached");
-    let img = &registry().image;
+    let reg_setup = registry("2");
+    let img = &reg_setup.image;
     let id = r.ok(&[
         "run",
         "-d",
@@ -282,7 +283,8 @@ fn detached_exec_logs_stop_rm_as_an_ordinary_user() {
 fn interactive_terminal_as_an_ordinary_user() {
     let (u, _) = users();
     let r = Rootless::new(u, "tty");
-    let img = &registry().image;
+    let reg_setup = registry("3");
+    let img = &reg_setup.image;
     r.ok(&["pull", img]);
     let cmdline = format!(
         "setpriv --reuid {} --regid {} --init-groups -- env -i PATH={} HOME={} \
@@ -312,7 +314,8 @@ fn interactive_terminal_as_an_ordinary_user() {
 #[test]
 fn rootless_errors_say_what_to_fix() {
     let (u, nosub) = users();
-    let img = &registry().image;
+    let reg_setup = registry("4");
+    let img = &reg_setup.image;
     // No /etc/subuid line.
     let n = Rootless::new(nosub, "nosub");
     let e = n.err(&["pull", img]);
@@ -343,7 +346,7 @@ fn rootless_errors_say_what_to_fix() {
         "amd64",
         &busybox_config(),
     );
-    let reg = &registry().reg;
+    let reg = &reg_setup.reg;
     push_image(
         &reg.host(),
         &reg.client_options(),
@@ -405,7 +408,8 @@ fn interfaces(proc_net_dev: &str) -> Vec<String> {
 fn rootless_networks_none_host_and_slirp4netns() {
     let (u, _) = users();
     let r = Rootless::new(u, "net");
-    let img = &registry().image;
+    let reg_setup = registry("5");
+    let img = &reg_setup.image;
     r.ok(&["pull", img]);
     // none (the default): loopback only.
     let out = r.ok(&["run", "--rm", img, "cat /proc/net/dev"]);
@@ -477,7 +481,8 @@ fn rootless_networks_none_host_and_slirp4netns() {
 fn rootfs_copy_fallback_as_an_ordinary_user() {
     let (u, _) = users();
     let r = Rootless::new(u, "copy");
-    let img = &registry().image;
+    let reg_setup = registry("6");
+    let img = &reg_setup.image;
     let copy = ["HUSK_ROOTFS=copy"];
     let o = r.husk_env(
         &copy,
