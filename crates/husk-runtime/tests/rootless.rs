@@ -650,3 +650,18 @@ fn rootless_podman_drives_husk_runtime() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn additional_gids_need_a_gid_range_not_a_single_mapping() {
+    let (u, _) = users();
+    // Only the user's own gid is mapped: setgroups is denied, so extra groups cannot be set.
+    let c = Rl::new(u, &["id"], |s| {
+        s["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [5]});
+    });
+    let out = c.run();
+    assert_fails(
+        &c,
+        &out,
+        &["additionalGids [5] needs setgroups", "newgidmap"],
+    );
+}

@@ -439,6 +439,16 @@ fn rootless_networks_none_host_and_slirp4netns() {
         !out.contains("hello-from-host") && !out.contains("rc=0"),
         "{out}"
     );
+    // The classic failure: /dev/net/tun closed to users (rootless-user.sh opens it again).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = r.err(&["run", "--rm", "--network", "slirp4netns", img, "true"]);
+    std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(
+        e.contains("/dev/net/tun") && e.contains("chmod 0666 /dev/net/tun"),
+        "{e}"
+    );
+
     // Detached: slirp4netns lives as long as the container, and goes with it.
     r.ok(&[
         "run",
