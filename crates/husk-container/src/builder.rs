@@ -128,21 +128,30 @@ pub struct InitContainerBuilder {
 
 impl InitContainerBuilder {
     /// Create the container (`create`): on success its init is set up and waits for
-    /// [`Container::start`]; on failure nothing it made is left behind.
+    /// [`Container::start`]; on failure nothing it made is left behind. Warnings (a rootless
+    /// container left without a cgroup) go to stderr; see [`Self::build_with_warnings`].
     pub fn build(self) -> Result<Container> {
+        self.build_with_warnings(&mut crate::hooks::warn_stderr)
+    }
+
+    /// [`Self::build`], with warnings handed to `warn` instead of printed.
+    pub fn build_with_warnings(self, warn: &mut dyn FnMut(String)) -> Result<Container> {
         let b = self.base;
-        create(CreateOptions {
-            root: b.root,
-            id: b.id,
-            bundle: self.bundle,
-            pid_file: b.pid_file,
-            console_socket: b.console_socket,
-            preserve_fds: b.preserve_fds,
-            listen_fds: b.listen_fds,
-            notify_socket: b.notify_socket,
-            no_pivot: b.no_pivot,
-            no_new_keyring: b.no_new_keyring,
-            rootless: b.rootless,
-        })
+        create(
+            CreateOptions {
+                root: b.root,
+                id: b.id,
+                bundle: self.bundle,
+                pid_file: b.pid_file,
+                console_socket: b.console_socket,
+                preserve_fds: b.preserve_fds,
+                listen_fds: b.listen_fds,
+                notify_socket: b.notify_socket,
+                no_pivot: b.no_pivot,
+                no_new_keyring: b.no_new_keyring,
+                rootless: b.rootless,
+            },
+            warn,
+        )
     }
 }

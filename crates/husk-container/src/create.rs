@@ -60,7 +60,9 @@ impl Drop for Undo<'_> {
     }
 }
 
-pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
+/// `warn` gets what does not stop the container but should be said (rootless without a
+/// cgroup).
+pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Result<Container> {
     husk_oci::validate_id(&opts.id).map_err(Error::InvalidId)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
     add_activation(
@@ -103,7 +105,7 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
     let resources = linux.and_then(|l| l.resources().as_ref());
     // Rootless: v1 cannot be delegated to a user, so no cgroup there (limits are an error).
     let cgroup = match opts.rootless {
-        true => crate::rootless::cgroup_usable(&opts.id, resources)?,
+        true => crate::rootless::cgroup_usable(&opts.id, resources, warn)?,
         false => true,
     }
     .then(|| husk_cgroups::manager(&cg_path))
@@ -123,7 +125,7 @@ pub(crate) fn create(opts: CreateOptions) -> Result<Container> {
             Ok(()) => {}
             // v2 without a delegated subtree: run without a cgroup unless limits were asked for.
             Err(e) if opts.rootless => {
-                crate::rootless::cgroup_refused(&opts.id, &cg_path, resources, &e)?;
+                crate::rootless::cgroup_refused(&opts.id, &cg_path, resources, &e, warn)?;
                 cgroup = None;
             }
             Err(e) => return Err(Error::Cgroup(e.to_string())),

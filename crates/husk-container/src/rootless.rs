@@ -153,7 +153,11 @@ pub(crate) fn first_limit(r: &LinuxResources) -> Option<&'static str> {
 
 /// Whether a rootless container gets a cgroup at all: not on v1 or hybrid hosts, whose
 /// hierarchies cannot be delegated to a user; there, asking for limits is an error.
-pub(crate) fn cgroup_usable(id: &str, resources: Option<&LinuxResources>) -> Result<bool> {
+pub(crate) fn cgroup_usable(
+    id: &str,
+    resources: Option<&LinuxResources>,
+    warn: &mut dyn FnMut(String),
+) -> Result<bool> {
     let layout = husk_cgroups::probe_layout().map_err(|e| Error::Cgroup(e.to_string()))?;
     if layout == husk_cgroups::Layout::V2 {
         return Ok(true);
@@ -164,7 +168,9 @@ pub(crate) fn cgroup_usable(id: &str, resources: Option<&LinuxResources>) -> Res
              cannot be delegated to an unprivileged user (run as root, or on cgroup v2)"
         )));
     }
-    eprintln!("warning: rootless container {id} runs without a cgroup (cgroup v1 host)");
+    warn(format!(
+        "rootless container {id} runs without a cgroup (cgroup v1 host)"
+    ));
     Ok(false)
 }
 
@@ -175,14 +181,15 @@ pub(crate) fn cgroup_refused(
     path: &husk_cgroups::CgroupPath,
     resources: Option<&LinuxResources>,
     e: &husk_cgroups::CgroupError,
+    warn: &mut dyn FnMut(String),
 ) -> Result<()> {
     let denied = matches!(e.errno(), Some(libc::EACCES | libc::EPERM | libc::EROFS));
     match resources.and_then(first_limit) {
         None if denied => {
-            eprintln!(
-                "warning: rootless container {id} runs without a cgroup: {e} (delegate a \
+            warn(format!(
+                "rootless container {id} runs without a cgroup: {e} (delegate a \
                  cgroup v2 subtree to the user for limits)"
-            );
+            ));
             Ok(())
         }
         Some(limit) if denied => Err(Error::Cgroup(format!(

@@ -83,7 +83,7 @@ fn run(
         Command::Create(args) => {
             let id = args.id.clone();
             builder(root, rootless, &args, None)
-                .build()
+                .build_with_warnings(&mut |w| log.warn(&format!("create {id}: {w}")))
                 .map_err(|e| format!("create {id}: {e}"))?;
             Ok(0)
         }
@@ -230,7 +230,7 @@ fn run_container(
         Some(husk_container::supervise::block_signals())
     };
     let mut c = builder(root, rootless, args, console.as_ref().map(|l| l.path()))
-        .build()
+        .build_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}")))
         .map_err(|e| format!("run {id}: {e}"))?;
     let master = match &console {
         Some(l) => match l.receive_master() {

@@ -153,7 +153,12 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), String> {
     if let Some(l) = &console {
         b = b.console_socket(l.path());
     }
-    let mut c = b.as_init(dir).build().map_err(|e| e.to_string())?;
+    // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
+    // warning on every start.
+    let mut c = b
+        .as_init(dir)
+        .build_with_warnings(&mut |_| {})
+        .map_err(|e| e.to_string())?;
     let network = Record::load(dir)
         .ok()
         .and_then(|r| r.meta["network"].as_str().map(String::from));

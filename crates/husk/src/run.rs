@@ -593,7 +593,12 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     if let Some(t) = &tty {
         builder = builder.console_socket(t.socket());
     }
-    let mut c = builder.as_init(&dir).build().map_err(|e| e.to_string())?;
+    // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
+    // warning on every run.
+    let mut c = builder
+        .as_init(&dir)
+        .build_with_warnings(&mut |_| {})
+        .map_err(|e| e.to_string())?;
     if tty.is_none() {
         forward_signals(c.pid());
     }
