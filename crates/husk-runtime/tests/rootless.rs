@@ -310,7 +310,7 @@ fn assert_fails(c: &Rl, out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
         .lines()
-        .find(|l| l.starts_with("husk-runtime: "))
+        .find(|l| l.starts_with("husk-runtime: ") && !l.starts_with("husk-runtime: warning: "))
         .unwrap_or_else(|| panic!("no error line: {err}"));
     for n in needles {
         assert!(line.contains(n), "{line:?} does not mention {n:?}");
@@ -664,4 +664,118 @@ fn additional_gids_need_a_gid_range_not_a_single_mapping() {
         &out,
         &["additionalGids [5] needs setgroups", "newgidmap"],
     );
+}
+
+/// Rootless dockerd (Debian's dockerd-rootless.sh: rootlesskit, slirp4netns) with husk-runtime
+/// added as a runtime: run, exit codes. Its data, sockets and runtime dir are the test's.
+#[test]
+fn rootless_docker_drives_husk_runtime() {
+    use std::os::unix::process::CommandExt;
+    let (u, _) = users();
+    let dir = rootfs()
+        .parent()
+        .unwrap()
+        .join(format!("rl-docker-{}", std::process::id()));
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    for d in [&dir, &run] {
+        std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let archive = common::docker_archive(&dir, "localhost/husk-rl-docker:test");
+    let path = format!("{}:/usr/sbin:/usr/bin:/bin", bin_dir().display());
+    let env = vec![
+        format!("XDG_RUNTIME_DIR={}", run.display()),
+        format!("HOME={}", dir.display()),
+        "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns".to_string(),
+    ];
+    let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+    let mut dockerd = u.command(&path, &env, "sh");
+    dockerd
+        .arg("/usr/share/docker.io/contrib/dockerd-rootless.sh")
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg(format!(
+            "--add-runtime=husk={}",
+            bin_dir().join("husk-runtime").display()
+        ))
+        .args(["--iptables=false", "--bridge=none"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0);
+    let mut dockerd = dockerd.spawn().unwrap();
+    // Stops the whole group (rootlesskit, dockerd, containerd) however the test ends.
+    struct Group(i32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            unsafe { libc::kill(-self.0, libc::SIGTERM) };
+            for _ in 0..100 {
+                if unsafe { libc::kill(-self.0, 0) } != 0 {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+    let group = Group(dockerd.id() as i32);
+    let sock = run.join("docker.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !sock.exists() {
+        let log = std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default();
+        assert!(
+            std::time::Instant::now() < deadline && dockerd.try_wait().unwrap().is_none(),
+            "rootless dockerd did not start: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut denv = env.clone();
+    denv.push(format!("DOCKER_HOST=unix://{}", sock.display()));
+    let docker = |args: &[&str]| -> Output {
+        let mut c = u.command(&path, &denv, "timeout");
+        c.args(["--foreground", "120", "docker"]).args(args);
+        c.output().unwrap()
+    };
+    // dockerd may take a moment after the socket appears.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !docker(&["version"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dockerd does not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    stdout(&docker(&["load", "-q", "-i", archive.to_str().unwrap()]));
+    let img = "localhost/husk-rl-docker:test";
+    let out = stdout(&docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "husk",
+        "--network",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words[..4], ["0", "0", &u.uid.to_string(), "1"], "{out}");
+    assert!(out.contains(&SUB_START.to_string()), "{out}");
+    let o = docker(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "husk",
+        "--network",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    drop(group);
+    let _ = dockerd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
