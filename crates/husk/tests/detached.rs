@@ -518,6 +518,32 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     }
     husk_ok(root, &["rm", "-f", "same"]);
 
+    // Monitor and container killed behind husk's back (a crash, an OOM kill of both): ps
+    // never shows a stale "running", and rm cleans up what nobody recorded.
+    husk_ok(
+        root,
+        &["run", "-d", "--name", "crash", &image, "sleep 1000"],
+    );
+    let e = ps_entry(root, "crash");
+    assert_eq!(e["status"], "running", "{e}");
+    let dir = containers(root)
+        .into_iter()
+        .find(|d| {
+            std::fs::read_to_string(d.join("container.json")).is_ok_and(|j| j.contains("\"crash\""))
+        })
+        .unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("container.json")).unwrap())
+            .unwrap();
+    for pid in [&meta["monitor_pid"], &meta["pid"]] {
+        unsafe { libc::kill(pid.as_i64().unwrap() as i32, libc::SIGKILL) };
+    }
+    eventually("crash to show as exited", || {
+        ps_entry(root, "crash")["status"] == "exited"
+    });
+    assert!(!husk_ok(root, &["ps"]).contains("crash"));
+    husk_ok(root, &["rm", "crash"]);
+
     // Bad inputs: one line each, nothing left behind.
     let (code, _, err) = out(root, &["logs", "nosuch"]);
     assert_eq!((code, err.trim()), (1, "husk: no such container: nosuch"));
