@@ -83,18 +83,7 @@ impl Rl {
     /// For commands that leave a container holding their stdio (create): output via files,
     /// so waiting for the command does not wait for the container.
     fn rt_detached(&self, args: &[&str]) -> Output {
-        let (o, e) = (self.bundle.join("out"), self.bundle.join("err"));
-        let status = self
-            .cmd(args)
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
+        common::output_via_files(self.cmd(args), &self.bundle)
     }
 
     fn run(&self) -> Output {
@@ -453,6 +442,19 @@ fn without_xdg_runtime_dir_the_error_names_it() {
     );
 }
 
+/// No network, ipc or uts namespace (so no hostname), and a sysfs mount at /sys; without
+/// mqueue when `drop_mqueue`.
+fn only_pid_mount_user(s: &mut Value, drop_mqueue: bool) {
+    s["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
+    s.as_object_mut().unwrap().remove("hostname");
+    let mounts = s["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| m["destination"] != "/sys" && !(drop_mqueue && m["type"] == "mqueue"));
+    mounts.push(
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                       "options": ["nosuid", "noexec", "nodev"]}),
+    );
+}
+
 #[test]
 fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
     let (u, _) = users();
@@ -464,17 +466,7 @@ fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
             "-c",
             "grep -E ' /sys | /dev/mqueue ' /proc/self/mounts",
         ],
-        |s| {
-            s["linux"]["namespaces"] =
-                json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
-            s.as_object_mut().unwrap().remove("hostname");
-            let mounts = s["mounts"].as_array_mut().unwrap();
-            mounts.retain(|m| m["destination"] != "/sys");
-            mounts.push(
-                json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                           "options": ["nosuid", "noexec", "nodev"]}),
-            );
-        },
+        |s| only_pid_mount_user(s, false),
     );
     let out = c.run();
     if Path::new("/dev/mqueue").is_dir() {
@@ -500,17 +492,7 @@ fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
             "-c",
             "grep ' /sys ' /proc/self/mounts; ls /sys/kernel >/dev/null && echo listed",
         ],
-        |s| {
-            s["linux"]["namespaces"] =
-                json!([{"type": "pid"}, {"type": "mount"}, {"type": "user"}]);
-            s.as_object_mut().unwrap().remove("hostname");
-            let mounts = s["mounts"].as_array_mut().unwrap();
-            mounts.retain(|m| m["destination"] != "/sys" && m["type"] != "mqueue");
-            mounts.push(
-                json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                           "options": ["nosuid", "noexec", "nodev"]}),
-            );
-        },
+        |s| only_pid_mount_user(s, true),
     );
     let out = stdout(&c.run());
     assert!(

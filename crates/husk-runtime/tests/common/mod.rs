@@ -116,20 +116,7 @@ impl Ctx {
 
     /// `rt_detached` that may run concurrently with itself (own output files).
     pub fn rt_detached_n(&self, args: &[&str]) -> Output {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir = self.bundle.parent().unwrap();
-        let (o, e) = (dir.join(format!("out.{n}")), dir.join(format!("err.{n}")));
-        let status = self
-            .cmd(args)
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&o).unwrap(),
-            stderr: std::fs::read(&e).unwrap(),
-        }
+        output_via_files(self.cmd(args), self.bundle.parent().unwrap())
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -193,6 +180,23 @@ impl Drop for Ctx {
             .stderr(Stdio::null())
             .output();
         let _ = std::fs::remove_dir_all(self.bundle.parent().unwrap());
+    }
+}
+
+/// Run `cmd` with stdout and stderr going to fresh files in `dir`: for commands that leave
+/// a container holding their stdio, whose pipes would keep `output()` waiting.
+pub fn output_via_files(mut cmd: Command, dir: &Path) -> Output {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let (o, e) = (dir.join(format!("out.{n}")), dir.join(format!("err.{n}")));
+    let status = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .status()
+        .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
     }
 }
 
