@@ -3,7 +3,7 @@
 #   scripts/demo.sh [ARGS...]   (default: print a greeting, the hostname and the user)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers need it until rootless lands)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (it installs packages and /usr/local/bin/husk-runtime; rootless use: docs/rootless.md)" >&2; exit 1; }
 scripts/deps.sh
 scripts/build-runtime.sh
 install -m 0755 target/release/husk-runtime /usr/local/bin/husk-runtime
