@@ -8,7 +8,8 @@
 //! what lets `stop`, `exec` and `rm` reach containers that `run` made: a process in a
 //! sibling user namespace could neither signal nor join them. The pause process stays for
 //! as long as the user's runtime dir does; its pid and start time are in
-//! `<state root>/userns.pid`.
+//! `<state root>/userns.pid`. Should it die while containers run, the next command takes
+//! the user namespace back from one of them and starts a new holder in it.
 
 use husk_container::rootless::{self, IdKind};
 use std::ffi::OsString;
@@ -55,17 +56,68 @@ fn enter(state: &Path) -> Result<(), String> {
     std::fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
     let pid_file = state.join("userns.pid");
     let _lock = lock(&state.join("userns.lock"))?;
-    let pid = match holder(&pid_file) {
-        Some(pid) => pid,
-        None => {
-            let pid = start_holder()?;
-            let start = rootless::process_start_time(pid).unwrap_or_default();
-            std::fs::write(&pid_file, format!("{pid} {start}\n"))
-                .map_err(|e| format!("writing {}: {e}", pid_file.display()))?;
-            pid
-        }
+    if let Some(pid) = holder(&pid_file) {
+        return join(pid);
+    }
+    let record = |pid: i32| {
+        let start = rootless::process_start_time(pid).unwrap_or_default();
+        std::fs::write(&pid_file, format!("{pid} {start}\n"))
+            .map_err(|e| format!("writing {}: {e}", pid_file.display()))
     };
+    // The holder died (killed, or the machine's session manager ended it) while containers
+    // still run in its user namespace: take that namespace back from one of them, or they
+    // could never be stopped or joined again.
+    if let Some(init) = surviving_init(state) {
+        join_user_namespace_of(init)?;
+        let pid = fork_holder()?;
+        record(pid)?;
+        return become_root();
+    }
+    let pid = start_holder()?;
+    record(pid)?;
     join(pid)
+}
+
+/// The init of a container that still runs, from the runtime states under `state`.
+fn surviving_init(state: &Path) -> Option<i32> {
+    std::fs::read_dir(state).ok()?.flatten().find_map(|e| {
+        let text = std::fs::read_to_string(e.path().join("state.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
+        let start = v["pid_start_time"].as_u64()?;
+        (pid > 1 && rootless::process_start_time(pid) == Some(start)).then_some(pid)
+    })
+}
+
+/// setns into the user namespace of `pid`, then a new mount namespace of that user
+/// namespace's own (the old one went with the holder), slave to the host's.
+fn join_user_namespace_of(pid: i32) -> Result<(), String> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    let fd = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+        return Err(format!(
+            "joining {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 || !mounts_slave() {
+        return Err(format!(
+            "a mount namespace for the user namespace: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    std::env::set_current_dir(&cwd).map_err(|e| format!("returning to {}: {e}", cwd.display()))
+}
+
+/// Fork the holder from where we are now (inside both namespaces).
+fn fork_holder() -> Result<i32, String> {
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => hold_forever(),
+        pid => Ok(pid),
+    }
 }
 
 /// An exclusive flock on `path`, so two first commands make one namespace.
@@ -116,7 +168,11 @@ fn join(pid: i32) -> Result<(), String> {
     }
     std::env::set_current_dir(&cwd)
         .map_err(|e| format!("returning to {} in the namespace: {e}", cwd.display()))?;
-    // Root of the namespace from here on: setns keeps the ids, which map to 0 there.
+    become_root()
+}
+
+/// Root of the namespace from here on: setns keeps the ids, which map to 0 there.
+fn become_root() -> Result<(), String> {
     if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
         return Err(format!(
             "becoming root of the user namespace: {}",
@@ -124,6 +180,20 @@ fn join(pid: i32) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Mounts made in here (container overlays) stay in here; the host's later mounts still
+/// come in.
+fn mounts_slave() -> bool {
+    unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) == 0
+    }
 }
 
 /// Fork the pause process: it unshares the user and mount namespaces, we write its id maps
@@ -194,20 +264,18 @@ fn pause_process(ready: OwnedFd, go: OwnedFd) -> ! {
         if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
             libc::_exit(125);
         }
-        // Mounts made in here (container overlays) stay in here; the host's later mounts
-        // still come in.
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ) != 0
-        {
+        if !mounts_slave() {
             libc::_exit(125);
         }
         libc::write(ready.as_raw_fd(), b"m".as_ptr().cast(), 1);
-        // Leave the caller's session, terminal, stdio and every other fd behind.
+    }
+    hold_forever()
+}
+
+/// What the holder does once in its namespaces: leave the caller's session, terminal,
+/// stdio and every other fd behind, and sleep until killed.
+fn hold_forever() -> ! {
+    unsafe {
         libc::setsid();
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         for fd in 0..3 {

@@ -267,6 +267,20 @@ fn detached_exec_logs_stop_rm_as_an_ordinary_user() {
         ["in-42", "0", "0", &uid, "1", "1", &sub, "65536"],
         "{inside}"
     );
+    // The namespace holder dies while the container runs: the next command takes the
+    // namespace back from the container, so it can still be joined and stopped.
+    let pid_file = r.runtime_dir().join("husk-engine/userns.pid");
+    let holder = |f: &Path| -> i32 {
+        let t = std::fs::read_to_string(f).unwrap();
+        t.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let old = holder(&pid_file);
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    while std::fs::read_to_string(format!("/proc/{old}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(r.ok(&["exec", "rl", "echo", "still-here"]), "still-here\n");
+    assert_ne!(holder(&pid_file), old, "a new holder");
     r.ok(&["stop", "-t", "1", "rl"]);
     let ps = r.ok(&["ps", "-a"]);
     assert!(ps.contains("rl") && ps.contains("xited"), "{ps}");
