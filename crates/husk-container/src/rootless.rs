@@ -14,32 +14,10 @@ use std::path::{Path, PathBuf};
 /// treats as rootless: not uid 0, or uid 0 of a user namespace whose 0 is an ordinary user
 /// outside (how rootless podman and docker run their runtime).
 pub fn is_unprivileged() -> bool {
-    (unsafe { libc::geteuid() } != 0)
-        || std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !maps_root_to_root(&m))
+    !husk_oci::userns::is_host_root()
 }
 
-/// Our effective uid as the host sees it: in a rootless user namespace, the id our uid
-/// maps to (read from uid_map, which shows the mapping as seen from this namespace).
-pub fn host_euid() -> u32 {
-    let euid = unsafe { libc::geteuid() };
-    std::fs::read_to_string("/proc/self/uid_map")
-        .ok()
-        .and_then(|m| {
-            m.lines().find_map(|l| {
-                let f: Vec<u32> = l
-                    .split_whitespace()
-                    .filter_map(|n| n.parse().ok())
-                    .collect();
-                match f[..] {
-                    [inside, outside, count] if euid >= inside && euid - inside < count => {
-                        Some(outside + (euid - inside))
-                    }
-                    _ => None,
-                }
-            })
-        })
-        .unwrap_or(euid)
-}
+pub use husk_oci::userns::host_euid;
 
 /// When `pid` started (clock ticks since boot), None if it is gone or a zombie: with the
 /// pid, what identifies a process across pid reuse.
@@ -48,24 +26,6 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
         Some((t, false)) => Some(t),
         _ => None,
     }
-}
-
-/// Whether this process runs in a user namespace other than the host's (whose uid_map is
-/// the identity over all 2^32-1 ids); there mknod and some mounts are refused even to root.
-pub(crate) fn in_nested_userns() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-}
-
-/// Whether a uid_map sends uid 0 to host uid 0 (the initial namespace's map does).
-fn maps_root_to_root(uid_map: &str) -> bool {
-    uid_map.lines().any(|l| {
-        let f: Vec<u64> = l
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        matches!(f[..], [inside, outside, count] if inside == 0 && outside == 0 && count > 0)
-    })
 }
 
 /// The state root when none was given: `/run/husk` for root; `$XDG_RUNTIME_DIR/husk` for a
@@ -422,14 +382,5 @@ mod tests {
             ]
         );
         assert!(parse_sub_ids(text, "carol", 1002).is_empty());
-    }
-
-    #[test]
-    fn root_is_root_only_when_mapped_to_host_root() {
-        assert!(maps_root_to_root("         0          0 4294967295\n"));
-        assert!(!maps_root_to_root(
-            "         0       1002          1\n         1    1000000      65536\n"
-        ));
-        assert!(!maps_root_to_root(""));
     }
 }

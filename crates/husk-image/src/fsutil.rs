@@ -271,13 +271,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// user namespace (where husk runs pull and run for an ordinary user) is not, and keeps the
 /// user's store and configuration.
 pub fn is_root() -> bool {
-    can_chown()
-        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
-            m.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() == 3 && f[0] == "0" && f[1] == "0"
-            })
-        })
+    husk_oci::userns::is_host_root()
 }
 
 /// Whether files can be given the owners recorded in a layer: uid 0 here, on the host or

@@ -27,7 +27,7 @@ pub struct NamespacePlan {
 impl NamespacePlan {
     pub fn from_spec(spec: &Spec) -> Result<Self> {
         let mut plan = NamespacePlan {
-            caller_in_userns: crate::rootless::in_nested_userns(),
+            caller_in_userns: husk_oci::userns::in_nested_userns(),
             ..Default::default()
         };
         let namespaces = spec
