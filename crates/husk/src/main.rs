@@ -17,6 +17,7 @@ mod containers;
 mod copy;
 mod monitor;
 mod network;
+mod os;
 mod progress;
 mod rootfs_overlay;
 mod run;

@@ -46,14 +46,6 @@ fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Start the container under a monitor; returns once it runs. Until then `made` stays
 /// ours: if the container does not start, dropping it cleans up.
 pub fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String> {
@@ -67,7 +59,7 @@ pub fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String>
     let dir = abs(&made.dir)?;
     let husk =
         dup_high(&File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?)?;
-    let (ready_r, w) = pipe()?;
+    let (ready_r, w) = crate::os::pipe()?;
     let ready_w = dup_high(&w)?;
     drop(w);
     let (w, h) = (ready_w.as_raw_fd(), husk.as_raw_fd());
@@ -414,7 +406,7 @@ mod tests {
 
     #[test]
     fn output_is_logged_per_line_and_long_lines_in_pieces() {
-        let (r, w) = super::pipe().unwrap();
+        let (r, w) = crate::os::pipe().unwrap();
         let log_path =
             std::env::temp_dir().join(format!("husk-monitor-log-{}", std::process::id()));
         let mut log = std::fs::File::create(&log_path).unwrap();

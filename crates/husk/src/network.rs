@@ -7,7 +7,7 @@
 //! it ([`stop_slirp`]).
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,12 +56,7 @@ pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), Stri
             std::io::Error::last_os_error()
         ));
     }
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
-    let (ready_r, ready_w) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (ready_r, ready_w) = crate::os::pipe()?;
     let log = dir.join("slirp4netns.log");
     let log_file =
         std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
@@ -114,10 +109,7 @@ pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), Stri
             }
         ));
     }
-    let pid = child.id() as i32;
-    let start = husk_container::rootless::process_start_time(pid).unwrap_or_default();
-    std::fs::write(dir.join(SLIRP_PID_FILE), format!("{pid} {start}\n"))
-        .map_err(|e| format!("writing {SLIRP_PID_FILE}: {e}"))?;
+    crate::os::write_pid_file(&dir.join(SLIRP_PID_FILE), child.id() as i32)?;
     // Not waited for: it is reaped by whoever it ends up with (the monitor is a subreaper).
     std::mem::forget(child);
     Ok(())
@@ -135,18 +127,12 @@ fn wait_readable(f: &std::fs::File, timeout: Duration) -> bool {
 /// End the container's slirp4netns, if it has one (and it is still that process).
 pub fn stop_slirp(dir: &Path) {
     let file = dir.join(SLIRP_PID_FILE);
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return;
-    };
-    let mut f = text.split_whitespace();
-    let pid: i32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let start: Option<u64> = f.next().and_then(|s| s.parse().ok());
-    if pid > 1 && husk_container::rootless::process_start_time(pid) == start {
+    if let Some(pid) = crate::os::live_pid(&file) {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         // Reap it when it is ours (foreground run); otherwise its parent does.
         for _ in 0..50 {
             let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if r == pid || husk_container::rootless::process_start_time(pid) != start {
+            if r == pid || crate::os::live_pid(&file).is_none() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));

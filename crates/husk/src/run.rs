@@ -144,21 +144,7 @@ fn valid_name(n: &str) -> bool {
 fn lock_names(containers: &Path) -> Result<std::fs::File, String> {
     std::fs::create_dir_all(containers)
         .map_err(|e| format!("creating {}: {e}", containers.display()))?;
-    let path = containers.with_extension("lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(format!(
-            "locking {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(f)
+    crate::os::lock_file(&containers.with_extension("lock"))
 }
 
 fn name_taken(containers: &Path, name: &str) -> bool {

@@ -14,7 +14,7 @@
 use husk_container::rootless::{self, IdKind};
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Global options of `husk` that take a value as the next argument.
@@ -55,117 +55,69 @@ fn subcommand(args: &[OsString]) -> Option<&str> {
 fn enter(state: &Path) -> Result<(), String> {
     std::fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
     let pid_file = state.join("userns.pid");
-    let _lock = lock(&state.join("userns.lock"))?;
-    if let Some(pid) = holder(&pid_file) {
-        return join(pid);
+    let _lock = crate::os::lock_file(&state.join("userns.lock"))?;
+    if let Some(pid) = crate::os::live_pid(&pid_file) {
+        return keeping_cwd(|| {
+            setns_to(pid, "user")?;
+            setns_to(pid, "mnt")
+        });
     }
-    let record = |pid: i32| {
-        let start = rootless::process_start_time(pid).unwrap_or_default();
-        std::fs::write(&pid_file, format!("{pid} {start}\n"))
-            .map_err(|e| format!("writing {}: {e}", pid_file.display()))
-    };
     // The holder died (killed, or the machine's session manager ended it) while containers
     // still run in its user namespace: take that namespace back from one of them, or they
-    // could never be stopped or joined again.
-    if let Some(init) = surviving_init(state) {
-        join_user_namespace_of(init)?;
-        let pid = fork_holder()?;
-        record(pid)?;
-        return become_root();
+    // could never be stopped or joined again. Its mount namespace went with the holder: a
+    // new one, slave to the host's.
+    // (Entry by entry: the state root also holds our own userns.* files.)
+    let survivor = std::fs::read_dir(state)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| husk_container::Container::load(state, e.file_name().to_str()?).ok())
+        .find(|c| c.status() != husk_container::Status::Stopped);
+    if let Some(c) = survivor {
+        keeping_cwd(|| {
+            setns_to(c.pid(), "user")?;
+            if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 || !mounts_slave() {
+                return Err(format!(
+                    "a mount namespace for the user namespace: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(())
+        })?;
+        let pid = match unsafe { libc::fork() } {
+            -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+            0 => hold_forever(),
+            pid => pid,
+        };
+        return crate::os::write_pid_file(&pid_file, pid);
     }
     let pid = start_holder()?;
-    record(pid)?;
-    join(pid)
-}
-
-/// The init of a container that still runs, from the runtime states under `state`.
-fn surviving_init(state: &Path) -> Option<i32> {
-    std::fs::read_dir(state).ok()?.flatten().find_map(|e| {
-        let text = std::fs::read_to_string(e.path().join("state.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
-        let start = v["pid_start_time"].as_u64()?;
-        (pid > 1 && rootless::process_start_time(pid) == Some(start)).then_some(pid)
+    crate::os::write_pid_file(&pid_file, pid)?;
+    keeping_cwd(|| {
+        setns_to(pid, "user")?;
+        setns_to(pid, "mnt")
     })
 }
 
-/// setns into the user namespace of `pid`, then a new mount namespace of that user
-/// namespace's own (the old one went with the holder), slave to the host's.
-fn join_user_namespace_of(pid: i32) -> Result<(), String> {
-    let path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+/// setns into namespace `ns` of `pid`.
+fn setns_to(pid: i32, ns: &str) -> Result<(), String> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/{ns}"));
     let fd = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+    if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
         return Err(format!(
             "joining {}: {}",
             path.display(),
             std::io::Error::last_os_error()
         ));
     }
+    Ok(())
+}
+
+/// Run `f` (which changes mount namespace, so the working directory becomes its root), then
+/// take the working directory back by path; finally become root of the user namespace.
+fn keeping_cwd(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 || !mounts_slave() {
-        return Err(format!(
-            "a mount namespace for the user namespace: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    std::env::set_current_dir(&cwd).map_err(|e| format!("returning to {}: {e}", cwd.display()))
-}
-
-/// Fork the holder from where we are now (inside both namespaces).
-fn fork_holder() -> Result<i32, String> {
-    match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-        0 => hold_forever(),
-        pid => Ok(pid),
-    }
-}
-
-/// An exclusive flock on `path`, so two first commands make one namespace.
-fn lock(path: &Path) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!(
-            "locking {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(f)
-}
-
-/// The pause process named in the pid file, if it is still that process.
-fn holder(pid_file: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
-    let mut f = text.split_whitespace();
-    let pid: i32 = f.next()?.parse().ok()?;
-    let start: u64 = f.next()?.parse().ok()?;
-    (pid > 1 && rootless::process_start_time(pid) == Some(start)).then_some(pid)
-}
-
-/// setns into the holder's user namespace, then its mount namespace (which moves us to its
-/// root: the working directory is taken back by path).
-fn join(pid: i32) -> Result<(), String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
-    for ns in ["user", "mnt"] {
-        let path = PathBuf::from(format!("/proc/{pid}/ns/{ns}"));
-        let fd =
-            std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
-            return Err(format!(
-                "joining {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
+    f()?;
     std::env::set_current_dir(&cwd)
         .map_err(|e| format!("returning to {} in the namespace: {e}", cwd.display()))?;
     become_root()
@@ -202,8 +154,8 @@ fn mounts_slave() -> bool {
 fn start_holder() -> Result<i32, String> {
     let uids = rootless::subordinate_mapping(IdKind::Uid).map_err(|e| e.to_string())?;
     let gids = rootless::subordinate_mapping(IdKind::Gid).map_err(|e| e.to_string())?;
-    let (ready_r, ready_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
+    let (ready_r, ready_w) = crate::os::pipe()?;
+    let (go_r, go_w) = crate::os::pipe()?;
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
@@ -239,14 +191,6 @@ fn start_holder() -> Result<i32, String> {
             Err(e)
         }
     }
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The forked pause process. Never returns; exits 125 when a step fails (the parent sees

@@ -1,0 +1,50 @@
+//! Small OS pieces several commands share: close-on-exec pipes, exclusive file locks, and pid
+//! files that name a process across pid reuse (its pid and start time).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// An exclusive flock on `path` (made if missing), held until the file is dropped.
+pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!(
+            "locking {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(f)
+}
+
+/// Record `pid` with its start time in `path`.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), String> {
+    let start = husk_container::rootless::process_start_time(pid).unwrap_or_default();
+    std::fs::write(path, format!("{pid} {start}\n"))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// The process a pid file names, if it still runs (a zombie or a reused pid does not count).
+pub fn live_pid(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut f = text.split_whitespace();
+    let pid: i32 = f.next()?.parse().ok()?;
+    let start: u64 = f.next()?.parse().ok()?;
+    (pid > 1 && husk_container::rootless::process_start_time(pid) == Some(start)).then_some(pid)
+}
