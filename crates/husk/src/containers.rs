@@ -260,21 +260,8 @@ pub fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
 /// `husk exec`'s options.
 #[derive(clap::Args)]
 pub struct ExecArgs {
-    /// Set an environment variable KEY=VALUE
-    #[arg(short = 'e', long = "env")]
-    env: Vec<String>,
-    /// Working directory in the container
-    #[arg(short = 'w', long = "workdir")]
-    workdir: Option<String>,
-    /// User to run as: name|uid[:group|gid], resolved in the container's /etc/passwd
-    #[arg(short = 'u', long)]
-    user: Option<String>,
-    /// Keep stdin open (without it, and without -t, the process reads /dev/null)
-    #[arg(short = 'i', long)]
-    interactive: bool,
-    /// Give the process a terminal (a pty proxied to ours)
-    #[arg(short = 't', long)]
-    tty: bool,
+    #[command(flatten)]
+    process: crate::run::ProcessFlags,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
@@ -296,7 +283,7 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
     let mut p = c.config_process().map_err(|e| e.to_string())?;
     p.set_args(Some(a.cmd.clone()));
     let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
+    for kv in &a.process.env {
         let key = kv.split('=').next().unwrap_or_default();
         if key.is_empty() || !kv.contains('=') {
             return Err(format!("-e {kv:?}: expected KEY=VALUE"));
@@ -305,13 +292,13 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         env.push(kv.clone());
     }
     p.set_env(Some(env));
-    if let Some(w) = &a.workdir {
+    if let Some(w) = &a.process.workdir {
         if !w.starts_with('/') {
             return Err(format!("-w {w:?}: must be an absolute path"));
         }
         p.set_cwd(PathBuf::from(w));
     }
-    if let Some(u) = &a.user {
+    if let Some(u) = &a.process.user {
         let view = husk_image::config::RootfsView::Dir(r.dir.join("rootfs"));
         let ru = husk_image::config::resolve_user(&view, u).map_err(|e| format!("-u {u}: {e}"))?;
         let mut user = p.user().clone();
@@ -320,11 +307,11 @@ fn exec_inner(root: &Path, a: ExecArgs) -> Result<i32, String> {
         user.set_additional_gids((!ru.additional_gids.is_empty()).then_some(ru.additional_gids));
         p.set_user(user);
     }
-    if !a.interactive && !a.tty {
+    if !a.process.interactive && !a.process.tty {
         crate::run::stdin_from_dev_null()?;
     }
-    p.set_terminal(Some(a.tty));
-    let tty = a.tty.then(crate::run::Tty::new).transpose()?;
+    p.set_terminal(Some(a.process.tty));
+    let tty = a.process.tty.then(crate::run::Tty::new).transpose()?;
     let mut b = husk_container::ContainerBuilder::new(r.id.clone()).root_path(state_root());
     if let Some(t) = &tty {
         b = b.console_socket(t.socket());

@@ -17,18 +17,34 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+/// The process options `run` and `exec` share.
+#[derive(Args)]
+pub struct ProcessFlags {
+    /// Give the process a terminal: a pty proxied to ours (raw mode, window size; stdin is
+    /// attached too), or with run -d one whose output the monitor logs
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Attach stdin (without it, and without -t, the process reads /dev/null)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Set an environment variable KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory in the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User to run as: name|uid[:group|gid], resolved in the container's /etc/passwd
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     /// Run in the background: print the container id once it has started
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Give the process a terminal: a pty proxied to ours (raw mode, window size; stdin is
-    /// attached too), or with -d one whose output the monitor logs
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// Attach stdin (without it, and without -t, the process reads /dev/null)
-    #[arg(short = 'i', long)]
-    interactive: bool,
+    #[command(flatten)]
+    process: ProcessFlags,
     /// Restart policy of a detached container: no, always, unless-stopped, on-failure[:N]
     #[arg(long, default_value = "no")]
     restart: String,
@@ -38,15 +54,6 @@ pub struct RunArgs {
     /// Name of the container (default: its short id)
     #[arg(long)]
     name: Option<String>,
-    /// Set an environment variable KEY=VALUE
-    #[arg(short = 'e', long = "env")]
-    env: Vec<String>,
-    /// Working directory in the container
-    #[arg(short = 'w', long = "workdir")]
-    workdir: Option<String>,
-    /// User to run as: name|uid[:group|gid]
-    #[arg(short = 'u', long)]
-    user: Option<String>,
     /// Replace the image's entrypoint ("" clears it)
     #[arg(long)]
     entrypoint: Option<String>,
@@ -410,7 +417,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     for f in &a.more.env_file {
         env.extend(flags::env_file(f, |k| std::env::var(k).ok())?);
     }
-    env.extend(a.env.iter().cloned());
+    env.extend(a.process.env.iter().cloned());
     let tmpfs = a
         .more
         .tmpfs
@@ -503,14 +510,14 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
     made.overlay = Some(ov);
 
     let overrides = Overrides {
-        user: a.user.clone(),
+        user: a.process.user.clone(),
         entrypoint: a
             .entrypoint
             .clone()
             .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
         cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
         env,
-        workdir: a.workdir.clone(),
+        workdir: a.process.workdir.clone(),
     };
     let pv = husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)
         .map_err(|e| e.to_string())?;
@@ -534,7 +541,7 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
             no_new_privileges: security.no_new_privileges.unwrap_or(!a.more.privileged),
             seccomp,
             init,
-            terminal: a.tty,
+            terminal: a.process.tty,
         },
     );
     // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
@@ -571,10 +578,10 @@ fn run_inner(ctx: &Ctx, a: RunArgs) -> Result<i32, String> {
         println!("{id}");
         return Ok(0);
     }
-    if !a.interactive && !a.tty {
+    if !a.process.interactive && !a.process.tty {
         stdin_from_dev_null()?;
     }
-    let tty = a.tty.then(Tty::new).transpose()?;
+    let tty = a.process.tty.then(Tty::new).transpose()?;
     let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
     if let Some(t) = &tty {
         builder = builder.console_socket(t.socket());
