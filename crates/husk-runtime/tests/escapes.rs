@@ -62,24 +62,13 @@ fn runtime_copy(ctx: &Ctx) -> PathBuf {
 
 /// `BIN --root ROOT ARGS…` for an arbitrary runtime binary, output to files.
 fn rt_as(bin: &Path, ctx: &Ctx, args: &[&str]) -> Output {
-    let d = dir(ctx);
-    let tag = args.first().copied().unwrap_or("x");
-    let (o, e) = (d.join(format!("{tag}.out")), d.join(format!("{tag}.err")));
-    let status = Command::new(bin)
-        .arg("--root")
+    let mut c = Command::new(bin);
+    c.arg("--root")
         .arg(&ctx.root)
         .args(args)
         .current_dir(&ctx.bundle)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .status()
-        .unwrap();
-    Output {
-        status,
-        stdout: std::fs::read(&o).unwrap(),
-        stderr: std::fs::read(&e).unwrap(),
-    }
+        .stdin(Stdio::null());
+    common::output_via_files(c, &dir(ctx))
 }
 
 fn wait_for(p: &Path, secs: u64) -> Option<String> {
