@@ -26,6 +26,17 @@ fn bin_dir() -> &'static Path {
     })
 }
 
+/// A directory of the user's beside the shared rootfs: NAME-<test pid>.
+fn user_dir(user: &User, name: &str) -> PathBuf {
+    let dir = rootfs()
+        .parent()
+        .unwrap()
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).unwrap();
+    dir
+}
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// One rootless container: a bundle owned by the user, `spec --rootless` made by the user.
@@ -38,14 +49,9 @@ struct Rl {
 
 impl Rl {
     fn new(user: &'static User, args: &[&str], edit: impl FnOnce(&mut Value)) -> Rl {
-        let id = format!(
-            "rl-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let bundle = rootfs().parent().unwrap().join(&id);
-        std::fs::create_dir_all(&bundle).unwrap();
-        std::os::unix::fs::chown(&bundle, Some(user.uid), Some(user.gid)).unwrap();
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let bundle = user_dir(user, &format!("rl-{n}"));
+        let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
         let rl = Rl {
             user,
             id,
@@ -200,12 +206,7 @@ fn spec_rootless_terminal_default_runs_on_a_pty() {
 fn several_ranges_go_through_newuidmap_and_land_in_the_subordinate_ids() {
     let (u, _) = users();
     // A directory of the user's, shared rw with the container.
-    let data = rootfs()
-        .parent()
-        .unwrap()
-        .join(format!("rl-data-{}", std::process::id()));
-    std::fs::create_dir_all(&data).unwrap();
-    std::os::unix::fs::chown(&data, Some(u.uid), Some(u.gid)).unwrap();
+    let data = user_dir(u, "rl-data");
     std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let c = Rl::new(
         u,
@@ -507,12 +508,7 @@ fn sysfs_and_mqueue_without_their_namespaces_fall_back_to_the_hosts() {
 #[test]
 fn rootless_podman_drives_husk_runtime() {
     let (u, _) = users();
-    let dir = rootfs()
-        .parent()
-        .unwrap()
-        .join(format!("rl-podman-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::os::unix::fs::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+    let dir = user_dir(u, "rl-podman");
     let tar = dir.join("rootfs.tar");
     let out = Command::new("tar")
         .arg("-C")
@@ -654,15 +650,10 @@ fn additional_gids_need_a_gid_range_not_a_single_mapping() {
 fn rootless_docker_drives_husk_runtime() {
     use std::os::unix::process::CommandExt;
     let (u, _) = users();
-    let dir = rootfs()
-        .parent()
-        .unwrap()
-        .join(format!("rl-docker-{}", std::process::id()));
+    let dir = user_dir(u, "rl-docker");
     let run = dir.join("run");
     std::fs::create_dir_all(&run).unwrap();
-    for d in [&dir, &run] {
-        std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).unwrap();
-    }
+    std::os::unix::fs::chown(&run, Some(u.uid), Some(u.gid)).unwrap();
     std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let archive = common::docker_archive(&dir, "localhost/husk-rl-docker:test");
     let path = format!("{}:/usr/sbin:/usr/bin:/bin", bin_dir().display());
