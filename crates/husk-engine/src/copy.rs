@@ -6,7 +6,8 @@
 //! O_NOFOLLOW — symlinks are copied as symlinks, never followed, so a link in the image
 //! cannot make a copy read or write a host file.
 
-use crate::containers::{find, Record};
+use crate::engine::Engine;
+use crate::record::{find, Record};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
@@ -161,8 +162,15 @@ fn open_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
     openat(fd, OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
-/// `husk cp SRC DST`: one of them `CONTAINER:PATH`, the other a host path.
-pub fn cp(store_root: &Path, src: &str, dst: &str) -> Result<(), String> {
+impl Engine {
+    /// `cp SRC DST`: one of them `CONTAINER:PATH` (a running container), the other a host
+    /// path; a directory is copied whole.
+    pub fn copy(&self, src: &str, dst: &str) -> Result<(), String> {
+        cp(&self.root, src, dst)
+    }
+}
+
+fn cp(store_root: &Path, src: &str, dst: &str) -> Result<(), String> {
     let fail = |e: String| format!("cp {src} {dst}: {e}");
     match (split(src), split(dst)) {
         (Some((name, path)), None) => {

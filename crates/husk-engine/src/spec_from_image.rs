@@ -28,6 +28,7 @@ pub const CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
     pub source: String,
     pub destination: String,

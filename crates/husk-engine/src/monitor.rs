@@ -5,8 +5,9 @@
 //! It is small because it only does what has to last as long as the container: it holds the
 //! container's stdout/stderr (or pty master), writes them to DIR/ctr.log as JSON lines
 //! (`{"log","stream","time"}`, Docker's json-file format) and, as a child subreaper, waits
-//! for the container's init. Everything else runs in husk, executed again by the monitor as
-//! a short-lived helper (`husk __monitor start|exited …`, [`helper`] here): creating and
+//! for the container's init. Everything else runs in husk — or whichever program uses the
+//! engine and calls [`crate::init`] — executed again by the monitor as a short-lived helper
+//! (`PROGRAM __monitor start|exited …`, [`run_helper_if_asked`] here): creating and
 //! starting the container, and after each exit deleting its runtime state, applying the
 //! restart policy and recording the exit code in container.json (or, with --rm, removing
 //! the container's directory).
@@ -20,8 +21,10 @@
 //! which the monitor says "ok" once the container runs or why it does not, and 4, husk's
 //! own (read-only, see husk_container::selfexe) executable, for the helpers.
 
-use crate::containers::Record;
-use crate::run::{state_root, Made};
+use crate::config::Restart;
+use crate::embedded;
+use crate::made::Made;
+use crate::record::{state_root, Record};
 use husk_container::{Container, ContainerBuilder};
 use std::ffi::OsString;
 use std::fs::File;
@@ -29,13 +32,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-pub const LOG_FILE: &str = "ctr.log";
-
-/// argv[1] of husk run as the monitor's helper.
+/// argv[1] of the program (husk, or another one using the engine) run as the monitor's
+/// helper: the monitor executes the program that started it again with it.
 pub const ARG: &str = "__monitor";
-
-/// husk-monitor (monitor/main.rs), built by build.rs; empty if that was impossible.
-static HUSK_MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-monitor"));
 
 /// A duplicate of `fd` numbered 10 or more (close-on-exec): out of the way of fds 0-4.
 fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, String> {
@@ -48,14 +47,18 @@ fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, String> {
 
 /// Start the container under a monitor; returns once it runs. Until then `made` stays
 /// ours: if the container does not start, dropping it cleans up.
-pub fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String> {
+pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    if HUSK_MONITOR.is_empty() {
+    if embedded::HUSK_MONITOR.is_empty() {
         return Err("this husk was built without husk-monitor (see the build's warning)".into());
     }
     let abs = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
-    let monitor = abs(&crate::run::store_copy(root, "husk-monitor", HUSK_MONITOR)?)?;
+    let monitor = abs(&embedded::store_copy(
+        root,
+        "husk-monitor",
+        embedded::HUSK_MONITOR,
+    )?)?;
     let dir = abs(&made.dir)?;
     let husk =
         dup_high(&File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?)?;
@@ -98,9 +101,22 @@ pub fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String>
     }
 }
 
-/// husk as the monitor's helper: `args` are those after [`ARG`] (see monitor/main.rs for
-/// the fds). Never returns.
-pub fn helper(args: &[OsString]) -> ! {
+/// When this process was started as a monitor's helper (argv[1] is [`ARG`]): do that job
+/// and exit. Otherwise return at once.
+pub fn run_helper_if_asked() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == ARG) {
+        // As every process that starts containers: from a read-only copy of the program.
+        if let Err(msg) = crate::protect_executable() {
+            let _ = writeln!(std::io::stderr(), "{msg}");
+            std::process::exit(1);
+        }
+        helper(&std::env::args_os().skip(2).collect::<Vec<_>>())
+    }
+}
+
+/// The program as the monitor's helper: `args` are those after [`ARG`] (see
+/// monitor/main.rs for the fds). Never returns.
+fn helper(args: &[OsString]) -> ! {
     // fd 3: where the answer goes; not to be inherited by the container.
     if unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
         std::process::exit(2);
@@ -240,7 +256,7 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
             return true;
         }
     }
-    let _ = crate::rootfs_overlay::unmount_leftover(dir);
+    let _ = crate::rootfs::unmount_leftover(dir);
     if rm {
         let _ = std::fs::remove_dir_all(dir);
         return false;
@@ -257,95 +273,6 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
     false
 }
 
-/// `--restart`: whether the monitor starts the container again after it exits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Restart {
-    No,
-    Always,
-    /// On a non-zero exit, at most N times (unlimited without N).
-    OnFailure(Option<u32>),
-}
-
-impl Restart {
-    pub fn parse(s: &str) -> Result<Restart, String> {
-        match s.split_once(':') {
-            None if s == "no" => Ok(Restart::No),
-            None if s == "always" || s == "unless-stopped" => Ok(Restart::Always),
-            None if s == "on-failure" => Ok(Restart::OnFailure(None)),
-            Some(("on-failure", n)) => n
-                .parse()
-                .map(|n| Restart::OnFailure(Some(n)))
-                .map_err(|_| format!("--restart {s:?}: the retry count must be a number")),
-            _ => Err(format!(
-                "--restart {s:?}: use no, always, unless-stopped or on-failure[:N]"
-            )),
-        }
-    }
-
-    fn again(self, code: i32, restarts: u32) -> bool {
-        match self {
-            Restart::No => false,
-            Restart::Always => true,
-            Restart::OnFailure(max) => code != 0 && max.is_none_or(|m| restarts < m),
-        }
-    }
-}
-
-/// `husk logs`: the container's output, on our stdout/stderr as it was written; with
-/// `follow`, keep reading until the container has exited.
-pub fn logs(dir: &Path, follow: bool, tail: Option<usize>, timestamps: bool) -> Result<(), String> {
-    let path = dir.join(LOG_FILE);
-    let mut f = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut text = String::new();
-    f.read_to_string(&mut text)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    // Only whole lines; a partial last line is read again with the rest of it.
-    let mut consumed = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let lines: Vec<&str> = text[..consumed].lines().collect();
-    let skip = tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
-    for l in &lines[skip..] {
-        print_record(l, timestamps);
-    }
-    if !follow {
-        return Ok(());
-    }
-    let mut rest = text[consumed..].to_string();
-    loop {
-        // Read the exit record first, then drain: nothing written before the exit is missed.
-        let done = Record::load(dir).map_or(true, |r| r.exit_code().is_some());
-        let mut more = String::new();
-        let _ = f.read_to_string(&mut more);
-        rest.push_str(&more);
-        consumed = rest.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        for l in rest[..consumed].lines() {
-            print_record(l, timestamps);
-        }
-        rest.drain(..consumed);
-        if done {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-fn print_record(line: &str, timestamps: bool) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-        return;
-    };
-    let text = v["log"].as_str().unwrap_or_default();
-    let prefix = if timestamps {
-        format!("{} ", v["time"].as_str().unwrap_or_default())
-    } else {
-        String::new()
-    };
-    let _ = if v["stream"] == "stderr" {
-        write!(std::io::stderr(), "{prefix}{text}")
-    } else {
-        let mut o = std::io::stdout().lock();
-        write!(o, "{prefix}{text}").and_then(|_| o.flush())
-    };
-}
-
 /// husk-monitor's own code, compiled here too so that its log records can be checked
 /// against serde_json and husk_oci (and linted with the rest).
 #[cfg(test)]
@@ -355,27 +282,8 @@ mod monitor_bin;
 
 #[cfg(test)]
 mod tests {
-    use super::{monitor_bin, Restart};
+    use super::monitor_bin;
     use std::io::Write;
-
-    #[test]
-    fn restart_policies() {
-        let p = |s: &str| Restart::parse(s);
-        assert_eq!(p("no"), Ok(Restart::No));
-        assert_eq!(p("always"), Ok(Restart::Always));
-        assert_eq!(p("unless-stopped"), Ok(Restart::Always));
-        assert_eq!(p("on-failure"), Ok(Restart::OnFailure(None)));
-        assert_eq!(p("on-failure:3"), Ok(Restart::OnFailure(Some(3))));
-        for bad in ["sometimes", "on-failure:x", "always:2", ""] {
-            assert!(p(bad).is_err(), "{bad}");
-        }
-        assert!(!Restart::No.again(1, 0));
-        assert!(Restart::Always.again(0, 100));
-        assert!(!Restart::OnFailure(None).again(0, 0));
-        assert!(Restart::OnFailure(None).again(2, 100));
-        assert!(Restart::OnFailure(Some(2)).again(2, 1));
-        assert!(!Restart::OnFailure(Some(2)).again(2, 2));
-    }
 
     #[test]
     fn log_records_are_what_serde_json_writes() {

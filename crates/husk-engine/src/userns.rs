@@ -12,47 +12,21 @@
 //! the user namespace back from one of them and starts a new holder in it.
 
 use husk_container::rootless::{self, IdKind};
-use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Global options of `husk` that take a value as the next argument.
-const VALUED: &[&str] = &["--root", "--config", "--default-registry"];
-
 /// For an ordinary user, move this process into the user's rootless namespaces (made on
 /// first use) before anything else happens; it must still be single-threaded. Returns at
-/// once for root, for --help/--version and without a subcommand.
-pub fn enter_if_needed(args: &[OsString]) {
+/// once for root (also root of the namespace: the monitor's helpers start there).
+pub fn enter() -> Result<(), String> {
     if unsafe { libc::geteuid() } == 0 {
-        return;
+        return Ok(());
     }
-    let Some(cmd) = subcommand(args) else {
-        return;
-    };
-    if cmd == "help" || args.iter().any(|a| a == "--help" || a == "-h") {
-        return;
-    }
-    if let Err(msg) = enter(&crate::run::state_root()) {
-        crate::fail(&format!("rootless: {msg}"));
-    }
+    enter_at(&crate::record::state_root()).map_err(|msg| format!("rootless: {msg}"))
 }
 
-/// The first argument that is not a global option or its value.
-fn subcommand(args: &[OsString]) -> Option<&str> {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let a = a.to_str()?;
-        if VALUED.contains(&a) {
-            it.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
-}
-
-fn enter(state: &Path) -> Result<(), String> {
+fn enter_at(state: &Path) -> Result<(), String> {
     std::fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
     let pid_file = state.join("userns.pid");
     let _lock = crate::os::lock_file(&state.join("userns.lock"))?;
@@ -243,21 +217,4 @@ fn hold_forever() -> ! {
 /// close_range(from, ~0): nothing of the caller's stays open in the pause process.
 unsafe fn close_fds_from(from: u32) {
     libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_subcommand_past_global_options() {
-        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(subcommand(&a(&["husk", "run", "img"])), Some("run"));
-        assert_eq!(subcommand(&a(&["husk", "--root", "/x", "ps"])), Some("ps"));
-        assert_eq!(
-            subcommand(&a(&["husk", "--root=/x", "pull", "a"])),
-            Some("pull")
-        );
-        assert_eq!(subcommand(&a(&["husk", "--version"])), None);
-    }
 }

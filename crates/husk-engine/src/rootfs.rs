@@ -30,7 +30,7 @@ pub fn prepare(
     let rootfs = dir.join("rootfs");
     let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
     if !forced && !dir.join(COPY_MARK).exists() {
-        match mount(dir, &crate::run::layer_dirs(store, rec)) {
+        match mount(dir, &layer_dirs(store, rec)) {
             Ok(o) => return Ok(o),
             Err((msg, errno)) if !overlay_unusable(errno) => return Err(msg),
             Err((msg, _)) => {
@@ -160,4 +160,16 @@ pub fn unmount_leftover(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The image's layer directories, top first: the overlay's lowerdirs.
+pub fn layer_dirs(
+    store: &husk_image::store::Store,
+    rec: &husk_image::store::ImageRecord,
+) -> Vec<PathBuf> {
+    rec.layers
+        .iter()
+        .rev()
+        .map(|l| store.layer_dir(&l.chain_id))
+        .collect()
 }

@@ -45,6 +45,22 @@ impl Network {
     }
 }
 
+/// The form [`Network::parse`] reads (container.json keeps it so).
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::None => "none",
+            Network::Host => "host",
+            Network::Slirp {
+                host_loopback: false,
+            } => "slirp4netns",
+            Network::Slirp {
+                host_loopback: true,
+            } => "slirp4netns:allow_host_loopback=true",
+        })
+    }
+}
+
 /// Connect the network namespace of `pid` (a created container's init) to slirp4netns and
 /// wait until its interface is configured.
 pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), String> {

@@ -197,7 +197,7 @@ pub fn env_file(
 }
 
 /// `--tmpfs DST[:OPTIONS]`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tmpfs {
     pub destination: String,
     /// nosuid,nodev, then the user's (later ones win: `exec`, `suid`, … undo defaults).

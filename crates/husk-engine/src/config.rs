@@ -1,0 +1,382 @@
+//! A container's configuration, validated: [`RunOptions`] are the values as a user gives
+//! them (flag strings), [`ContainerConfig::validate`] turns them into typed values or says
+//! which one is wrong. Validation is pure apart from reading the files the options name
+//! (--env-file, seccomp=FILE) and checking that volume sources exist, so that every user
+//! error is found before anything is pulled, mounted or started.
+
+use crate::engine::RegistryOptions;
+use crate::network::Network;
+use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
+use crate::spec_from_image::{self, Volume};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The process options `run` and `exec` share.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessOptions {
+    /// A pty for the process (proxied to ours in the foreground, logged when detached).
+    pub tty: bool,
+    /// Attach stdin (without it, and without a tty, the process reads /dev/null).
+    pub interactive: bool,
+    /// KEY=VALUE environment variables.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// name|uid[:group|gid], resolved in the container's /etc/passwd.
+    pub user: Option<String>,
+}
+
+/// What `husk run` is asked, as given: strings are parsed by [`ContainerConfig::validate`].
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub image: String,
+    /// Replaces the image's Cmd when not empty.
+    pub cmd: Vec<String>,
+    pub detach: bool,
+    pub process: ProcessOptions,
+    /// no, always, unless-stopped, on-failure[:N]
+    pub restart: String,
+    /// Remove the container when it exits.
+    pub remove: bool,
+    pub name: Option<String>,
+    /// Replaces the image's entrypoint ("" clears it).
+    pub entrypoint: Option<String>,
+    pub hostname: Option<String>,
+    /// none, host, slirp4netns[:allow_host_loopback=true|false]
+    pub network: String,
+    /// SRC:DST[:ro|rw]
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    /// N[b|k|m|g]
+    pub memory: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub env_files: Vec<PathBuf>,
+    /// DST[:OPTIONS]
+    pub tmpfs: Vec<String>,
+    /// N.NN CPUs
+    pub cpus: Option<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// no-new-privileges[=true|false], seccomp=unconfined|FILE
+    pub security_opt: Vec<String>,
+    pub init: bool,
+    pub stop_signal: Option<String>,
+    pub registry: RegistryOptions,
+}
+
+impl RunOptions {
+    /// `image` with every option at its default (as `husk run IMAGE`).
+    pub fn new(image: impl Into<String>) -> RunOptions {
+        RunOptions {
+            image: image.into(),
+            cmd: Vec::new(),
+            detach: false,
+            process: ProcessOptions::default(),
+            restart: "no".into(),
+            remove: false,
+            name: None,
+            entrypoint: None,
+            hostname: None,
+            network: "none".into(),
+            volumes: Vec::new(),
+            read_only: false,
+            memory: None,
+            pids_limit: None,
+            env_files: Vec::new(),
+            tmpfs: Vec::new(),
+            cpus: None,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            security_opt: Vec::new(),
+            init: false,
+            stop_signal: None,
+            registry: RegistryOptions::default(),
+        }
+    }
+}
+
+/// A user error in [`RunOptions`]: the option and what is wrong with it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A value its flag's parser refused; the message names the flag.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("--restart: only a detached (-d) container has a monitor to restart it")]
+    RestartNeedsDetach,
+    #[error("--restart and --rm exclude each other")]
+    RestartWithRemove,
+    #[error("--pids-limit must be positive")]
+    PidsLimit,
+    #[error("--name {0:?}: use letters, digits, '_', '.', '-'")]
+    Name(String),
+    #[error("-v: {0} does not exist")]
+    VolumeSource(String),
+    #[error("--tmpfs {0}: {0} is already a mount destination")]
+    TmpfsTaken(String),
+    #[error("--init: a volume on /dev would hide husk-init (it lives in /dev)")]
+    InitHidden,
+}
+
+impl From<String> for ConfigError {
+    fn from(s: String) -> ConfigError {
+        ConfigError::Invalid(s)
+    }
+}
+
+/// `--restart`: whether the monitor starts the container again after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    Always,
+    /// As `Always` (husk has no daemon to restart containers at boot, where docker's differ).
+    UnlessStopped,
+    /// On a non-zero exit, at most N times (unlimited without N).
+    OnFailure(Option<u32>),
+}
+
+impl Restart {
+    pub fn parse(s: &str) -> Result<Restart, String> {
+        match s.split_once(':') {
+            None if s == "no" => Ok(Restart::No),
+            None if s == "always" => Ok(Restart::Always),
+            None if s == "unless-stopped" => Ok(Restart::UnlessStopped),
+            None if s == "on-failure" => Ok(Restart::OnFailure(None)),
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(|n| Restart::OnFailure(Some(n)))
+                .map_err(|_| format!("--restart {s:?}: the retry count must be a number")),
+            _ => Err(format!(
+                "--restart {s:?}: use no, always, unless-stopped or on-failure[:N]"
+            )),
+        }
+    }
+
+    /// Whether a container that exited with `code` after `restarts` restarts runs again.
+    pub fn again(self, code: i32, restarts: u32) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::Always | Restart::UnlessStopped => true,
+            Restart::OnFailure(max) => code != 0 && max.is_none_or(|m| restarts < m),
+        }
+    }
+}
+
+/// The form [`Restart::parse`] reads (container.json keeps it so).
+impl fmt::Display for Restart {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Restart::No => f.write_str("no"),
+            Restart::Always => f.write_str("always"),
+            Restart::UnlessStopped => f.write_str("unless-stopped"),
+            Restart::OnFailure(None) => f.write_str("on-failure"),
+            Restart::OnFailure(Some(n)) => write!(f, "on-failure:{n}"),
+        }
+    }
+}
+
+/// A container to run, every value checked: the input of [`crate::Engine::run`].
+#[derive(Clone, Debug)]
+pub struct ContainerConfig {
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub detach: bool,
+    pub remove: bool,
+    pub restart: Restart,
+    pub network: Network,
+    /// -t, -i, -w, -u, and the environment: --env-file's lines, then -e's.
+    pub process: ProcessOptions,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub read_only: bool,
+    /// Bytes.
+    pub memory: Option<i64>,
+    pub pids_limit: Option<i64>,
+    /// Microseconds per [`flags::CPU_PERIOD`].
+    pub cpu_quota: Option<i64>,
+    /// The capability set, and those of it that were asked for beyond the default.
+    pub caps: Vec<String>,
+    pub added_caps: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    /// linux.seccomp of a seccomp=FILE profile, already checked as `create` would.
+    pub seccomp: Option<serde_json::Value>,
+    pub init: bool,
+    /// A signal number; None: the image's StopSignal, else SIGTERM.
+    pub stop_signal: Option<i32>,
+    pub registry: RegistryOptions,
+}
+
+impl ContainerConfig {
+    /// Check every option; the first one that is wrong is the error.
+    pub fn validate(o: &RunOptions) -> Result<ContainerConfig, ConfigError> {
+        Self::validate_with(o, flags::host_cpus(), &|k| std::env::var(k).ok())
+    }
+
+    /// [`ContainerConfig::validate`] with the host's CPU count (for --cpus) and environment
+    /// (for an env file's bare KEY) given.
+    pub fn validate_with(
+        o: &RunOptions,
+        host_cpus: usize,
+        host_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ContainerConfig, ConfigError> {
+        let restart = Restart::parse(&o.restart)?;
+        if restart != Restart::No {
+            if !o.detach {
+                return Err(ConfigError::RestartNeedsDetach);
+            }
+            if o.remove {
+                return Err(ConfigError::RestartWithRemove);
+            }
+        }
+        let network = Network::parse(&o.network)?;
+        let volumes = o
+            .volumes
+            .iter()
+            .map(|v| Volume::parse(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let memory = o
+            .memory
+            .as_deref()
+            .map(spec_from_image::parse_size)
+            .transpose()?;
+        if o.pids_limit.is_some_and(|n| n <= 0) {
+            return Err(ConfigError::PidsLimit);
+        }
+        if let Some(n) = &o.name {
+            if !valid_name(n) {
+                return Err(ConfigError::Name(n.clone()));
+            }
+        }
+        for v in &volumes {
+            if !Path::new(&v.source).exists() {
+                return Err(ConfigError::VolumeSource(v.source.clone()));
+            }
+        }
+        let mut env = Vec::new();
+        for f in &o.env_files {
+            env.extend(flags::env_file(f, host_env)?);
+        }
+        env.extend(o.process.env.iter().cloned());
+        let tmpfs = o
+            .tmpfs
+            .iter()
+            .map(|t| Tmpfs::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, t) in tmpfs.iter().enumerate() {
+            let dst = &t.destination;
+            if tmpfs[..i].iter().any(|o| &o.destination == dst)
+                || volumes
+                    .iter()
+                    .any(|v| v.destination.trim_end_matches('/') == dst)
+            {
+                return Err(ConfigError::TmpfsTaken(dst.clone()));
+            }
+        }
+        if o.init
+            && volumes
+                .iter()
+                .any(|v| v.destination.trim_end_matches('/') == "/dev")
+        {
+            return Err(ConfigError::InitHidden);
+        }
+        let cpu_quota = o
+            .cpus
+            .as_deref()
+            .map(|c| flags::cpu_quota(c, host_cpus))
+            .transpose()?;
+        let (caps, added_caps) =
+            flags::capabilities(spec_from_image::CAPS, o.privileged, &o.cap_add, &o.cap_drop)?;
+        let security = flags::Security::parse(&o.security_opt)?;
+        let seccomp = match &security.seccomp {
+            Seccomp::File(f) => Some(load_seccomp(f, &caps)?),
+            Seccomp::Default | Seccomp::Unconfined => None,
+        };
+        let stop_signal = o
+            .stop_signal
+            .as_deref()
+            .map(|s| flags::signal(s).map_err(|e| format!("--stop-signal {s:?}: {e}")))
+            .transpose()?;
+        Ok(ContainerConfig {
+            image: o.image.clone(),
+            cmd: o.cmd.clone(),
+            entrypoint: o.entrypoint.clone(),
+            name: o.name.clone(),
+            hostname: o.hostname.clone(),
+            detach: o.detach,
+            remove: o.remove,
+            restart,
+            network,
+            process: ProcessOptions {
+                env,
+                ..o.process.clone()
+            },
+            volumes,
+            tmpfs,
+            read_only: o.read_only,
+            memory,
+            pids_limit: o.pids_limit,
+            cpu_quota,
+            caps,
+            added_caps,
+            privileged: o.privileged,
+            // husk run sets no_new_privs unless asked not to (Docker and podman leave it
+            // off); --privileged turns it off unless it is asked for.
+            no_new_privileges: security.no_new_privileges.unwrap_or(!o.privileged),
+            seccomp,
+            init: o.init,
+            stop_signal,
+            registry: o.registry.clone(),
+        })
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+}
+
+/// `--security-opt seccomp=FILE` → linux.seccomp, checked as create would check it.
+fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
+    let what = format!("--security-opt seccomp={}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{what}: {e}"))?;
+    let profile = flags::seccomp_profile(&text, caps).map_err(|e| format!("{what}: {e}"))?;
+    let probe = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "linux": {"seccomp": profile, "namespaces": [{"type": "mount"}, {"type": "pid"}]}
+    });
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_value(probe).map_err(|e| format!("{what}: {e}"))?;
+    husk_container::validate::validate_spec(&spec).map_err(|e| format!("{what}: {e}"))?;
+    Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        let p = |s: &str| Restart::parse(s);
+        assert_eq!(p("no"), Ok(Restart::No));
+        assert_eq!(p("always"), Ok(Restart::Always));
+        assert_eq!(p("unless-stopped"), Ok(Restart::UnlessStopped));
+        assert_eq!(p("on-failure"), Ok(Restart::OnFailure(None)));
+        assert_eq!(p("on-failure:3"), Ok(Restart::OnFailure(Some(3))));
+        for bad in ["sometimes", "on-failure:x", "always:2", ""] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        assert!(!Restart::No.again(1, 0));
+        assert!(Restart::Always.again(0, 100));
+        assert!(!Restart::OnFailure(None).again(0, 0));
+        assert!(Restart::OnFailure(None).again(2, 100));
+        assert!(Restart::OnFailure(Some(2)).again(2, 1));
+        assert!(!Restart::OnFailure(Some(2)).again(2, 2));
+    }
+}

@@ -1,0 +1,344 @@
+//! The lifecycle of the engine's containers after `run`: list, stop, kill, pause, start
+//! again, remove, inspect, top, stats, prune. Each finds the container by name, id or id
+//! prefix (record.rs) and acts through the runtime library's state, never a stored flag.
+
+use crate::engine::Engine;
+use crate::made::Made;
+use crate::record::{find, list, status_of, Record};
+use husk_container::Container;
+use husk_oci::Status;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One container as `ps` shows it.
+#[derive(Clone, Debug)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// RFC 3339.
+    pub created: String,
+    /// running, paused, created or exited.
+    pub status: &'static str,
+    pub exit_code: Option<i64>,
+    /// The main process, while it runs.
+    pub pid: Option<i32>,
+}
+
+/// One process of a container (`top`).
+#[derive(Clone, Debug)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    /// Its command line as the host sees it.
+    pub cmdline: Vec<String>,
+}
+
+/// One container's resource usage at one moment (`stats`).
+#[derive(Clone, Debug)]
+pub struct StatsRow {
+    pub id: String,
+    pub name: String,
+    /// Percent of one CPU since the previous sample.
+    pub cpu_percent: f64,
+    pub memory_usage: u64,
+    /// None: unlimited.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    /// The cgroup statistics themselves, as the runtime library reports them.
+    pub raw: Value,
+}
+
+impl Engine {
+    /// Every container (`all`) or the ones not exited, oldest first.
+    pub fn containers(&self, all: bool) -> Vec<ContainerSummary> {
+        list(&self.root)
+            .into_iter()
+            .map(|r| {
+                // One state load per container for both the status and the pid.
+                let c = r.runtime();
+                let status = status_of(c.as_ref());
+                let pid = c.map(|c| c.pid()).filter(|_| status != "exited");
+                ContainerSummary {
+                    name: r.name().to_string(),
+                    image: r.meta["image"].as_str().unwrap_or_default().to_string(),
+                    created: r.meta["created"].as_str().unwrap_or_default().to_string(),
+                    exit_code: r.exit_code(),
+                    id: r.id,
+                    status,
+                    pid,
+                }
+            })
+            .filter(|s| all || s.status != "exited")
+            .collect()
+    }
+
+    /// The stop signal, then SIGKILL after `timeout`; returns once whoever runs the
+    /// container has recorded its exit. Stopping a stopped container does nothing.
+    pub fn stop(&self, what: &str, timeout: Duration) -> Result<(), String> {
+        stop(&self.root, what, timeout)
+    }
+
+    /// Remove a stopped container (a running one only with `force`, killing it).
+    pub fn remove(&self, what: &str, force: bool) -> Result<(), String> {
+        rm(&self.root, what, force)
+    }
+
+    /// Send `signal` (a name or number) to the container's main process.
+    pub fn kill(&self, what: &str, signal: &str) -> Result<(), String> {
+        kill(&self.root, what, signal)
+    }
+
+    /// Freeze every process of the container.
+    pub fn pause(&self, what: &str) -> Result<(), String> {
+        pause(&self.root, what, false)
+    }
+
+    /// Thaw a paused container.
+    pub fn unpause(&self, what: &str) -> Result<(), String> {
+        pause(&self.root, what, true)
+    }
+
+    /// container.json with the live status and the runtime's state, per container.
+    pub fn inspect(&self, what: &[String]) -> Result<Vec<Value>, String> {
+        let mut all = Vec::new();
+        for w in what {
+            let r = find(&self.root, w)?;
+            let mut v = r.meta.clone();
+            v["status"] = r.status().into();
+            v["dir"] = r.dir.display().to_string().into();
+            if let Some(c) = r.runtime() {
+                v["state"] = serde_json::to_value(c.state()).unwrap_or_default();
+            }
+            all.push(v);
+        }
+        Ok(all)
+    }
+
+    /// Run an exited container again, detached (its filesystem — the upper dir — kept from
+    /// before), under a new monitor with the restart policy it was created with.
+    pub fn start(&self, what: &str) -> Result<(), String> {
+        let fail = |e: String| format!("start {what}: {e}");
+        let mut r = find(&self.root, what)?;
+        if r.runtime().is_some_and(|c| c.status() != Status::Stopped) {
+            return Err(fail(format!("the container is {}", r.status())));
+        }
+        let store = self.store()?;
+        let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
+        let rec = store
+            .resolve(&image_id, &self.default_registry)
+            .map_err(|e| fail(format!("its image {image_id}: {e}")))?;
+        // The monitor's helper reads the restart policy from the record; check it now.
+        crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).map_err(fail)?;
+        // A monitor that died may have left the runtime state and the overlay behind.
+        if let Some(c) = r.runtime() {
+            c.delete(true).map_err(|e| fail(e.to_string()))?;
+        }
+        crate::rootfs::unmount_leftover(&r.dir).map_err(fail)?;
+        for k in ["exit_code", "finished", "stopping", "error"] {
+            r.meta[k] = Value::Null;
+        }
+        r.save().map_err(fail)?;
+        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec).map_err(fail)?;
+        let made = Made {
+            dir: r.dir.clone(),
+            overlay: Some(overlay),
+            keep_dir: true,
+        };
+        crate::monitor::detach(&self.root, &r.id, made, false).map_err(fail)
+    }
+
+    /// The container's processes.
+    pub fn top(&self, what: &str) -> Result<Vec<ProcessInfo>, String> {
+        let r = find(&self.root, what)?;
+        let pids = live(&r)
+            .and_then(|c| c.processes().map_err(|e| e.to_string()))
+            .map_err(|e| format!("top {what}: {e}"))?;
+        Ok(pids
+            .into_iter()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = cmd
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                ProcessInfo { pid, cmdline }
+            })
+            .collect())
+    }
+
+    /// Remove every exited container; `removed` hears each id as it goes.
+    pub fn prune(&self, removed: &mut dyn FnMut(&str)) -> Result<(), String> {
+        for r in list(&self.root) {
+            if r.status() == "exited" && r.exit_code().is_some() {
+                rm(&self.root, &r.id, false)?;
+                removed(&r.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// A sampler of the containers' resource usage (running ones only).
+    pub fn stats(&self, what: &[String]) -> Result<StatsSampler, String> {
+        let records: Vec<Record> = what
+            .iter()
+            .map(|w| find(&self.root, w))
+            .collect::<Result<_, _>>()?;
+        let mut before = Vec::new();
+        for r in &records {
+            before.push((sample(r)?.cpu.usage.total, Instant::now()));
+        }
+        Ok(StatsSampler { records, before })
+    }
+}
+
+/// Successive samples of some containers' usage: CPU percent is over the time since the
+/// previous sample (or since [`Engine::stats`]).
+pub struct StatsSampler {
+    records: Vec<Record>,
+    before: Vec<(u64, Instant)>,
+}
+
+impl StatsSampler {
+    pub fn sample(&mut self) -> Result<Vec<StatsRow>, String> {
+        let mut rows = Vec::new();
+        for (r, prev) in self.records.iter().zip(self.before.iter_mut()) {
+            let s = sample(r)?;
+            let now = Instant::now();
+            let cpu_ns = s.cpu.usage.total.saturating_sub(prev.0) as f64;
+            let pct = 100.0 * cpu_ns / now.duration_since(prev.1).as_nanos().max(1) as f64;
+            *prev = (s.cpu.usage.total, now);
+            rows.push(StatsRow {
+                id: r.id.clone(),
+                name: r.name().to_string(),
+                cpu_percent: pct,
+                memory_usage: s.memory.usage.usage,
+                memory_limit: match s.memory.usage.limit {
+                    0 | u64::MAX => None,
+                    l if l >= 1 << 62 => None,
+                    l => Some(l),
+                },
+                pids: s.pids.current,
+                raw: serde_json::to_value(&s).unwrap_or_default(),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+fn sample(r: &Record) -> Result<husk_cgroups::Stats, String> {
+    live(r)
+        .and_then(|c| c.stats().map_err(|e| e.to_string()))
+        .map_err(|e| format!("stats {}: {e}", r.name()))
+}
+/// The signal `stop` sends first: the container's --stop-signal, else SIGTERM.
+fn stop_signal(r: &Record) -> i32 {
+    r.meta["stop_signal"]
+        .as_i64()
+        .map(|s| s as i32)
+        .unwrap_or(libc::SIGTERM)
+}
+
+/// `stop`: the stop signal, then SIGKILL after `timeout`; returns once whoever runs the
+/// container has recorded its exit.
+fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
+    let r = find(root, what)?;
+    let Some(c) = r.runtime().filter(|c| c.status() != Status::Stopped) else {
+        if r.exit_code().is_none() {
+            mark_stopping(&r); // between two runs of a restart policy: no next run
+        }
+        return Ok(()); // already stopped: nothing to do, as podman
+    };
+    if c.status() == Status::Paused {
+        return Err(format!(
+            "stop {what}: the container is paused: unpause it first"
+        ));
+    }
+    mark_stopping(&r);
+    c.kill(stop_signal(&r), false)
+        .map_err(|e| format!("stop {what}: {e}"))?;
+    if r.wait_finished(timeout) {
+        return Ok(());
+    }
+    kill_and_wait(&r, &c).map_err(|e| format!("stop {what}: {e}"))
+}
+
+/// Tell the monitor that this exit is wanted: no restart, whatever the policy.
+fn mark_stopping(r: &Record) {
+    if let Ok(mut fresh) = Record::load(&r.dir) {
+        fresh.meta["stopping"] = true.into();
+        let _ = fresh.save();
+    }
+}
+
+fn kill_and_wait(r: &Record, c: &Container) -> Result<(), String> {
+    mark_stopping(r);
+    // --all: also processes that `husk exec` started; the cgroup holds them all.
+    let _ = c.kill(libc::SIGKILL, true);
+    if r.wait_finished(Duration::from_secs(10)) {
+        Ok(())
+    } else {
+        Err("the container did not exit after SIGKILL".into())
+    }
+}
+
+/// `rm`: remove a stopped container (a running one only with `force`, killing it).
+fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
+    let r = find(root, what)?;
+    if let Some(c) = r.runtime() {
+        if c.status() != Status::Stopped {
+            if !force {
+                return Err(format!(
+                    "rm {what}: the container is {}: stop it first or use -f",
+                    r.status()
+                ));
+            }
+            kill_and_wait(&r, &c).map_err(|e| format!("rm {what}: {e}"))?;
+        }
+    }
+    // Whoever ran it normally cleans up; after a crash of that process, do it here.
+    if let Some(c) = r.runtime() {
+        c.delete(true).map_err(|e| format!("rm {what}: {e}"))?;
+    }
+    crate::network::stop_slirp(&r.dir);
+    crate::rootfs::unmount_leftover(&r.dir)?;
+    match std::fs::remove_dir_all(&r.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("rm {what}: removing {}: {e}", r.dir.display())),
+    }
+}
+
+/// The running (or paused) container's runtime handle, or why there is none.
+fn live(r: &Record) -> Result<Container, String> {
+    r.runtime()
+        .filter(|c| c.status() != Status::Stopped)
+        .ok_or_else(|| format!("the container is {}, not running", r.status()))
+}
+
+/// `kill`: send `signal` to the container's main process.
+fn kill(root: &Path, what: &str, signal: &str) -> Result<(), String> {
+    let sig = husk_oci::signal::parse_signal(signal).map_err(|e| format!("kill {what}: {e}"))?;
+    let r = find(root, what)?;
+    live(&r)
+        .and_then(|c| c.kill(sig, false).map_err(|e| e.to_string()))
+        .map_err(|e| format!("kill {what}: {e}"))
+}
+
+/// `pause` (`resume` false) / `unpause` (`resume` true): freeze or thaw the cgroup.
+fn pause(root: &Path, what: &str, resume: bool) -> Result<(), String> {
+    let r = find(root, what)?;
+    let op = if resume { "unpause" } else { "pause" };
+    live(&r)
+        .and_then(|c| {
+            match (c.status(), resume) {
+                (Status::Paused, false) => return Err("the container is already paused".into()),
+                (Status::Running, true) => return Err("the container is not paused".into()),
+                _ => {}
+            }
+            if resume { c.resume() } else { c.pause() }.map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("{op} {what}: {e}"))
+}

@@ -1,0 +1,54 @@
+//! The two small executables the engine embeds (built by build.rs from init/ and monitor/)
+//! and the store's copies of them that containers and monitors run from.
+
+use std::path::{Path, PathBuf};
+
+/// husk-init (init/main.rs), linked statically by build.rs; empty if that was impossible.
+static HUSK_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-init"));
+
+/// The store's copy of husk-init: the source of --init's read-only bind mount. Only a
+/// --privileged container could remount it writable.
+pub(crate) fn init_binary(root: &Path) -> Result<PathBuf, String> {
+    if HUSK_INIT.is_empty() {
+        return Err(
+            "--init: this husk was built without husk-init (linking it statically failed; \
+             install libc6-dev and rebuild)"
+                .into(),
+        );
+    }
+    store_copy(root, "husk-init", HUSK_INIT).map_err(|e| format!("--init: {e}"))
+}
+
+/// ROOT/NAME, a copy of an executable husk embeds (husk-init, husk-monitor), (re)written
+/// when missing or not this husk's: one copy for all containers of the store, which only
+/// root can write (mode 0555, replaced by a rename).
+pub(crate) fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = root.join(name);
+    let current = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
+        && std::fs::read(&path).is_ok_and(|d| d == data);
+    if current {
+        return Ok(path);
+    }
+    let fail = |e: std::io::Error| format!("writing {}: {e}", path.display());
+    let tmp = root.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o555)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })?;
+    Ok(path)
+}
+
+/// husk-monitor (monitor/main.rs), built by build.rs; empty if that was impossible.
+pub(crate) static HUSK_MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-monitor"));

@@ -1,0 +1,115 @@
+//! [`Engine`]: the store root, settings and default registry every operation works in. The
+//! operations themselves are `impl Engine` blocks in the modules that own them (run.rs,
+//! containers.rs, images.rs), so this module depends on none of them.
+
+use husk_image::auth::{self, Credentials};
+use husk_image::registry::ClientOptions;
+use husk_image::settings::Settings;
+use husk_image::store::Store;
+use husk_image::Reference;
+use std::path::{Path, PathBuf};
+
+/// Where the engine keeps its images and containers, and how it reaches registries.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Image store root (default /var/lib/husk, or $XDG_DATA_HOME/husk when not root).
+    pub root: Option<PathBuf>,
+    /// Configuration file (JSON, husk_image::settings).
+    pub config: Option<PathBuf>,
+    /// Registry for references without one (default docker.io, or the config's).
+    pub default_registry: Option<String>,
+}
+
+/// How to talk to one registry: TLS, CA certificates, credentials.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Allow plain http and skip TLS verification.
+    pub insecure: bool,
+    /// `Some(false)` is the same as `insecure`.
+    pub tls_verify: Option<bool>,
+    /// Directory with CA certificates (*.crt), also searched per registry (DIR/HOST:PORT).
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials file (docker config.json / podman auth.json format).
+    pub authfile: Option<PathBuf>,
+    /// Credentials as USER:PASSWORD.
+    pub creds: Option<String>,
+}
+
+/// The engine: one image store and its containers. Cheap to make; holds no open files.
+pub struct Engine {
+    pub(crate) settings: Settings,
+    pub(crate) root: PathBuf,
+    pub(crate) default_registry: String,
+}
+
+impl Engine {
+    pub fn new(o: EngineOptions) -> Result<Engine, String> {
+        let settings = Settings::load(o.config.as_deref()).map_err(|e| e.to_string())?;
+        let root = o
+            .root
+            .or_else(|| settings.root.clone())
+            .unwrap_or_else(husk_image::store::default_root);
+        let default_registry = o
+            .default_registry
+            .unwrap_or_else(|| settings.default_registry().to_string());
+        Ok(Engine {
+            settings,
+            root,
+            default_registry,
+        })
+    }
+
+    /// The store root (images, layers, containers/).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn default_registry(&self) -> &str {
+        &self.default_registry
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> Result<Store, String> {
+        Store::open(&self.root).map_err(|e| e.to_string())
+    }
+
+    /// The client options for `registry`: the caller's, else the settings'.
+    pub fn client(&self, registry: &str, a: &RegistryOptions) -> Result<ClientOptions, String> {
+        let insecure =
+            a.insecure || a.tls_verify == Some(false) || self.settings.is_insecure(registry);
+        let credentials = match &a.creds {
+            Some(c) => {
+                let (u, p) = c.split_once(':').ok_or("--creds must be USER:PASSWORD")?;
+                Some(Credentials {
+                    username: u.into(),
+                    password: p.into(),
+                })
+            }
+            None => None,
+        };
+        Ok(ClientOptions {
+            insecure,
+            cert_dir: a
+                .cert_dir
+                .clone()
+                .or_else(|| self.settings.cert_dir.clone())
+                .or_else(|| Some(husk_image::settings::default_cert_dir())),
+            credentials,
+            auth_files: auth::auth_search_path(self.auth_file(a).as_deref()),
+        })
+    }
+
+    /// The credentials file the caller named, else the settings'.
+    pub(crate) fn auth_file(&self, a: &RegistryOptions) -> Option<PathBuf> {
+        a.authfile
+            .clone()
+            .or_else(|| self.settings.auth_file.clone())
+    }
+
+    pub fn parse_ref(&self, s: &str) -> Result<Reference, String> {
+        Reference::parse_with_default(s, &self.default_registry).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,349 @@
+//! The image operations of the engine over husk-image's store and registry client: pull,
+//! push, list, tag, remove (refused while a container uses the image), inspect, prune,
+//! load/save archives, login/logout, and the views of an image the engine itself uses.
+
+use crate::engine::{Engine, RegistryOptions};
+use crate::record::check_image_unused;
+use crate::rootfs::layer_dirs;
+use husk_image::auth::{self, Credentials};
+use husk_image::config::{Overrides, ProcessValues, RootfsView};
+use husk_image::manifest::Platform;
+use husk_image::pull::{self, Progress, PullOptions};
+use husk_image::store::{GcReport, ImageRecord, LayerMeta, Store};
+use husk_image::{Digest, Reference};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One image as `images` lists it.
+#[derive(Clone, Debug)]
+pub struct ImageSummary {
+    /// The config digest's hex: the image id.
+    pub id: String,
+    /// Its tags (REPOSITORY:TAG).
+    pub names: Vec<String>,
+    pub digest: Digest,
+    pub created: Option<String>,
+    /// Unpacked size of its layers.
+    pub size: u64,
+    pub compressed_size: u64,
+    pub platform: Option<String>,
+}
+
+/// How to pull.
+#[derive(Clone)]
+pub struct PullRequest {
+    /// os/arch[/variant] from a multi-platform image.
+    pub platform: Option<String>,
+    /// Layers downloaded at once (the settings' max_concurrent_downloads wins).
+    pub jobs: usize,
+    pub registry: RegistryOptions,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Default for PullRequest {
+    fn default() -> PullRequest {
+        PullRequest {
+            platform: None,
+            jobs: 3,
+            registry: RegistryOptions::default(),
+            progress: Arc::new(pull::NoProgress),
+        }
+    }
+}
+
+/// Archive formats of `save`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    DockerArchive,
+    OciArchive,
+}
+
+impl ArchiveFormat {
+    pub fn parse(s: &str) -> Result<ArchiveFormat, String> {
+        match s {
+            "docker-archive" => Ok(ArchiveFormat::DockerArchive),
+            "oci-archive" | "oci" => Ok(ArchiveFormat::OciArchive),
+            f => Err(format!(
+                "save: unknown format {f:?} (docker-archive, oci-archive)"
+            )),
+        }
+    }
+}
+
+/// The unpacked size of the image's layers (as recorded when they were unpacked).
+fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
+    rec.layers
+        .iter()
+        .map(|l| {
+            std::fs::read(store.layer_root(&l.chain_id).join("layer.json"))
+                .ok()
+                .and_then(|d| serde_json::from_slice::<LayerMeta>(&d).ok())
+                .map(|m| m.unpacked_size)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The tags of the image `rec`.
+fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>, String> {
+    Ok(store
+        .list()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|(r, _)| r.manifest_digest == rec.manifest_digest)
+        .map(|(_, n)| n)
+        .unwrap_or_default())
+}
+
+impl Engine {
+    /// The image named by `image` (reference, id or id prefix) in the store.
+    pub fn resolve_image(&self, image: &str) -> Result<ImageRecord, String> {
+        self.store()?
+            .resolve(image, &self.default_registry)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pull `reference` into the store.
+    pub fn pull(&self, reference: &str, o: &PullRequest) -> Result<ImageRecord, String> {
+        let r = self.parse_ref(reference)?;
+        let what = |e: husk_image::Error| format!("pull {r}: {e}");
+        let platform = o
+            .platform
+            .as_deref()
+            .map(Platform::parse)
+            .transpose()
+            .map_err(what)?;
+        let store = self.store()?;
+        let opts = PullOptions {
+            platform,
+            client: self.client(&r.registry, &o.registry)?,
+            parallel: self
+                .settings
+                .max_concurrent_downloads
+                .unwrap_or(o.jobs)
+                .max(1),
+            progress: o.progress.clone(),
+            ..Default::default()
+        };
+        pull::pull(&store, &r, &opts).map_err(what)
+    }
+
+    /// The image from the store, pulled first when it is not there.
+    pub(crate) fn image_or_pull(
+        &self,
+        store: &Store,
+        image: &str,
+        reg: &RegistryOptions,
+    ) -> Result<ImageRecord, String> {
+        match store.resolve(image, &self.default_registry) {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                let r = self.parse_ref(image)?;
+                let opts = PullOptions {
+                    client: self.client(&r.registry, reg)?,
+                    parallel: self.settings.max_concurrent_downloads.unwrap_or(3).max(1),
+                    progress: Arc::new(pull::NoProgress),
+                    ..Default::default()
+                };
+                pull::pull(store, &r, &opts).map_err(|e| format!("pulling {r}: {e}"))
+            }
+        }
+    }
+
+    /// Push `image` to `dest` (default: the image's own name); the reference pushed to.
+    pub fn push(
+        &self,
+        image: &str,
+        dest: Option<&str>,
+        reg: &RegistryOptions,
+    ) -> Result<Reference, String> {
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| format!("push {image}: {e}"))?;
+        let d = self.parse_ref(dest.unwrap_or(image))?;
+        let opts = self.client(&d.registry, reg)?;
+        husk_image::push::push(&store, &rec, &d, &opts).map_err(|e| format!("push {d}: {e}"))?;
+        Ok(d)
+    }
+
+    /// Every image of the store.
+    pub fn images(&self) -> Result<Vec<ImageSummary>, String> {
+        let store = self.store()?;
+        let imgs = store.list().map_err(|e| format!("images: {e}"))?;
+        Ok(imgs
+            .into_iter()
+            .map(|(r, names)| ImageSummary {
+                id: r.config_digest.hex().to_string(),
+                size: layer_sizes(&store, &r),
+                compressed_size: r.compressed_size(),
+                platform: r.platform.as_ref().map(|p| p.to_string()),
+                digest: r.manifest_digest.clone(),
+                created: r.created.clone(),
+                names,
+            })
+            .collect())
+    }
+
+    /// Remove the image (a tag, or with an id the image and its tags), refused while a
+    /// container uses it (with `force`: while a running one does); what was untagged and
+    /// deleted, one line each. Its layers stay until [`Engine::remove_unused_layers`].
+    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>, String> {
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| e.to_string())?;
+        check_image_unused(&self.root, rec.config_digest.hex(), force)?;
+        store
+            .remove(image, &self.default_registry, force)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Remove layers and blobs no image uses any more.
+    pub fn remove_unused_layers(&self) -> Result<GcReport, String> {
+        self.store()?
+            .gc(false, false)
+            .map_err(|e| format!("collecting unused layers: {e}"))
+    }
+
+    /// Remove unused layers and blobs (and, with `all`, images without a name).
+    pub fn prune_images(&self, all: bool) -> Result<GcReport, String> {
+        self.store()?
+            .gc(all, true)
+            .map_err(|e| format!("image prune: {e}"))
+    }
+
+    /// Add the name `name` (with a tag) to `image`.
+    pub fn tag(&self, image: &str, name: &str) -> Result<(), String> {
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| format!("tag {image}: {e}"))?;
+        let n = self.parse_ref(name)?;
+        let tn = n
+            .tagged_name()
+            .ok_or_else(|| format!("tag {name}: a tag is needed"))?;
+        store
+            .tag(&rec.manifest_digest, &tn)
+            .map_err(|e| format!("tag {image}: {e}"))
+    }
+
+    /// Each image's record, manifest and config.
+    pub fn inspect_images(&self, images: &[String]) -> Result<Vec<serde_json::Value>, String> {
+        let store = self.store()?;
+        let mut all = Vec::new();
+        for i in images {
+            let fail = |e: String| format!("image inspect {i}: {e}");
+            let rec = store
+                .resolve(i, &self.default_registry)
+                .map_err(|e| fail(e.to_string()))?;
+            let blob = |d: &Digest| -> Result<serde_json::Value, String> {
+                let b = store.read_blob(d).map_err(|e| fail(e.to_string()))?;
+                serde_json::from_slice(&b).map_err(|e| fail(e.to_string()))
+            };
+            all.push(serde_json::json!({
+                "Id": rec.config_digest.hex(),
+                "Digest": rec.manifest_digest,
+                "RepoTags": names_of(&store, &rec)?,
+                "Created": rec.created,
+                "Platform": rec.platform.as_ref().map(|p| p.to_string()),
+                "Size": layer_sizes(&store, &rec),
+                "Layers": rec.layers,
+                "LayerDirs": rec.layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>(),
+                "Manifest": blob(&rec.manifest_digest)?,
+                "Config": blob(&rec.config_digest)?,
+            }));
+        }
+        Ok(all)
+    }
+
+    /// Write the image's filesystem, flattened, into `dir`.
+    pub fn unpack_image(&self, image: &str, dir: &Path) -> Result<(), String> {
+        let fail = |e: String| format!("image unpack {image}: {e}");
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| fail(e.to_string()))?;
+        pull::flatten(&store, &rec, dir).map_err(|e| fail(e.to_string()))
+    }
+
+    /// The image's layer directories, top first (overlay lowerdirs).
+    pub fn image_layer_dirs(&self, image: &str) -> Result<Vec<PathBuf>, String> {
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| format!("image lowerdirs {image}: {e}"))?;
+        Ok(layer_dirs(&store, &rec))
+    }
+
+    /// The process values (args, env, cwd, uid/gid) the image runs with, changed by `ov`;
+    /// the user is resolved in `rootfs` (a flattened copy) or else in the layers.
+    pub fn image_process(
+        &self,
+        image: &str,
+        rootfs: Option<PathBuf>,
+        ov: &Overrides,
+    ) -> Result<ProcessValues, String> {
+        let fail = |e: String| format!("image process {image}: {e}");
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| fail(e.to_string()))?;
+        let cfgb = store
+            .read_blob(&rec.config_digest)
+            .map_err(|e| e.to_string())?;
+        let cfg = pull::parse_config(&cfgb).map_err(|e| fail(e.to_string()))?;
+        let root = match rootfs {
+            Some(r) => RootfsView::Dir(r),
+            None => RootfsView::Layers(layer_dirs(&store, &rec)),
+        };
+        husk_image::config::process_from_config(&cfg, &root, ov).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Load images from a docker-archive or OCI-layout tarball; each with its name, if any.
+    pub fn load(&self, r: impl Read) -> Result<Vec<(Option<String>, ImageRecord)>, String> {
+        husk_image::archive::load(&self.store()?, r).map_err(|e| e.to_string())
+    }
+
+    /// Write `image` (with its tags) as a tarball to `w`.
+    pub fn save(&self, image: &str, format: ArchiveFormat, w: impl Write) -> Result<(), String> {
+        let fail = |e: String| format!("save {image}: {e}");
+        let store = self.store()?;
+        let rec = store
+            .resolve(image, &self.default_registry)
+            .map_err(|e| fail(e.to_string()))?;
+        let names = names_of(&store, &rec)?;
+        let fmt = match format {
+            ArchiveFormat::DockerArchive => husk_image::archive::Format::DockerArchive,
+            ArchiveFormat::OciArchive => husk_image::archive::Format::OciArchive,
+        };
+        husk_image::archive::save(&store, &rec, &names, fmt, w).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Check `creds` against `registry` and store them; the credentials file written.
+    pub fn login(
+        &self,
+        registry: &str,
+        creds: Credentials,
+        reg: &RegistryOptions,
+    ) -> Result<PathBuf, String> {
+        let fail = |e: String| format!("login {registry}: {e}");
+        let mut opts = self.client(registry, reg)?;
+        opts.credentials = Some(creds.clone());
+        let r = husk_image::registry::Registry::new(registry, &opts)
+            .map_err(|e| fail(e.to_string()))?;
+        r.ping().map_err(|e| fail(e.to_string()))?;
+        let file = self.auth_file(reg).unwrap_or_else(auth::default_auth_file);
+        auth::store(&file, registry, &creds).map_err(|e| fail(e.to_string()))?;
+        Ok(file)
+    }
+
+    /// Forget the stored credentials for `registry`; false when there were none.
+    pub fn logout(&self, registry: &str, authfile: Option<PathBuf>) -> Result<bool, String> {
+        let file = authfile
+            .or_else(|| self.settings.auth_file.clone())
+            .unwrap_or_else(auth::default_auth_file);
+        auth::remove(&file, registry).map_err(|e| format!("logout {registry}: {e}"))
+    }
+}

@@ -1,0 +1,73 @@
+//! husk-engine: the container engine as a library. `husk` (the CLI) is argument parsing and
+//! printing over it; any other program can drive it the same way:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), String> {
+//! husk_engine::init()?; // first thing in main(): the monitor's helper, rootless, self-protection
+//! let engine = husk_engine::Engine::new(Default::default())?;
+//! let config = husk_engine::ContainerConfig::validate(&husk_engine::RunOptions::new("busybox"))
+//!     .map_err(|e| e.to_string())?;
+//! let outcome = engine.run(&config)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules, each one concern, dependencies pointing down this list (none in a circle):
+//!
+//! - [`images`], [`containers`], [`exec`], [`copy`], [`logs`]: the operations, as
+//!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
+//! - [`monitor`]: the per-container monitor of detached containers (no daemon);
+//! - [`config`]: options validated into a [`ContainerConfig`] (pure), with
+//!   [`spec_from_image`] making the OCI spec from the image and the config;
+//! - `made` (undo of a run's steps), [`rootfs`] (overlay or copy), [`network`],
+//!   `attach` (foreground pty and signals), [`userns`] (rootless), [`record`] (the
+//!   containers on disk), `embedded` (husk-init, husk-monitor), [`engine`] (the store
+//!   root and settings), `os` (pipes, locks, pid files).
+
+mod attach;
+pub mod config;
+pub mod containers;
+pub mod copy;
+mod embedded;
+pub mod engine;
+pub mod exec;
+pub mod images;
+pub mod logs;
+mod made;
+pub mod monitor;
+pub mod network;
+mod os;
+pub mod record;
+pub mod rootfs;
+pub mod run;
+pub mod spec_from_image;
+pub mod userns;
+
+pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
+pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
+pub use engine::{Engine, EngineOptions, RegistryOptions};
+pub use husk_image::auth::Credentials;
+pub use husk_image::pull::Progress;
+pub use images::{ArchiveFormat, ImageSummary, PullRequest};
+pub use logs::{LogLine, LogOptions, Stream};
+pub use network::Network;
+pub use run::RunOutcome;
+
+/// Prepare this process to run containers; call it first in `main()`, while the process is
+/// still single-threaded:
+/// - when the process was started as a monitor's helper (see [`monitor`]), it does that
+///   job and exits here;
+/// - for an ordinary user it enters the user's rootless namespaces ([`userns`]);
+/// - it re-executes the program from a read-only copy of itself (CVE-2019-5736), so that
+///   no container can write the program's file.
+pub fn init() -> Result<(), String> {
+    monitor::run_helper_if_asked();
+    userns::enter()?;
+    protect_executable()
+}
+
+/// Re-execute this program from a read-only view of its file (once; a no-op when it already
+/// runs from one), so that no container it starts can write the host's copy through
+/// /proc/PID/exe (see husk_container::selfexe).
+pub fn protect_executable() -> Result<(), String> {
+    husk_container::selfexe::reexec_protected()
+}

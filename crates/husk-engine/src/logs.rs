@@ -1,0 +1,99 @@
+//! A container's output as its monitor logged it: DIR/ctr.log, one JSON object per line in
+//! Docker's json-file format (`{"log","stream","time"}`), read back as [`LogLine`]s.
+
+use crate::engine::Engine;
+use crate::record::{find, Record};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// The file, in the container's directory, the monitor writes.
+pub const LOG_FILE: &str = "ctr.log";
+
+/// Which of the container's outputs a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One logged piece of output (a line with its "\n", or a part of a long line).
+#[derive(Clone, Debug)]
+pub struct LogLine {
+    pub stream: Stream,
+    /// RFC 3339, as logged.
+    pub time: String,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogOptions {
+    /// Keep reading until the container has exited.
+    pub follow: bool,
+    /// Only the last N lines (of those logged so far).
+    pub tail: Option<usize>,
+}
+
+impl Engine {
+    /// The output of container `what`, line by line to `out`, as it was written.
+    pub fn logs(
+        &self,
+        what: &str,
+        o: LogOptions,
+        out: &mut dyn FnMut(LogLine),
+    ) -> Result<(), String> {
+        let r = find(&self.root, what)?;
+        read(&r.dir, o, out).map_err(|e| format!("logs {what}: {e}"))
+    }
+}
+
+fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), String> {
+    let path = dir.join(LOG_FILE);
+    let mut f = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    // Only whole lines; a partial last line is read again with the rest of it.
+    let mut consumed = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let lines: Vec<&str> = text[..consumed].lines().collect();
+    let skip = o.tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
+    lines[skip..]
+        .iter()
+        .filter_map(|l| parse(l))
+        .for_each(&mut *out);
+    if !o.follow {
+        return Ok(());
+    }
+    let mut rest = text[consumed..].to_string();
+    loop {
+        // Read the exit record first, then drain: nothing written before the exit is missed.
+        let done = Record::load(dir).map_or(true, |r| r.exit_code().is_some());
+        let mut more = String::new();
+        let _ = f.read_to_string(&mut more);
+        rest.push_str(&more);
+        consumed = rest.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        rest[..consumed]
+            .lines()
+            .filter_map(parse)
+            .for_each(&mut *out);
+        rest.drain(..consumed);
+        if done {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// One record of the log; None for a line that is not one (never written by the monitor).
+fn parse(line: &str) -> Option<LogLine> {
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    Some(LogLine {
+        stream: if v["stream"] == "stderr" {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        },
+        time: v["time"].as_str().unwrap_or_default().to_string(),
+        text: v["log"].as_str().unwrap_or_default().to_string(),
+    })
+}

@@ -1,0 +1,240 @@
+//! [`Engine::run`]: a validated [`ContainerConfig`] executed: pull if needed, the rootfs
+//! (overlay of the image's layers, or a copy), the bundle's config.json and the record,
+//! then the container under a monitor (detached) or in the foreground through
+//! husk-container. Each step's undo is [`Made`]: a failure leaves nothing behind.
+
+use crate::attach::{self, Tty};
+use crate::config::ContainerConfig;
+use crate::engine::Engine;
+use crate::made::Made;
+use crate::network::Network;
+use crate::record::state_root;
+use crate::spec_from_image::{self, flags};
+use crate::{embedded, rootfs};
+use husk_container::ContainerBuilder;
+use husk_image::config::{Overrides, RootfsView};
+use husk_image::pull;
+use std::io::Read;
+use std::path::Path;
+
+fn new_id() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("making a container id: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// An exclusive flock on CONTAINERS.lock (made if missing), released on drop.
+fn lock_names(containers: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(containers)
+        .map_err(|e| format!("creating {}: {e}", containers.display()))?;
+    crate::os::lock_file(&containers.with_extension("lock"))
+}
+
+fn name_taken(containers: &Path, name: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(containers) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        std::fs::read(e.path().join("container.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .is_some_and(|v| v["name"] == name)
+    })
+}
+
+/// husk-container's build must run single-threaded (its children continue on copies of
+/// this stack). The pull's download threads are joined through a scope, which returns a
+/// moment before the OS threads are gone: wait for them to disappear.
+fn single_threaded() -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let n = std::fs::read_dir("/proc/self/task")
+            .map(|rd| rd.count())
+            .map_err(|e| format!("/proc/self/task: {e}"))?;
+        if n <= 1 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{n} threads still running before the container is made"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// How [`Engine::run`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Detached: the container runs under its monitor.
+    Started { id: String },
+    /// Foreground: the container's process exited with `code`.
+    Exited { id: String, code: i32 },
+}
+
+impl Engine {
+    /// Run a container: pull its image if it is not in the store, prepare the rootfs, write
+    /// the bundle and the record, then start it under a monitor (`detach`) or run it in
+    /// the foreground with our stdio until it exits.
+    pub fn run(&self, c: &ContainerConfig) -> Result<RunOutcome, String> {
+        self.run_inner(c)
+            .map_err(|e| format!("run {}: {e}", c.image))
+    }
+
+    fn run_inner(&self, a: &ContainerConfig) -> Result<RunOutcome, String> {
+        let store = self.store()?;
+        let init = a
+            .init
+            .then(|| embedded::init_binary(&self.root))
+            .transpose()?;
+        let rec = self.image_or_pull(&store, &a.image, &a.registry)?;
+        let cfgb = store
+            .read_blob(&rec.config_digest)
+            .map_err(|e| e.to_string())?;
+        let cfg = pull::parse_config(&cfgb).map_err(|e| e.to_string())?;
+
+        let containers = crate::record::containers_dir(&self.root);
+        // Held until container.json is written: two runs cannot both take one name.
+        let names_lock = lock_names(&containers)?;
+        if let Some(n) = &a.name {
+            if name_taken(&containers, n) {
+                return Err(format!("the name {n:?} is already in use"));
+            }
+        }
+        let id = new_id()?;
+        let short = id[..12].to_string();
+        let name = a.name.clone().unwrap_or_else(|| short.clone());
+        let dir = containers.join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut made = Made {
+            dir: dir.clone(),
+            overlay: None,
+            keep_dir: false,
+        };
+        let ov = rootfs::prepare(&dir, &store, &rec)?;
+        let rootfs = ov.rootfs.clone();
+        made.overlay = Some(ov);
+
+        let overrides = Overrides {
+            user: a.process.user.clone(),
+            entrypoint: a
+                .entrypoint
+                .clone()
+                .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
+            cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
+            env: a.process.env.clone(),
+            workdir: a.process.workdir.clone(),
+        };
+        let pv =
+            husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)
+                .map_err(|e| e.to_string())?;
+        let spec = spec_from_image::spec(
+            &pv,
+            &spec_from_image::Options {
+                hostname: a.hostname.clone().unwrap_or_else(|| name.clone()),
+                host_network: !a.network.own_namespace(),
+                volumes: a.volumes.clone(),
+                read_only: a.read_only,
+                memory: a.memory,
+                pids_limit: a.pids_limit,
+                cgroups_path: format!("/husk-engine/{id}"),
+                tmpfs: a.tmpfs.clone(),
+                cpu_quota: a.cpu_quota,
+                caps: a.caps.clone(),
+                added_caps: a.added_caps.clone(),
+                privileged: a.privileged,
+                // husk run sets no_new_privs unless asked not to (Docker and podman leave it
+                // off); --privileged turns it off unless it is asked for.
+                no_new_privileges: a.no_new_privileges,
+                seccomp: a.seccomp.clone(),
+                init,
+                terminal: a.process.tty,
+            },
+        );
+        // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
+        // else SIGTERM.
+        let stop_signal = a
+            .stop_signal
+            .or_else(|| {
+                pv.stop_signal
+                    .as_deref()
+                    .and_then(|s| flags::signal(s).ok())
+            })
+            .unwrap_or(libc::SIGTERM);
+        let write = |file: &str, v: &serde_json::Value| {
+            std::fs::write(dir.join(file), serde_json::to_vec_pretty(v).unwrap())
+                .map_err(|e| format!("writing {file}: {e}"))
+        };
+        write("config.json", &spec)?;
+        let mut meta = serde_json::json!({
+            "id": id,
+            "name": name,
+            "image": a.image,
+            "image_id": rec.config_digest.hex(),
+            "created": husk_oci::time::rfc3339_now(),
+            "exit_code": null,
+            "stop_signal": stop_signal,
+            "restart": a.restart.to_string(),
+            "network": a.network.to_string(),
+        });
+        write("container.json", &meta)?;
+        drop(names_lock);
+
+        single_threaded()?;
+        if a.detach {
+            crate::monitor::detach(&self.root, &id, made, a.remove)?;
+            return Ok(RunOutcome::Started { id });
+        }
+        if !a.process.interactive && !a.process.tty {
+            attach::stdin_from_dev_null()?;
+        }
+        let tty = a.process.tty.then(Tty::new).transpose()?;
+        let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
+        if let Some(t) = &tty {
+            builder = builder.console_socket(t.socket());
+        }
+        // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
+        // warning on every run.
+        let mut c = builder
+            .as_init(&dir)
+            .build_with_warnings(&mut |_| {})
+            .map_err(|e| e.to_string())?;
+        if tty.is_none() {
+            attach::forward_signals(c.pid());
+        }
+        let started = match a.network {
+            Network::Slirp { host_loopback } => {
+                crate::network::start_slirp(&dir, c.pid(), host_loopback)
+                    .map_err(husk_container::Error::Other)
+            }
+            _ => Ok(()),
+        }
+        .and_then(|()| c.start());
+        if let Err(e) = started {
+            let _ = c.kill(libc::SIGKILL, true);
+            let _ = c.wait();
+            let _ = c.delete(true);
+            return Err(e.to_string());
+        }
+        let waited = match &tty {
+            Some(t) => t.attach(c.pid()).map_err(husk_container::Error::Other),
+            None => c.wait(),
+        };
+        attach::stop_forwarding();
+        let deleted = c.delete(true);
+        crate::network::stop_slirp(&dir);
+        let code = waited.map_err(|e| e.to_string())?;
+        deleted.map_err(|e| format!("deleting the container: {e}"))?;
+        if let Some(mut o) = made.overlay.take() {
+            o.unmount()?;
+        }
+        if !a.remove {
+            meta["exit_code"] = code.into();
+            write("container.json", &meta)?;
+            made.keep_dir = true;
+        }
+        Ok(RunOutcome::Exited { id, code })
+    }
+}
