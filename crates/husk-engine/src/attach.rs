@@ -1,8 +1,20 @@
 //! The foreground side of a container process (`husk run` / `husk exec` without -d): its
 //! pty proxied to ours (-t), signals forwarded to it, stdin from /dev/null without -i.
 
+use crate::error::{IoContext, IoError, SysError};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// husk-container's terminal code reports its failed step as text.
+    #[error("{0}")]
+    Terminal(String),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+}
 
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -41,9 +53,10 @@ pub(crate) struct Tty {
 }
 
 impl Tty {
-    pub(crate) fn new() -> Result<Tty, String> {
+    pub(crate) fn new() -> Result<Tty, AttachError> {
         Ok(Tty {
-            listener: husk_container::terminal::ConsoleListener::new()?,
+            listener: husk_container::terminal::ConsoleListener::new()
+                .map_err(AttachError::Terminal)?,
             signals: husk_container::supervise::block_signals(),
         })
     }
@@ -54,10 +67,14 @@ impl Tty {
 
     /// Take the master of `pid`'s pty, put our terminal in raw mode and copy both ways
     /// (signals forwarded, window size followed) until `pid` exits; its exit code.
-    pub(crate) fn attach(&self, pid: i32) -> Result<i32, String> {
-        let master = self.listener.receive_master().inspect_err(|_| unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        })?;
+    pub(crate) fn attach(&self, pid: i32) -> Result<i32, AttachError> {
+        let master = self
+            .listener
+            .receive_master()
+            .map_err(AttachError::Terminal)
+            .inspect_err(|_| unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            })?;
         husk_container::terminal::copy_window_size(&master);
         let _raw = husk_container::terminal::RawMode::enter();
         husk_container::terminal::proxy(
@@ -68,14 +85,15 @@ impl Tty {
                 libc::kill(pid, sig);
             },
         )
+        .map_err(AttachError::Terminal)
     }
 }
 
 /// The container reads /dev/null, not our stdin (podman's default without -i).
-pub(crate) fn stdin_from_dev_null() -> Result<(), String> {
-    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+pub(crate) fn stdin_from_dev_null() -> Result<(), AttachError> {
+    let null = std::fs::File::open("/dev/null").ctx("opening", "/dev/null")?;
     if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
-        return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        return Err(SysError::last("dup2").into());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! prefix (record.rs) and acts through the runtime library's state, never a stored flag.
 
 use crate::engine::Engine;
+use crate::error::{During, Error, IoContext, Result};
 use crate::made::Made;
 use crate::record::{find, list, status_of, Record};
 use husk_container::Container;
@@ -10,6 +11,31 @@ use husk_oci::Status;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A container in the wrong state for what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    #[error("the container is paused: unpause it first")]
+    Paused,
+    #[error("the container is already paused")]
+    AlreadyPaused,
+    #[error("the container is not paused")]
+    NotPaused,
+    #[error("the container is {0}: stop it first or use -f")]
+    StillRunning(&'static str),
+    #[error("the container is {0}")]
+    NotExited(&'static str),
+    #[error("the container did not exit after SIGKILL")]
+    DidNotExit,
+    #[error("its image {image}: {source}")]
+    Image {
+        image: String,
+        #[source]
+        source: husk_image::Error,
+    },
+}
 
 /// One container as `ps` shows it.
 #[derive(Clone, Debug)]
@@ -76,32 +102,32 @@ impl Engine {
 
     /// The stop signal, then SIGKILL after `timeout`; returns once whoever runs the
     /// container has recorded its exit. Stopping a stopped container does nothing.
-    pub fn stop(&self, what: &str, timeout: Duration) -> Result<(), String> {
+    pub fn stop(&self, what: &str, timeout: Duration) -> Result<()> {
         stop(&self.root, what, timeout)
     }
 
     /// Remove a stopped container (a running one only with `force`, killing it).
-    pub fn remove(&self, what: &str, force: bool) -> Result<(), String> {
+    pub fn remove(&self, what: &str, force: bool) -> Result<()> {
         rm(&self.root, what, force)
     }
 
     /// Send `signal` (a name or number) to the container's main process.
-    pub fn kill(&self, what: &str, signal: &str) -> Result<(), String> {
+    pub fn kill(&self, what: &str, signal: &str) -> Result<()> {
         kill(&self.root, what, signal)
     }
 
     /// Freeze every process of the container.
-    pub fn pause(&self, what: &str) -> Result<(), String> {
+    pub fn pause(&self, what: &str) -> Result<()> {
         pause(&self.root, what, false)
     }
 
     /// Thaw a paused container.
-    pub fn unpause(&self, what: &str) -> Result<(), String> {
+    pub fn unpause(&self, what: &str) -> Result<()> {
         pause(&self.root, what, true)
     }
 
     /// container.json with the live status and the runtime's state, per container.
-    pub fn inspect(&self, what: &[String]) -> Result<Vec<Value>, String> {
+    pub fn inspect(&self, what: &[String]) -> Result<Vec<Value>> {
         let mut all = Vec::new();
         for w in what {
             let r = find(&self.root, w)?;
@@ -118,43 +144,50 @@ impl Engine {
 
     /// Run an exited container again, detached (its filesystem — the upper dir — kept from
     /// before), under a new monitor with the restart policy it was created with.
-    pub fn start(&self, what: &str) -> Result<(), String> {
-        let fail = |e: String| format!("start {what}: {e}");
-        let mut r = find(&self.root, what)?;
+    pub fn start(&self, what: &str) -> Result<()> {
+        let r = find(&self.root, what)?;
+        self.start_again(r).during("start", what)
+    }
+
+    fn start_again(&self, mut r: Record) -> Result<()> {
         if r.runtime().is_some_and(|c| c.status() != Status::Stopped) {
-            return Err(fail(format!("the container is {}", r.status())));
+            return Err(ContainerError::NotExited(r.status()).into());
         }
         let store = self.store()?;
         let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
         let rec = store
             .resolve(&image_id, &self.default_registry)
-            .map_err(|e| fail(format!("its image {image_id}: {e}")))?;
+            .map_err(|source| ContainerError::Image {
+                image: image_id,
+                source,
+            })?;
         // The monitor's helper reads the restart policy from the record; check it now.
-        crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).map_err(fail)?;
+        crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no"))
+            .map_err(Error::Invalid)?;
         // A monitor that died may have left the runtime state and the overlay behind.
         if let Some(c) = r.runtime() {
-            c.delete(true).map_err(|e| fail(e.to_string()))?;
+            c.delete(true)?;
         }
-        crate::rootfs::unmount_leftover(&r.dir).map_err(fail)?;
+        crate::rootfs::unmount_leftover(&r.dir)?;
         for k in ["exit_code", "finished", "stopping", "error"] {
             r.meta[k] = Value::Null;
         }
-        r.save().map_err(fail)?;
-        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec).map_err(fail)?;
+        r.save()?;
+        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec)?;
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),
             keep_dir: true,
         };
-        crate::monitor::detach(&self.root, &r.id, made, false).map_err(fail)
+        Ok(crate::monitor::detach(&self.root, &r.id, made, false)?)
     }
 
     /// The container's processes.
-    pub fn top(&self, what: &str) -> Result<Vec<ProcessInfo>, String> {
+    pub fn top(&self, what: &str) -> Result<Vec<ProcessInfo>> {
         let r = find(&self.root, what)?;
         let pids = live(&r)
-            .and_then(|c| c.processes().map_err(|e| e.to_string()))
-            .map_err(|e| format!("top {what}: {e}"))?;
+            .and_then(|c| Ok(c.processes()?))
+            .during("top", what)?;
         Ok(pids
             .into_iter()
             .map(|pid| {
@@ -170,7 +203,7 @@ impl Engine {
     }
 
     /// Remove every exited container; `removed` hears each id as it goes.
-    pub fn prune(&self, removed: &mut dyn FnMut(&str)) -> Result<(), String> {
+    pub fn prune(&self, removed: &mut dyn FnMut(&str)) -> Result<()> {
         for r in list(&self.root) {
             if r.status() == "exited" && r.exit_code().is_some() {
                 rm(&self.root, &r.id, false)?;
@@ -181,7 +214,7 @@ impl Engine {
     }
 
     /// A sampler of the containers' resource usage (running ones only).
-    pub fn stats(&self, what: &[String]) -> Result<StatsSampler, String> {
+    pub fn stats(&self, what: &[String]) -> Result<StatsSampler> {
         let records: Vec<Record> = what
             .iter()
             .map(|w| find(&self.root, w))
@@ -202,7 +235,7 @@ pub struct StatsSampler {
 }
 
 impl StatsSampler {
-    pub fn sample(&mut self) -> Result<Vec<StatsRow>, String> {
+    pub fn sample(&mut self) -> Result<Vec<StatsRow>> {
         let mut rows = Vec::new();
         for (r, prev) in self.records.iter().zip(self.before.iter_mut()) {
             let s = sample(r)?;
@@ -228,10 +261,10 @@ impl StatsSampler {
     }
 }
 
-fn sample(r: &Record) -> Result<husk_cgroups::Stats, String> {
+fn sample(r: &Record) -> Result<husk_cgroups::Stats> {
     live(r)
-        .and_then(|c| c.stats().map_err(|e| e.to_string()))
-        .map_err(|e| format!("stats {}: {e}", r.name()))
+        .and_then(|c| Ok(c.stats()?))
+        .during("stats", r.name())
 }
 /// The signal `stop` sends first: the container's --stop-signal, else SIGTERM.
 fn stop_signal(r: &Record) -> i32 {
@@ -243,7 +276,7 @@ fn stop_signal(r: &Record) -> i32 {
 
 /// `stop`: the stop signal, then SIGKILL after `timeout`; returns once whoever runs the
 /// container has recorded its exit.
-fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
+fn stop(root: &Path, what: &str, timeout: Duration) -> Result<()> {
     let r = find(root, what)?;
     let Some(c) = r.runtime().filter(|c| c.status() != Status::Stopped) else {
         if r.exit_code().is_none() {
@@ -252,17 +285,14 @@ fn stop(root: &Path, what: &str, timeout: Duration) -> Result<(), String> {
         return Ok(()); // already stopped: nothing to do, as podman
     };
     if c.status() == Status::Paused {
-        return Err(format!(
-            "stop {what}: the container is paused: unpause it first"
-        ));
+        return Err(Error::from(ContainerError::Paused).during("stop", what));
     }
     mark_stopping(&r);
-    c.kill(stop_signal(&r), false)
-        .map_err(|e| format!("stop {what}: {e}"))?;
+    c.kill(stop_signal(&r), false).during("stop", what)?;
     if r.wait_finished(timeout) {
         return Ok(());
     }
-    kill_and_wait(&r, &c).map_err(|e| format!("stop {what}: {e}"))
+    kill_and_wait(&r, &c).during("stop", what)
 }
 
 /// Tell the monitor that this exit is wanted: no restart, whatever the policy.
@@ -273,72 +303,73 @@ fn mark_stopping(r: &Record) {
     }
 }
 
-fn kill_and_wait(r: &Record, c: &Container) -> Result<(), String> {
+fn kill_and_wait(r: &Record, c: &Container) -> Result<(), ContainerError> {
     mark_stopping(r);
     // --all: also processes that `husk exec` started; the cgroup holds them all.
     let _ = c.kill(libc::SIGKILL, true);
     if r.wait_finished(Duration::from_secs(10)) {
         Ok(())
     } else {
-        Err("the container did not exit after SIGKILL".into())
+        Err(ContainerError::DidNotExit)
     }
 }
 
 /// `rm`: remove a stopped container (a running one only with `force`, killing it).
-fn rm(root: &Path, what: &str, force: bool) -> Result<(), String> {
+fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     let r = find(root, what)?;
     if let Some(c) = r.runtime() {
         if c.status() != Status::Stopped {
             if !force {
-                return Err(format!(
-                    "rm {what}: the container is {}: stop it first or use -f",
-                    r.status()
-                ));
+                return Err(
+                    Error::from(ContainerError::StillRunning(r.status())).during("rm", what)
+                );
             }
-            kill_and_wait(&r, &c).map_err(|e| format!("rm {what}: {e}"))?;
+            kill_and_wait(&r, &c).during("rm", what)?;
         }
     }
     // Whoever ran it normally cleans up; after a crash of that process, do it here.
     if let Some(c) = r.runtime() {
-        c.delete(true).map_err(|e| format!("rm {what}: {e}"))?;
+        c.delete(true).during("rm", what)?;
     }
     crate::network::stop_slirp(&r.dir);
     crate::rootfs::unmount_leftover(&r.dir)?;
     match std::fs::remove_dir_all(&r.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("rm {what}: removing {}: {e}", r.dir.display())),
+        Err(e) => Err(e).ctx("removing", &r.dir).during("rm", what),
     }
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.
-fn live(r: &Record) -> Result<Container, String> {
+fn live(r: &Record) -> Result<Container> {
     r.runtime()
         .filter(|c| c.status() != Status::Stopped)
-        .ok_or_else(|| format!("the container is {}, not running", r.status()))
+        .ok_or_else(|| ContainerError::NotRunning(r.status()).into())
 }
 
 /// `kill`: send `signal` to the container's main process.
-fn kill(root: &Path, what: &str, signal: &str) -> Result<(), String> {
-    let sig = husk_oci::signal::parse_signal(signal).map_err(|e| format!("kill {what}: {e}"))?;
+fn kill(root: &Path, what: &str, signal: &str) -> Result<()> {
+    let sig = husk_oci::signal::parse_signal(signal)
+        .map_err(Error::Invalid)
+        .during("kill", what)?;
     let r = find(root, what)?;
     live(&r)
-        .and_then(|c| c.kill(sig, false).map_err(|e| e.to_string()))
-        .map_err(|e| format!("kill {what}: {e}"))
+        .and_then(|c| Ok(c.kill(sig, false)?))
+        .during("kill", what)
 }
 
 /// `pause` (`resume` false) / `unpause` (`resume` true): freeze or thaw the cgroup.
-fn pause(root: &Path, what: &str, resume: bool) -> Result<(), String> {
+fn pause(root: &Path, what: &str, resume: bool) -> Result<()> {
     let r = find(root, what)?;
     let op = if resume { "unpause" } else { "pause" };
     live(&r)
         .and_then(|c| {
             match (c.status(), resume) {
-                (Status::Paused, false) => return Err("the container is already paused".into()),
-                (Status::Running, true) => return Err("the container is not paused".into()),
+                (Status::Paused, false) => return Err(ContainerError::AlreadyPaused.into()),
+                (Status::Running, true) => return Err(ContainerError::NotPaused.into()),
                 _ => {}
             }
-            if resume { c.resume() } else { c.pause() }.map_err(|e| e.to_string())
+            Ok(if resume { c.resume() } else { c.pause() }?)
         })
-        .map_err(|e| format!("{op} {what}: {e}"))
+        .during(op, what)
 }

@@ -7,6 +7,7 @@
 //! cannot make a copy read or write a host file.
 
 use crate::engine::Engine;
+use crate::error::{During, Result};
 use crate::record::{find, Record};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -14,6 +15,30 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    /// A path on either side (`CONTAINER:PATH` or a host path) that could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Copy(io::Error),
+    #[error("copying between two containers is not supported")]
+    BetweenContainers,
+    #[error("one side must be CONTAINER:PATH")]
+    NoContainer,
+}
+
+fn open_error(path: impl Into<String>) -> impl FnOnce(io::Error) -> CopyError {
+    let path = path.into();
+    |source| CopyError::Open { path, source }
+}
 
 /// `NAME:PATH` names a path in a container (NAME has no '/', as with docker cp).
 fn split(arg: &str) -> Option<(&str, &str)> {
@@ -130,12 +155,12 @@ fn copy(src: &OwnedFd, dst: &OwnedFd, name: &OsStr) -> io::Result<()> {
 }
 
 /// The container's rootfs (the engine's overlay mount) as an O_PATH directory fd.
-fn rootfs_of(r: &Record) -> Result<OwnedFd, String> {
+fn rootfs_of(r: &Record) -> Result<OwnedFd, CopyError> {
     if r.status() != "running" && r.status() != "paused" {
-        return Err(format!("the container is {}, not running", r.status()));
+        return Err(CopyError::NotRunning(r.status()));
     }
     let p = r.dir.join("rootfs");
-    let f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let f = File::open(&p).map_err(open_error(p.display().to_string()))?;
     Ok(OwnedFd::from(f))
 }
 
@@ -165,23 +190,22 @@ fn open_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
 impl Engine {
     /// `cp SRC DST`: one of them `CONTAINER:PATH` (a running container), the other a host
     /// path; a directory is copied whole.
-    pub fn copy(&self, src: &str, dst: &str) -> Result<(), String> {
-        cp(&self.root, src, dst)
+    pub fn copy(&self, src: &str, dst: &str) -> Result<()> {
+        cp(&self.root, src, dst).during("cp", format!("{src} {dst}"))
     }
 }
 
-fn cp(store_root: &Path, src: &str, dst: &str) -> Result<(), String> {
-    let fail = |e: String| format!("cp {src} {dst}: {e}");
+fn cp(store_root: &Path, src: &str, dst: &str) -> Result<()> {
     match (split(src), split(dst)) {
         (Some((name, path)), None) => {
-            let r = find(store_root, name).map_err(fail)?;
-            let root = rootfs_of(&r).map_err(fail)?;
+            let r = find(store_root, name)?;
+            let root = rootfs_of(&r)?;
             let from = husk_container::open_in_root(
                 &root,
                 Path::new(path),
                 libc::O_PATH | libc::O_NOFOLLOW,
             )
-            .map_err(|e| fail(format!("{name}:{path}: {e}")))?;
+            .map_err(open_error(format!("{name}:{path}")))?;
             let src_name = Path::new(path).file_name().unwrap_or(OsStr::new("root"));
             let open = |p: &Path| {
                 File::open(p).map(OwnedFd::from).or_else(|_| {
@@ -191,27 +215,24 @@ fn cp(store_root: &Path, src: &str, dst: &str) -> Result<(), String> {
                     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
                 })
             };
-            let (dir, n) = destination(&open, Path::new(dst), src_name)
-                .map_err(|e| fail(format!("{dst}: {e}")))?;
-            copy(&from, &dir, &n).map_err(|e| fail(e.to_string()))
+            let (dir, n) = destination(&open, Path::new(dst), src_name).map_err(open_error(dst))?;
+            Ok(copy(&from, &dir, &n).map_err(CopyError::Copy)?)
         }
         (None, Some((name, path))) => {
-            let r = find(store_root, name).map_err(fail)?;
-            let root = rootfs_of(&r).map_err(fail)?;
-            let c = cstr(OsStr::new(src)).map_err(|e| fail(e.to_string()))?;
+            let r = find(store_root, name)?;
+            let root = rootfs_of(&r)?;
+            let c = cstr(OsStr::new(src)).map_err(open_error(src))?;
             // The host side is the caller's own: its path is followed as given.
             let from = check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
                 .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                .map_err(|e| fail(format!("{src}: {e}")))?;
+                .map_err(open_error(src))?;
             let src_name = Path::new(src).file_name().unwrap_or(OsStr::new("root"));
             let open = |p: &Path| husk_container::open_in_root(&root, p, libc::O_PATH);
             let (dir, n) = destination(&open, Path::new(path), src_name)
-                .map_err(|e| fail(format!("{name}:{path}: {e}")))?;
-            copy(&from, &dir, &n).map_err(|e| fail(e.to_string()))
+                .map_err(open_error(format!("{name}:{path}")))?;
+            Ok(copy(&from, &dir, &n).map_err(CopyError::Copy)?)
         }
-        (Some(_), Some(_)) => Err(fail(
-            "copying between two containers is not supported".into(),
-        )),
-        (None, None) => Err(fail("one side must be CONTAINER:PATH".into())),
+        (Some(_), Some(_)) => Err(CopyError::BetweenContainers.into()),
+        (None, None) => Err(CopyError::NoContainer.into()),
     }
 }

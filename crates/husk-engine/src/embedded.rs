@@ -1,28 +1,48 @@
 //! The two small executables the engine embeds (built by build.rs from init/ and monitor/)
 //! and the store's copies of them that containers and monitors run from.
 
+use crate::error::{IoContext, IoError};
 use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "--init: this husk was built without husk-init (linking it statically failed; \
+         install libc6-dev and rebuild)"
+    )]
+    NoInit,
+    #[error("--init: {0}")]
+    InitCopy(IoError),
+    #[error("this husk was built without husk-monitor (see the build's warning)")]
+    NoMonitor,
+    #[error(transparent)]
+    MonitorCopy(IoError),
+}
 
 /// husk-init (init/main.rs), linked statically by build.rs; empty if that was impossible.
 static HUSK_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-init"));
 
 /// The store's copy of husk-init: the source of --init's read-only bind mount. Only a
 /// --privileged container could remount it writable.
-pub(crate) fn init_binary(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn init_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
     if HUSK_INIT.is_empty() {
-        return Err(
-            "--init: this husk was built without husk-init (linking it statically failed; \
-             install libc6-dev and rebuild)"
-                .into(),
-        );
+        return Err(EmbeddedError::NoInit);
     }
-    store_copy(root, "husk-init", HUSK_INIT).map_err(|e| format!("--init: {e}"))
+    store_copy(root, "husk-init", HUSK_INIT).map_err(EmbeddedError::InitCopy)
+}
+
+/// The store's copy of husk-monitor, which `run -d` and `start` execute.
+pub(crate) fn monitor_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
+    if HUSK_MONITOR.is_empty() {
+        return Err(EmbeddedError::NoMonitor);
+    }
+    store_copy(root, "husk-monitor", HUSK_MONITOR).map_err(EmbeddedError::MonitorCopy)
 }
 
 /// ROOT/NAME, a copy of an executable husk embeds (husk-init, husk-monitor), (re)written
 /// when missing or not this husk's: one copy for all containers of the store, which only
 /// root can write (mode 0555, replaced by a rename).
-pub(crate) fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, String> {
+fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, IoError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = root.join(name);
     let current = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
@@ -30,7 +50,6 @@ pub(crate) fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf
     if current {
         return Ok(path);
     }
-    let fail = |e: std::io::Error| format!("writing {}: {e}", path.display());
     let tmp = root.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
@@ -43,12 +62,13 @@ pub(crate) fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })?;
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .ctx("writing", &path)?;
     Ok(path)
 }
 
 /// husk-monitor (monitor/main.rs), built by build.rs; empty if that was impossible.
-pub(crate) static HUSK_MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-monitor"));
+static HUSK_MONITOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-monitor"));

@@ -2,6 +2,7 @@
 //! operations themselves are `impl Engine` blocks in the modules that own them (run.rs,
 //! containers.rs, images.rs), so this module depends on none of them.
 
+use crate::error::{Error, Result};
 use husk_image::auth::{self, Credentials};
 use husk_image::registry::ClientOptions;
 use husk_image::settings::Settings;
@@ -43,8 +44,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(o: EngineOptions) -> Result<Engine, String> {
-        let settings = Settings::load(o.config.as_deref()).map_err(|e| e.to_string())?;
+    pub fn new(o: EngineOptions) -> Result<Engine> {
+        let settings = Settings::load(o.config.as_deref())?;
         let root = o
             .root
             .or_else(|| settings.root.clone())
@@ -72,17 +73,19 @@ impl Engine {
         &self.settings
     }
 
-    pub fn store(&self) -> Result<Store, String> {
-        Store::open(&self.root).map_err(|e| e.to_string())
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.root)?)
     }
 
     /// The client options for `registry`: the caller's, else the settings'.
-    pub fn client(&self, registry: &str, a: &RegistryOptions) -> Result<ClientOptions, String> {
+    pub fn client(&self, registry: &str, a: &RegistryOptions) -> Result<ClientOptions> {
         let insecure =
             a.insecure || a.tls_verify == Some(false) || self.settings.is_insecure(registry);
         let credentials = match &a.creds {
             Some(c) => {
-                let (u, p) = c.split_once(':').ok_or("--creds must be USER:PASSWORD")?;
+                let (u, p) = c
+                    .split_once(':')
+                    .ok_or_else(|| Error::Invalid("--creds must be USER:PASSWORD".into()))?;
                 Some(Credentials {
                     username: u.into(),
                     password: p.into(),
@@ -109,7 +112,7 @@ impl Engine {
             .or_else(|| self.settings.auth_file.clone())
     }
 
-    pub fn parse_ref(&self, s: &str) -> Result<Reference, String> {
-        Reference::parse_with_default(s, &self.default_registry).map_err(|e| e.to_string())
+    pub fn parse_ref(&self, s: &str) -> Result<Reference> {
+        Ok(Reference::parse_with_default(s, &self.default_registry)?)
     }
 }

@@ -4,31 +4,49 @@
 use crate::attach::{self, Tty};
 use crate::config::ProcessOptions;
 use crate::engine::Engine;
+use crate::error::{During, Result};
 use crate::record::{find, state_root};
 use husk_oci::Status;
 use std::path::{Path, PathBuf};
 
+/// An `exec` option that does not fit, or a container that cannot take a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    #[error("-e {0:?}: expected KEY=VALUE")]
+    Env(String),
+    #[error("-w {0:?}: must be an absolute path")]
+    Workdir(String),
+    #[error("-u {user}: {source}")]
+    User {
+        user: String,
+        #[source]
+        source: husk_image::Error,
+    },
+}
+
 impl Engine {
     /// Run `cmd` in the running container `what` (name, id or id prefix) with our stdio
     /// (or a pty with `tty`); Ok(its exit code).
-    pub fn exec(&self, what: &str, cmd: &[String], o: &ProcessOptions) -> Result<i32, String> {
-        exec(&self.root, what, cmd, o).map_err(|e| format!("exec {what}: {e}"))
+    pub fn exec(&self, what: &str, cmd: &[String], o: &ProcessOptions) -> Result<i32> {
+        exec(&self.root, what, cmd, o).during("exec", what)
     }
 }
 
-fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i32, String> {
+fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i32> {
     let r = find(root, what)?;
     let c = r
         .runtime()
         .filter(|c| c.status() == Status::Running)
-        .ok_or_else(|| format!("the container is {}, not running", r.status()))?;
-    let mut p = c.config_process().map_err(|e| e.to_string())?;
+        .ok_or(ExecError::NotRunning(r.status()))?;
+    let mut p = c.config_process()?;
     p.set_args(Some(cmd.to_vec()));
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
         let key = kv.split('=').next().unwrap_or_default();
         if key.is_empty() || !kv.contains('=') {
-            return Err(format!("-e {kv:?}: expected KEY=VALUE"));
+            return Err(ExecError::Env(kv.clone()).into());
         }
         env.retain(|e| e.split('=').next() != Some(key));
         env.push(kv.clone());
@@ -36,13 +54,16 @@ fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i
     p.set_env(Some(env));
     if let Some(w) = &a.workdir {
         if !w.starts_with('/') {
-            return Err(format!("-w {w:?}: must be an absolute path"));
+            return Err(ExecError::Workdir(w.clone()).into());
         }
         p.set_cwd(PathBuf::from(w));
     }
     if let Some(u) = &a.user {
         let view = husk_image::config::RootfsView::Dir(r.dir.join("rootfs"));
-        let ru = husk_image::config::resolve_user(&view, u).map_err(|e| format!("-u {u}: {e}"))?;
+        let ru = husk_image::config::resolve_user(&view, u).map_err(|source| ExecError::User {
+            user: u.clone(),
+            source,
+        })?;
         let mut user = p.user().clone();
         user.set_uid(ru.uid);
         user.set_gid(ru.gid);
@@ -58,16 +79,12 @@ fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i
     if let Some(t) = &tty {
         b = b.console_socket(t.socket());
     }
-    let t = b
-        .as_tenant()
-        .process(p)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let t = b.as_tenant().process(p).build()?;
     match &tty {
-        Some(tty) => tty.attach(t.pid()),
+        Some(tty) => Ok(tty.attach(t.pid())?),
         None => {
             attach::forward_signals(t.pid());
-            t.wait().map_err(|e| e.to_string())
+            Ok(t.wait()?)
         }
     }
 }

@@ -3,6 +3,7 @@
 //! load/save archives, login/logout, and the views of an image the engine itself uses.
 
 use crate::engine::{Engine, RegistryOptions};
+use crate::error::{During, Result};
 use crate::record::check_image_unused;
 use crate::rootfs::layer_dirs;
 use husk_image::auth::{self, Credentials};
@@ -14,6 +15,27 @@ use husk_image::{Digest, Reference};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The engine's own image errors (the store's and registries' are husk_image's).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("save: unknown format {0:?} (docker-archive, oci-archive)")]
+    Format(String),
+    #[error("a tag is needed")]
+    NoTag,
+    #[error("images: {0}")]
+    List(husk_image::Error),
+    #[error("collecting unused layers: {0}")]
+    Collect(husk_image::Error),
+    #[error("image prune: {0}")]
+    Prune(husk_image::Error),
+    #[error("parsing the image's {what}: {source}")]
+    Parse {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// One image as `images` lists it.
 #[derive(Clone, Debug)]
@@ -60,13 +82,11 @@ pub enum ArchiveFormat {
 }
 
 impl ArchiveFormat {
-    pub fn parse(s: &str) -> Result<ArchiveFormat, String> {
+    pub fn parse(s: &str) -> Result<ArchiveFormat, ImageError> {
         match s {
             "docker-archive" => Ok(ArchiveFormat::DockerArchive),
             "oci-archive" | "oci" => Ok(ArchiveFormat::OciArchive),
-            f => Err(format!(
-                "save: unknown format {f:?} (docker-archive, oci-archive)"
-            )),
+            f => Err(ImageError::Format(f.to_string())),
         }
     }
 }
@@ -86,10 +106,9 @@ fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
 }
 
 /// The tags of the image `rec`.
-fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>, String> {
+fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>> {
     Ok(store
-        .list()
-        .map_err(|e| e.to_string())?
+        .list()?
         .into_iter()
         .find(|(r, _)| r.manifest_digest == rec.manifest_digest)
         .map(|(_, n)| n)
@@ -98,22 +117,19 @@ fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>, String> {
 
 impl Engine {
     /// The image named by `image` (reference, id or id prefix) in the store.
-    pub fn resolve_image(&self, image: &str) -> Result<ImageRecord, String> {
-        self.store()?
-            .resolve(image, &self.default_registry)
-            .map_err(|e| e.to_string())
+    pub fn resolve_image(&self, image: &str) -> Result<ImageRecord> {
+        Ok(self.store()?.resolve(image, &self.default_registry)?)
     }
 
     /// Pull `reference` into the store.
-    pub fn pull(&self, reference: &str, o: &PullRequest) -> Result<ImageRecord, String> {
+    pub fn pull(&self, reference: &str, o: &PullRequest) -> Result<ImageRecord> {
         let r = self.parse_ref(reference)?;
-        let what = |e: husk_image::Error| format!("pull {r}: {e}");
         let platform = o
             .platform
             .as_deref()
             .map(Platform::parse)
             .transpose()
-            .map_err(what)?;
+            .during("pull", r.to_string())?;
         let store = self.store()?;
         let opts = PullOptions {
             platform,
@@ -126,7 +142,7 @@ impl Engine {
             progress: o.progress.clone(),
             ..Default::default()
         };
-        pull::pull(&store, &r, &opts).map_err(what)
+        pull::pull(&store, &r, &opts).during("pull", r.to_string())
     }
 
     /// The image from the store, pulled first when it is not there.
@@ -135,7 +151,7 @@ impl Engine {
         store: &Store,
         image: &str,
         reg: &RegistryOptions,
-    ) -> Result<ImageRecord, String> {
+    ) -> Result<ImageRecord> {
         match store.resolve(image, &self.default_registry) {
             Ok(r) => Ok(r),
             Err(_) => {
@@ -146,7 +162,7 @@ impl Engine {
                     progress: Arc::new(pull::NoProgress),
                     ..Default::default()
                 };
-                pull::pull(store, &r, &opts).map_err(|e| format!("pulling {r}: {e}"))
+                pull::pull(store, &r, &opts).during("pulling", r.to_string())
             }
         }
     }
@@ -157,21 +173,21 @@ impl Engine {
         image: &str,
         dest: Option<&str>,
         reg: &RegistryOptions,
-    ) -> Result<Reference, String> {
+    ) -> Result<Reference> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
-            .map_err(|e| format!("push {image}: {e}"))?;
+            .during("push", image)?;
         let d = self.parse_ref(dest.unwrap_or(image))?;
         let opts = self.client(&d.registry, reg)?;
-        husk_image::push::push(&store, &rec, &d, &opts).map_err(|e| format!("push {d}: {e}"))?;
+        husk_image::push::push(&store, &rec, &d, &opts).during("push", d.to_string())?;
         Ok(d)
     }
 
     /// Every image of the store.
-    pub fn images(&self) -> Result<Vec<ImageSummary>, String> {
+    pub fn images(&self) -> Result<Vec<ImageSummary>> {
         let store = self.store()?;
-        let imgs = store.list().map_err(|e| format!("images: {e}"))?;
+        let imgs = store.list().map_err(ImageError::List)?;
         Ok(imgs
             .into_iter()
             .map(|(r, names)| ImageSummary {
@@ -189,91 +205,85 @@ impl Engine {
     /// Remove the image (a tag, or with an id the image and its tags), refused while a
     /// container uses it (with `force`: while a running one does); what was untagged and
     /// deleted, one line each. Its layers stay until [`Engine::remove_unused_layers`].
-    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>, String> {
+    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>> {
         let store = self.store()?;
-        let rec = store
-            .resolve(image, &self.default_registry)
-            .map_err(|e| e.to_string())?;
+        let rec = store.resolve(image, &self.default_registry)?;
         check_image_unused(&self.root, rec.config_digest.hex(), force)?;
-        store
-            .remove(image, &self.default_registry, force)
-            .map_err(|e| e.to_string())
+        Ok(store.remove(image, &self.default_registry, force)?)
     }
 
     /// Remove layers and blobs no image uses any more.
-    pub fn remove_unused_layers(&self) -> Result<GcReport, String> {
-        self.store()?
+    pub fn remove_unused_layers(&self) -> Result<GcReport> {
+        Ok(self
+            .store()?
             .gc(false, false)
-            .map_err(|e| format!("collecting unused layers: {e}"))
+            .map_err(ImageError::Collect)?)
     }
 
     /// Remove unused layers and blobs (and, with `all`, images without a name).
-    pub fn prune_images(&self, all: bool) -> Result<GcReport, String> {
-        self.store()?
-            .gc(all, true)
-            .map_err(|e| format!("image prune: {e}"))
+    pub fn prune_images(&self, all: bool) -> Result<GcReport> {
+        Ok(self.store()?.gc(all, true).map_err(ImageError::Prune)?)
     }
 
     /// Add the name `name` (with a tag) to `image`.
-    pub fn tag(&self, image: &str, name: &str) -> Result<(), String> {
+    pub fn tag(&self, image: &str, name: &str) -> Result<()> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
-            .map_err(|e| format!("tag {image}: {e}"))?;
+            .during("tag", image)?;
         let n = self.parse_ref(name)?;
         let tn = n
             .tagged_name()
-            .ok_or_else(|| format!("tag {name}: a tag is needed"))?;
-        store
-            .tag(&rec.manifest_digest, &tn)
-            .map_err(|e| format!("tag {image}: {e}"))
+            .ok_or(ImageError::NoTag)
+            .during("tag", name)?;
+        store.tag(&rec.manifest_digest, &tn).during("tag", image)
     }
 
     /// Each image's record, manifest and config.
-    pub fn inspect_images(&self, images: &[String]) -> Result<Vec<serde_json::Value>, String> {
+    pub fn inspect_images(&self, images: &[String]) -> Result<Vec<serde_json::Value>> {
         let store = self.store()?;
         let mut all = Vec::new();
         for i in images {
-            let fail = |e: String| format!("image inspect {i}: {e}");
-            let rec = store
-                .resolve(i, &self.default_registry)
-                .map_err(|e| fail(e.to_string()))?;
-            let blob = |d: &Digest| -> Result<serde_json::Value, String> {
-                let b = store.read_blob(d).map_err(|e| fail(e.to_string()))?;
-                serde_json::from_slice(&b).map_err(|e| fail(e.to_string()))
-            };
-            all.push(serde_json::json!({
-                "Id": rec.config_digest.hex(),
-                "Digest": rec.manifest_digest,
-                "RepoTags": names_of(&store, &rec)?,
-                "Created": rec.created,
-                "Platform": rec.platform.as_ref().map(|p| p.to_string()),
-                "Size": layer_sizes(&store, &rec),
-                "Layers": rec.layers,
-                "LayerDirs": rec.layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>(),
-                "Manifest": blob(&rec.manifest_digest)?,
-                "Config": blob(&rec.config_digest)?,
-            }));
+            all.push(self.inspect_image(&store, i).during("image inspect", i)?);
         }
         Ok(all)
     }
 
+    fn inspect_image(&self, store: &Store, image: &str) -> Result<serde_json::Value> {
+        let rec = store.resolve(image, &self.default_registry)?;
+        let blob = |d: &Digest, what: &'static str| -> Result<serde_json::Value> {
+            let b = store.read_blob(d)?;
+            serde_json::from_slice(&b).map_err(|source| ImageError::Parse { what, source }.into())
+        };
+        Ok(serde_json::json!({
+            "Id": rec.config_digest.hex(),
+            "Digest": rec.manifest_digest,
+            "RepoTags": names_of(store, &rec)?,
+            "Created": rec.created,
+            "Platform": rec.platform.as_ref().map(|p| p.to_string()),
+            "Size": layer_sizes(store, &rec),
+            "Layers": rec.layers,
+            "LayerDirs": rec.layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>(),
+            "Manifest": blob(&rec.manifest_digest, "manifest")?,
+            "Config": blob(&rec.config_digest, "config")?,
+        }))
+    }
+
     /// Write the image's filesystem, flattened, into `dir`.
-    pub fn unpack_image(&self, image: &str, dir: &Path) -> Result<(), String> {
-        let fail = |e: String| format!("image unpack {image}: {e}");
+    pub fn unpack_image(&self, image: &str, dir: &Path) -> Result<()> {
         let store = self.store()?;
-        let rec = store
+        store
             .resolve(image, &self.default_registry)
-            .map_err(|e| fail(e.to_string()))?;
-        pull::flatten(&store, &rec, dir).map_err(|e| fail(e.to_string()))
+            .and_then(|rec| pull::flatten(&store, &rec, dir))
+            .during("image unpack", image)
     }
 
     /// The image's layer directories, top first (overlay lowerdirs).
-    pub fn image_layer_dirs(&self, image: &str) -> Result<Vec<PathBuf>, String> {
+    pub fn image_layer_dirs(&self, image: &str) -> Result<Vec<PathBuf>> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
-            .map_err(|e| format!("image lowerdirs {image}: {e}"))?;
+            .during("image lowerdirs", image)?;
         Ok(layer_dirs(&store, &rec))
     }
 
@@ -284,41 +294,37 @@ impl Engine {
         image: &str,
         rootfs: Option<PathBuf>,
         ov: &Overrides,
-    ) -> Result<ProcessValues, String> {
-        let fail = |e: String| format!("image process {image}: {e}");
+    ) -> Result<ProcessValues> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
-            .map_err(|e| fail(e.to_string()))?;
-        let cfgb = store
-            .read_blob(&rec.config_digest)
-            .map_err(|e| e.to_string())?;
-        let cfg = pull::parse_config(&cfgb).map_err(|e| fail(e.to_string()))?;
+            .during("image process", image)?;
+        let cfgb = store.read_blob(&rec.config_digest)?;
+        let cfg = pull::parse_config(&cfgb).during("image process", image)?;
         let root = match rootfs {
             Some(r) => RootfsView::Dir(r),
             None => RootfsView::Layers(layer_dirs(&store, &rec)),
         };
-        husk_image::config::process_from_config(&cfg, &root, ov).map_err(|e| fail(e.to_string()))
+        husk_image::config::process_from_config(&cfg, &root, ov).during("image process", image)
     }
 
     /// Load images from a docker-archive or OCI-layout tarball; each with its name, if any.
-    pub fn load(&self, r: impl Read) -> Result<Vec<(Option<String>, ImageRecord)>, String> {
-        husk_image::archive::load(&self.store()?, r).map_err(|e| e.to_string())
+    pub fn load(&self, r: impl Read) -> Result<Vec<(Option<String>, ImageRecord)>> {
+        Ok(husk_image::archive::load(&self.store()?, r)?)
     }
 
     /// Write `image` (with its tags) as a tarball to `w`.
-    pub fn save(&self, image: &str, format: ArchiveFormat, w: impl Write) -> Result<(), String> {
-        let fail = |e: String| format!("save {image}: {e}");
+    pub fn save(&self, image: &str, format: ArchiveFormat, w: impl Write) -> Result<()> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
-            .map_err(|e| fail(e.to_string()))?;
+            .during("save", image)?;
         let names = names_of(&store, &rec)?;
         let fmt = match format {
             ArchiveFormat::DockerArchive => husk_image::archive::Format::DockerArchive,
             ArchiveFormat::OciArchive => husk_image::archive::Format::OciArchive,
         };
-        husk_image::archive::save(&store, &rec, &names, fmt, w).map_err(|e| fail(e.to_string()))
+        husk_image::archive::save(&store, &rec, &names, fmt, w).during("save", image)
     }
 
     /// Check `creds` against `registry` and store them; the credentials file written.
@@ -327,23 +333,22 @@ impl Engine {
         registry: &str,
         creds: Credentials,
         reg: &RegistryOptions,
-    ) -> Result<PathBuf, String> {
-        let fail = |e: String| format!("login {registry}: {e}");
+    ) -> Result<PathBuf> {
         let mut opts = self.client(registry, reg)?;
         opts.credentials = Some(creds.clone());
-        let r = husk_image::registry::Registry::new(registry, &opts)
-            .map_err(|e| fail(e.to_string()))?;
-        r.ping().map_err(|e| fail(e.to_string()))?;
         let file = self.auth_file(reg).unwrap_or_else(auth::default_auth_file);
-        auth::store(&file, registry, &creds).map_err(|e| fail(e.to_string()))?;
+        husk_image::registry::Registry::new(registry, &opts)
+            .and_then(|r| r.ping())
+            .and_then(|()| auth::store(&file, registry, &creds))
+            .during("login", registry)?;
         Ok(file)
     }
 
     /// Forget the stored credentials for `registry`; false when there were none.
-    pub fn logout(&self, registry: &str, authfile: Option<PathBuf>) -> Result<bool, String> {
+    pub fn logout(&self, registry: &str, authfile: Option<PathBuf>) -> Result<bool> {
         let file = authfile
             .or_else(|| self.settings.auth_file.clone())
             .unwrap_or_else(auth::default_auth_file);
-        auth::remove(&file, registry).map_err(|e| format!("logout {registry}: {e}"))
+        auth::remove(&file, registry).during("logout", registry)
     }
 }

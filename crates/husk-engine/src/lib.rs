@@ -2,11 +2,10 @@
 //! printing over it; any other program can drive it the same way:
 //!
 //! ```no_run
-//! # fn main() -> Result<(), String> {
+//! # fn main() -> husk_engine::Result<()> {
 //! husk_engine::init()?; // first thing in main(): the monitor's helper, rootless, self-protection
 //! let engine = husk_engine::Engine::new(Default::default())?;
-//! let config = husk_engine::ContainerConfig::validate(&husk_engine::RunOptions::new("busybox"))
-//!     .map_err(|e| e.to_string())?;
+//! let config = husk_engine::ContainerConfig::validate(&husk_engine::RunOptions::new("busybox"))?;
 //! let outcome = engine.run(&config)?;
 //! # Ok(()) }
 //! ```
@@ -29,6 +28,7 @@ pub mod containers;
 pub mod copy;
 mod embedded;
 pub mod engine;
+pub mod error;
 pub mod exec;
 pub mod images;
 pub mod logs;
@@ -45,6 +45,7 @@ pub mod userns;
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
 pub use engine::{Engine, EngineOptions, RegistryOptions};
+pub use error::{Error, Result};
 pub use husk_image::auth::Credentials;
 pub use husk_image::pull::Progress;
 pub use images::{ArchiveFormat, ImageSummary, PullRequest};
@@ -59,7 +60,7 @@ pub use run::RunOutcome;
 /// - for an ordinary user it enters the user's rootless namespaces ([`userns`]);
 /// - it re-executes the program from a read-only copy of itself (CVE-2019-5736), so that
 ///   no container can write the program's file.
-pub fn init() -> Result<(), String> {
+pub fn init() -> Result<()> {
     monitor::run_helper_if_asked();
     userns::enter()?;
     protect_executable()
@@ -68,6 +69,6 @@ pub fn init() -> Result<(), String> {
 /// Re-execute this program from a read-only view of its file (once; a no-op when it already
 /// runs from one), so that no container it starts can write the host's copy through
 /// /proc/PID/exe (see husk_container::selfexe).
-pub fn protect_executable() -> Result<(), String> {
-    husk_container::selfexe::reexec_protected()
+pub fn protect_executable() -> Result<()> {
+    husk_container::selfexe::reexec_protected().map_err(Error::Invalid)
 }

@@ -2,6 +2,7 @@
 //! Docker's json-file format (`{"log","stream","time"}`), read back as [`LogLine`]s.
 
 use crate::engine::Engine;
+use crate::error::{During, IoContext, IoError, Result};
 use crate::record::{find, Record};
 use std::fs::File;
 use std::io::Read;
@@ -36,23 +37,17 @@ pub struct LogOptions {
 
 impl Engine {
     /// The output of container `what`, line by line to `out`, as it was written.
-    pub fn logs(
-        &self,
-        what: &str,
-        o: LogOptions,
-        out: &mut dyn FnMut(LogLine),
-    ) -> Result<(), String> {
+    pub fn logs(&self, what: &str, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<()> {
         let r = find(&self.root, what)?;
-        read(&r.dir, o, out).map_err(|e| format!("logs {what}: {e}"))
+        read(&r.dir, o, out).during("logs", what)
     }
 }
 
-fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), String> {
+fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), IoError> {
     let path = dir.join(LOG_FILE);
-    let mut f = File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let mut f = File::open(&path).ctx("opening", &path)?;
     let mut text = String::new();
-    f.read_to_string(&mut text)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    f.read_to_string(&mut text).ctx("reading", &path)?;
     // Only whole lines; a partial last line is read again with the rest of it.
     let mut consumed = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let lines: Vec<&str> = text[..consumed].lines().collect();

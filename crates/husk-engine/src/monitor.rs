@@ -21,9 +21,12 @@
 //! which the monitor says "ok" once the container runs or why it does not, and 4, husk's
 //! own (read-only, see husk_container::selfexe) executable, for the helpers.
 
+use crate::attach::AttachError;
 use crate::config::Restart;
-use crate::embedded;
+use crate::embedded::{self, EmbeddedError};
+use crate::error::{Error, IoContext, IoError, SysError};
 use crate::made::Made;
+use crate::network::Network;
 use crate::record::{state_root, Record};
 use husk_container::{Container, ContainerBuilder};
 use std::ffi::OsString;
@@ -36,32 +39,46 @@ use std::path::Path;
 /// helper: the monitor executes the program that started it again with it.
 pub const ARG: &str = "__monitor";
 
+/// Handing a container to its monitor.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("starting {}: {source}", path.display())]
+    Spawn {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the monitor process died")]
+    Died,
+    /// Why the container did not start, as the monitor's helper reported it.
+    #[error("{0}")]
+    Start(String),
+}
+
 /// A duplicate of `fd` numbered 10 or more (close-on-exec): out of the way of fds 0-4.
-fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, String> {
+fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, SysError> {
     let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
     if r < 0 {
-        return Err(format!("fcntl: {}", std::io::Error::last_os_error()));
+        return Err(SysError::last("fcntl"));
     }
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
 /// Start the container under a monitor; returns once it runs. Until then `made` stays
 /// ours: if the container does not start, dropping it cleans up.
-pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), String> {
+pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), MonitorError> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    if embedded::HUSK_MONITOR.is_empty() {
-        return Err("this husk was built without husk-monitor (see the build's warning)".into());
-    }
-    let abs = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
-    let monitor = abs(&embedded::store_copy(
-        root,
-        "husk-monitor",
-        embedded::HUSK_MONITOR,
-    )?)?;
+    let abs = |p: &Path| std::path::absolute(p).ctx("resolving", p);
+    let monitor = abs(&embedded::monitor_binary(root)?)?;
     let dir = abs(&made.dir)?;
-    let husk =
-        dup_high(&File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?)?;
+    let husk = dup_high(&File::open("/proc/self/exe").ctx("opening", "/proc/self/exe")?)?;
     let (ready_r, w) = crate::os::pipe()?;
     let ready_w = dup_high(&w)?;
     drop(w);
@@ -86,8 +103,10 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
         });
     }
     // Not waited for: it outlives us (we exit and it is reparented).
-    cmd.spawn()
-        .map_err(|e| format!("starting {}: {e}", monitor.display()))?;
+    cmd.spawn().map_err(|source| MonitorError::Spawn {
+        path: monitor.clone(),
+        source,
+    })?;
     drop((ready_w, husk));
     let mut msg = String::new();
     let _ = File::from(ready_r).read_to_string(&mut msg);
@@ -96,8 +115,8 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
             made.disarm(); // the monitor owns the overlay and the directory now
             Ok(())
         }
-        None if msg.is_empty() => Err("the monitor process died".into()),
-        None => Err(msg.trim_end().to_string()),
+        None if msg.is_empty() => Err(MonitorError::Died),
+        None => Err(MonitorError::Start(msg.trim_end().to_string())),
     }
 }
 
@@ -153,33 +172,36 @@ fn helper(args: &[OsString]) -> ! {
 
 /// Create and start the container (init inherits our fds 0-2); its pid, and with -t the
 /// pty master the library sent to our console socket.
-fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), String> {
+fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), Error> {
     let console = husk_container::terminal::wants_terminal(&dir.join("config.json"), true)
         .then(husk_container::terminal::ConsoleListener::new)
-        .transpose()?;
+        .transpose()
+        .map_err(AttachError::Terminal)?;
     let mut b = ContainerBuilder::new(id.to_string()).root_path(state_root());
     if let Some(l) = &console {
         b = b.console_socket(l.path());
     }
     // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
     // warning on every start.
-    let mut c = b
-        .as_init(dir)
-        .build_with_warnings(&mut |_| {})
-        .map_err(|e| e.to_string())?;
+    let mut c = b.as_init(dir).build_with_warnings(&mut |_| {})?;
     let network = Record::load(dir)
         .ok()
         .and_then(|r| r.meta["network"].as_str().map(String::from));
-    let network = crate::network::Network::parse(network.as_deref().unwrap_or("none"));
-    let master = console.as_ref().map(|l| l.receive_master()).transpose();
+    let network = Network::parse(network.as_deref().unwrap_or("none")).map_err(Error::Invalid);
+    let master = console
+        .as_ref()
+        .map(|l| l.receive_master())
+        .transpose()
+        .map_err(|e| Error::from(AttachError::Terminal(e)));
     let started = master
         .and_then(|m| match network? {
-            crate::network::Network::Slirp { host_loopback } => {
-                crate::network::start_slirp(dir, c.pid(), host_loopback).map(|()| m)
+            Network::Slirp { host_loopback } => {
+                crate::network::start_slirp(dir, c.pid(), host_loopback)?;
+                Ok(m)
             }
             _ => Ok(m),
         })
-        .and_then(|m| c.start().map(|()| m).map_err(|e| e.to_string()));
+        .and_then(|m| c.start().map(|()| m).map_err(Error::from));
     let master = match started {
         Ok(m) => m,
         Err(e) => {

@@ -6,12 +6,36 @@
 //! time go into the container's directory, and whoever cleans up after the container ends
 //! it ([`stop_slirp`]).
 
+use crate::error::{IoContext, IoError, SysError};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
 const SLIRP_PID_FILE: &str = "slirp4netns.pid";
+
+/// Starting slirp4netns for a container.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(
+        "--network slirp4netns needs /dev/net/tun, which this user cannot open ({0}); \
+         make it usable (as root: chmod 0666 /dev/net/tun, Debian's default)"
+    )]
+    NoTun(std::io::Error),
+    #[error(
+        "--network slirp4netns: slirp4netns not found on PATH (install the slirp4netns package)"
+    )]
+    SlirpMissing,
+    #[error("running slirp4netns: {0}")]
+    Spawn(std::io::Error),
+    /// What slirp4netns said on its way out ("no output" when nothing).
+    #[error("slirp4netns did not configure the network: {0}")]
+    NotConfigured(String),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Network {
@@ -63,19 +87,14 @@ impl std::fmt::Display for Network {
 
 /// Connect the network namespace of `pid` (a created container's init) to slirp4netns and
 /// wait until its interface is configured.
-pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), String> {
+pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), NetworkError> {
     // The classic rootless failure, said before anything runs.
     if unsafe { libc::access(c"/dev/net/tun".as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
-        return Err(format!(
-            "--network slirp4netns needs /dev/net/tun, which this user cannot open ({}); \
-             make it usable (as root: chmod 0666 /dev/net/tun, Debian's default)",
-            std::io::Error::last_os_error()
-        ));
+        return Err(NetworkError::NoTun(std::io::Error::last_os_error()));
     }
     let (ready_r, ready_w) = crate::os::pipe()?;
     let log = dir.join("slirp4netns.log");
-    let log_file =
-        std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let log_file = std::fs::File::create(&log).ctx("creating", &log)?;
     let mut cmd = std::process::Command::new("slirp4netns");
     cmd.args(["--configure", "--mtu=65520", "--ready-fd=3"]);
     if !host_loopback {
@@ -84,7 +103,7 @@ pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), Stri
     cmd.arg(pid.to_string())
         .arg("tap0")
         .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stdout(log_file.try_clone().ctx("duplicating the fd of", &log)?)
         .stderr(log_file);
     let w = ready_w.as_raw_fd();
     unsafe {
@@ -99,12 +118,8 @@ pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), Stri
         });
     }
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            "--network slirp4netns: slirp4netns not found on PATH (install the slirp4netns \
-             package)"
-                .to_string()
-        }
-        _ => format!("running slirp4netns: {e}"),
+        std::io::ErrorKind::NotFound => NetworkError::SlirpMissing,
+        _ => NetworkError::Spawn(e),
     })?;
     drop(ready_w);
     // "1" on the ready fd once tap0 is up; EOF if it died.
@@ -116,14 +131,11 @@ pub fn start_slirp(dir: &Path, pid: i32, host_loopback: bool) -> Result<(), Stri
         let _ = child.wait();
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         let said: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
-        return Err(format!(
-            "slirp4netns did not configure the network: {}",
-            if said.is_empty() {
-                "no output".to_string()
-            } else {
-                said.join("; ")
-            }
-        ));
+        return Err(NetworkError::NotConfigured(if said.is_empty() {
+            "no output".to_string()
+        } else {
+            said.join("; ")
+        }));
     }
     crate::os::write_pid_file(&dir.join(SLIRP_PID_FILE), child.id() as i32)?;
     // Not waited for: it is reaped by whoever it ends up with (the monitor is a subreaper).

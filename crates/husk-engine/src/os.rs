@@ -1,20 +1,21 @@
 //! Small OS pieces several commands share: close-on-exec pipes, exclusive file locks, and pid
 //! files that name a process across pid reuse (its pid and start time).
 
+use crate::error::{IoContext, IoError, SysError};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 /// A pipe, both ends close-on-exec: (read, write).
-pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
     let mut fds = [0; 2];
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        return Err(SysError::last("pipe"));
     }
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// An exclusive flock on `path` (made if missing), held until the file is dropped.
-pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+pub fn lock_file(path: &Path) -> Result<std::fs::File, IoError> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -22,22 +23,17 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File, String> {
         .write(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        .ctx("opening", path)?;
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!(
-            "locking {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error()).ctx("locking", path);
     }
     Ok(f)
 }
 
 /// Record `pid` with its start time in `path`.
-pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), String> {
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), IoError> {
     let start = husk_container::rootless::process_start_time(pid).unwrap_or_default();
-    std::fs::write(path, format!("{pid} {start}\n"))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    std::fs::write(path, format!("{pid} {start}\n")).ctx("writing", path)
 }
 
 /// The process a pid file names, if it still runs (a zombie or a reused pid does not count).

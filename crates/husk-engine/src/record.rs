@@ -6,6 +6,7 @@
 //! upper, work, rootfs, ctr.log}; the runtime library's state lives under /run/husk-engine
 //! (or $XDG_RUNTIME_DIR/husk-engine), apart from husk-runtime's /run/husk.
 
+use crate::error::{IoContext, IoError};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
@@ -27,6 +28,27 @@ pub fn state_root() -> PathBuf {
     }
 }
 
+/// Finding and reading the engine's containers.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("parsing {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("{what:?} matches {n} containers: give more of the id")]
+    Ambiguous { what: String, n: usize },
+    #[error("the image is in use by running container {0}")]
+    ImageInUseByRunning(String),
+    #[error("the image is in use by container {0} (remove it first, or use -f)")]
+    ImageInUse(String),
+}
+
 /// One container of the engine.
 pub struct Record {
     pub id: String,
@@ -35,11 +57,11 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn load(dir: &Path) -> Result<Record, String> {
+    pub fn load(dir: &Path) -> Result<Record, RecordError> {
         let f = dir.join("container.json");
-        let data = std::fs::read(&f).map_err(|e| format!("reading {}: {e}", f.display()))?;
-        let meta: Value =
-            serde_json::from_slice(&data).map_err(|e| format!("parsing {}: {e}", f.display()))?;
+        let data = std::fs::read(&f).ctx("reading", &f)?;
+        let meta: Value = serde_json::from_slice(&data)
+            .map_err(|source| RecordError::Parse { path: f, source })?;
         let id = meta["id"].as_str().unwrap_or_default().to_string();
         Ok(Record {
             id,
@@ -53,12 +75,12 @@ impl Record {
     }
 
     /// Write container.json atomically (a reader never sees half a file).
-    pub fn save(&self) -> Result<(), String> {
+    pub fn save(&self) -> Result<(), IoError> {
         let f = self.dir.join("container.json");
         let tmp = self.dir.join(".container.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&self.meta).unwrap())
             .and_then(|_| std::fs::rename(&tmp, &f))
-            .map_err(|e| format!("writing {}: {e}", f.display()))
+            .ctx("writing", &f)
     }
 
     /// The runtime library's view of the container, while its state exists.
@@ -127,7 +149,7 @@ pub fn list(root: &Path) -> Vec<Record> {
 }
 
 /// The container named `what`, or with that id, or the one whose id starts with it.
-pub fn find(root: &Path, what: &str) -> Result<Record, String> {
+pub fn find(root: &Path, what: &str) -> Result<Record, RecordError> {
     let all = list(root);
     if let Some(i) = all.iter().position(|r| r.name() == what || r.id == what) {
         return Ok(all.into_iter().nth(i).unwrap());
@@ -138,32 +160,31 @@ pub fn find(root: &Path, what: &str) -> Result<Record, String> {
         .collect();
     match hits.len() {
         1 => Ok(hits.pop().unwrap()),
-        0 => Err(format!("no such container: {what}")),
-        n => Err(format!(
-            "{what:?} matches {n} containers: give more of the id"
-        )),
+        0 => Err(RecordError::NotFound(what.to_string())),
+        n => Err(RecordError::Ambiguous {
+            what: what.to_string(),
+            n,
+        }),
     }
 }
 
 /// An image may go while no container uses it; with `force`, while none of them runs (the
 /// layers of a running container's overlay must stay).
-pub(crate) fn check_image_unused(root: &Path, image_id: &str, force: bool) -> Result<(), String> {
+pub(crate) fn check_image_unused(
+    root: &Path,
+    image_id: &str,
+    force: bool,
+) -> Result<(), RecordError> {
     for r in list(root) {
         if r.meta["image_id"] != image_id {
             continue;
         }
         let running = r.runtime().is_some_and(|c| c.status() != Status::Stopped);
         if running {
-            return Err(format!(
-                "the image is in use by running container {}",
-                r.name()
-            ));
+            return Err(RecordError::ImageInUseByRunning(r.name().to_string()));
         }
         if !force {
-            return Err(format!(
-                "the image is in use by container {} (remove it first, or use -f)",
-                r.name()
-            ));
+            return Err(RecordError::ImageInUse(r.name().to_string()));
         }
     }
     Ok(())
@@ -187,7 +208,7 @@ mod tests {
             };
             r.save().unwrap();
         }
-        let found = |w: &str| find(&root, w).map(|r| r.id);
+        let found = |w: &str| find(&root, w).map(|r| r.id).map_err(|e| e.to_string());
         assert_eq!(found("web"), Ok("abc123".into()));
         assert_eq!(found("abd456"), Ok("abd456".into()));
         assert_eq!(found("abd"), Ok("abd456".into()));

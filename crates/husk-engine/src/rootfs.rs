@@ -5,17 +5,49 @@
 //! layers are unpacked, flattened, into the container's own rootfs directory instead: slower
 //! and bigger, but the same tree. The copy stays with the container, as an upper dir would.
 
+use crate::error::{IoContext, IoError};
 use std::ffi::CString;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{}: NUL in path", .0.display())]
+    Nul(PathBuf),
+    #[error("the image has no layers")]
+    NoLayers,
+    #[error("layer dir {0:?} cannot be an overlay lowerdir")]
+    BadLowerdir(String),
+    #[error("mounting the overlay rootfs at {}: {source}", path.display())]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unmounting {}: {source}", path.display())]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("copying the image's layers into {}: {source}", path.display())]
+    Copy {
+        path: PathBuf,
+        #[source]
+        source: husk_image::Error,
+    },
+}
 
 pub struct Overlay {
     pub rootfs: PathBuf,
     mounted: bool,
 }
 
-fn cstr(p: &Path) -> Result<CString, String> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+fn cstr(p: &Path) -> Result<CString, RootfsError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| RootfsError::Nul(p.to_path_buf()))
 }
 
 /// Marks DIR/rootfs as a flattened copy (reused by `start`, never unmounted).
@@ -26,24 +58,25 @@ pub fn prepare(
     dir: &Path,
     store: &husk_image::store::Store,
     rec: &husk_image::store::ImageRecord,
-) -> Result<Overlay, String> {
+) -> Result<Overlay, RootfsError> {
     let rootfs = dir.join("rootfs");
     let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
     if !forced && !dir.join(COPY_MARK).exists() {
         match mount(dir, &layer_dirs(store, rec)) {
             Ok(o) => return Ok(o),
-            Err((msg, errno)) if !overlay_unusable(errno) => return Err(msg),
-            Err((msg, _)) => {
-                eprintln!("warning: {msg}; using a flattened copy of the image's layers instead")
+            Err(e) if !overlay_unusable(&e) => return Err(e),
+            Err(e) => {
+                eprintln!("warning: {e}; using a flattened copy of the image's layers instead")
             }
         }
     }
     if !dir.join(COPY_MARK).exists() {
         let _ = std::fs::remove_dir_all(&rootfs);
-        husk_image::pull::flatten(store, rec, &rootfs)
-            .map_err(|e| format!("copying the image's layers into {}: {e}", rootfs.display()))?;
-        std::fs::write(dir.join(COPY_MARK), b"")
-            .map_err(|e| format!("writing {}: {e}", dir.join(COPY_MARK).display()))?;
+        husk_image::pull::flatten(store, rec, &rootfs).map_err(|source| RootfsError::Copy {
+            path: rootfs.clone(),
+            source,
+        })?;
+        std::fs::write(dir.join(COPY_MARK), b"").ctx("writing", dir.join(COPY_MARK))?;
     }
     Ok(Overlay {
         rootfs,
@@ -52,30 +85,30 @@ pub fn prepare(
 }
 
 /// Errors of mount(2) that say overlay cannot work here, rather than that something is wrong.
-fn overlay_unusable(errno: Option<i32>) -> bool {
+fn overlay_unusable(e: &RootfsError) -> bool {
+    let RootfsError::Mount { source, .. } = e else {
+        return false;
+    };
     matches!(
-        errno,
+        source.raw_os_error(),
         Some(libc::ENODEV | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP)
     )
 }
 
 /// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work; on failure the
 /// message and mount(2)'s errno.
-fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, (String, Option<i32>)> {
-    let plain = |m: String| (m, None);
+fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsError> {
     if lowers.is_empty() {
-        return Err(plain("the image has no layers".into()));
+        return Err(RootfsError::NoLayers);
     }
     let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for d in [&upper, &work, &rootfs] {
-        std::fs::create_dir_all(d).map_err(|e| plain(format!("creating {}: {e}", d.display())))?;
+        std::fs::create_dir_all(d).ctx("creating", d)?;
     }
     for l in lowers {
         let s = l.to_string_lossy();
         if s.contains([',', ':']) {
-            return Err(plain(format!(
-                "layer dir {s:?} cannot be an overlay lowerdir"
-            )));
+            return Err(RootfsError::BadLowerdir(s.into_owned()));
         }
     }
     let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
@@ -92,8 +125,8 @@ fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, (String, Option<i32>
         upper.display(),
         work.display()
     );
-    let target = cstr(&rootfs).map_err(plain)?;
-    let data_c = CString::new(data).map_err(|_| plain("NUL in overlay options".to_string()))?;
+    let target = cstr(&rootfs)?;
+    let data_c = CString::new(data).map_err(|_| RootfsError::Nul(rootfs.clone()))?;
     let rc = unsafe {
         libc::mount(
             c"overlay".as_ptr(),
@@ -104,11 +137,10 @@ fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, (String, Option<i32>
         )
     };
     if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err((
-            format!("mounting the overlay rootfs at {}: {e}", rootfs.display()),
-            e.raw_os_error(),
-        ));
+        return Err(RootfsError::Mount {
+            path: rootfs,
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(Overlay {
         rootfs,
@@ -124,17 +156,16 @@ impl Overlay {
 
     /// Unmount (lazily, so a straggler holding it open cannot make it stick) and remove the
     /// empty mount point.
-    pub fn unmount(&mut self) -> Result<(), String> {
+    pub fn unmount(&mut self) -> Result<(), RootfsError> {
         if !self.mounted {
             return Ok(());
         }
         let target = cstr(&self.rootfs)?;
         if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-            return Err(format!(
-                "unmounting {}: {}",
-                self.rootfs.display(),
-                std::io::Error::last_os_error()
-            ));
+            return Err(RootfsError::Unmount {
+                path: self.rootfs.clone(),
+                source: io::Error::last_os_error(),
+            });
         }
         self.mounted = false;
         let _ = std::fs::remove_dir(&self.rootfs);
@@ -150,13 +181,19 @@ impl Drop for Overlay {
 
 /// Unmount DIR/rootfs if an overlay is still mounted there (its owner died before cleaning
 /// up); not mounted is fine.
-pub fn unmount_leftover(dir: &Path) -> Result<(), String> {
+pub fn unmount_leftover(dir: &Path) -> Result<(), RootfsError> {
     let rootfs = dir.join("rootfs");
     let target = cstr(&rootfs)?;
     if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
-            return Err(format!("unmounting {}: {e}", rootfs.display()));
+        let source = io::Error::last_os_error();
+        if !matches!(
+            source.raw_os_error(),
+            Some(libc::EINVAL) | Some(libc::ENOENT)
+        ) {
+            return Err(RootfsError::Unmount {
+                path: rootfs,
+                source,
+            });
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 use crate::attach::{self, Tty};
 use crate::config::ContainerConfig;
 use crate::engine::Engine;
+use crate::error::{During, Error, IoContext, IoError, Result};
 use crate::made::Made;
 use crate::network::Network;
 use crate::record::state_root;
@@ -17,18 +18,28 @@ use husk_image::pull;
 use std::io::Read;
 use std::path::Path;
 
-fn new_id() -> Result<String, String> {
+/// What only `run` can run into.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("{0} threads still running before the container is made")]
+    Threads(usize),
+    #[error("deleting the container: {0}")]
+    Delete(husk_container::Error),
+}
+
+fn new_id() -> Result<String, IoError> {
     let mut b = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| format!("making a container id: {e}"))?;
+        .ctx("reading", "/dev/urandom")?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// An exclusive flock on CONTAINERS.lock (made if missing), released on drop.
-fn lock_names(containers: &Path) -> Result<std::fs::File, String> {
-    std::fs::create_dir_all(containers)
-        .map_err(|e| format!("creating {}: {e}", containers.display()))?;
+fn lock_names(containers: &Path) -> Result<std::fs::File, IoError> {
+    std::fs::create_dir_all(containers).ctx("creating", containers)?;
     crate::os::lock_file(&containers.with_extension("lock"))
 }
 
@@ -47,19 +58,17 @@ fn name_taken(containers: &Path, name: &str) -> bool {
 /// husk-container's build must run single-threaded (its children continue on copies of
 /// this stack). The pull's download threads are joined through a scope, which returns a
 /// moment before the OS threads are gone: wait for them to disappear.
-fn single_threaded() -> Result<(), String> {
+fn single_threaded() -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let n = std::fs::read_dir("/proc/self/task")
             .map(|rd| rd.count())
-            .map_err(|e| format!("/proc/self/task: {e}"))?;
+            .ctx("reading", "/proc/self/task")?;
         if n <= 1 {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "{n} threads still running before the container is made"
-            ));
+            return Err(RunError::Threads(n).into());
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
@@ -78,36 +87,33 @@ impl Engine {
     /// Run a container: pull its image if it is not in the store, prepare the rootfs, write
     /// the bundle and the record, then start it under a monitor (`detach`) or run it in
     /// the foreground with our stdio until it exits.
-    pub fn run(&self, c: &ContainerConfig) -> Result<RunOutcome, String> {
-        self.run_inner(c)
-            .map_err(|e| format!("run {}: {e}", c.image))
+    pub fn run(&self, c: &ContainerConfig) -> Result<RunOutcome> {
+        self.run_inner(c).during("run", &c.image)
     }
 
-    fn run_inner(&self, a: &ContainerConfig) -> Result<RunOutcome, String> {
+    fn run_inner(&self, a: &ContainerConfig) -> Result<RunOutcome> {
         let store = self.store()?;
         let init = a
             .init
             .then(|| embedded::init_binary(&self.root))
             .transpose()?;
         let rec = self.image_or_pull(&store, &a.image, &a.registry)?;
-        let cfgb = store
-            .read_blob(&rec.config_digest)
-            .map_err(|e| e.to_string())?;
-        let cfg = pull::parse_config(&cfgb).map_err(|e| e.to_string())?;
+        let cfgb = store.read_blob(&rec.config_digest)?;
+        let cfg = pull::parse_config(&cfgb)?;
 
         let containers = crate::record::containers_dir(&self.root);
         // Held until container.json is written: two runs cannot both take one name.
         let names_lock = lock_names(&containers)?;
         if let Some(n) = &a.name {
             if name_taken(&containers, n) {
-                return Err(format!("the name {n:?} is already in use"));
+                return Err(RunError::NameInUse(n.clone()).into());
             }
         }
         let id = new_id()?;
         let short = id[..12].to_string();
         let name = a.name.clone().unwrap_or_else(|| short.clone());
         let dir = containers.join(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
         let mut made = Made {
             dir: dir.clone(),
             overlay: None,
@@ -128,8 +134,7 @@ impl Engine {
             workdir: a.process.workdir.clone(),
         };
         let pv =
-            husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)
-                .map_err(|e| e.to_string())?;
+            husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)?;
         let spec = spec_from_image::spec(
             &pv,
             &spec_from_image::Options {
@@ -165,7 +170,7 @@ impl Engine {
             .unwrap_or(libc::SIGTERM);
         let write = |file: &str, v: &serde_json::Value| {
             std::fs::write(dir.join(file), serde_json::to_vec_pretty(v).unwrap())
-                .map_err(|e| format!("writing {file}: {e}"))
+                .ctx("writing", dir.join(file))
         };
         write("config.json", &spec)?;
         let mut meta = serde_json::json!({
@@ -197,36 +202,32 @@ impl Engine {
         }
         // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
         // warning on every run.
-        let mut c = builder
-            .as_init(&dir)
-            .build_with_warnings(&mut |_| {})
-            .map_err(|e| e.to_string())?;
+        let mut c = builder.as_init(&dir).build_with_warnings(&mut |_| {})?;
         if tty.is_none() {
             attach::forward_signals(c.pid());
         }
         let started = match a.network {
             Network::Slirp { host_loopback } => {
-                crate::network::start_slirp(&dir, c.pid(), host_loopback)
-                    .map_err(husk_container::Error::Other)
+                crate::network::start_slirp(&dir, c.pid(), host_loopback).map_err(Error::from)
             }
             _ => Ok(()),
         }
-        .and_then(|()| c.start());
+        .and_then(|()| Ok(c.start()?));
         if let Err(e) = started {
             let _ = c.kill(libc::SIGKILL, true);
             let _ = c.wait();
             let _ = c.delete(true);
-            return Err(e.to_string());
+            return Err(e);
         }
         let waited = match &tty {
-            Some(t) => t.attach(c.pid()).map_err(husk_container::Error::Other),
-            None => c.wait(),
+            Some(t) => t.attach(c.pid()).map_err(Error::from),
+            None => c.wait().map_err(Error::from),
         };
         attach::stop_forwarding();
         let deleted = c.delete(true);
         crate::network::stop_slirp(&dir);
-        let code = waited.map_err(|e| e.to_string())?;
-        deleted.map_err(|e| format!("deleting the container: {e}"))?;
+        let code = waited?;
+        deleted.map_err(RunError::Delete)?;
         if let Some(mut o) = made.overlay.take() {
             o.unmount()?;
         }

@@ -11,23 +11,63 @@
 //! `<state root>/userns.pid`. Should it die while containers run, the next command takes
 //! the user namespace back from one of them and starts a new holder in it.
 
+use crate::error::{IoContext, IoError, SysError};
 use husk_container::rootless::{self, IdKind};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+/// Entering the user's rootless namespaces failed ("rootless: " and the step).
+#[derive(Debug, thiserror::Error)]
+#[error("rootless: {0}")]
+pub struct UsernsError(#[from] pub UsernsStep);
+
+/// The step of entering the rootless namespaces that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsStep {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// Subordinate ids, newuidmap/newgidmap (the runtime library's words).
+    #[error(transparent)]
+    Ids(#[from] husk_container::Error),
+    #[error("joining {}: {source}", path.display())]
+    Join {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a mount namespace for the user namespace: {0}")]
+    MountNamespace(std::io::Error),
+    #[error("becoming root of the user namespace: {0}")]
+    BecomeRoot(std::io::Error),
+    #[error("the working directory: {0}")]
+    Cwd(std::io::Error),
+    #[error("returning to {} in the namespace: {source}", path.display())]
+    ReturnCwd {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the namespace holder could not create a user namespace")]
+    NoUserNamespace,
+    #[error("the namespace holder failed to set up its mounts")]
+    HolderMounts,
+}
+
 /// For an ordinary user, move this process into the user's rootless namespaces (made on
 /// first use) before anything else happens; it must still be single-threaded. Returns at
 /// once for root (also root of the namespace: the monitor's helpers start there).
-pub fn enter() -> Result<(), String> {
+pub fn enter() -> Result<(), UsernsError> {
     if unsafe { libc::geteuid() } == 0 {
         return Ok(());
     }
-    enter_at(&crate::record::state_root()).map_err(|msg| format!("rootless: {msg}"))
+    Ok(enter_at(&crate::record::state_root())?)
 }
 
-fn enter_at(state: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
+fn enter_at(state: &Path) -> Result<(), UsernsStep> {
+    std::fs::create_dir_all(state).ctx("creating", state)?;
     let pid_file = state.join("userns.pid");
     let _lock = crate::os::lock_file(&state.join("userns.lock"))?;
     if let Some(pid) = crate::os::live_pid(&pid_file) {
@@ -51,19 +91,16 @@ fn enter_at(state: &Path) -> Result<(), String> {
         keeping_cwd(|| {
             setns_to(c.pid(), "user")?;
             if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 || !mounts_slave() {
-                return Err(format!(
-                    "a mount namespace for the user namespace: {}",
-                    std::io::Error::last_os_error()
-                ));
+                return Err(UsernsStep::MountNamespace(std::io::Error::last_os_error()));
             }
             Ok(())
         })?;
         let pid = match unsafe { libc::fork() } {
-            -1 => return Err(format!("fork: {}", std::io::Error::last_os_error())),
+            -1 => return Err(SysError::last("fork").into()),
             0 => hold_forever(),
             pid => pid,
         };
-        return crate::os::write_pid_file(&pid_file, pid);
+        return Ok(crate::os::write_pid_file(&pid_file, pid)?);
     }
     let pid = start_holder()?;
     crate::os::write_pid_file(&pid_file, pid)?;
@@ -74,36 +111,34 @@ fn enter_at(state: &Path) -> Result<(), String> {
 }
 
 /// setns into namespace `ns` of `pid`.
-fn setns_to(pid: i32, ns: &str) -> Result<(), String> {
+fn setns_to(pid: i32, ns: &str) -> Result<(), UsernsStep> {
     let path = PathBuf::from(format!("/proc/{pid}/ns/{ns}"));
-    let fd = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let fd = std::fs::File::open(&path).ctx("opening", &path)?;
     if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
-        return Err(format!(
-            "joining {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(UsernsStep::Join {
+            path,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
 
 /// Run `f` (which changes mount namespace, so the working directory becomes its root), then
 /// take the working directory back by path; finally become root of the user namespace.
-fn keeping_cwd(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("the working directory: {e}"))?;
+fn keeping_cwd(f: impl FnOnce() -> Result<(), UsernsStep>) -> Result<(), UsernsStep> {
+    let cwd = std::env::current_dir().map_err(UsernsStep::Cwd)?;
     f()?;
-    std::env::set_current_dir(&cwd)
-        .map_err(|e| format!("returning to {} in the namespace: {e}", cwd.display()))?;
+    std::env::set_current_dir(&cwd).map_err(|source| UsernsStep::ReturnCwd {
+        path: cwd.clone(),
+        source,
+    })?;
     become_root()
 }
 
 /// Root of the namespace from here on: setns keeps the ids, which map to 0 there.
-fn become_root() -> Result<(), String> {
+fn become_root() -> Result<(), UsernsStep> {
     if unsafe { libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 } {
-        return Err(format!(
-            "becoming root of the user namespace: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(UsernsStep::BecomeRoot(std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -125,14 +160,14 @@ fn mounts_slave() -> bool {
 /// Fork the pause process: it unshares the user and mount namespaces, we write its id maps
 /// (newuidmap/newgidmap for the subordinate ranges), and it then sleeps forever, detached
 /// from our session and stdio so no caller waits on it.
-fn start_holder() -> Result<i32, String> {
-    let uids = rootless::subordinate_mapping(IdKind::Uid).map_err(|e| e.to_string())?;
-    let gids = rootless::subordinate_mapping(IdKind::Gid).map_err(|e| e.to_string())?;
+fn start_holder() -> Result<i32, UsernsStep> {
+    let uids = rootless::subordinate_mapping(IdKind::Uid)?;
+    let gids = rootless::subordinate_mapping(IdKind::Gid)?;
     let (ready_r, ready_w) = crate::os::pipe()?;
     let (go_r, go_w) = crate::os::pipe()?;
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        return Err(SysError::last("fork").into());
     }
     if pid == 0 {
         drop((ready_r, go_w));
@@ -142,9 +177,9 @@ fn start_holder() -> Result<i32, String> {
     let mut b = [0u8; 1];
     let unshared = unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } == 1;
     let mapped = if unshared {
-        rootless::write_id_maps(pid, &uids, &gids).map_err(|e| e.to_string())
+        rootless::write_id_maps(pid, &uids, &gids).map_err(UsernsStep::from)
     } else {
-        Err("the namespace holder could not create a user namespace".to_string())
+        Err(UsernsStep::NoUserNamespace)
     };
     match mapped {
         Ok(()) => {
@@ -153,7 +188,7 @@ fn start_holder() -> Result<i32, String> {
             // It reports once its mounts are private: only then may anyone join.
             if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
                 unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                return Err("the namespace holder failed to set up its mounts".into());
+                return Err(UsernsStep::HolderMounts);
             }
             Ok(pid)
         }

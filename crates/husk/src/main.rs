@@ -24,8 +24,8 @@ fn main() {
     if cli::subcommand(&args)
         .is_some_and(|c| c != "help" && !args.iter().any(|a| a == "--help" || a == "-h"))
     {
-        if let Err(msg) = husk_engine::userns::enter() {
-            fail(&msg);
+        if let Err(e) = husk_engine::userns::enter() {
+            fail(&e.to_string());
         }
     }
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
@@ -35,13 +35,13 @@ fn main() {
         .skip(1)
         .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart")
     {
-        if let Err(msg) = husk_engine::protect_executable() {
-            fail(&msg);
+        if let Err(e) = husk_engine::protect_executable() {
+            fail(&e.to_string());
         }
     }
     let cli = Cli::parse();
-    if let Err(msg) = run(cli) {
-        fail(&msg);
+    if let Err(e) = run(cli) {
+        fail(&e.to_string());
     }
 }
 
@@ -51,11 +51,14 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1)
 }
 
+/// What a command failed with: the engine's error or the CLI's own words; printed as one line.
+type Failure = Box<dyn std::error::Error>;
+
 /// Each of `containers` through `op`, printing its name once done (as docker does).
 fn each(
     containers: &[String],
-    mut op: impl FnMut(&str) -> Result<(), String>,
-) -> Result<(), String> {
+    mut op: impl FnMut(&str) -> husk_engine::Result<()>,
+) -> Result<(), Failure> {
     for c in containers {
         op(c)?;
         println!("{c}");
@@ -67,7 +70,7 @@ fn json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap());
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), Failure> {
     let engine = Engine::new(EngineOptions {
         root: cli.root,
         config: cli.config,
@@ -96,14 +99,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 ps(e, all, format == "json");
                 Ok(())
             }
-            f => Err(format!("ps: --format {f:?}: use table or json")),
+            f => Err(format!("ps: --format {f:?}: use table or json").into()),
         },
         Cmd::Logs {
             follow,
             tail,
             timestamps,
             container,
-        } => e.logs(&container, LogOptions { follow, tail }, &mut |l| {
+        } => Ok(e.logs(&container, LogOptions { follow, tail }, &mut |l| {
             let prefix = if timestamps {
                 format!("{} ", l.time)
             } else {
@@ -115,7 +118,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let mut o = std::io::stdout().lock();
                 write!(o, "{prefix}{}", l.text).and_then(|_| o.flush())
             };
-        }),
+        })?),
         Cmd::Kill { signal, containers } => each(&containers, |c| e.kill(c, &signal)),
         Cmd::Pause { containers } => each(&containers, |c| e.pause(c)),
         Cmd::Unpause { containers } => each(&containers, |c| e.unpause(c)),
@@ -124,7 +127,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 json(&e.inspect(&containers)?);
                 Ok(())
             }
-            f => Err(format!("inspect: --format {f:?}: only json is supported")),
+            f => Err(format!("inspect: --format {f:?}: only json is supported").into()),
         },
         Cmd::Start { containers } => each(&containers, |c| e.start(c)),
         Cmd::Restart { time, containers } => each(&containers, |c| {
@@ -139,18 +142,18 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Cp { src, dst } => e.copy(&src, &dst),
+        Cmd::Cp { src, dst } => Ok(e.copy(&src, &dst)?),
         Cmd::Stats {
             no_stream,
             format,
             containers,
         } => match format.as_str() {
             "table" | "json" => stats(e, &containers, no_stream, format == "json"),
-            f => Err(format!("stats: --format {f:?}: use table or json")),
+            f => Err(format!("stats: --format {f:?}: use table or json").into()),
         },
         Cmd::Container {
             cmd: ContainerCmd::Prune,
-        } => e.prune(&mut |id| println!("{id}")),
+        } => Ok(e.prune(&mut |id| println!("{id}"))?),
         Cmd::Stop { time, containers } => {
             each(&containers, |c| e.stop(c, Duration::from_secs(time)))
         }
@@ -204,7 +207,7 @@ fn run(cli: Cli) -> Result<(), String> {
             for i in &images {
                 match e.remove_image(i, force) {
                     Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
-                    Err(err) if images.len() == 1 => return Err(format!("rmi {i}: {err}")),
+                    Err(err) if images.len() == 1 => return Err(format!("rmi {i}: {err}").into()),
                     Err(err) => {
                         eprintln!("husk: rmi {i}: {err}");
                         failed += 1;
@@ -215,9 +218,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|err| format!("rmi: {err}"))?;
             let failed = (failed > 0)
                 .then(|| format!("rmi: {failed} of {} images not removed", images.len()));
-            failed.map_or(Ok(()), Err)
+            failed.map_or(Ok(()), |f| Err(f.into()))
         }
-        Cmd::Tag { image, name } => e.tag(&image, &name),
+        Cmd::Tag { image, name } => Ok(e.tag(&image, &name)?),
         Cmd::Image { cmd } => image_cmd(e, cmd),
         Cmd::Load { input, quiet } => {
             let what = input
@@ -255,7 +258,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         .map_err(|err| format!("save {image}: {err}"))?;
                     let f = std::fs::File::create(p)
                         .map_err(|err| format!("save {}: {err}", p.display()))?;
-                    e.save(&image, fmt, std::io::BufWriter::new(f))
+                    Ok(e.save(&image, fmt, std::io::BufWriter::new(f))?)
                 }
                 None => {
                     if std::io::stdout().is_terminal() {
@@ -263,7 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
                             "save: refusing to write a tarball to a terminal; use -o FILE".into(),
                         );
                     }
-                    e.save(&image, fmt, std::io::stdout().lock())
+                    Ok(e.save(&image, fmt, std::io::stdout().lock())?)
                 }
             }
         }
@@ -276,7 +279,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let username = match username {
                 Some(u) => u,
-                None => return Err(format!("login {registry}: --username is required")),
+                None => return Err(format!("login {registry}: --username is required").into()),
             };
             let password = if password_stdin {
                 let mut s = String::new();
@@ -309,7 +312,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("Removed login credentials for {registry}");
                 Ok(())
             } else {
-                Err(format!("logout {registry}: not logged in"))
+                Err(format!("logout {registry}: not logged in").into())
             }
         }
     }
@@ -358,7 +361,7 @@ fn ps(e: &Engine, all: bool, as_json: bool) {
 
 /// `husk stats`: once with `no_stream`, else every second until interrupted; `json` prints
 /// the cgroup statistics themselves, one JSON object per line.
-fn stats(e: &Engine, what: &[String], no_stream: bool, as_json: bool) -> Result<(), String> {
+fn stats(e: &Engine, what: &[String], no_stream: bool, as_json: bool) -> Result<(), Failure> {
     let mut sampler = e.stats(what)?;
     loop {
         std::thread::sleep(Duration::from_millis(if no_stream { 200 } else { 1000 }));
@@ -411,7 +414,7 @@ fn human(n: u64) -> String {
 }
 
 /// `husk images`.
-fn images(e: &Engine, a: &ListArgs) -> Result<(), String> {
+fn images(e: &Engine, a: &ListArgs) -> Result<(), Failure> {
     let imgs = e.images()?;
     if a.quiet {
         for i in &imgs {
@@ -470,12 +473,12 @@ fn images(e: &Engine, a: &ListArgs) -> Result<(), String> {
                 }
             }
         }
-        f => return Err(format!("images: unknown format {f:?} (table, json)")),
+        f => return Err(format!("images: unknown format {f:?} (table, json)").into()),
     }
     Ok(())
 }
 
-fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), String> {
+fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), Failure> {
     match cmd {
         ImageCmd::Ls(_) | ImageCmd::Rm { .. } => unreachable!("handled by caller"),
         ImageCmd::Inspect { images } => {
@@ -490,7 +493,7 @@ fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), String> {
             );
             Ok(())
         }
-        ImageCmd::Unpack { image, dir } => e.unpack_image(&image, &dir),
+        ImageCmd::Unpack { image, dir } => Ok(e.unpack_image(&image, &dir)?),
         ImageCmd::Lowerdirs { image } => {
             let dirs: Vec<String> = e
                 .image_layer_dirs(&image)?
