@@ -379,4 +379,190 @@ mod tests {
         assert!(Restart::OnFailure(Some(2)).again(2, 1));
         assert!(!Restart::OnFailure(Some(2)).again(2, 2));
     }
+
+    /// Options for `image` with `f` applied.
+    fn with(f: impl FnOnce(&mut RunOptions)) -> RunOptions {
+        let mut o = RunOptions::new("img");
+        f(&mut o);
+        o
+    }
+
+    /// Validated on a 4-CPU host whose environment has only FROM_HOST=h.
+    fn check(o: &RunOptions) -> Result<ContainerConfig, ConfigError> {
+        ContainerConfig::validate_with(o, 4, &|k| (k == "FROM_HOST").then(|| "h".to_string()))
+    }
+
+    fn err(f: impl FnOnce(&mut RunOptions)) -> ConfigError {
+        check(&with(f)).expect_err("invalid options accepted")
+    }
+
+    /// A file in a directory of this test's own, removed on drop.
+    struct TempFile(std::path::PathBuf);
+    impl TempFile {
+        fn new(name: &str, text: &str) -> TempFile {
+            let dir = std::env::temp_dir().join(format!("husk-config-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            TempFile(p)
+        }
+    }
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn defaults_are_docker_like_and_locked_down() {
+        let c = check(&RunOptions::new("img")).unwrap();
+        assert_eq!(c.image, "img");
+        assert_eq!((c.restart, c.network), (Restart::No, Network::None));
+        assert!(!c.detach && !c.remove && !c.init && !c.privileged);
+        assert!(c.no_new_privileges, "husk sets no_new_privs by default");
+        let mut default_caps: Vec<String> = spec_from_image::CAPS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        default_caps.sort();
+        let mut caps = c.caps.clone();
+        caps.sort();
+        assert_eq!(caps, default_caps);
+        assert!(c.added_caps.is_empty());
+        assert_eq!((c.memory, c.cpu_quota, c.pids_limit), (None, None, None));
+        assert_eq!((c.seccomp.is_none(), c.stop_signal), (true, None));
+    }
+
+    #[test]
+    fn values_become_typed() {
+        let c = check(&with(|o| {
+            o.detach = true;
+            o.restart = "on-failure:2".into();
+            o.network = "slirp4netns:allow_host_loopback=true".into();
+            o.memory = Some("64m".into());
+            o.cpus = Some("1.5".into());
+            o.pids_limit = Some(10);
+            o.tmpfs = vec!["/scratch:size=1m".into()];
+            o.volumes = vec!["/:/host:ro".into()];
+            o.cap_add = vec!["NET_ADMIN".into()];
+            o.cap_drop = vec!["CHOWN".into()];
+            o.stop_signal = Some("SIGUSR1".into());
+            o.name = Some("web.1".into());
+        }))
+        .unwrap();
+        assert_eq!(c.restart, Restart::OnFailure(Some(2)));
+        assert_eq!(c.restart.to_string(), "on-failure:2");
+        assert_eq!(
+            c.network,
+            Network::Slirp {
+                host_loopback: true
+            }
+        );
+        assert_eq!(Network::parse(&c.network.to_string()), Ok(c.network));
+        assert_eq!(c.memory, Some(64 << 20));
+        assert_eq!(c.cpu_quota, Some(150_000));
+        assert_eq!(c.pids_limit, Some(10));
+        assert_eq!(c.tmpfs[0].destination, "/scratch");
+        assert_eq!(
+            (c.volumes[0].destination.as_str(), c.volumes[0].readonly),
+            ("/host", true)
+        );
+        assert!(c.caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!c.caps.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(c.added_caps, ["CAP_NET_ADMIN"]);
+        assert_eq!(c.stop_signal, Some(libc::SIGUSR1));
+    }
+
+    #[test]
+    fn env_files_come_first_and_bare_keys_take_the_hosts_value() {
+        let f = TempFile::new("env", "# comment\nA=1\nFROM_HOST\nNOT_SET\nB=from-file\n");
+        let c = check(&with(|o| {
+            o.env_files = vec![f.0.clone()];
+            o.process.env = vec!["B=from-flag".into()];
+        }))
+        .unwrap();
+        assert_eq!(
+            c.process.env,
+            ["A=1", "FROM_HOST=h", "B=from-file", "B=from-flag"]
+        );
+        let missing = err(|o| o.env_files = vec!["/no/such/env-file".into()]);
+        assert!(
+            missing.to_string().contains("/no/such/env-file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn privileged_turns_no_new_privileges_off_unless_asked() {
+        let c = check(&with(|o| o.privileged = true)).unwrap();
+        assert!(!c.no_new_privileges);
+        let c = check(&with(|o| {
+            o.privileged = true;
+            o.security_opt = vec!["no-new-privileges".into()];
+        }))
+        .unwrap();
+        assert!(c.no_new_privileges);
+        let c = check(&with(|o| {
+            o.security_opt = vec!["no-new-privileges=false".into()]
+        }))
+        .unwrap();
+        assert!(!c.no_new_privileges);
+    }
+
+    #[test]
+    fn every_user_error_is_found_before_anything_runs() {
+        use ConfigError::*;
+        assert_eq!(err(|o| o.restart = "always".into()), RestartNeedsDetach);
+        assert_eq!(
+            err(|o| {
+                o.detach = true;
+                o.remove = true;
+                o.restart = "always".into();
+            }),
+            RestartWithRemove
+        );
+        assert_eq!(err(|o| o.pids_limit = Some(0)), PidsLimit);
+        assert_eq!(err(|o| o.name = Some("-x".into())), Name("-x".into()));
+        assert_eq!(
+            err(|o| o.volumes = vec!["/no/such/source:/data".into()]),
+            VolumeSource("/no/such/source".into())
+        );
+        assert_eq!(
+            err(|o| {
+                o.volumes = vec!["/:/data/".into()];
+                o.tmpfs = vec!["/data".into()];
+            }),
+            TmpfsTaken("/data".into())
+        );
+        assert_eq!(
+            err(|o| {
+                o.init = true;
+                o.volumes = vec!["/:/dev".into()];
+            }),
+            InitHidden
+        );
+        // Values their parsers refuse: the message names the flag.
+        type Change = fn(&mut RunOptions);
+        let cases: [(&str, Change); 10] = [
+            ("--restart", |o| o.restart = "sometimes".into()),
+            ("--network", |o| o.network = "bridge".into()),
+            ("-v", |o| o.volumes = vec!["relative:/x".into()]),
+            ("--memory", |o| o.memory = Some("lots".into())),
+            ("--cpus", |o| o.cpus = Some("8".into())),
+            ("--cap-add", |o| o.cap_add = vec!["NOT_A_CAP".into()]),
+            ("--security-opt", |o| {
+                o.security_opt = vec!["label=x".into()]
+            }),
+            ("--stop-signal", |o| o.stop_signal = Some("SIGNOPE".into())),
+            ("--tmpfs", |o| o.tmpfs = vec!["relative".into()]),
+            ("seccomp", |o| {
+                o.security_opt = vec!["seccomp=/no/such/profile.json".into()]
+            }),
+        ];
+        for (flag, f) in cases {
+            let e = err(f);
+            assert!(matches!(e, Invalid(_)), "{flag}: {e:?}");
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
+        }
+    }
 }
