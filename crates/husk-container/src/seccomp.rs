@@ -18,8 +18,18 @@
 //! Architectures that cannot run on this host (mips on x86_64, …) are ignored: the kernel
 //! never reports them here.
 //!
+//! Syscalls newer than the profile get ENOSYS, as with runc: unless the default action
+//! lets calls through anyway (ALLOW, LOG, TRACE), each table's section starts with
+//! `jgt highest_named_nr → ret ERRNO(ENOSYS)`, the highest number being that of the
+//! highest syscall any rule names (whatever its action). A profile written before a call
+//! existed cannot have meant to forbid it, and ENOSYS is what makes libc fall back to the
+//! older call (clone3 → clone, faccessat2 → faccessat) instead of failing with EPERM.
+//! Unlike runc 1.1.5, which builds that check only for the architectures listed (none at
+//! all when the list is empty), the native table always gets it, as newer runc does.
+//!
 //! Where init installs it: right before execve (after signals are reset and fds closed),
-//! so the filter only has to let execve itself through — as runc does. Without
+//! so the filter only has to let execve itself through — as runc does; with
+//! startContainer hooks, before them, so that they run filtered as they do with runc. Without
 //! no_new_privs, installing needs CAP_SYS_ADMIN, so then (again as runc) it is installed
 //! before capabilities are dropped, and must allow what init still does afterwards.
 //!
@@ -318,6 +328,24 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
     if notify && s.listener_path().is_none() {
         return Err("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into());
     }
+    // As runc refuses it: the runtime itself writes (sync, errors, hook stdin) after the
+    // filter is in place, and an agent that never answers would then hang the container.
+    if syscalls
+        .iter()
+        .any(|c| c.action() == Act::ScmpActNotify && c.names().iter().any(|n| n == "write"))
+    {
+        return Err("seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall".into());
+    }
+    let enosys_stub = !matches!(
+        s.default_action(),
+        Act::ScmpActAllow | Act::ScmpActLog | Act::ScmpActTrace
+    );
+    let highest = |t: Table| -> Option<u32> {
+        let names = syscalls.iter().flat_map(|c| c.names().iter());
+        enosys_stub
+            .then(|| names.filter_map(|n| t.nr(n)).max())
+            .flatten()
+    };
     let mut flags = 0;
     for f in s.flags().as_deref().unwrap_or_default() {
         flags |= match f {
@@ -394,26 +422,41 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
         if audit == AUDIT_ARCH_X86_64 {
             match (x86_64, x32) {
                 (true, true) => {
-                    let x32_part = table_body(Table::X32, &rules, default)?;
+                    let x32_part = table_body(Table::X32, &rules, default, highest(Table::X32))?;
                     // nr < X32 bit: skip the x32 part (long jump over it).
                     sec.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 1, 0));
                     sec.push(stmt(JMP_JA, x32_part.len() as u32));
                     sec.extend(x32_part);
-                    sec.extend(table_body(Table::X86_64, &rules, default)?);
+                    sec.extend(table_body(
+                        Table::X86_64,
+                        &rules,
+                        default,
+                        highest(Table::X86_64),
+                    )?);
                 }
                 (true, false) => {
                     sec.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 0, 1));
                     sec.push(stmt(RET_K, RET_KILL_PROCESS));
-                    sec.extend(table_body(Table::X86_64, &rules, default)?);
+                    sec.extend(table_body(
+                        Table::X86_64,
+                        &rules,
+                        default,
+                        highest(Table::X86_64),
+                    )?);
                 }
                 (false, _) => {
                     sec.push(jump(JMP_JGE_K, X32_SYSCALL_BIT, 1, 0));
                     sec.push(stmt(RET_K, RET_KILL_PROCESS));
-                    sec.extend(table_body(Table::X32, &rules, default)?);
+                    sec.extend(table_body(
+                        Table::X32,
+                        &rules,
+                        default,
+                        highest(Table::X32),
+                    )?);
                 }
             }
         } else {
-            sec.extend(table_body(here[0], &rules, default)?);
+            sec.extend(table_body(here[0], &rules, default, highest(here[0]))?);
         }
         sections.push((audit, sec));
     }
@@ -470,11 +513,12 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 /// The per-syscall checks of one table, ending in `ret default`. Expects the syscall
-/// number in the accumulator.
+/// number in the accumulator. Numbers above `enosys_above` get ENOSYS (see the module doc).
 fn table_body(
     table: Table,
     rules: &[(&[String], u32, Vec<LinuxSeccompArg>)],
     default: u32,
+    enosys_above: Option<u32>,
 ) -> Result<Vec<libc::sock_filter>, String> {
     // Group the rules by syscall number, keeping first-seen order.
     let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
@@ -493,6 +537,10 @@ fn table_body(
         }
     }
     let mut out = Vec::new();
+    if let Some(highest) = enosys_above {
+        out.push(jump(JMP_JGT_K, highest, 0, 1));
+        out.push(stmt(RET_K, RET_ERRNO | libc::ENOSYS as u32));
+    }
     for (nr, idx) in groups {
         let mut body = Vec::new();
         // Conditional rules in spec order, then the first unconditional one.
@@ -968,6 +1016,53 @@ mod tests {
     }
 
     #[test]
+    fn calls_above_the_profile_get_enosys_unless_the_default_lets_them_through() {
+        const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+        for archs in [
+            serde_json::json!([]),
+            serde_json::json!(["SCMP_ARCH_X86_64"]),
+        ] {
+            let f = filter(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ERRNO", "architectures": archs,
+                "syscalls": [{"names": ["read", "mkdir", "not_a_call"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["personality"], "action": "SCMP_ACT_ERRNO"}]
+            }));
+            assert_eq!(run(&f, X64, MKDIR, [0; 6]), RET_ALLOW);
+            // A hole below the highest named call keeps the default action.
+            assert_eq!(run(&f, X64, UNAME, [0; 6]), RET_ERRNO | 1);
+            // Above personality (135, named, even with the default action): ENOSYS.
+            assert_eq!(run(&f, X64, PERSONALITY, [0; 6]), RET_ERRNO | 1);
+            assert_eq!(run(&f, X64, PERSONALITY + 1, [0; 6]), ENOSYS);
+            assert_eq!(run(&f, X64, 460, [0; 6]), ENOSYS);
+            assert_eq!(run(&f, X64, X32_SYSCALL_BIT | 1, [0; 6]), RET_KILL_PROCESS);
+        }
+        // x86_64 and x32 each against their own highest number.
+        let f = filter(serde_json::json!({
+            "defaultAction": "SCMP_ACT_KILL_PROCESS",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["mkdir", "ioctl"], "action": "SCMP_ACT_ALLOW"}]
+        }));
+        assert_eq!(run(&f, X64, MKDIR + 1, [0; 6]), ENOSYS);
+        assert_eq!(run(&f, X64, 17, [0; 6]), RET_KILL_PROCESS);
+        // x32 ioctl is 514: x32 mkdir (83) is below it, 515 above.
+        assert_eq!(run(&f, X64, X32_SYSCALL_BIT | 515, [0; 6]), ENOSYS);
+        assert_eq!(run(&f, X64, X32_SYSCALL_BIT | 84, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(run(&f, AUDIT_ARCH_I386, 55, [0; 6]), ENOSYS); // above i386 ioctl (54)
+        assert_eq!(run(&f, AUDIT_ARCH_I386, 39, [0; 6]), RET_ALLOW); // i386 mkdir
+        for (default, want) in [
+            ("SCMP_ACT_ALLOW", RET_ALLOW),
+            ("SCMP_ACT_LOG", RET_LOG),
+            ("SCMP_ACT_TRACE", RET_TRACE | 1),
+        ] {
+            let f = filter(serde_json::json!({
+                "defaultAction": default,
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]
+            }));
+            assert_eq!(run(&f, X64, 460, [0; 6]), want, "{default}");
+        }
+    }
+
+    #[test]
     fn bad_profiles_are_one_line_errors() {
         let bad = |json: serde_json::Value, needle: &str| {
             let s: LinuxSeccomp = serde_json::from_value(json).unwrap();
@@ -987,6 +1082,12 @@ mod tests {
             serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
                 "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
             "needs linux.seccomp.listenerPath",
+        );
+        bad(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "syscalls": [{"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY",
+                              "args": [{"index": 0, "value": 9, "op": "SCMP_CMP_EQ"}]}]}),
+            "cannot be used for the write syscall",
         );
         assert!(serde_json::from_value::<LinuxSeccomp>(
             serde_json::json!({"defaultAction": "SCMP_ACT_BOGUS"})

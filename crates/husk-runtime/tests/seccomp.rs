@@ -169,6 +169,118 @@ fn default_errno_with_an_allowlist() {
     ctx.assert_clean();
 }
 
+/// A static x86_64 ELF that makes syscall `nr` (whatever is in the argument registers) and
+/// exits with the negated result, so -ENOSYS exits 38 and -EPERM exits 1. Made by hand: the
+/// busybox rootfs has no way to call a syscall by number.
+fn syscall_probe(nr: u32) -> Vec<u8> {
+    let mut code = vec![0xb8]; // mov eax, nr
+    code.extend(nr.to_le_bytes());
+    // syscall; neg eax; mov edi, eax; mov eax, 60 (exit); syscall
+    code.extend([
+        0x0f, 0x05, 0xf7, 0xd8, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05,
+    ]);
+    let base: u64 = 0x40_0000;
+    let hdrs: u64 = 64 + 56;
+    let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    elf.extend([0u8; 8]);
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(0x3eu16.to_le_bytes()); // x86_64
+    elf.extend(1u32.to_le_bytes());
+    elf.extend((base + hdrs).to_le_bytes()); // entry
+    elf.extend(64u64.to_le_bytes()); // program headers right after this header
+    elf.extend(0u64.to_le_bytes());
+    elf.extend(0u32.to_le_bytes());
+    for h in [64u16, 56, 1, 0, 0, 0] {
+        elf.extend(h.to_le_bytes());
+    }
+    let size = hdrs + code.len() as u64;
+    elf.extend(1u32.to_le_bytes()); // PT_LOAD
+    elf.extend(5u32.to_le_bytes()); // r-x
+    for v in [0, base, base, size, size, 0x1000] {
+        elf.extend(v.to_le_bytes());
+    }
+    elf.extend(code);
+    elf
+}
+
+#[test]
+fn calls_newer_than_the_profile_get_enosys_not_the_default_errno() {
+    // runc's behaviour: a deny-by-default profile names calls up to some number; a call
+    // above it (newer than the profile) gets ENOSYS, so libc falls back to an older call.
+    // A call below it that the profile does not allow keeps the default action.
+    if !cfg!(target_arch = "x86_64") {
+        panic!("the syscall probe is x86_64 code");
+    }
+    let probes = [(460u32, 38), (1000, 38), (83, 1)]; // 83 = mkdir, a hole: EPERM
+    for archs in [json!(["SCMP_ARCH_X86_64"]), json!([])] {
+        let ctx = Ctx::new(
+            "scenosys",
+            &sh("/p/460; echo a=$?; /p/1000; echo b=$?; /p/83; echo c=$?"),
+            |s| {
+                with_seccomp(
+                    s,
+                    json!({
+                        "defaultAction": "SCMP_ACT_ERRNO",
+                        "architectures": archs,
+                        "syscalls": [{"names": ALLOWLIST, "action": "SCMP_ACT_ALLOW"}]
+                    }),
+                )
+            },
+        );
+        let dir = ctx.bundle.join("probes");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (nr, _) in probes {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.join(nr.to_string());
+            std::fs::write(&p, syscall_probe(nr)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let spec_path = ctx.bundle.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/p", "type": "bind", "source": dir, "options": ["rbind", "ro"]
+        }));
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        let (code, out, err) = ctx.run();
+        assert_eq!(code, 0, "{archs}: stdout={out} stderr={err}");
+        assert_eq!(out, "a=38\nb=38\nc=1\n", "{archs}: {err}");
+        ctx.assert_clean();
+    }
+}
+
+#[test]
+fn start_container_hooks_run_under_the_filter() {
+    // As runc: the filter is in place when startContainer runs, also with no_new_privs
+    // (where the filter otherwise goes on right before execve).
+    for nnp in [true, false] {
+        let ctx = Ctx::new("schook", &["true"], |s| {
+            with_seccomp(
+                s,
+                json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+                }),
+            );
+            s["process"]["noNewPrivileges"] = json!(nnp);
+        });
+        let out_dir = ctx.bundle.join("out");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let spec_path = ctx.bundle.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": out_dir, "options": ["rbind"]
+        }));
+        spec["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
+            "args": ["sh", "-c", "mkdir /tmp/h; echo $? > /mnt/hook"]}]});
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        let (code, out, err) = ctx.run();
+        assert_eq!(code, 0, "nnp={nnp}: stdout={out} stderr={err}");
+        let hook = std::fs::read_to_string(out_dir.join("hook")).unwrap();
+        assert_eq!(hook, "1\n", "nnp={nnp}: mkdir in the hook was not filtered");
+        ctx.assert_clean();
+    }
+}
+
 #[test]
 fn kill_process_is_exit_159_for_the_container_process() {
     for (nnp, action) in [
@@ -528,5 +640,22 @@ fn notify_needs_a_reachable_listener() {
     });
     let out = ctx.rt(&["create", &ctx.id]);
     assert_one_line_error(&out, "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+    ctx.assert_clean();
+}
+
+#[test]
+fn notify_on_write_is_refused_as_runc_does() {
+    // The runtime writes after the filter is in place; runc refuses such a profile at
+    // create, before connecting to the agent.
+    let path = listener_path("scnwrite");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let ctx = Ctx::new("scnwrite", &["true"], |s| {
+        let mut p = notify_profile(&path);
+        p["syscalls"][0]["names"] = json!(["mkdir", "write"]);
+        with_seccomp(s, p)
+    });
+    let out = ctx.rt_detached(&["create", &ctx.id]);
+    let _ = std::fs::remove_file(&path);
+    assert_one_line_error(&out, "SCMP_ACT_NOTIFY cannot be used for the write syscall");
     ctx.assert_clean();
 }

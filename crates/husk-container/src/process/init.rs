@@ -299,17 +299,26 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
         Ok(c) => c,
         Err(_) => exit(1),
     };
-    let result = sys::cloexec_from(3 + cfg.preserve_fds);
-    // startContainer hooks: in the container, before the user's process; SIGPIPE is still
-    // ignored here, so a hook that closes its stdin cannot kill init.
+    let mut result = sys::cloexec_from(3 + cfg.preserve_fds);
+    // startContainer hooks: in the container, before the user's process, and (as with
+    // runc) already under the seccomp filter; SIGPIPE is still ignored here, so a hook that
+    // closes its stdin cannot kill init.
     let hooks = hooks::start_container(cfg.spec);
-    if let Err(e) = hooks::run_all("startContainer", hooks, &state) {
-        let _ = conn.write_all(e.as_bytes());
-        exit(127)
+    let filter_first = !hooks.is_empty();
+    if filter_first {
+        result = result.and_then(|()| filter.install());
+    }
+    if result.is_ok() {
+        if let Err(e) = hooks::run_all("startContainer", hooks, &state) {
+            let _ = conn.write_all(e.as_bytes());
+            exit(127)
+        }
     }
     sys::reset_signals();
-    // seccomp last, so that only execve itself must get past the filter (as in runc).
-    let result = result.and_then(|()| filter.install());
+    // Without hooks, seccomp last, so that only execve itself must get past the filter.
+    if !filter_first {
+        result = result.and_then(|()| filter.install());
+    }
     let err = match result {
         Ok(()) => p.execve(),
         Err(e) => e,
