@@ -47,15 +47,16 @@ impl RootfsSetup<'_> {
             ),
             None => None,
         };
-        // Nothing mounted from here on may propagate back to the host.
-        sys::mount(
-            None,
-            c"/",
-            None,
-            propagation.unwrap_or(libc::MS_SLAVE) | libc::MS_REC,
-            None,
-        )
-        .map_err(|e| SetupError::new("setting propagation of /", e))?;
+        // Nothing mounted from here on may propagate back to the host. A shared
+        // rootfsPropagation waits until after pivot_root, which refuses shared mounts (and a
+        // shared copy of the host's / would still be a peer of the host's): until then the
+        // tree is rslave, and making the new / shared then gives it a peer group of its own.
+        let before_pivot = match propagation {
+            Some(p) if p & libc::MS_SHARED == 0 => p | libc::MS_REC,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        sys::mount(None, c"/", None, before_pivot, None)
+            .map_err(|e| SetupError::new("setting propagation of /", e))?;
 
         let root = self.bind_rootfs()?;
         let ctx = mounts::MountContext {

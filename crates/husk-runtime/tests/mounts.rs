@@ -1,0 +1,47 @@
+//! Mounts and propagation as runc does them: rootfsPropagation, a read-only /dev, bind
+//! sources only the caller can reach, and a container without a mount namespace.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+/// The container's mountinfo lines for `/` and `/proc` (field 5 is the mount point).
+const ROOT_AND_PROC: &str = r#"awk '$5 == "/" || $5 == "/proc"' /proc/self/mountinfo"#;
+
+#[test]
+fn shared_rootfs_propagation_makes_the_new_root_shared() {
+    // pivot_root refuses shared mounts; the propagation asked for is the new root's.
+    for (prop, no_pivot) in [("shared", false), ("rshared", false), ("rshared", true)] {
+        let ctx = Ctx::new("rshared", &["sh", "-c", ROOT_AND_PROC], |s| {
+            s["linux"]["rootfsPropagation"] = json!(prop);
+        });
+        let mut args = vec!["run"];
+        if no_pivot {
+            args.push("--no-pivot");
+        }
+        args.push(&ctx.id);
+        let out = ctx.rt(&args);
+        assert!(out.status.success(), "{prop}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = |mp: &str| {
+            stdout
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(mp))
+                .unwrap_or_else(|| panic!("{prop}: no {mp} in {stdout}"))
+                .to_string()
+        };
+        assert!(line("/").contains(" shared:"), "{prop}: {stdout}");
+        // Only the recursive form reaches the mounts below /.
+        assert_eq!(
+            line("/proc").contains(" shared:"),
+            prop == "rshared",
+            "{prop}: {stdout}"
+        );
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !host.contains(rootfs().to_str().unwrap()),
+            "{prop}: the rootfs mount reached the host: {host}"
+        );
+        ctx.assert_clean();
+    }
+}
