@@ -45,3 +45,32 @@ fn shared_rootfs_propagation_makes_the_new_root_shared() {
         ctx.assert_clean();
     }
 }
+
+#[test]
+fn a_read_only_dev_tmpfs_still_gets_devices_devpts_and_links() {
+    let ctx = Ctx::new(
+        "devro",
+        &[
+            "sh",
+            "-c",
+            "ls /dev/null /dev/zero /dev/pts/ptmx; readlink /dev/fd; echo x > /dev/null && \
+             echo null-ok; touch /dev/new 2>/dev/null && echo WROTE-DEV; \
+             awk '$5 == \"/dev\" {print $6}' /proc/self/mountinfo",
+        ],
+        |s| {
+            let dev = s["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["destination"] == "/dev")
+                .expect("the default spec mounts /dev");
+            dev["options"].as_array_mut().unwrap().push(json!("ro"));
+        },
+    );
+    let out = ctx.run_ok();
+    assert_eq!(
+        out, "/dev/null\n/dev/pts/ptmx\n/dev/zero\n/proc/self/fd\nnull-ok\nro,nosuid\n",
+        "{out}"
+    );
+    ctx.assert_clean();
+}

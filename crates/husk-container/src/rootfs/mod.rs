@@ -13,7 +13,7 @@ pub mod restrict;
 
 use crate::process::SetupError;
 use crate::sys::{self, cstr, fd_path};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Mount, Spec};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -65,8 +65,17 @@ impl RootfsSetup<'_> {
             cgroups: self.cgroups,
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or_default();
+        // A read-only /dev tmpfs is mounted writable and made read-only once the device
+        // nodes, devpts, the console and the /dev links are in it, as runc does.
+        let mut dev_ro_flags = None;
         for m in spec_mounts {
-            mounts::mount_entry(&ctx, m)?;
+            match read_only_dev_tmpfs(m) {
+                Some((writable, flags)) => {
+                    mounts::mount_entry(&ctx, &writable)?;
+                    dev_ro_flags = Some(flags);
+                }
+                None => mounts::mount_entry(&ctx, m)?,
+            }
         }
 
         let dev_is_bind = spec_mounts.iter().any(|m| {
@@ -97,6 +106,10 @@ impl RootfsSetup<'_> {
             crate::console::send_fd(socket, &master)
                 .map_err(|e| SetupError::new("sending the pty master to the console socket", e))?;
             slave = Some(pty);
+        }
+        if let Some(flags) = dev_ro_flags {
+            mounts::remount_bind(&root, Path::new("/dev"), flags | libc::MS_RDONLY)
+                .map_err(|e| SetupError::new("remounting /dev read-only", e))?;
         }
 
         if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
@@ -159,4 +172,21 @@ impl RootfsSetup<'_> {
         sys::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|e| SetupError::new(what, e))
     }
+}
+
+/// A tmpfs on /dev with `ro`: the same entry without `ro`, and the per-mount flags to apply
+/// once /dev is populated.
+fn read_only_dev_tmpfs(m: &Mount) -> Option<(Mount, libc::c_ulong)> {
+    let opts = m.options().as_deref().unwrap_or_default();
+    let parsed = options::MountOptions::parse(opts);
+    if m.destination() != Path::new("/dev")
+        || m.typ().as_deref() != Some("tmpfs")
+        || parsed.bind
+        || parsed.flags & libc::MS_RDONLY == 0
+    {
+        return None;
+    }
+    let mut writable = m.clone();
+    writable.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+    Some((writable, parsed.bind_remount_flags()))
 }
