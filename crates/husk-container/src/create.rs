@@ -153,6 +153,15 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             .map_err(|e| Error::Cgroup(e.to_string()))?,
         None => Vec::new(),
     };
+    // In a new user namespace, init may not reach every bind source the caller can: open
+    // them here, before it exists.
+    let bind_sources = match plan.new_user {
+        true => crate::rootfs::mounts::clone_bind_sources(
+            bundle.spec.mounts().as_deref().unwrap_or_default(),
+            &bundle.path,
+        ),
+        false => Vec::new(),
+    };
     let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
     let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;
     let cfg = InitConfig {
@@ -167,6 +176,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         cgroup_join: &self_join,
         seccomp_listener: listener.as_ref(),
+        bind_sources: &bind_sources,
     };
 
     // Clone: straight into the new namespaces (and v2 cgroup), or via an intermediate.
@@ -201,6 +211,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     };
     drop(child_end);
     drop(gate);
+    drop(bind_sources);
     undo.init = Some((pid, pidfd));
 
     if plan.new_user {

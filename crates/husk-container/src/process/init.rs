@@ -36,6 +36,9 @@ pub struct InitConfig<'a> {
     /// The connected `linux.seccomp.listenerPath` socket when the profile has
     /// SCMP_ACT_NOTIFY rules: the notify fd goes there once the filter is installed.
     pub seccomp_listener: Option<&'a OwnedFd>,
+    /// Bind sources the main process opened before the user namespace existed, by index
+    /// in `mounts` (see `rootfs::mounts::clone_bind_sources`).
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 /// Entry point of init after clone. Reports Ready or the failed step over `chan`.
@@ -86,6 +89,7 @@ fn close_inherited(cfg: &InitConfig, chan: &Channel) {
     keep.extend(cfg.cgroup_join.iter().map(|f| f.as_raw_fd()));
     keep.extend(cfg.console_socket.map(|s| s.as_raw_fd()));
     keep.extend(cfg.seccomp_listener.map(|s| s.as_raw_fd()));
+    keep.extend(cfg.bind_sources.iter().flatten().map(|f| f.as_raw_fd()));
     sys::close_fds_except(3 + cfg.preserve_fds as i32, &keep);
 }
 
@@ -216,6 +220,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
             .map(|b| (b.height() as u16, b.width() as u16)),
         cgroups: &cgroups,
         before_pivot: &before_pivot,
+        bind_sources: cfg.bind_sources,
     };
     let slave = rootfs.run()?;
     if plan.new_cgroup {

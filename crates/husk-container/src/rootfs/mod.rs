@@ -34,6 +34,9 @@ pub struct RootfsSetup<'a> {
     pub cgroups: &'a dyn Fn() -> Result<Vec<(PathBuf, PathBuf)>, SetupError>,
     /// Called after the mounts, before pivot_root: the createRuntime/createContainer hooks.
     pub before_pivot: &'a dyn Fn() -> Result<(), SetupError>,
+    /// Bind sources opened by the main process, by index in `mounts`
+    /// (`mounts::clone_bind_sources`); empty when there were none to open.
+    pub bind_sources: &'a [Option<OwnedFd>],
 }
 
 impl RootfsSetup<'_> {
@@ -68,13 +71,14 @@ impl RootfsSetup<'_> {
         // A read-only /dev tmpfs is mounted writable and made read-only once the device
         // nodes, devpts, the console and the /dev links are in it, as runc does.
         let mut dev_ro_flags = None;
-        for m in spec_mounts {
+        for (i, m) in spec_mounts.iter().enumerate() {
+            let prepared = self.bind_sources.get(i).and_then(Option::as_ref);
             match read_only_dev_tmpfs(m) {
                 Some((writable, flags)) => {
-                    mounts::mount_entry(&ctx, &writable)?;
+                    mounts::mount_entry(&ctx, &writable, prepared)?;
                     dev_ro_flags = Some(flags);
                 }
-                None => mounts::mount_entry(&ctx, m)?,
+                None => mounts::mount_entry(&ctx, m, prepared)?,
             }
         }
 

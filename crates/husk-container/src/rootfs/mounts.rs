@@ -22,7 +22,32 @@ pub struct MountContext<'a> {
     pub cgroups: &'a dyn Fn() -> Result<Vec<(PathBuf, PathBuf)>, SetupError>,
 }
 
-pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<(), SetupError> {
+/// Detached copies (open_tree) of the bind sources of `mounts`, by index, made by the main
+/// process before the container's user namespace exists: a source that only the caller can
+/// reach (a directory the container's root may not search) is then mounted fd-to-fd, as
+/// with runc. A source that cannot be copied this way (the caller lacks CAP_SYS_ADMIN, the
+/// path is missing) is `None`, and init opens it by path and reports what fails.
+/// Relative sources are relative to the bundle, as they are for init.
+pub fn clone_bind_sources(mounts: &[Mount], bundle: &Path) -> Vec<Option<OwnedFd>> {
+    mounts
+        .iter()
+        .map(|m| {
+            let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+            if !(opts.bind || m.typ().as_deref() == Some("bind")) {
+                return None;
+            }
+            let src = bundle.join(m.source().as_ref()?);
+            sys::open_tree_clone(&src, opts.flags & libc::MS_REC != 0).ok()
+        })
+        .collect()
+}
+
+/// Mount one entry; `prepared` is its bind source from `clone_bind_sources`, if any.
+pub fn mount_entry(
+    ctx: &MountContext,
+    m: &Mount,
+    prepared: Option<&OwnedFd>,
+) -> Result<(), SetupError> {
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
     let typ = m
         .typ()
@@ -40,7 +65,7 @@ pub fn mount_entry(ctx: &MountContext, m: &Mount) -> Result<(), SetupError> {
         )));
     }
     if opts.bind || typ == "bind" {
-        bind_entry(ctx, &src, dest, &opts).map_err(fail)?;
+        bind_entry(ctx, &src, dest, &opts, prepared).map_err(fail)?;
     } else if typ == "cgroup" || typ == "cgroup2" {
         let cgroups = (ctx.cgroups)()?;
         cgroup_entry(ctx, &cgroups, dest, &opts).map_err(fail)?;
@@ -112,13 +137,38 @@ fn open_existing_dir(root: &OwnedFd, dest: &Path) -> io::Result<Option<OwnedFd>>
     }
 }
 
-fn bind_entry(ctx: &MountContext, src: &Path, dest: &Path, opts: &MountOptions) -> io::Result<()> {
+fn bind_entry(
+    ctx: &MountContext,
+    src: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+    prepared: Option<&OwnedFd>,
+) -> io::Result<()> {
     // The source is a host path chosen by whoever wrote config.json (relative to the bundle,
     // which is init's cwd); the destination is resolved inside the rootfs.
-    let src_fd = sys::open(src, libc::O_PATH)?;
+    let recursive = opts.flags & libc::MS_REC != 0;
+    let opened;
+    let src_fd = match prepared {
+        Some(tree) => tree,
+        None => {
+            opened = sys::open(src, libc::O_PATH)?;
+            &opened
+        }
+    };
     let is_dir = sys::fstat(src_fd.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let target = ensure_in_root(ctx.root, dest, if is_dir { Kind::Dir } else { Kind::File })?;
-    bind_fd(&src_fd, &target, opts.flags & libc::MS_REC != 0)?;
+    match prepared {
+        Some(tree) => {
+            sys::move_mount_onto(tree, &target)?;
+            // The copy was made in the caller's namespace and may be a peer of its source
+            // there: make it a slave like every other mount of this rslave tree, so that
+            // nothing mounted below it in the container reaches the host. (The tree fd now
+            // refers to the attached mount itself.)
+            let flags = libc::MS_SLAVE | if recursive { libc::MS_REC } else { 0 };
+            sys::mount(None, &cstr(fd_path(tree))?, None, flags, None)?;
+        }
+        None => bind_fd(src_fd, &target, recursive)?,
+    }
     let remount = opts.bind_remount_flags();
     if remount != 0 {
         remount_bind(ctx.root, dest, remount)?;
