@@ -1,7 +1,7 @@
 //! The foreground side of a container process (`husk run` / `husk exec` without -d): its
 //! pty proxied to ours (-t), signals forwarded to it, stdin from /dev/null without -i.
 
-use crate::error::{IoContext, IoError, SysError};
+use crate::os::{IoContext, IoError, SysError};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 

@@ -3,39 +3,15 @@
 //! prefix (record.rs) and acts through the runtime library's state, never a stored flag.
 
 use crate::engine::Engine;
-use crate::error::{During, Error, IoContext, Result};
+use crate::error::{ContainerError, During, Error, Result};
 use crate::made::Made;
+use crate::os::IoContext;
 use crate::record::{find, list, status_of, Record};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A container in the wrong state for what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error("the container is {0}, not running")]
-    NotRunning(&'static str),
-    #[error("the container is paused: unpause it first")]
-    Paused,
-    #[error("the container is already paused")]
-    AlreadyPaused,
-    #[error("the container is not paused")]
-    NotPaused,
-    #[error("the container is {0}: stop it first or use -f")]
-    StillRunning(&'static str),
-    #[error("the container is {0}")]
-    NotExited(&'static str),
-    #[error("the container did not exit after SIGKILL")]
-    DidNotExit,
-    #[error("its image {image}: {source}")]
-    Image {
-        image: String,
-        #[source]
-        source: husk_image::Error,
-    },
-}
 
 /// One container as `ps` shows it.
 #[derive(Clone, Debug)]

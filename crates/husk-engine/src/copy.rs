@@ -7,7 +7,7 @@
 //! cannot make a copy read or write a host file.
 
 use crate::engine::Engine;
-use crate::error::{During, Result};
+use crate::error::{CopyError, During, Result};
 use crate::record::{find, Record};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -15,25 +15,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error("the container is {0}, not running")]
-    NotRunning(&'static str),
-    /// A path on either side (`CONTAINER:PATH` or a host path) that could not be opened.
-    #[error("{path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(transparent)]
-    Copy(io::Error),
-    #[error("copying between two containers is not supported")]
-    BetweenContainers,
-    #[error("one side must be CONTAINER:PATH")]
-    NoContainer,
-}
 
 fn open_error(path: impl Into<String>) -> impl FnOnce(io::Error) -> CopyError {
     let path = path.into();

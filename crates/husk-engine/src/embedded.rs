@@ -1,7 +1,7 @@
 //! The two small executables the engine embeds (built by build.rs from init/ and monitor/)
 //! and the store's copies of them that containers and monitors run from.
 
-use crate::error::{IoContext, IoError};
+use crate::os::{IoContext, IoError};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

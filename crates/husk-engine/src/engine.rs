@@ -2,13 +2,23 @@
 //! operations themselves are `impl Engine` blocks in the modules that own them (run.rs,
 //! containers.rs, images.rs), so this module depends on none of them.
 
-use crate::error::{Error, Result};
 use husk_image::auth::{self, Credentials};
 use husk_image::registry::ClientOptions;
 use husk_image::settings::Settings;
 use husk_image::store::Store;
 use husk_image::Reference;
 use std::path::{Path, PathBuf};
+
+/// Opening the store, reading the settings, naming a registry or an image.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Image(#[from] husk_image::Error),
+    #[error("--creds must be USER:PASSWORD")]
+    Creds,
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
 
 /// Where the engine keeps its images and containers, and how it reaches registries.
 #[derive(Clone, Debug, Default)]
@@ -83,9 +93,7 @@ impl Engine {
             a.insecure || a.tls_verify == Some(false) || self.settings.is_insecure(registry);
         let credentials = match &a.creds {
             Some(c) => {
-                let (u, p) = c
-                    .split_once(':')
-                    .ok_or_else(|| Error::Invalid("--creds must be USER:PASSWORD".into()))?;
+                let (u, p) = c.split_once(':').ok_or(EngineError::Creds)?;
                 Some(Credentials {
                     username: u.into(),
                     password: p.into(),

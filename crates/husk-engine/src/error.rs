@@ -3,54 +3,104 @@
 //! failed, so that `Display` is the one line a CLI prints: "stop web: the container is
 //! paused: unpause it first".
 
+use crate::os::{IoError, SysError};
 use std::io;
-use std::path::PathBuf;
 
 /// Result alias for the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A file-system step failed: what was being done, on which path, and why.
+/// What only `run` (run.rs) can run into.
 #[derive(Debug, thiserror::Error)]
-#[error("{op} {}: {source}", path.display())]
-pub struct IoError {
-    pub op: &'static str,
-    pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+pub enum RunError {
+    #[error("the name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("{0} threads still running before the container is made")]
+    Threads(usize),
+    #[error("deleting the container: {0}")]
+    Delete(husk_container::Error),
 }
 
-/// A system call without a path failed (pipe, fork, dup2...).
+/// A container in the wrong state for what was asked.
 #[derive(Debug, thiserror::Error)]
-#[error("{op}: {source}")]
-pub struct SysError {
-    pub op: &'static str,
-    #[source]
-    pub source: io::Error,
+pub enum ContainerError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    #[error("the container is paused: unpause it first")]
+    Paused,
+    #[error("the container is already paused")]
+    AlreadyPaused,
+    #[error("the container is not paused")]
+    NotPaused,
+    #[error("the container is {0}: stop it first or use -f")]
+    StillRunning(&'static str),
+    #[error("the container is {0}")]
+    NotExited(&'static str),
+    #[error("the container did not exit after SIGKILL")]
+    DidNotExit,
+    #[error("its image {image}: {source}")]
+    Image {
+        image: String,
+        #[source]
+        source: husk_image::Error,
+    },
 }
 
-impl SysError {
-    /// `op` failed with errno.
-    pub(crate) fn last(op: &'static str) -> SysError {
-        SysError {
-            op,
-            source: io::Error::last_os_error(),
-        }
-    }
+/// An `exec` option that does not fit, or a container that cannot take a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    #[error("-e {0:?}: expected KEY=VALUE")]
+    Env(String),
+    #[error("-w {0:?}: must be an absolute path")]
+    Workdir(String),
+    #[error("-u {user}: {source}")]
+    User {
+        user: String,
+        #[source]
+        source: husk_image::Error,
+    },
 }
 
-/// Attach an operation and a path to an `io::Result`.
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, IoError>;
+/// `cp` (copy.rs).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the container is {0}, not running")]
+    NotRunning(&'static str),
+    /// A path on either side (`CONTAINER:PATH` or a host path) that could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Copy(io::Error),
+    #[error("copying between two containers is not supported")]
+    BetweenContainers,
+    #[error("one side must be CONTAINER:PATH")]
+    NoContainer,
 }
 
-impl<T> IoContext<T> for io::Result<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, IoError> {
-        self.map_err(|source| IoError {
-            op,
-            path: path.into(),
-            source,
-        })
-    }
+/// The engine's own image errors (the store's and registries' are husk_image's).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("save: unknown format {0:?} (docker-archive, oci-archive)")]
+    Format(String),
+    #[error("a tag is needed")]
+    NoTag,
+    #[error("images: {0}")]
+    List(husk_image::Error),
+    #[error("collecting unused layers: {0}")]
+    Collect(husk_image::Error),
+    #[error("image prune: {0}")]
+    Prune(husk_image::Error),
+    #[error("parsing the image's {what}: {source}")]
+    Parse {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +118,11 @@ pub enum Error {
     #[error(transparent)]
     Record(#[from] crate::record::RecordError),
     #[error(transparent)]
-    Run(#[from] crate::run::RunError),
+    Run(#[from] RunError),
     #[error(transparent)]
-    Container(#[from] crate::containers::ContainerError),
+    Container(#[from] ContainerError),
     #[error(transparent)]
-    Exec(#[from] crate::exec::ExecError),
+    Exec(#[from] ExecError),
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
@@ -80,15 +130,17 @@ pub enum Error {
     #[error(transparent)]
     Monitor(#[from] crate::monitor::MonitorError),
     #[error(transparent)]
-    Copy(#[from] crate::copy::CopyError),
+    Copy(#[from] CopyError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]
     Embedded(#[from] crate::embedded::EmbeddedError),
     #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
     Attach(#[from] crate::attach::AttachError),
     #[error(transparent)]
-    Images(#[from] crate::images::ImageError),
+    Images(#[from] ImageError),
     /// From the image store or a registry.
     #[error(transparent)]
     Image(#[from] husk_image::Error),

@@ -4,27 +4,10 @@
 use crate::attach::{self, Tty};
 use crate::config::ProcessOptions;
 use crate::engine::Engine;
-use crate::error::{During, Result};
+use crate::error::{During, ExecError, Result};
 use crate::record::{find, state_root};
 use husk_oci::Status;
 use std::path::{Path, PathBuf};
-
-/// An `exec` option that does not fit, or a container that cannot take a process.
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error("the container is {0}, not running")]
-    NotRunning(&'static str),
-    #[error("-e {0:?}: expected KEY=VALUE")]
-    Env(String),
-    #[error("-w {0:?}: must be an absolute path")]
-    Workdir(String),
-    #[error("-u {user}: {source}")]
-    User {
-        user: String,
-        #[source]
-        source: husk_image::Error,
-    },
-}
 
 impl Engine {
     /// Run `cmd` in the running container `what` (name, id or id prefix) with our stdio

@@ -3,7 +3,7 @@
 //! load/save archives, login/logout, and the views of an image the engine itself uses.
 
 use crate::engine::{Engine, RegistryOptions};
-use crate::error::{During, Result};
+use crate::error::{During, ImageError, Result};
 use crate::record::check_image_unused;
 use crate::rootfs::layer_dirs;
 use husk_image::auth::{self, Credentials};
@@ -15,27 +15,6 @@ use husk_image::{Digest, Reference};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The engine's own image errors (the store's and registries' are husk_image's).
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("save: unknown format {0:?} (docker-archive, oci-archive)")]
-    Format(String),
-    #[error("a tag is needed")]
-    NoTag,
-    #[error("images: {0}")]
-    List(husk_image::Error),
-    #[error("collecting unused layers: {0}")]
-    Collect(husk_image::Error),
-    #[error("image prune: {0}")]
-    Prune(husk_image::Error),
-    #[error("parsing the image's {what}: {source}")]
-    Parse {
-        what: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
-}
 
 /// One image as `images` lists it.
 #[derive(Clone, Debug)]
@@ -154,16 +133,13 @@ impl Engine {
     ) -> Result<ImageRecord> {
         match store.resolve(image, &self.default_registry) {
             Ok(r) => Ok(r),
-            Err(_) => {
-                let r = self.parse_ref(image)?;
-                let opts = PullOptions {
-                    client: self.client(&r.registry, reg)?,
-                    parallel: self.settings.max_concurrent_downloads.unwrap_or(3).max(1),
-                    progress: Arc::new(pull::NoProgress),
+            Err(_) => self.pull(
+                image,
+                &PullRequest {
+                    registry: reg.clone(),
                     ..Default::default()
-                };
-                pull::pull(store, &r, &opts).during("pulling", r.to_string())
-            }
+                },
+            ),
         }
     }
 

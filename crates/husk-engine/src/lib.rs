@@ -12,21 +12,23 @@
 //!
 //! Modules, each one concern, dependencies pointing down this list (none in a circle):
 //!
-//! - [`images`], [`containers`], [`exec`], [`copy`], [`logs`]: the operations, as
+//! - [`run`], [`containers`], [`exec`], [`copy`], [`images`], [`logs`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
+//! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
 //! - [`config`]: options validated into a [`ContainerConfig`] (pure), with
-//!   [`spec_from_image`] making the OCI spec from the image and the config;
-//! - `made` (undo of a run's steps), [`rootfs`] (overlay or copy), [`network`],
-//!   `attach` (foreground pty and signals), [`userns`] (rootless), [`record`] (the
-//!   containers on disk), `embedded` (husk-init, husk-monitor), [`engine`] (the store
-//!   root and settings), `os` (pipes, locks, pid files).
+//!   [`spec_from_image`] making the OCI spec from the image and the config; `made`, the
+//!   undo of a run's steps;
+//! - [`rootfs`] (overlay or copy), [`network`], [`attach`] (foreground pty and signals),
+//!   [`userns`] (rootless), [`record`] (the containers on disk), [`embedded`] (husk-init,
+//!   husk-monitor), [`engine`] (the store root and settings);
+//! - [`os`]: errors naming the operation and the path, pipes, locks, pid files.
 
-mod attach;
+pub mod attach;
 pub mod config;
 pub mod containers;
 pub mod copy;
-mod embedded;
+pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -35,7 +37,7 @@ pub mod logs;
 mod made;
 pub mod monitor;
 pub mod network;
-mod os;
+pub mod os;
 pub mod record;
 pub mod rootfs;
 pub mod run;

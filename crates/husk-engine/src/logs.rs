@@ -2,7 +2,8 @@
 //! Docker's json-file format (`{"log","stream","time"}`), read back as [`LogLine`]s.
 
 use crate::engine::Engine;
-use crate::error::{During, IoContext, IoError, Result};
+use crate::error::{During, Result};
+use crate::os::{IoContext, IoError};
 use crate::record::{find, Record};
 use std::fs::File;
 use std::io::Read;

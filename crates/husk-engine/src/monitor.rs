@@ -24,9 +24,9 @@
 use crate::attach::AttachError;
 use crate::config::Restart;
 use crate::embedded::{self, EmbeddedError};
-use crate::error::{Error, IoContext, IoError, SysError};
 use crate::made::Made;
 use crate::network::Network;
+use crate::os::{IoContext, IoError, SysError};
 use crate::record::{state_root, Record};
 use husk_container::{Container, ContainerBuilder};
 use std::ffi::OsString;
@@ -60,6 +60,9 @@ pub enum MonitorError {
     #[error("{0}")]
     Start(String),
 }
+
+/// Why the helper could not start the container: sent to the monitor as text ("-ERROR").
+type HelperError = Box<dyn std::error::Error>;
 
 /// A duplicate of `fd` numbered 10 or more (close-on-exec): out of the way of fds 0-4.
 fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, SysError> {
@@ -125,7 +128,7 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
 pub fn run_helper_if_asked() {
     if std::env::args_os().nth(1).is_some_and(|a| a == ARG) {
         // As every process that starts containers: from a read-only copy of the program.
-        if let Err(msg) = crate::protect_executable() {
+        if let Err(msg) = husk_container::selfexe::reexec_protected() {
             let _ = writeln!(std::io::stderr(), "{msg}");
             std::process::exit(1);
         }
@@ -172,7 +175,7 @@ fn helper(args: &[OsString]) -> ! {
 
 /// Create and start the container (init inherits our fds 0-2); its pid, and with -t the
 /// pty master the library sent to our console socket.
-fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), Error> {
+fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     let console = husk_container::terminal::wants_terminal(&dir.join("config.json"), true)
         .then(husk_container::terminal::ConsoleListener::new)
         .transpose()
@@ -187,12 +190,12 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), Error> {
     let network = Record::load(dir)
         .ok()
         .and_then(|r| r.meta["network"].as_str().map(String::from));
-    let network = Network::parse(network.as_deref().unwrap_or("none")).map_err(Error::Invalid);
+    let network = Network::parse(network.as_deref().unwrap_or("none")).map_err(HelperError::from);
     let master = console
         .as_ref()
         .map(|l| l.receive_master())
         .transpose()
-        .map_err(|e| Error::from(AttachError::Terminal(e)));
+        .map_err(|e| HelperError::from(AttachError::Terminal(e)));
     let started = master
         .and_then(|m| match network? {
             Network::Slirp { host_loopback } => {
@@ -201,7 +204,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), Error> {
             }
             _ => Ok(m),
         })
-        .and_then(|m| c.start().map(|()| m).map_err(Error::from));
+        .and_then(|m| c.start().map(|()| m).map_err(HelperError::from));
     let master = match started {
         Ok(m) => m,
         Err(e) => {

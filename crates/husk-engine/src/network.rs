@@ -6,7 +6,7 @@
 //! time go into the container's directory, and whoever cleans up after the container ends
 //! it ([`stop_slirp`]).
 
-use crate::error::{IoContext, IoError, SysError};
+use crate::os::{IoContext, IoError, SysError};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;

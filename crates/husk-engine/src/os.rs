@@ -1,9 +1,54 @@
-//! Small OS pieces several commands share: close-on-exec pipes, exclusive file locks, and pid
-//! files that name a process across pid reuse (its pid and start time).
+//! Small OS pieces the engine's modules share: errors that name the operation and the path
+//! (or the system call), close-on-exec pipes, exclusive file locks, and pid files that name
+//! a process across pid reuse (its pid and start time). The bottom of the module graph.
 
-use crate::error::{IoContext, IoError, SysError};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A file-system step failed: what was being done, on which path, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct IoError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A system call without a path failed (pipe, fork, dup2...).
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {source}")]
+pub struct SysError {
+    pub op: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysError {
+    /// `op` failed with errno.
+    pub(crate) fn last(op: &'static str) -> SysError {
+        SysError {
+            op,
+            source: io::Error::last_os_error(),
+        }
+    }
+}
+
+/// Attach an operation and a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> std::result::Result<T, IoError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> std::result::Result<T, IoError> {
+        self.map_err(|source| IoError {
+            op,
+            path: path.into(),
+            source,
+        })
+    }
+}
 
 /// A pipe, both ends close-on-exec: (read, write).
 pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {

@@ -6,7 +6,7 @@
 //! upper, work, rootfs, ctr.log}; the runtime library's state lives under /run/husk-engine
 //! (or $XDG_RUNTIME_DIR/husk-engine), apart from husk-runtime's /run/husk.
 
-use crate::error::{IoContext, IoError};
+use crate::os::{IoContext, IoError};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! layers are unpacked, flattened, into the container's own rootfs directory instead: slower
 //! and bigger, but the same tree. The copy stays with the container, as an upper dir would.
 
-use crate::error::{IoContext, IoError};
+use crate::os::{IoContext, IoError};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;

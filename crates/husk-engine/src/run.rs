@@ -6,9 +6,10 @@
 use crate::attach::{self, Tty};
 use crate::config::ContainerConfig;
 use crate::engine::Engine;
-use crate::error::{During, Error, IoContext, IoError, Result};
+use crate::error::{During, Error, Result, RunError};
 use crate::made::Made;
 use crate::network::Network;
+use crate::os::{IoContext, IoError};
 use crate::record::state_root;
 use crate::spec_from_image::{self, flags};
 use crate::{embedded, rootfs};
@@ -17,17 +18,6 @@ use husk_image::config::{Overrides, RootfsView};
 use husk_image::pull;
 use std::io::Read;
 use std::path::Path;
-
-/// What only `run` can run into.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("the name {0:?} is already in use")]
-    NameInUse(String),
-    #[error("{0} threads still running before the container is made")]
-    Threads(usize),
-    #[error("deleting the container: {0}")]
-    Delete(husk_container::Error),
-}
 
 fn new_id() -> Result<String, IoError> {
     let mut b = [0u8; 32];

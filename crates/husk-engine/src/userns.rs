@@ -11,7 +11,7 @@
 //! `<state root>/userns.pid`. Should it die while containers run, the next command takes
 //! the user namespace back from one of them and starts a new holder in it.
 
-use crate::error::{IoContext, IoError, SysError};
+use crate::os::{IoContext, IoError, SysError};
 use husk_container::rootless::{self, IdKind};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
