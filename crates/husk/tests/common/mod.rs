@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const HUSK: &str = env!("CARGO_BIN_EXE_husk");
+/// The husk binary under test; husk-engine's tests, which share these helpers, have none.
+pub const HUSK: &str = match option_env!("CARGO_BIN_EXE_husk") {
+    Some(p) => p,
+    None => "husk",
+};
 
 pub struct TempDir(pub PathBuf);
 impl TempDir {
