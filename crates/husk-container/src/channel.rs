@@ -3,6 +3,7 @@
 //! SOCK_SEQPACKET keeps message boundaries, so each message is one small JSON datagram and
 //! EOF (every child end closed, e.g. init exec'd or died) is seen as a zero-length read.
 
+use crate::process::SetupError;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -30,7 +31,7 @@ pub enum Msg {
     /// init → main: setup finished; init now waits for `start`.
     Ready,
     /// init or intermediate → main: a setup step failed; one line naming the step and path.
-    Failed(String),
+    Failed(SetupError),
 }
 
 pub struct Channel(OwnedFd);
@@ -79,15 +80,27 @@ impl Channel {
     /// Next message, or `None` on EOF (the peer closed or exited).
     pub fn recv(&self) -> io::Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
-        let n = crate::sys::retry(|| {
-            let n =
-                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
+        let mut reset = false;
+        let n = loop {
+            let r = crate::sys::retry(|| {
+                let n = unsafe {
+                    libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match r {
+                // A peer that exits with one of our messages unread (init failed before it
+                // read `Joined`) leaves ECONNRESET pending on our end, and the kernel reports
+                // it *before* the messages queued here: the peer's `Failed` is still there
+                // to read. The error is cleared once reported, so read again (once).
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) && !reset => reset = true,
+                r => break r?,
             }
-        })?;
+        };
         if n == 0 {
             return Ok(None);
         }
@@ -105,13 +118,27 @@ mod tests {
     fn messages_keep_boundaries_and_eof_is_none() {
         let (a, b) = Channel::pair().unwrap();
         b.send(&Msg::InitPid(42)).unwrap();
-        b.send(&Msg::Failed(
-            "mounting proc on /proc: Operation not permitted".into(),
-        ))
+        b.send(&Msg::Failed(SetupError::msg(
+            "mounting proc on /proc: Operation not permitted",
+        )))
         .unwrap();
         assert_eq!(a.recv().unwrap(), Some(Msg::InitPid(42)));
-        assert!(matches!(a.recv().unwrap(), Some(Msg::Failed(s)) if s.contains("/proc")));
+        assert!(
+            matches!(a.recv().unwrap(), Some(Msg::Failed(s)) if s.to_string().contains("/proc"))
+        );
         drop(b);
+        assert_eq!(a.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_failure_is_read_when_the_peer_left_our_message_unread() {
+        // init reports its failure and exits before it reads `Joined`.
+        let (a, b) = Channel::pair().unwrap();
+        b.send(&Msg::Failed(SetupError::msg("exec \"/no/such\": nope")))
+            .unwrap();
+        a.send(&Msg::Joined).unwrap();
+        drop(b);
+        assert!(matches!(a.recv().unwrap(), Some(Msg::Failed(_))));
         assert_eq!(a.recv().unwrap(), None);
     }
 }

@@ -142,7 +142,11 @@ impl Container {
         // Whatever happened, the gate is used up: a second start must not find it.
         let _ = std::fs::remove_file(self.dir.path.join(gate::SOCKET_NAME));
         if let Err(msg) = result? {
-            return Err(Error::Setup(msg));
+            // A failed exec comes as a SetupError in JSON, a failed startContainer hook as
+            // plain text.
+            return Err(serde_json::from_str::<crate::process::SetupError>(&msg)
+                .map(Error::from)
+                .unwrap_or(Error::Setup(msg)));
         }
         let hooks = crate::hooks::load(&self.dir);
         if let Some(h) = hooks.poststart().as_deref().filter(|h| !h.is_empty()) {

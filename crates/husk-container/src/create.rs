@@ -191,7 +191,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         let _ = sys::waitpid(child.pid, 0);
         match reply {
             Ok(Some(Msg::InitPid(pid))) => (pid, sys::pidfd_open(pid).ok(), false),
-            Ok(Some(Msg::Failed(m))) => return Err(Error::Setup(m)),
+            Ok(Some(Msg::Failed(m))) => return Err(m.into()),
             _ => {
                 return Err(Error::Setup(
                     "the intermediate process exited unexpectedly".into(),
@@ -266,7 +266,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                 let state = String::from_utf8_lossy(&state).into_owned();
                 main_end.send(&Msg::HookState(state)).map_err(gone)?;
             }
-            Ok(Some(Msg::Failed(m))) => return Err(Error::Setup(m)),
+            Ok(Some(Msg::Failed(m))) => return Err(m.into()),
             _ => return Err(Error::Setup("the init process exited during setup".into())),
         }
     }

@@ -29,6 +29,12 @@ pub enum Error {
     /// A step inside the container's setup failed; `0` is the child's own one-line report.
     #[error("{0}")]
     Setup(String),
+    /// The container's process could not be executed: not found, or not executable.
+    #[error("{msg}")]
+    Exec {
+        msg: String,
+        cause: crate::process::ExecFailure,
+    },
     #[error("container {id:?} is {status}: {msg}")]
     WrongState {
         id: String,
@@ -47,6 +53,18 @@ impl Error {
             op,
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl From<crate::process::SetupError> for Error {
+    fn from(e: crate::process::SetupError) -> Error {
+        match e.exec_failure() {
+            Some(cause) => Error::Exec {
+                msg: e.into(),
+                cause,
+            },
+            None => Error::Setup(e.into()),
         }
     }
 }

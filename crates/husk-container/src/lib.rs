@@ -81,6 +81,7 @@ pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};
 pub use container::Container;
 pub use error::{Error, Result};
 pub use husk_oci::{StateOutput, Status};
+pub use process::ExecFailure;
 /// Open a path confined to a root directory (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 /// or an equivalent walk): what the engine uses to reach into a container's rootfs.
 pub use rootfs::resolve::open_in_root;

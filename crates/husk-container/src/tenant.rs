@@ -390,9 +390,9 @@ impl TenantContainerBuilder {
                         let _ = sys::waitpid(pid, 0);
                     }
                 }
-                return Err(Error::Setup(failure.unwrap_or_else(|| {
-                    "the process joining the container exited unexpectedly".into()
-                })));
+                return Err(failure.map(Error::from).unwrap_or_else(|| {
+                    Error::Setup("the process joining the container exited unexpectedly".into())
+                }));
             }
         };
         let tenant = TenantProcess {
@@ -517,7 +517,7 @@ fn run_joiner(cfg: &TenantConfig, chan: &Channel) -> ! {
             exit(0)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Failed(e.into()));
+            let _ = chan.send(&Msg::Failed(e));
             exit(1)
         }
     }
@@ -537,15 +537,14 @@ fn run_tenant(cfg: &TenantConfig, chan: &Channel) -> ! {
             sys::reset_signals();
             // seccomp last, so that only execve itself must get past the filter.
             let err = match result.and_then(|()| filter.install()) {
-                Ok(()) => prepared.execve(),
-                Err(e) => e,
+                Ok(()) => SetupError::exec(&prepared.path, prepared.execve()),
+                Err(e) => SetupError::new(format!("exec {:?}", prepared.path), e),
             };
-            let msg = SetupError::new(format!("exec {:?}", prepared.path), err);
-            let _ = chan.send(&Msg::Failed(msg.into()));
+            let _ = chan.send(&Msg::Failed(err));
             exit(127)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Failed(e.into()));
+            let _ = chan.send(&Msg::Failed(e));
             exit(1)
         }
     }

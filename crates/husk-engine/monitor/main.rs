@@ -12,8 +12,8 @@
 //! - everything else is husk's, run as short-lived helpers (fd 4, executed again for each):
 //!   `husk __monitor start DIR ID` creates and starts the container; its fds 0-2 become
 //!   init's, and it answers on fd 3 (a SOCK_SEQPACKET socket) "+PID", with the pty master
-//!   attached for -t, or "-ERROR". `husk __monitor exited DIR ID CODE RESTARTS rm|keep
-//!   [ERROR]` deletes the runtime state, applies the restart policy and records the exit;
+//!   attached for -t, or "-STATUS ERROR" (STATUS: docker's exit status for it, 125-127).
+//!   `husk __monitor exited DIR ID CODE RESTARTS rm|keep [ERROR]` deletes the runtime state, applies the restart policy and records the exit;
 //!   it answers "again" or "done" on fd 3 (a pipe).
 //!
 //! The first start's outcome goes to the `husk run -d` that started us, on the ready pipe:

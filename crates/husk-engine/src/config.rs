@@ -96,6 +96,9 @@ impl RunOptions {
     }
 }
 
+/// The smallest `--memory` a container may have: docker's (6 MiB).
+pub const MIN_MEMORY: i64 = 6 << 20;
+
 /// A user error in [`RunOptions`]: the option and what is wrong with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -108,6 +111,10 @@ pub enum ConfigError {
     RestartWithRemove,
     #[error("--pids-limit must be positive")]
     PidsLimit,
+    /// Docker's floor, and its words: below it the container's init cannot even start
+    /// (the kernel kills it during setup), which says nothing to the user.
+    #[error("--memory {0}: Minimum memory limit allowed is 6MB")]
+    MemoryTooSmall(String),
     #[error("--name {0:?}: use letters, digits, '_', '.', '-'")]
     Name(String),
     #[error("-v: {0} does not exist")]
@@ -243,6 +250,11 @@ impl ContainerConfig {
             .as_deref()
             .map(spec_from_image::parse_size)
             .transpose()?;
+        if memory.is_some_and(|m| m < MIN_MEMORY) {
+            return Err(ConfigError::MemoryTooSmall(
+                o.memory.clone().unwrap_or_default(),
+            ));
+        }
         if o.pids_limit.is_some_and(|n| n <= 0) {
             return Err(ConfigError::PidsLimit);
         }
@@ -540,6 +552,10 @@ mod tests {
                 o.volumes = vec!["/:/dev".into()];
             }),
             InitHidden
+        );
+        assert_eq!(
+            err(|o| o.memory = Some("1k".into())),
+            MemoryTooSmall("1k".into())
         );
         // Values their parsers refuse: the message names the flag.
         type Change = fn(&mut RunOptions);

@@ -166,6 +166,16 @@ impl Error {
         }
     }
 
+    /// docker's exit status for a `run` or `exec` that failed before the container's
+    /// process ran: see [`crate::exit_status`].
+    pub fn exit_code(&self) -> i32 {
+        match self.root() {
+            Error::Runtime(e) => crate::exit_status::of_runtime(e),
+            Error::Monitor(crate::monitor::MonitorError::Start { status, .. }) => *status,
+            _ => crate::exit_status::ENGINE,
+        }
+    }
+
     /// The step that failed, below every [`Error::Op`].
     pub fn root(&self) -> &Error {
         match self {

@@ -22,7 +22,8 @@
 //! - [`rootfs`] (overlay or copy), [`network`], [`attach`] (foreground pty and signals),
 //!   [`userns`] (rootless), [`record`] (the containers on disk), [`embedded`] (husk-init,
 //!   husk-monitor), [`engine`] (the store root and settings);
-//! - [`os`]: errors naming the operation and the path, pipes, locks, pid files.
+//! - [`os`]: errors naming the operation and the path, pipes, locks, pid files;
+//!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
 
 pub mod attach;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod exit_status;
 pub mod images;
 pub mod logs;
 mod made;

@@ -56,12 +56,14 @@ pub enum MonitorError {
     },
     #[error("the monitor process died")]
     Died,
-    /// Why the container did not start, as the monitor's helper reported it.
-    #[error("{0}")]
-    Start(String),
+    /// Why the container did not start, as the monitor's helper reported it, with the
+    /// exit status that failure has ([`Error::exit_code`]).
+    #[error("{msg}")]
+    Start { status: i32, msg: String },
 }
 
-/// Why the helper could not start the container: sent to the monitor as text ("-ERROR").
+/// Why the helper could not start the container: sent to the monitor as text
+/// ("-STATUS ERROR", STATUS from [`crate::exit_status`]).
 type HelperError = Box<dyn std::error::Error>;
 
 /// A duplicate of `fd` numbered 10 or more (close-on-exec): out of the way of fds 0-4.
@@ -119,7 +121,13 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
             Ok(())
         }
         None if msg.is_empty() => Err(MonitorError::Died),
-        None => Err(MonitorError::Start(msg.trim_end().to_string())),
+        None => {
+            let (status, msg) = status_and_message(msg.trim_end());
+            Err(MonitorError::Start {
+                status,
+                msg: msg.to_string(),
+            })
+        }
     }
 }
 
@@ -153,7 +161,13 @@ fn helper(args: &[OsString]) -> ! {
         ["start", dir, id] => {
             let (text, master) = match start(Path::new(dir), id) {
                 Ok((pid, master)) => (format!("+{pid}"), master),
-                Err(e) => (format!("-{e}"), None),
+                // With its exit status, which the text alone no longer carries.
+                Err(e) => {
+                    let status = e
+                        .downcast_ref::<husk_container::Error>()
+                        .map_or(crate::exit_status::ENGINE, crate::exit_status::of_runtime);
+                    (format!("-{status} {e}"), None)
+                }
             };
             let _ = send(&answer, text.as_bytes(), master.as_ref());
         }
@@ -164,7 +178,7 @@ fn helper(args: &[OsString]) -> ! {
                 code.parse().unwrap_or(-1),
                 restarts.parse().unwrap_or(0),
                 *rm == "rm",
-                error.first().map(|e| e.to_string()),
+                error.first().map(|e| status_and_message(e).1.to_string()),
             );
             let _ = File::from(answer).write_all(if again { b"again" } else { b"done" });
         }
@@ -220,6 +234,14 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         let _ = r.save();
     }
     Ok((c.pid(), master))
+}
+
+/// The start helper's "STATUS MESSAGE" (what it answers after "-"), as the monitor passes
+/// it on; a text without a status is the monitor's own failure (125).
+fn status_and_message(text: &str) -> (i32, &str) {
+    text.split_once(' ')
+        .and_then(|(s, m)| Some((s.parse().ok()?, m)))
+        .unwrap_or((crate::exit_status::ENGINE, text))
 }
 
 /// One message on a SOCK_SEQPACKET socket, with `fd` attached (SCM_RIGHTS).

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use cli::{Cli, Cmd, ContainerCmd, ImageCmd, ListArgs};
+use husk_engine::exit_status::ENGINE as EXIT_ENGINE;
 use husk_engine::{
     ArchiveFormat, ContainerConfig, Credentials, Engine, EngineOptions, LogOptions, Progress,
     PullRequest, RunOutcome, Stream,
@@ -19,13 +20,19 @@ fn main() {
     // A helper of a detached container's monitor: not a command of ours.
     husk_engine::monitor::run_helper_if_asked();
     let args: Vec<_> = std::env::args_os().collect();
+    // run and exec keep the codes 1-124 for the container's command: any failure of ours
+    // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
+    let failed = match cli::subcommand(&args) {
+        Some("run" | "exec") => EXIT_ENGINE,
+        _ => 1,
+    };
     // An ordinary user's commands run as root of the user's namespace (husk_engine::userns);
     // not for help or the version.
     if cli::subcommand(&args)
         .is_some_and(|c| c != "help" && !args.iter().any(|a| a == "--help" || a == "-h"))
     {
         if let Err(e) = husk_engine::userns::enter() {
-            fail(&e.to_string());
+            fail_with(&e.to_string(), failed);
         }
     }
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
@@ -36,19 +43,27 @@ fn main() {
         .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart")
     {
         if let Err(e) = husk_engine::protect_executable() {
-            fail(&e.to_string());
+            fail_with(&e.to_string(), failed);
         }
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // As docker: a usage error is 125 whatever the command; help and version are
+            // not errors.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { EXIT_ENGINE } else { 0 })
+        }
+    };
     if let Err(e) = run(cli) {
-        fail(&e.to_string());
+        fail_with(&e.to_string(), failed);
     }
 }
 
-/// The one error line and exit 1; a broken stderr must not turn that into an abort.
-fn fail(msg: &str) -> ! {
+/// The one error line and exit `code`; a broken stderr must not turn that into an abort.
+fn fail_with(msg: &str, code: i32) -> ! {
     let _ = writeln!(std::io::stderr(), "husk: {msg}");
-    std::process::exit(1)
+    std::process::exit(code)
 }
 
 /// What a command failed with: the engine's error or the CLI's own words; printed as one line.
@@ -82,18 +97,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let image = a.image.clone();
             let config = ContainerConfig::validate(&a.into())
                 .map_err(|err| format!("run {image}: {err}"))?;
-            match e.run(&config)? {
-                RunOutcome::Started { id } => {
+            match e.run(&config) {
+                Ok(RunOutcome::Started { id }) => {
                     println!("{id}");
                     std::process::exit(0)
                 }
-                RunOutcome::Exited { code, .. } => std::process::exit(code),
+                Ok(RunOutcome::Exited { code, .. }) => std::process::exit(code),
+                Err(err) => fail_with(&err.to_string(), err.exit_code()),
             }
         }
-        Cmd::Exec(a) => {
-            let code = e.exec(&a.container, &a.cmd, &a.process.into())?;
-            std::process::exit(code)
-        }
+        Cmd::Exec(a) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
+            Ok(code) => std::process::exit(code),
+            Err(err) => fail_with(&err.to_string(), err.exit_code()),
+        },
         Cmd::Ps { all, format } => match format.as_str() {
             "table" | "json" => {
                 ps(e, all, format == "json");

@@ -169,7 +169,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     let (code, o, e) = out_with_stdin(root, &[&cat[..1], &cat[2..]].concat(), b"unread\n");
     assert_eq!((code, o.as_str()), (0, "eof\n"), "{e}");
     let (code, _, err) = out(root, &["exec", "d1", "/no/such/program"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 127);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/no/such/program"), "{err}");
 
@@ -264,7 +264,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     let (code, _, err) = out(root, &["exec", "d1", "true"]);
     assert_eq!(
         (code, err.trim()),
-        (1, "husk: exec d1: the container is exited, not running")
+        (125, "husk: exec d1: the container is exited, not running")
     );
     husk_ok(root, &["stop", "d1"]); // already stopped: fine
 
@@ -473,7 +473,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         vec!["run", "-d", "--restart", "sometimes", &image],
     ] {
         let (code, _, err) = out(root, &bad);
-        assert_eq!(code, 1, "{bad:?}");
+        assert_eq!(code, 125, "{bad:?}");
         assert!(
             err.starts_with("husk: run ") && err.contains("--restart"),
             "{err}"
@@ -513,7 +513,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     let ok = results.iter().filter(|(c, _, _)| *c == 0).count();
     assert_eq!(ok, 1, "{results:?}");
     for (code, _, err) in results.iter().filter(|(c, _, _)| *c != 0) {
-        assert_eq!(*code, 1);
+        assert_eq!(*code, 125);
         assert!(err.contains("\"same\" is already in use"), "{err}");
     }
     husk_ok(root, &["rm", "-f", "same"]);
@@ -551,7 +551,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         root,
         &["run", "-d", "--entrypoint", "/no/such/program", &image],
     );
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 127, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("/no/such/program"), "{err}");
 

@@ -100,7 +100,7 @@ fn find_executable(arg0: &str, path_var: &str) -> Result<String, SetupError> {
     if arg0.contains('/') {
         return check(arg0)
             .map(|_| arg0.to_string())
-            .map_err(|e| SetupError::new(format!("exec {arg0:?}"), e));
+            .map_err(|e| SetupError::exec(arg0, e));
     }
     let mut denied = None;
     for dir in path_var.split(':') {
@@ -113,7 +113,7 @@ fn find_executable(arg0: &str, path_var: &str) -> Result<String, SetupError> {
         }
     }
     Err(match denied {
-        Some(e) => SetupError::new(format!("exec {arg0:?}"), e),
-        None => SetupError::msg(format!("exec {arg0:?}: executable file not found in $PATH")),
+        Some(e) => SetupError::exec(arg0, e),
+        None => SetupError::exec_not_in_path(arg0),
     })
 }

@@ -52,7 +52,7 @@ pub fn run(cfg: &InitConfig, chan: &Channel) -> ! {
             exec_when_started(cfg, prepared)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Failed(e.into()));
+            let _ = chan.send(&Msg::Failed(e));
             exit(1)
         }
     }
@@ -75,7 +75,7 @@ pub fn run_intermediate(cfg: &InitConfig, chan: &Channel) -> ! {
     })();
     let msg = match result {
         Ok(pid) => Msg::InitPid(pid),
-        Err(e) => Msg::Failed(e.into()),
+        Err(e) => Msg::Failed(e),
     };
     let code = matches!(msg, Msg::Failed(_)) as i32;
     let _ = chan.send(&msg);
@@ -325,11 +325,12 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
         result = result.and_then(|()| filter.install());
     }
     let err = match result {
-        Ok(()) => p.execve(),
-        Err(e) => e,
+        Ok(()) => SetupError::exec(&p.path, p.execve()),
+        Err(e) => SetupError::new(format!("exec {:?}", p.path), e),
     };
-    let msg = SetupError::new(format!("exec {:?}", p.path), err).to_string();
-    let _ = conn.write_all(msg.as_bytes());
+    // As JSON, so that `start` keeps the kind of failure (gate::start).
+    let msg = serde_json::to_vec(&err).unwrap_or_else(|_| err.to_string().into_bytes());
+    let _ = conn.write_all(&msg);
     let _ = conn.as_raw_fd();
     exit(127)
 }
