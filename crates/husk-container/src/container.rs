@@ -218,6 +218,7 @@ impl Container {
             let _ = cg.kill_all(libc::SIGKILL);
             remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
         }
+        let _ = crate::rootfs::caller_ns::detach_recorded(&dir.path);
         dir.remove()?;
         Ok(true)
     }
@@ -251,6 +252,10 @@ impl Container {
         }
         if let Some(cg) = self.cgroup()? {
             remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+        }
+        // Without a mount namespace, the container's mounts are in the caller's.
+        if let Err(e) = crate::rootfs::caller_ns::detach_recorded(&self.dir.path) {
+            warn(format!("container {:?}: {e}", self.id()));
         }
         let hooks = crate::hooks::load(&self.dir);
         if let Some(h) = hooks.poststop().as_deref().filter(|h| !h.is_empty()) {

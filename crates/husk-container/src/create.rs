@@ -36,6 +36,8 @@ struct Undo<'a> {
     dir: Option<&'a StateDir>,
     cgroup: Option<&'a dyn CgroupManager>,
     init: Option<(i32, Option<OwnedFd>)>,
+    /// Without a mount namespace: the rootfs bind in our mount namespace, and its path.
+    caller_root: Option<(PathBuf, OwnedFd)>,
 }
 
 impl Drop for Undo<'_> {
@@ -49,6 +51,9 @@ impl Drop for Undo<'_> {
             }
             // Reap it when it is our child; a grandchild goes to the subreaper.
             let _ = sys::waitpid(pid, 0);
+        }
+        if let Some((path, bound)) = self.caller_root.take() {
+            let _ = crate::rootfs::caller_ns::detach(&path, &bound);
         }
         if let Some(cg) = self.cgroup.take() {
             // The killed init may take a moment to leave the cgroup.
@@ -117,6 +122,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         dir: Some(&dir),
         cgroup: None,
         init: None,
+        caller_root: None,
     };
 
     let mut cgroup = cgroup.as_deref();
@@ -162,6 +168,17 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         ),
         false => Vec::new(),
     };
+    if !plan.contains(oci_spec::runtime::LinuxNamespaceType::Mount) {
+        let bound = crate::rootfs::caller_ns::bind_rootfs(&bundle.rootfs).ctx(
+            "bind-mounting the rootfs (no mount namespace)",
+            &bundle.rootfs,
+        )?;
+        undo.caller_root = Some((bundle.rootfs.clone(), bound));
+        if let Some((path, bound)) = &undo.caller_root {
+            crate::rootfs::caller_ns::record(&dir.path, path, bound)
+                .ctx("writing", dir.path.join(crate::rootfs::caller_ns::FILE))?;
+        }
+    }
     let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
     let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;
     let cfg = InitConfig {
@@ -177,6 +194,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         cgroup_join: &self_join,
         seccomp_listener: listener.as_ref(),
         bind_sources: &bind_sources,
+        caller_root: undo.caller_root.as_ref().map(|(_, fd)| fd),
     };
 
     // Clone: straight into the new namespaces (and v2 cgroup), or via an intermediate.
@@ -292,6 +310,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     }
     // Success: keep everything.
     let pidfd = undo.init.take().and_then(|(_, fd)| fd);
+    undo.caller_root = None;
     undo.cgroup = None;
     undo.dir = None;
     drop(undo);

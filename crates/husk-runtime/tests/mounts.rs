@@ -112,3 +112,89 @@ fn bind_sources_only_the_caller_can_reach_are_mounted_in_a_user_namespace() {
     assert_eq!(out, "hidden\n0\n", "{out}");
     ctx.assert_clean();
 }
+
+/// Run the container `ctx` with `husk-runtime run` from a shell in a mount namespace of the
+/// test's own (which goes away with it), so that "the caller's mount namespace" is not the
+/// test host's. The shell prints its mount namespace first and, after the run, `rc=N` and
+/// how many mounts of the rootfs it still has.
+fn run_from_own_mount_ns(ctx: &Ctx) -> String {
+    let script = format!(
+        "readlink /proc/self/ns/mnt; {} --root {} run {} 2>&1; echo rc=$?; \
+         grep -c ' {}[/ ]' /proc/self/mountinfo; true",
+        BIN,
+        ctx.root.display(),
+        ctx.id,
+        rootfs().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(&ctx.bundle)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn without_mount_ns(s: &mut serde_json::Value) {
+    s["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    let linux = s["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_runs_in_the_callers() {
+    // As runc: chrooted into the rootfs in the caller's mount namespace, with the spec's
+    // mounts and devices; the read-only root still holds. Unlike runc, nothing stays mounted
+    // in the caller's namespace after delete (or a failed create).
+    let ctx = Ctx::new(
+        "nomntns",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/mnt; ls /dev/null /proc/1/status; \
+             touch /x 2>/dev/null && echo WROTE-ROOT; echo done",
+        ],
+        without_mount_ns,
+    );
+    let out = run_from_own_mount_ns(&ctx);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() == 7 && lines[0].starts_with("mnt:"), "{out}");
+    assert_eq!(
+        lines[1], lines[0],
+        "not the caller's mount namespace: {out}"
+    );
+    assert_eq!(
+        &lines[2..],
+        &["/dev/null", "/proc/1/status", "done", "rc=0", "0"],
+        "{out}"
+    );
+    ctx.assert_clean();
+
+    let failing = Ctx::new("nomntnsbad", &["/no/such/program"], without_mount_ns);
+    let out = run_from_own_mount_ns(&failing);
+    assert!(out.contains("/no/such/program"), "{out}");
+    assert!(
+        out.ends_with("rc=1\n0\n"),
+        "mounts left after a failed create: {out}"
+    );
+    failing.assert_clean();
+
+    // What only a private mount table can do is refused, as runc does.
+    let refused = Ctx::new("nomntnsmask", &["true"], |s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    });
+    let out = refused.rt(&["create", &refused.id]);
+    assert_one_line_error(
+        &out,
+        "unable to restrict sys entries without a private MNT namespace",
+    );
+    refused.assert_clean();
+}

@@ -39,6 +39,9 @@ pub struct InitConfig<'a> {
     /// Bind sources the main process opened before the user namespace existed, by index
     /// in `mounts` (see `rootfs::mounts::clone_bind_sources`).
     pub bind_sources: &'a [Option<OwnedFd>],
+    /// Without a mount namespace: the rootfs bind the main process made in its own
+    /// (`rootfs::caller_ns`).
+    pub caller_root: Option<&'a OwnedFd>,
 }
 
 /// Entry point of init after clone. Reports Ready or the failed step over `chan`.
@@ -90,6 +93,7 @@ fn close_inherited(cfg: &InitConfig, chan: &Channel) {
     keep.extend(cfg.console_socket.map(|s| s.as_raw_fd()));
     keep.extend(cfg.seccomp_listener.map(|s| s.as_raw_fd()));
     keep.extend(cfg.bind_sources.iter().flatten().map(|f| f.as_raw_fd()));
+    keep.extend(cfg.caller_root.map(|f| f.as_raw_fd()));
     sys::close_fds_except(3 + cfg.preserve_fds as i32, &keep);
 }
 
@@ -207,6 +211,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
     };
     let rootfs = RootfsSetup {
         spec,
+        caller_root: cfg.caller_root,
         rootfs: cfg.rootfs,
         in_userns: plan.in_userns(),
         new_net: plan.contains(LinuxNamespaceType::Network),

@@ -66,12 +66,21 @@ impl NamespacePlan {
         }
         plan.joins
             .sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
-        if !plan.has.contains(&LinuxNamespaceType::Mount) {
+        let linux = spec.linux().as_ref();
+        // Without a mount namespace the container runs chrooted in the caller's (see
+        // rootfs/mod.rs); as runc, paths that only a private mount table could mask or make
+        // read-only are refused rather than done on the caller's mounts.
+        let restricts = linux.is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        });
+        if !plan.has.contains(&LinuxNamespaceType::Mount) && restricts {
             return Err(Error::InvalidConfig(
-                "a mount namespace is required (linux.namespaces has no \"mount\")".into(),
+                "unable to restrict sys entries without a private MNT namespace \
+                 (linux.maskedPaths and linux.readonlyPaths need a mount namespace)"
+                    .into(),
             ));
         }
-        let linux = spec.linux().as_ref();
         let has_maps =
             linux.is_some_and(|l| l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()));
         if plan.new_user && !has_maps {

@@ -1,8 +1,10 @@
 //! The container's root filesystem: mounts, devices, masking, then pivot_root.
 //!
-//! All of it runs in the init process, inside its new mount namespace, before `Ready`.
+//! All of it runs in the init process, inside its new mount namespace (or, for a config
+//! without one, below a bind of the rootfs in the caller's), before `Ready`.
 //! Every path under the rootfs is resolved by `resolve` (openat2 RESOLVE_IN_ROOT).
 
+pub mod caller_ns;
 pub mod copyup;
 pub mod devices;
 pub mod mounts;
@@ -19,6 +21,10 @@ use std::path::{Path, PathBuf};
 
 pub struct RootfsSetup<'a> {
     pub spec: &'a Spec,
+    /// A config without a mount namespace: the rootfs bind the main process made in the
+    /// caller's namespace (`caller_ns`). Everything is mounted below it, the caller's
+    /// propagation is left alone and init chroots instead of pivot_root, as runc does.
+    pub caller_root: Option<&'a OwnedFd>,
     /// Absolute host path of the rootfs.
     pub rootfs: &'a Path,
     pub in_userns: bool,
@@ -58,10 +64,16 @@ impl RootfsSetup<'_> {
             Some(p) if p & libc::MS_SHARED == 0 => p | libc::MS_REC,
             _ => libc::MS_SLAVE | libc::MS_REC,
         };
-        sys::mount(None, c"/", None, before_pivot, None)
-            .map_err(|e| SetupError::new("setting propagation of /", e))?;
-
-        let root = self.bind_rootfs()?;
+        let root = match self.caller_root {
+            Some(bound) => bound
+                .try_clone()
+                .map_err(|e| SetupError::new("duplicating the rootfs fd", e))?,
+            None => {
+                sys::mount(None, c"/", None, before_pivot, None)
+                    .map_err(|e| SetupError::new("setting propagation of /", e))?;
+                self.bind_rootfs()?
+            }
+        };
         let ctx = mounts::MountContext {
             root: &root,
             in_userns: self.in_userns,
@@ -140,7 +152,9 @@ impl RootfsSetup<'_> {
         }
 
         (self.before_pivot)()?;
-        if self.no_pivot {
+        if self.caller_root.is_some() {
+            caller_ns::chroot_into(&root)?;
+        } else if self.no_pivot {
             pivot::move_root(&root)?;
         } else {
             pivot::pivot_root(&root)?;
