@@ -162,13 +162,22 @@ pub fn cloexec_from(from: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Close every fd from `from` upwards except those in `keep` (e.g. in a freshly cloned
-/// child: the parent's state-dir fd and flock must not live on in the container).
-pub fn close_fds_except(from: RawFd, keep: &[RawFd]) {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= from).collect();
-    keep.sort_unstable();
+/// In a freshly cloned child of the runtime: close every fd the runtime opened except
+/// `keep`, and leave stdio and the caller's fds 3..3+`preserve` alone (e.g. the parent's
+/// state-dir fd and flock must not live on in the container: `start` would wait for that
+/// lock forever, and a copy of a channel end hides the EOF the parent waits for).
+///
+/// The runtime's own fds can sit inside 3..3+`preserve` too (a caller asks to preserve 100
+/// fds but has two open, and the runtime's opens fill the gaps). They are told apart by
+/// FD_CLOEXEC: every fd the runtime opens carries it, and no fd that reached the runtime
+/// across the caller's execve can. Such an fd would not survive the container's execve
+/// either, so closing it now changes nothing the container sees.
+pub fn close_runtime_fds(preserve: u32, keep: &[RawFd]) {
+    let from = 3i32.saturating_add(preserve.min(i32::MAX as u32) as i32);
+    let mut above: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= from).collect();
+    above.sort_unstable();
     let mut lo = from;
-    for k in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
+    for k in above.into_iter().chain(std::iter::once(RawFd::MAX)) {
         if k > lo {
             let hi = if k == RawFd::MAX {
                 u32::MAX
@@ -178,6 +187,21 @@ pub fn close_fds_except(from: RawFd, keep: &[RawFd]) {
             unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi, 0) };
         }
         lo = k.saturating_add(1);
+    }
+    // No fd at or above the soft RLIMIT_NOFILE can have been opened since it was set.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    let limit = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
+        0 => lim.rlim_cur.min(i32::MAX as u64) as RawFd,
+        _ => from,
+    };
+    for fd in 3..from.min(limit) {
+        if keep.contains(&fd) {
+            continue;
+        }
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+            unsafe { libc::close(fd) };
+        }
     }
 }
 

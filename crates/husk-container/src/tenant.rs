@@ -530,7 +530,7 @@ fn run_tenant(cfg: &TenantConfig, chan: &Channel) -> ! {
     if let Some((sock, state)) = cfg.seccomp_listener {
         keep.extend([sock.as_raw_fd(), state.as_raw_fd()]);
     }
-    sys::close_fds_except(3 + cfg.preserve_fds as i32, &keep);
+    sys::close_runtime_fds(cfg.preserve_fds, &keep);
     match setup_tenant(cfg) {
         Ok((prepared, filter)) => {
             let result = sys::cloexec_from(3 + cfg.preserve_fds);

@@ -86,7 +86,8 @@ pub fn run_intermediate(cfg: &InitConfig, chan: &Channel) -> ! {
 }
 
 /// Keep stdio, the preserved fds and our own channels; drop everything else the main
-/// process had open (its state-dir fd and lock above all).
+/// process had open (its state-dir fd and lock above all), also where it sits inside the
+/// preserved range (`--preserve-fds 100` with only a few fds really open).
 fn close_inherited(cfg: &InitConfig, chan: &Channel) {
     let mut keep = vec![chan.as_raw_fd(), cfg.gate.as_raw_fd()];
     keep.extend(cfg.cgroup_join.iter().map(|f| f.as_raw_fd()));
@@ -94,7 +95,7 @@ fn close_inherited(cfg: &InitConfig, chan: &Channel) {
     keep.extend(cfg.seccomp_listener.map(|s| s.as_raw_fd()));
     keep.extend(cfg.bind_sources.iter().flatten().map(|f| f.as_raw_fd()));
     keep.extend(cfg.caller_root.map(|f| f.as_raw_fd()));
-    sys::close_fds_except(3 + cfg.preserve_fds as i32, &keep);
+    sys::close_runtime_fds(cfg.preserve_fds, &keep);
 }
 
 fn exit(code: i32) -> ! {

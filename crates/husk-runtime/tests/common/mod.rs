@@ -119,6 +119,15 @@ impl Ctx {
         output_via_files(self.cmd(args), self.bundle.parent().unwrap())
     }
 
+    /// `rt_detached` that fails the test instead of waiting more than `secs` seconds.
+    pub fn rt_within(&self, args: &[&str], secs: u64) -> Output {
+        output_within(
+            self.cmd(args),
+            self.bundle.parent().unwrap(),
+            std::time::Duration::from_secs(secs),
+        )
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--root")
@@ -175,10 +184,20 @@ impl Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         // Best effort: never leave a test's container behind, even when it failed.
-        let _ = self
+        // Bounded: a test that failed because something hangs must not hang here too.
+        if let Ok(mut child) = self
             .cmd(&["delete", "--force", &self.id])
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .output();
+            .spawn()
+        {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(self.bundle.parent().unwrap());
     }
 }
@@ -193,6 +212,38 @@ pub fn output_via_files(mut cmd: Command, dir: &Path) -> Output {
         .stderr(std::fs::File::create(&e).unwrap())
         .status()
         .unwrap();
+    Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    }
+}
+
+/// `output_via_files` with a deadline: a command still running after `limit` is killed and
+/// the test fails, so a hang is a failure and not a stuck suite.
+pub fn output_within(mut cmd: Command, dir: &Path, limit: std::time::Duration) -> Output {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let (o, e) = (dir.join(format!("out.{n}")), dir.join(format!("err.{n}")));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} hung (still running after {limit:?}); stderr: {}",
+                std::fs::read_to_string(&e).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     Output {
         status,
         stdout: std::fs::read(&o).unwrap(),

@@ -1,0 +1,121 @@
+//! Situations in which husk-runtime used to wait forever where runc finishes or fails:
+//! every command here runs under a deadline, so a hang fails the test instead of the suite.
+
+mod common;
+
+use common::*;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output};
+
+/// Generous for a 2-core machine under load; a working command takes well under a second.
+const LIMIT: u64 = 20;
+
+/// `cmd` with `file` as its fd 3 (inheritable, as a caller's preserved fd is) and nothing
+/// above it (whatever the test runner inherited would be preserved too).
+fn with_fd3(mut cmd: Command, file: &std::fs::File) -> Command {
+    let fd = file.as_raw_fd();
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly.
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn within(ctx: &Ctx, cmd: Command) -> Output {
+    output_within(
+        cmd,
+        ctx.bundle.parent().unwrap(),
+        std::time::Duration::from_secs(LIMIT),
+    )
+}
+
+/// No process anywhere still names this container on its command line (husk's own
+/// processes carry the id in argv, the container's are gone with its pid namespace).
+fn assert_no_process_of(id: &str) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.split(' ').any(|w| w == id),
+            "process {} of {id} left behind: {cmdline}",
+            entry.file_name().to_string_lossy()
+        );
+    }
+}
+
+fn wait_stopped(ctx: &Ctx) {
+    for _ in 0..200 {
+        if ctx.status() == "stopped" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} never stopped", ctx.id);
+}
+
+/// The fds the container's process sees besides 0-2: fd 3 (the caller's) and the one `ls`
+/// opens on /proc/self/fd — none of the runtime's own, however large the preserved range.
+const LIST_FDS: &str = "head -c 4 <&3; echo; ls /proc/self/fd | sort -n | tr '\\n' ' '";
+
+fn assert_only_fd3(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("husk"),
+        "fd 3 not readable: {}",
+        text(out)
+    );
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("0 1 2 3 4"),
+        "{}",
+        text(out)
+    );
+}
+
+fn fd3_file(ctx: &Ctx) -> std::fs::File {
+    let p = ctx.bundle.parent().unwrap().join("fd3");
+    std::fs::write(&p, "husk").unwrap();
+    std::fs::File::open(p).unwrap()
+}
+
+#[test]
+fn run_with_many_preserved_fds() {
+    let ctx = Ctx::new("pfdrun", &["sh", "-c", LIST_FDS], |_| {});
+    let f = fd3_file(&ctx);
+    let out = within(
+        &ctx,
+        with_fd3(ctx.cmd(&["run", "--preserve-fds", "100", &ctx.id]), &f),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_only_fd3(&out);
+    ctx.assert_clean();
+    assert_no_process_of(&ctx.id);
+}
+
+#[test]
+fn create_start_with_many_preserved_fds() {
+    let ctx = Ctx::new("pfdcreate", &["sh", "-c", LIST_FDS], |_| {});
+    let f = fd3_file(&ctx);
+    let out = within(
+        &ctx,
+        with_fd3(ctx.cmd(&["create", "--preserve-fds", "100", &ctx.id]), &f),
+    );
+    assert!(out.status.success(), "create: {}", text(&out));
+    let out = ctx.rt_within(&["start", &ctx.id], LIMIT);
+    assert!(out.status.success(), "start: {}", text(&out));
+    wait_stopped(&ctx);
+    let out = ctx.rt_within(&["delete", &ctx.id], LIMIT);
+    assert!(out.status.success(), "delete: {}", text(&out));
+    ctx.assert_clean();
+    assert_no_process_of(&ctx.id);
+}
