@@ -26,7 +26,7 @@ pub mod v2;
 
 pub use layout::{probe_layout, Layout};
 pub use oom::{OomWait, OomWatcher};
-pub use path::{prune_empty_parents, resolve_path, CgroupPath};
+pub use path::{prune_empty_parents, resolve_path, sub_cgroup, CgroupPath, SubCgroups};
 pub use stats::Stats;
 
 /// Everything that can go wrong; each variant names the operation and the path.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::Mounts;
+use crate::layout::{Layout, Mounts};
 use crate::CgroupError;
 
 /// Where a container's cgroup is. An absolute `cgroupsPath` names the same path in every
@@ -171,6 +171,102 @@ pub(crate) fn validate_resolved(p: &str) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// A sub-cgroup of a container's cgroup, as `runc exec --cgroup` names it: keyed by v1
+/// controller ("pids", "cpu"), or by "" for every hierarchy; each value a path below the
+/// container's cgroup ("/" or "" is the container's cgroup itself).
+pub type SubCgroups = BTreeMap<String, String>;
+
+/// Where a process goes for `exec --cgroup`: `location` with each named sub-cgroup appended.
+/// On v1 the sub-cgroup applies to the hierarchies of the named controllers (all of them
+/// for ""; named-only hierarchies such as name=systemd only when named), the others stay at
+/// the container's cgroup; the unified hierarchy of a hybrid host stays too (only its v1
+/// side has controllers worth placing). On v2 only "" can be given. A sub path must stay
+/// below the container's cgroup. Whether the sub-cgroups exist is found out on joining.
+pub fn sub_cgroup(location: &CgroupPath, subs: &SubCgroups) -> Result<CgroupPath, CgroupError> {
+    sub_cgroup_in(&Mounts::probe()?, location, subs)
+}
+
+/// The pure part of [`sub_cgroup`].
+pub fn sub_cgroup_in(
+    mounts: &Mounts,
+    location: &CgroupPath,
+    subs: &SubCgroups,
+) -> Result<CgroupPath, CgroupError> {
+    let mut clean_subs = BTreeMap::new();
+    for (controller, sub) in subs {
+        clean_subs.insert(controller.as_str(), clean_sub(sub)?);
+    }
+    let join = |base: &str, sub: &str| {
+        if sub == "/" {
+            base.to_string()
+        } else {
+            format!("{base}{sub}")
+        }
+    };
+    let named: Vec<&str> = clean_subs
+        .keys()
+        .copied()
+        .filter(|c| !c.is_empty())
+        .collect();
+    if mounts.layout()? == Layout::V2 {
+        if let Some(c) = named.first() {
+            return Err(CgroupError::unsupported(
+                format!("sub-cgroup for controller {c:?}"),
+                "controllers can only be named on cgroup v1; give the path alone",
+            ));
+        }
+        let sub = clean_subs.get("").map_or("/", String::as_str);
+        return CgroupPath::uniform(&join(&location.path, sub));
+    }
+    for c in &named {
+        if mounts.v1_for(c).is_none() {
+            return Err(CgroupError::invalid(
+                format!("sub-cgroup for controller {c:?}"),
+                "no v1 hierarchy has this controller",
+            ));
+        }
+    }
+    let mut v1 = BTreeMap::new();
+    for h in &mounts.v1 {
+        let base = location.in_v1(&h.controllers);
+        let sub = named
+            .iter()
+            .find(|c| h.has(c))
+            .and_then(|c| clean_subs.get(c))
+            .or_else(|| clean_subs.get("").filter(|_| !h.is_named_only()));
+        v1.insert(
+            hierarchy_key(&h.controllers),
+            sub.map_or_else(|| base.to_string(), |s| join(base, s)),
+        );
+    }
+    let out = CgroupPath {
+        path: location.path.clone(),
+        v1,
+    };
+    out.validate()?;
+    Ok(out)
+}
+
+/// A sub-cgroup path made absolute and clean ("/" for the cgroup itself); ".." may not
+/// climb above the container's cgroup.
+fn clean_sub(sub: &str) -> Result<String, CgroupError> {
+    let mut parts = Vec::new();
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.pop().is_some() => {}
+            ".." => {
+                return Err(CgroupError::invalid(
+                    format!("sub-cgroup {sub:?}"),
+                    "is not a path below the container's cgroup",
+                ))
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
 /// Remove the now-empty parents of the container's cgroup that lie strictly below this
 /// process's own cgroup in each hierarchy (the directories `create` had to make on the way
 /// down). Stops at the first parent that is not empty or is in use. Call after `destroy`.
@@ -243,6 +339,68 @@ pub fn blkio_weight_to_io_weight(weight: u16) -> Result<u64, CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hybrid_mounts() -> Mounts {
+        let h = |c: &[&str], own: &str| crate::layout::V1Hierarchy {
+            mount_point: format!("/sys/fs/cgroup/{}", c.join(",")).into(),
+            root: "/".into(),
+            controllers: c.iter().map(|s| s.to_string()).collect(),
+            own: own.into(),
+        };
+        Mounts {
+            v1: vec![
+                h(&["cpu", "cpuacct"], "/"),
+                h(&["memory"], "/m"),
+                h(&["pids"], "/"),
+                h(&["name=systemd"], "/"),
+            ],
+            unified: Some(crate::layout::Unified {
+                mount_point: "/sys/fs/cgroup/unified".into(),
+                root: "/".into(),
+                controllers: vec!["hugetlb".into()],
+                own: "/".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn exec_sub_cgroups_as_runc_names_them() {
+        let m = hybrid_mounts();
+        let loc = resolve_in(&m, None, "c1").unwrap();
+        let subs = |kv: &[(&str, &str)]| -> SubCgroups {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // The path alone: every resource hierarchy; name=systemd and unified stay.
+        let p = sub_cgroup_in(&m, &loc, &subs(&[("", "sub")])).unwrap();
+        assert_eq!(p.path, "/c1");
+        assert_eq!(p.in_v1(&["cpu".into(), "cpuacct".into()]), "/c1/sub");
+        assert_eq!(p.in_v1(&["memory".into()]), "/m/c1/sub");
+        assert_eq!(p.in_v1(&["name=systemd".into()]), "/c1");
+        // Per controller: only those hierarchies.
+        let p = sub_cgroup_in(&m, &loc, &subs(&[("pids", "a/b"), ("cpu", "x")])).unwrap();
+        assert_eq!(p.in_v1(&["pids".into()]), "/c1/a/b");
+        assert_eq!(p.in_v1(&["cpu".into(), "cpuacct".into()]), "/c1/x");
+        assert_eq!(p.in_v1(&["memory".into()]), "/m/c1");
+        // "/" is the container's cgroup; climbing out of it is refused.
+        let p = sub_cgroup_in(&m, &loc, &subs(&[("", "/")])).unwrap();
+        assert_eq!(p.in_v1(&["pids".into()]), "/c1");
+        assert!(sub_cgroup_in(&m, &loc, &subs(&[("", "../..")])).is_err());
+        assert!(sub_cgroup_in(&m, &loc, &subs(&[("", "a/../../b")])).is_err());
+        assert!(sub_cgroup_in(&m, &loc, &subs(&[("bogus", "sub")])).is_err());
+        // v2: the path alone only.
+        let mut v2 = m.clone();
+        v2.v1.clear();
+        let loc = resolve_in(&v2, None, "c1").unwrap();
+        assert_eq!(
+            sub_cgroup_in(&v2, &loc, &subs(&[("", "sub")]))
+                .unwrap()
+                .path,
+            "/c1/sub"
+        );
+        assert!(sub_cgroup_in(&v2, &loc, &subs(&[("pids", "sub")])).is_err());
+    }
 
     #[test]
     fn resolves_like_runc_cgroupfs() {

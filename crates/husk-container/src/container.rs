@@ -116,11 +116,11 @@ impl Container {
         }
     }
 
-    fn wrong_state(&self, status: Status, msg: &'static str) -> Error {
+    pub(crate) fn wrong_state(&self, status: Status, msg: impl Into<String>) -> Error {
         Error::WrongState {
             id: self.state.id.clone(),
             status,
-            msg,
+            msg: msg.into(),
         }
     }
 
@@ -134,8 +134,14 @@ impl Container {
     pub fn start_with_warnings(&mut self, warn: &mut dyn FnMut(String)) -> Result<()> {
         let _lock = self.dir.lock()?;
         let status = self.status();
-        if status != Status::Created {
-            return Err(self.wrong_state(status, "cannot start a container that is not created"));
+        let refusal = match status {
+            Status::Created => None,
+            Status::Stopped => Some("cannot start a container that has stopped".to_string()),
+            Status::Running => Some("cannot start an already running container".to_string()),
+            other => Some(format!("cannot start a container in the {other} state")),
+        };
+        if let Some(msg) = refusal {
+            return Err(self.wrong_state(status, msg));
         }
         let result = gate::start(&self.dir.fd)
             .ctx("starting through", self.dir.path.join(gate::SOCKET_NAME));
@@ -156,20 +162,35 @@ impl Container {
         Ok(())
     }
 
-    /// Send `signal` to init, or with `all` to every process in the container's cgroup.
+    /// Send `signal` to init, or with `all` to every process in the container's cgroup,
+    /// by runc's rules: a stopped container refuses a signal to init ("container not
+    /// running", which containerd's shim takes as "already finished"), while `all` still
+    /// signals whatever is left in its cgroup and succeeds. SIGKILL to a paused container
+    /// thaws it, or the kill would wait for a resume. Signal 0 only checks.
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
-        if status == Status::Stopped {
-            return Err(self.wrong_state(status, "container is not running"));
-        }
         if all {
             if let Some(cg) = self.cgroup()? {
-                return cg
-                    .kill_all(signal)
-                    .map_err(|e| Error::Cgroup(e.to_string()));
+                return match cg.kill_all(signal) {
+                    // The cgroup of a stopped container may be gone already.
+                    Err(_) if status == Status::Stopped => Ok(()),
+                    r => r.map_err(|e| Error::Cgroup(e.to_string())),
+                };
+            }
+            if status == Status::Stopped {
+                return Ok(());
             }
         }
-        self.signal_init(signal)
+        if status == Status::Stopped {
+            return Err(self.wrong_state(status, "container not running"));
+        }
+        self.signal_init(signal)?;
+        if status == Status::Paused && signal == libc::SIGKILL {
+            if let Some(cg) = self.cgroup()? {
+                cg.thaw().map_err(|e| Error::Cgroup(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     fn signal_init(&self, signal: i32) -> Result<()> {
@@ -179,7 +200,7 @@ impl Container {
         };
         // Check the start time after opening the pidfd: if it still matches, the pidfd is ours.
         if self.dir.status(&self.state) == Status::Stopped {
-            return Err(self.wrong_state(Status::Stopped, "container is not running"));
+            return Err(self.wrong_state(Status::Stopped, "container not running"));
         }
         let r = match pidfd {
             Some(fd) => sys::pidfd_send_signal(&fd, signal),
@@ -235,9 +256,11 @@ impl Container {
             Status::Stopped | Status::Created => {}
             _ if force => {}
             _ => {
-                return Err(
-                    self.wrong_state(status, "cannot delete a running container without --force")
-                )
+                let msg = format!(
+                    "cannot delete container {} that is not stopped: {status}",
+                    self.id()
+                );
+                return Err(self.wrong_state(status, msg));
             }
         }
         if status != Status::Stopped {

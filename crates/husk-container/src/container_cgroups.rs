@@ -10,24 +10,21 @@ use husk_oci::Status;
 use oci_spec::runtime::LinuxResources;
 
 impl Container {
-    fn state_error(&self, status: Status, msg: &'static str) -> Error {
-        Error::WrongState {
-            id: self.id().to_string(),
-            status,
-            msg,
-        }
-    }
-
     /// The container's cgroup; containers made by husk always have one.
     fn require_cgroup(&self) -> Result<Box<dyn CgroupManager>> {
         self.cgroup()?
             .ok_or_else(|| Error::Cgroup(format!("container {:?} has no cgroup", self.id())))
     }
 
-    /// Refuse a stopped container, with runc's wording.
-    fn require_alive(&self) -> Result<Status> {
+    /// Refuse a stopped container with runc's wording: `update` says "container not
+    /// running", `events` "container with id ID is not running".
+    fn require_alive(&self, events: bool) -> Result<Status> {
         match self.status() {
-            Status::Stopped => Err(self.state_error(Status::Stopped, "container not running")),
+            Status::Stopped if events => Err(self.wrong_state(
+                Status::Stopped,
+                format!("container with id {} is not running", self.id()),
+            )),
+            Status::Stopped => Err(self.wrong_state(Status::Stopped, "container not running")),
             s => Ok(s),
         }
     }
@@ -36,7 +33,7 @@ impl Container {
     pub fn pause(&self) -> Result<()> {
         let status = self.status();
         if status != Status::Running {
-            return Err(self.state_error(status, "container not running"));
+            return Err(self.wrong_state(status, "container not running"));
         }
         self.require_cgroup()?.freeze().map_err(cg_err)
     }
@@ -45,7 +42,7 @@ impl Container {
     pub fn resume(&self) -> Result<()> {
         let status = self.status();
         if status != Status::Paused {
-            return Err(self.state_error(status, "container not paused"));
+            return Err(self.wrong_state(status, "container not paused"));
         }
         self.require_cgroup()?.thaw().map_err(cg_err)
     }
@@ -55,7 +52,7 @@ impl Container {
     /// which lacks the default devices create added, and replacing the list would cut the
     /// container off /dev/null.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
-        self.require_alive()?;
+        self.require_alive(false)?;
         let mut r = r.clone();
         r.set_devices(None);
         // pids.limit 0 is "not given" in an update (runc), not "unlimited" as at create.
@@ -83,13 +80,13 @@ impl Container {
 
     /// Usage statistics of a live container (runc's `events --stats` data).
     pub fn stats(&self) -> Result<Stats> {
-        self.require_alive()?;
+        self.require_alive(true)?;
         self.require_cgroup()?.stats().map_err(cg_err)
     }
 
     /// A watcher that fires on every OOM in the container's cgroup (see [`OomWatcher`]).
     pub fn oom_watcher(&self) -> Result<OomWatcher> {
-        self.require_alive()?;
+        self.require_alive(true)?;
         self.require_cgroup()?.oom_event_fd().map_err(cg_err)
     }
 }

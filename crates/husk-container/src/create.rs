@@ -137,6 +137,15 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             Err(e) => return Err(Error::Cgroup(e.to_string())),
         }
     }
+    if let Some(n) = cgroup.and_then(|cg| cg.pids().ok()).map(|p| p.len()) {
+        // runc 1.1 allows a cgroup that already has processes but says so: they share the
+        // container's limits, and `delete` of the container will kill them.
+        if n > 0 {
+            warn(format!(
+                "container's cgroup is not empty: {n} process(es) found"
+            ));
+        }
+    }
     if let Some(cg) = cgroup {
         undo.cgroup = Some(cg);
         // Until state.json exists, this is how `delete --force` finds what a create that

@@ -11,7 +11,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("container {0:?} already exists")]
     AlreadyExists(String),
-    #[error("container {0:?} does not exist")]
+    /// runc's text: callers (containerd's shim, CRI-O) look for "does not exist".
+    #[error("container does not exist")]
     NotFound(String),
     #[error("invalid container id: {0}")]
     InvalidId(String),
@@ -35,11 +36,13 @@ pub enum Error {
         msg: String,
         cause: crate::process::ExecFailure,
     },
-    #[error("container {id:?} is {status}: {msg}")]
+    /// The container's status forbids the operation; `msg` is runc 1.1's text for it
+    /// ("container not running", …), which callers match on.
+    #[error("{msg}")]
     WrongState {
         id: String,
         status: husk_oci::Status,
-        msg: &'static str,
+        msg: String,
     },
     #[error("cgroup: {0}")]
     Cgroup(String),

@@ -80,6 +80,8 @@ pub mod validate;
 pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};
 pub use container::Container;
 pub use error::{Error, Result};
+/// Sub-cgroups for `exec --cgroup` (see [`TenantContainerBuilder::sub_cgroups`]).
+pub use husk_cgroups::SubCgroups;
 pub use husk_oci::{StateOutput, Status};
 pub use process::ExecFailure;
 /// Open a path confined to a root directory (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,

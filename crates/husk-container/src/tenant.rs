@@ -59,6 +59,7 @@ pub struct TenantContainerBuilder {
     detach: bool,
     ignore_paused: bool,
     pidfd_socket: Option<PathBuf>,
+    sub_cgroups: husk_cgroups::SubCgroups,
 }
 
 /// A process started by [`TenantContainerBuilder::build`].
@@ -123,6 +124,7 @@ impl ContainerBuilder {
             detach: false,
             ignore_paused: false,
             pidfd_socket: None,
+            sub_cgroups: Default::default(),
         }
     }
 }
@@ -176,6 +178,13 @@ impl TenantContainerBuilder {
     /// Allow exec into a paused container (the process starts frozen).
     pub fn ignore_paused(mut self, v: bool) -> Self {
         self.ignore_paused = v;
+        self
+    }
+
+    /// Run in sub-cgroups of the container's cgroup (`exec --cgroup`; see
+    /// [`husk_cgroups::sub_cgroup`]). They must exist already.
+    pub fn sub_cgroups(mut self, subs: husk_cgroups::SubCgroups) -> Self {
+        self.sub_cgroups = subs;
         self
     }
 
@@ -238,11 +247,12 @@ impl TenantContainerBuilder {
             Status::Running | Status::Created => {}
             Status::Paused if self.ignore_paused => {}
             Status::Paused => {
-                return Err(Error::Other(format!(
-                    "container {id:?} is paused (exec with --ignore-paused to run in it anyway)"
-                )))
+                return Err(c.wrong_state(
+                    Status::Paused,
+                    "cannot exec in a paused container (use --ignore-paused to override)",
+                ))
             }
-            _ => return Err(Error::Other(format!("container {id:?} is not running"))),
+            s => return Err(c.wrong_state(s, "cannot exec in a stopped container")),
         }
         let process = self.resolve_process(&c)?;
         // The container's seccomp filter applies to every process in it (as in runc).
@@ -298,7 +308,19 @@ impl TenantContainerBuilder {
         let set_groups = !joins.iter().any(|(k, ..)| *k == "user")
             || std::fs::read_to_string(format!("/proc/{init}/setgroups"))
                 .is_ok_and(|s| s.trim() == "allow");
-        let cgroup = c.cgroup()?;
+        let cgroup = match (c.cgroup_path(), self.sub_cgroups.is_empty()) {
+            (Some(base), false) => Some(
+                husk_cgroups::sub_cgroup(base, &self.sub_cgroups)
+                    .and_then(|p| husk_cgroups::manager(&p))
+                    .map_err(|e| Error::Cgroup(e.to_string()))?,
+            ),
+            (None, false) => {
+                return Err(Error::Cgroup(format!(
+                    "container {id:?} has no cgroup to run a process in a sub-cgroup of"
+                )))
+            }
+            (_, true) => c.cgroup()?,
+        };
         let v2_fd = cgroup.as_ref().and_then(|cg| cg.v2_dir_fd());
         let self_join = match &cgroup {
             Some(cg) => cg
@@ -307,7 +329,7 @@ impl TenantContainerBuilder {
             None => Vec::new(),
         };
         if c.status() == Status::Stopped {
-            return Err(Error::Other(format!("container {id:?} is not running")));
+            return Err(c.wrong_state(Status::Stopped, "cannot exec in a stopped container"));
         }
 
         let (main_end, child_end) =
@@ -401,7 +423,14 @@ impl TenantContainerBuilder {
             detached: self.detach,
         };
         if let Some(p) = &self.pid_file {
-            write_atomic(p, pid.to_string().as_bytes())?;
+            // As runc: a process whose pid cannot be recorded is not left running unseen.
+            if let Err(e) = write_atomic(p, pid.to_string().as_bytes()) {
+                let _ = tenant.signal(libc::SIGKILL);
+                if !self.detach {
+                    let _ = tenant.wait();
+                }
+                return Err(e);
+            }
         }
         if let (Some(sock), Some(path)) = (&pidfd_socket, &self.pidfd_socket) {
             let fd = tenant.pidfd.as_ref().ok_or_else(|| {

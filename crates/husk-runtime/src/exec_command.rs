@@ -1,7 +1,10 @@
 //! `exec`: run a process in a running container, with runc's flags. Without `--process`,
 //! the process is the container's own (config.json in its bundle) with the command and the
-//! flags applied on top, as runc does.
+//! flags applied on top, as runc does. Like runc's, a failed exec exits 255 (a wrong
+//! command line, 1), so that a caller can tell it from the process's own exit code.
 
+use crate::log::Logger;
+use crate::Failure;
 use husk_container::{Container, ContainerBuilder};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 use std::collections::HashSet;
@@ -54,7 +57,8 @@ pub struct ExecArgs {
     /// Pass N extra fds (3..3+N) to the process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Run in this sub-cgroup of the container (not supported)
+    /// Run in a sub-cgroup of the container: PATH, or (v1) CONTROLLER[,CONTROLLER]:PATH
+    /// (repeatable, one per set of controllers)
     #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec into a paused container
@@ -68,9 +72,20 @@ pub struct ExecArgs {
 }
 
 /// Runs `exec`; `Ok` is the exit code (the process's, in the foreground).
-pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
+pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure> {
     let id = &a.id;
-    let fail = |e: String| format!("exec {id}: {e}");
+    // A command line runc's own argument checks refuse: exit 1.
+    let usage = |e: &str| Failure::from(format!("exec {id}: {e}"));
+    if a.process.is_some() && !a.command.is_empty() {
+        return Err(usage("give either --process or a command, not both"));
+    }
+    if a.process.is_none() && a.command.is_empty() {
+        return Err(usage("no command given (or use --process)"));
+    }
+    let fail = |e: String| Failure {
+        msg: format!("exec {id}: {e}"),
+        code: 255,
+    };
     if a.process_label.is_some() || a.apparmor.is_some() {
         let flag = if a.apparmor.is_some() {
             "--apparmor"
@@ -79,22 +94,30 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
         };
         return Err(fail(format!("{flag}: no LSM is active on this host")));
     }
-    if !a.cgroup.is_empty() {
-        return Err(fail(
-            "--cgroup: running in a sub-cgroup of the container is not supported".into(),
-        ));
-    }
+    let subs = parse_cgroup_flags(&a.cgroup).map_err(fail)?;
     let mut b = ContainerBuilder::new(id.clone())
         .root_path(root)
         .preserve_fds(a.preserve_fds);
     if let Some(p) = &a.pid_file {
         b = b.pid_file(p);
     }
-    // A terminal without --console-socket, in the foreground: we are the terminal's other end.
-    let tty = match &a.process {
-        Some(p) => husk_container::terminal::wants_terminal(p, false),
-        None => a.tty,
+    // --process is read once, here: it may be a pipe (`-p /dev/fd/N`), not a file.
+    let given = a
+        .process
+        .as_deref()
+        .map(read_process)
+        .transpose()
+        .map_err(fail)?;
+    let c = Container::load(root, id).map_err(|e| fail(e.to_string()))?;
+    let mut proc_ = match given {
+        Some(p) => p,
+        None => {
+            let base = c.config_process().map_err(|e| fail(e.to_string()))?;
+            command_process(base, a).map_err(fail)?
+        }
     };
+    // A terminal without --console-socket, in the foreground: we are the terminal's other end.
+    let tty = proc_.terminal().unwrap_or(false);
     let console = (tty && !a.detach && a.console_socket.is_none())
         .then(husk_container::terminal::ConsoleListener::new)
         .transpose()
@@ -106,49 +129,24 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
     {
         b = b.console_socket(p);
     }
+    if console.is_some() {
+        // Our own pty gets our window size before the process runs.
+        with_our_window_size(&mut proc_);
+    }
     let mut t = b
         .as_tenant()
         .detach(a.detach)
-        .ignore_paused(a.ignore_paused);
+        .ignore_paused(a.ignore_paused)
+        .sub_cgroups(subs)
+        .process(proc_);
     if let Some(p) = &a.pidfd_socket {
         t = t.pidfd_socket(p);
-    }
-    match &a.process {
-        Some(p) => {
-            if !a.command.is_empty() {
-                return Err(fail("give either --process or a command, not both".into()));
-            }
-            // Our own pty gets our window size before the process runs; a file we cannot
-            // parse goes to the library, which names what is wrong with it.
-            let parsed = console
-                .as_ref()
-                .and_then(|_| std::fs::read(p).ok())
-                .and_then(|d| serde_json::from_slice::<Process>(&d).ok());
-            t = match parsed {
-                Some(mut proc_) => {
-                    with_our_window_size(&mut proc_);
-                    t.process(proc_)
-                }
-                None => t.process_path(p),
-            };
-        }
-        None => {
-            if a.command.is_empty() {
-                return Err(fail("no command given (or use --process)".into()));
-            }
-            let c = Container::load(root, id).map_err(|e| fail(e.to_string()))?;
-            let base = c.config_process().map_err(|e| fail(e.to_string()))?;
-            let mut proc_ = command_process(base, a).map_err(fail)?;
-            if console.is_some() {
-                with_our_window_size(&mut proc_);
-            }
-            t = t.process(proc_);
-        }
     }
 
     // Blocked before the clone, so that nothing sent to us meanwhile is lost.
     let set = (!a.detach).then(husk_container::supervise::block_signals);
     let tenant = t.build().map_err(|e| fail(e.to_string()))?;
+    log.debug(&format!("exec {id}: process pid {}", tenant.pid()));
     let Some(set) = set else { return Ok(0) };
     let Some(console) = console else {
         return Ok(husk_container::supervise::forward_signals_until_exit(
@@ -187,6 +185,43 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, String> {
     );
     drop(raw);
     code.map_err(fail)
+}
+
+/// The process of `--process FILE`, read in one go (FILE may be a pipe).
+fn read_process(path: &Path) -> Result<Process, String> {
+    let data = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_slice(&data).map_err(|e| format!("loading {}: {e}", path.display()))
+}
+
+/// runc's `--cgroup` values: one PATH for every controller, or CONTROLLER[,CONTROLLER]:PATH
+/// per set of controllers (v1); the two forms do not mix.
+fn parse_cgroup_flags(values: &[String]) -> Result<husk_container::SubCgroups, String> {
+    let mut subs = husk_container::SubCgroups::new();
+    for v in values {
+        match v.split_once(':') {
+            None if values.len() == 1 => {
+                subs.insert(String::new(), v.clone());
+            }
+            None => {
+                return Err(format!(
+                    "invalid --cgroup argument: {v} (missing <controller>: prefix)"
+                ))
+            }
+            Some((controllers, path)) => {
+                for c in controllers.split(',') {
+                    if c.is_empty() {
+                        return Err(format!("invalid --cgroup argument: {v} (empty controller)"));
+                    }
+                    if subs.insert(c.to_string(), path.to_string()).is_some() {
+                        return Err(format!(
+                            "invalid --cgroup argument: {v} (controller {c} given twice)"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(subs)
 }
 
 /// process.consoleSize from our stdin's terminal (unless the process sets one).

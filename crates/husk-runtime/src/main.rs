@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    log::mark_start();
     // CVE-2019-5736: what starts container processes runs from a read-only view of this
     // binary (husk_container::selfexe), so no container can write the host's copy. Done
     // before parsing, so the first image pays for nothing else; a container id spelled like
@@ -40,9 +41,9 @@ fn main() {
     let rootless = cli::Rootless::resolve(cli.rootless);
     let code = match run(cli.root, rootless, cli.systemd_cgroup, command, &mut log) {
         Ok(code) => code,
-        Err(msg) => {
-            log.error(&msg);
-            1
+        Err(f) => {
+            log.error(&f.msg);
+            f.code
         }
     };
     std::process::exit(code);
@@ -57,18 +58,32 @@ fn print_version() {
     println!("spec: {}", oci_spec::runtime::VERSION);
 }
 
-/// Runs one subcommand; `Err` is the one line to report, `Ok` the exit code.
+/// A failed command: the one line to report and the exit code (1, as runc, except where
+/// runc uses another: `exec` fails with 255).
+pub struct Failure {
+    pub msg: String,
+    pub code: i32,
+}
+
+impl From<String> for Failure {
+    fn from(msg: String) -> Failure {
+        Failure { msg, code: 1 }
+    }
+}
+
+/// Runs one subcommand; `Err` is the line to report, `Ok` the exit code.
 fn run(
     root: Option<PathBuf>,
     rootless: bool,
     systemd: bool,
     command: Command,
     log: &mut log::Logger,
-) -> Result<i32, String> {
+) -> Result<i32, Failure> {
     if systemd {
-        return Err(
-            "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs".into(),
-        );
+        return Err(Failure::from(
+            "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs"
+                .to_string(),
+        ));
     }
     let root = match (&command, root) {
         // These two never touch state.
@@ -79,18 +94,22 @@ fn run(
         }
     };
     let root = root.as_path();
+    log.debug(&format!("state root {}", root.display()));
     match command {
         Command::Create(args) => {
             let id = args.id.clone();
-            builder(root, rootless, &args, None)
+            log.debug(&format!("create {id}: bundle {}", args.bundle.display()));
+            let c = builder(root, rootless, &args, None)
                 .build_with_warnings(&mut |w| log.warn(&format!("create {id}: {w}")))
                 .map_err(|e| format!("create {id}: {e}"))?;
+            log.debug(&created(&c));
             Ok(0)
         }
         Command::Start { id } => {
             let mut c = load(root, &id, "start")?;
             c.start_with_warnings(&mut |w| log.warn(&format!("start {id}: {w}")))
                 .map_err(|e| format!("start {id}: {e}"))?;
+            log.debug(&format!("start {id}: released init (pid {})", c.pid()));
             Ok(0)
         }
         Command::Run {
@@ -98,7 +117,15 @@ fn run(
             detach,
             keep,
             no_subreaper,
-        } => run_container(root, rootless, &create, detach, keep, no_subreaper, log),
+        } => Ok(run_container(
+            root,
+            rootless,
+            &create,
+            detach,
+            keep,
+            no_subreaper,
+            log,
+        )?),
         Command::State { id } => {
             let c = load(root, &id, "state")?;
             println!(
@@ -108,9 +135,15 @@ fn run(
             Ok(0)
         }
         Command::Kill { id, signal, all } => {
-            let sig =
-                husk_oci::signal::parse_signal(&signal).map_err(|e| format!("kill {id}: {e}"))?;
+            // Signal 0 checks that the container is alive, as kill(2) does (runc accepts it).
+            let sig = match signal.as_str() {
+                "0" => 0,
+                _ => husk_oci::signal::parse_signal(&signal)
+                    .map_err(|e| format!("kill {id}: {e}"))?,
+            };
             let c = load(root, &id, "kill")?;
+            let whom = if all { "every process" } else { "init" };
+            log.debug(&format!("kill {id}: signal {sig} to {whom}"));
             c.kill(sig, all).map_err(|e| format!("kill {id}: {e}"))?;
             Ok(0)
         }
@@ -125,15 +158,16 @@ fn run(
                     Container::delete_incomplete(root, &id)
                         .map_err(|e| format!("delete {id}: {e}"))?;
                 }
-                Err(e) => return Err(format!("delete {id}: {e}")),
+                Err(e) => return Err(format!("delete {id}: {e}").into()),
             }
+            log.debug(&format!("delete {id}: removed"));
             Ok(0)
         }
-        Command::List { format, quiet } => list(root, format, quiet),
+        Command::List { format, quiet } => Ok(list(root, format, quiet)?),
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(format!("spec: {} exists; remove it first", path.display()));
+                return Err(format!("spec: {} exists; remove it first", path.display()).into());
             }
             let text = serde_json::to_string_pretty(&spec_template::default_spec(rootless))
                 .expect("spec serialises");
@@ -148,13 +182,21 @@ fn run(
             );
             Ok(0)
         }
-        Command::Pause { id } => cgroup_commands::pause(root, &id),
-        Command::Resume { id } => cgroup_commands::resume(root, &id),
-        Command::Ps(args) => cgroup_commands::ps(root, &args),
-        Command::Update(args) => cgroup_commands::update(root, &args),
-        Command::Events(args) => cgroup_commands::events(root, &args),
-        Command::Exec(args) => exec_command::exec(root, &args),
+        Command::Pause { id } => Ok(cgroup_commands::pause(root, &id)?),
+        Command::Resume { id } => Ok(cgroup_commands::resume(root, &id)?),
+        Command::Ps(args) => Ok(cgroup_commands::ps(root, &args)?),
+        Command::Update(args) => Ok(cgroup_commands::update(root, &args)?),
+        Command::Events(args) => Ok(cgroup_commands::events(root, &args)?),
+        Command::Exec(args) => exec_command::exec(root, &args, log),
     }
+}
+
+/// The debug line after a create: init's pid and where its cgroup is.
+fn created(c: &Container) -> String {
+    let cgroup = c
+        .cgroup_path()
+        .map_or_else(|| "none".to_string(), |p| p.to_string());
+    format!("create {}: init pid {}, cgroup {cgroup}", c.id(), c.pid())
 }
 
 fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
@@ -232,6 +274,7 @@ fn run_container(
     let mut c = builder(root, rootless, args, console.as_ref().map(|l| l.path()))
         .build_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}")))
         .map_err(|e| format!("run {id}: {e}"))?;
+    log.debug(&created(&c));
     let master = match &console {
         Some(l) => match l.receive_master() {
             Ok(m) => Some(m),
@@ -251,6 +294,7 @@ fn run_container(
         let _ = Container::load(root, id).map(|c| c.delete(true));
         return Err(format!("run {id}: {e}"));
     }
+    log.debug(&format!("run {id}: started"));
     let Some(all) = all else { return Ok(0) };
     let code = match &master {
         Some(m) => {

@@ -1,6 +1,7 @@
 //! containerd (Debian's 1.6, CRI disabled, through containerd-shim-runc-v2) drives
 //! husk-runtime via `ctr run --runc-binary`: run, exit codes, detached task exec, pause,
-//! resume, ps, kill, and a terminal. One private containerd per test run, stopped at the end.
+//! resume, ps, kill, and a terminal; a task that exits on its own is killed and removed
+//! without leftovers. One private containerd per test, stopped at the end.
 
 mod common;
 use common::*;
@@ -13,15 +14,18 @@ const IMAGE: &str = "docker.io/library/husk-busybox:test";
 struct Containerd {
     dir: PathBuf,
     child: Child,
+    /// Tasks and containers to remove if a test fails half-way.
+    ids: Vec<&'static str>,
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    fn start(name: &str, ids: Vec<&'static str>) -> Containerd {
         assert!(
             Path::new("/usr/bin/containerd").exists(),
             "containerd is required (scripts/deps.sh installs it)"
         );
-        let dir = std::env::temp_dir().join(format!("husk-containerd-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("husk-containerd-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         std::fs::write(
@@ -42,7 +46,7 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let c = Containerd { dir, child };
+        let c = Containerd { dir, child, ids };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !c.ctr(&["version"]).status.success() {
             assert!(Instant::now() < deadline, "containerd did not start");
@@ -81,10 +85,12 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // The detached task, if an assertion left it behind.
-        let _ = self.ctr(&["task", "kill", "-s", "KILL", "d1"]);
-        let _ = self.ctr(&["task", "rm", "-f", "d1"]);
-        let _ = self.ctr(&["container", "rm", "d1"]);
+        // The detached tasks, if an assertion left them behind.
+        for id in &self.ids {
+            let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
+            let _ = self.ctr(&["task", "rm", "-f", id]);
+            let _ = self.ctr(&["container", "rm", id]);
+        }
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         let _ = Command::new("umount")
@@ -97,7 +103,7 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_drives_husk_runtime() {
-    let c = Containerd::start();
+    let c = Containerd::start("drive", vec!["d1"]);
     let archive = docker_archive(&c.dir, "husk-busybox:test");
     c.ok(&["images", "import", archive.to_str().unwrap()]);
     let run = ["run", "--rm", "--runc-binary", BIN];
@@ -209,4 +215,70 @@ fn containerd_drives_husk_runtime() {
         "{}",
         text(&o)
     );
+}
+
+/// A task whose process exits by itself: killing it afterwards is "already finished" for
+/// the shim (which knows runc's "container not running"), not an unknown error, and
+/// removing it leaves no shim, no runtime state dir and no cgroup. Under the CRI plugin
+/// this is StopContainer/RemoveContainer of an exited container.
+#[test]
+fn task_that_exited_by_itself_is_killed_and_removed_cleanly() {
+    let c = Containerd::start("exited", vec!["x1"]);
+    let archive = docker_archive(&c.dir, "husk-busybox:test");
+    c.ok(&["images", "import", archive.to_str().unwrap()]);
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        BIN,
+        IMAGE,
+        "x1",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.task_status("x1") != "STOPPED" {
+        assert!(Instant::now() < deadline, "task did not stop by itself");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What StopContainer does: SIGTERM/SIGKILL to a task that is gone. runc's shim turns
+    // runc's "container not running" into NotFound ("process already finished").
+    let o = c.ctr(&["task", "kill", "-s", "KILL", "x1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("process already finished") && !err.contains("unknown error after kill"),
+        "{}",
+        text(&o)
+    );
+    // --all reaches `kill --all`, which succeeds on a stopped container as runc's does.
+    c.ok(&["task", "kill", "-a", "-s", "KILL", "x1"]);
+    c.ok(&["task", "rm", "x1"]);
+    c.ok(&["container", "rm", "x1"]);
+    assert_no_cgroup("x1");
+    // The shim's runc root (containerd's fixed default) for namespace "default".
+    assert!(
+        !Path::new("/run/containerd/runc/default/x1").exists(),
+        "runtime state dir of x1 left behind"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shim_of(&c.dir).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "shim left behind: {:?}",
+            shim_of(&c.dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pid of a containerd-shim-runc-v2 serving the containerd at `dir`, if any.
+fn shim_of(dir: &Path) -> Option<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        (cmd.contains("containerd-shim-runc-v2") && cmd.contains(&needle))
+            .then(|| e.file_name().to_string_lossy().into_owned())
+    })
 }

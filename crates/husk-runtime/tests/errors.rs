@@ -37,18 +37,119 @@ fn malformed_config_json() {
 #[test]
 fn unknown_container_id() {
     let ctx = Ctx::new("unknown", &["true"], |_| {});
-    for cmd in [
-        &["start", "nope"][..],
-        &["state", "nope"],
-        &["kill", "nope"],
-        &["delete", "nope"],
+    // runc 1.1.5's text, which containerd's shim (and CRI-O) look for to treat a container
+    // as already gone; exec fails with 255 as runc's does.
+    for (cmd, code) in [
+        (&["start", "nope"][..], 1),
+        (&["state", "nope"], 1),
+        (&["kill", "nope"], 1),
+        (&["kill", "nope", "KILL"], 1),
+        (&["delete", "nope"], 1),
+        (&["pause", "nope"], 1),
+        (&["resume", "nope"], 1),
+        (&["ps", "nope"], 1),
+        (&["events", "--stats", "nope"], 1),
+        (&["update", "--memory", "10m", "nope"], 1),
+        (&["exec", "nope", "true"], 255),
     ] {
         let out = ctx.rt(cmd);
-        assert_one_line_error(&out, "\"nope\" does not exist");
+        assert_one_line_error(&out, "nope: container does not exist");
+        assert_eq!(out.status.code(), Some(code), "{cmd:?}: {}", text(&out));
     }
     // runc: delete --force of a missing container succeeds.
     assert!(ctx.rt(&["delete", "--force", "nope"]).status.success());
     assert_one_line_error(&ctx.rt(&["state", "../etc"]), "invalid container id");
+}
+
+/// Every refusal by state says what runc 1.1.5 says, so callers that match on runc's texts
+/// (containerd's shim: "container not running" means the task is done) work unchanged.
+#[test]
+fn state_refusals_use_runcs_texts() {
+    let ctx = Ctx::new("texts", &["true"], |_| {});
+    let id = ctx.id.as_str();
+    let out = ctx.rt(&["run", "--keep", id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ctx.status(), "stopped");
+    let stopped: [(&[&str], &str, i32); 9] = [
+        (&["kill", id, "KILL"], "container not running", 1),
+        (&["kill", id], "container not running", 1),
+        (&["kill", id, "0"], "container not running", 1),
+        (
+            &["start", id],
+            "cannot start a container that has stopped",
+            1,
+        ),
+        (&["pause", id], "container not running", 1),
+        (&["resume", id], "container not paused", 1),
+        (
+            &["update", "--memory", "10m", id],
+            "container not running",
+            1,
+        ),
+        (
+            &["events", "--stats", id],
+            &format!("container with id {id} is not running"),
+            1,
+        ),
+        (
+            &["exec", id, "true"],
+            "cannot exec in a stopped container",
+            255,
+        ),
+    ];
+    for (cmd, needle, code) in stopped {
+        let out = ctx.rt(cmd);
+        assert_one_line_error(&out, needle);
+        assert_eq!(out.status.code(), Some(code), "{cmd:?}: {}", text(&out));
+    }
+    // runc: `kill --all` of a stopped container signals whatever is left in its cgroup
+    // and succeeds.
+    let out = ctx.rt(&["kill", "--all", id, "KILL"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ctx.rt(&["delete", id]).status.success());
+    ctx.assert_clean();
+
+    let ctx = Ctx::new("texts-run", &["sleep", "1000"], |_| {});
+    let id = ctx.id.as_str();
+    assert!(ctx.rt_detached(&["run", "-d", id]).status.success());
+    // Signal 0 checks that the container is alive, for one process or all.
+    for cmd in [&["kill", id, "0"][..], &["kill", "--all", id, "0"]] {
+        let out = ctx.rt(cmd);
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out));
+    }
+    assert_one_line_error(
+        &ctx.rt(&["start", id]),
+        "cannot start an already running container",
+    );
+    assert_one_line_error(
+        &ctx.rt(&["delete", id]),
+        &format!("cannot delete container {id} that is not stopped: running"),
+    );
+    assert_one_line_error(&ctx.rt(&["resume", id]), "container not paused");
+    assert_eq!(ctx.status(), "running");
+}
+
+/// runc thaws a paused container for SIGKILL, so that the kill takes effect (on v1 a
+/// frozen process does not die until thawed) and the caller sees it stop.
+#[test]
+fn sigkill_stops_a_paused_container() {
+    let ctx = Ctx::new("killpaused", &["sleep", "1000"], |_| {});
+    assert!(ctx.rt_detached(&["run", "-d", &ctx.id]).status.success());
+    assert!(ctx.rt(&["pause", &ctx.id]).status.success());
+    assert_eq!(ctx.status(), "paused");
+    let out = ctx.rt(&["kill", &ctx.id, "KILL"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ctx.status() != "stopped" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} after SIGKILL",
+            ctx.status()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ctx.rt(&["delete", &ctx.id]).status.success());
+    ctx.assert_clean();
 }
 
 #[test]
@@ -198,7 +299,8 @@ fn errors_go_to_the_log_file_as_runc_json() {
         "create",
         &ctx.id,
     ]);
-    assert!(!out.status.success());
+    // stderr keeps runc's error line even with --log: callers grep it for "error".
+    assert_one_line_error(&out, "executable file not found");
     let text = std::fs::read_to_string(&log).unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(line["level"], "error");
@@ -215,7 +317,73 @@ fn errors_go_to_the_log_file_as_runc_json() {
     let out = ctx.rt(&["--log", log.to_str().unwrap(), "create", &ctx.id]);
     assert!(!out.status.success());
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("level=error msg=\""), "{text}");
+    assert_eq!(
+        error_msg(&text)
+            .as_deref()
+            .map(|m| m.contains("executable file not found")),
+        Some(true),
+        "{text}"
+    );
+    ctx.assert_clean();
+}
+
+/// runc's logrus lines: `time="…" level=error msg="…"` on stderr; with --debug,
+/// `level=debug` lines too — on stderr, or in the --log file (in its format) when given.
+#[test]
+fn stderr_and_debug_lines_are_runcs() {
+    let ctx = Ctx::new("logfmt", &["true"], |_| {});
+    let out = ctx.rt(&["kill", "nope", "KILL"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.trim_end();
+    let time = field(line, "time").unwrap_or_default();
+    assert!(
+        time.len() == 20
+            && time.ends_with('Z')
+            && line.starts_with(&format!("time=\"{time}\" level=error msg=")),
+        "{line:?}"
+    );
+    assert_eq!(
+        field(line, "msg").as_deref(),
+        Some("kill nope: container does not exist")
+    );
+
+    let out = ctx.rt(&["--debug", "run", &ctx.id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let debug: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(" level=debug msg="))
+        .collect();
+    assert!(debug.len() >= 2, "{err}");
+    assert!(debug.iter().all(|l| l.starts_with("time=\"")), "{err}");
+    ctx.assert_clean();
+
+    // With --log, debug lines go to the file as JSON, and none to stderr.
+    let log = ctx.bundle.join("debug.json");
+    let out = ctx.rt(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        &ctx.id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("level=debug"),
+        "{}",
+        text(&out)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.len() >= 2 && lines.iter().all(|l| l["level"] == "debug"),
+        "{lines:?}"
+    );
     ctx.assert_clean();
 }
 
@@ -255,4 +423,44 @@ fn a_broken_stderr_pipe_does_not_abort_the_runtime() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     ctx.assert_clean();
+}
+
+/// runc 1.1 warns (and goes on) when the container's cgroup already holds processes.
+#[test]
+fn a_cgroup_that_is_not_empty_is_a_warning() {
+    let name = format!("husk-busy-{}", std::process::id());
+    let ctx = Ctx::new("busycg", &["true"], |s| {
+        s["linux"]["cgroupsPath"] = json!(format!("/{name}"))
+    });
+    let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let out = ctx.rt_detached(&["create", &ctx.id]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}", text(&out));
+    let warning = err
+        .lines()
+        .find(|l| l.contains(" level=warning "))
+        .and_then(|l| field(l, "msg"));
+    assert_eq!(
+        warning.as_deref(),
+        Some(
+            format!(
+                "create {}: container's cgroup is not empty: 1 process(es) found",
+                ctx.id
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    assert!(ctx.rt(&["delete", "--force", &ctx.id]).status.success());
+    let _ = std::fs::remove_dir(&dir);
+    ctx.assert_clean();
+    assert_no_cgroup(&name);
 }

@@ -47,7 +47,8 @@ fn running(name: &str) -> Ctx {
 fn exec_into_unknown_container() {
     let ctx = Ctx::new("xe-unknown", &["true"], |_| {});
     let out = ctx.rt(&["exec", "nope", "true"]);
-    assert_one_line_error(&out, "\"nope\" does not exist");
+    assert_one_line_error(&out, "nope: container does not exist");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
     assert_no_process_mentioning("nope\0");
 }
 
@@ -58,7 +59,7 @@ fn exec_into_stopped_container() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(ctx.status(), "stopped");
     let out = ctx.rt(&["exec", &ctx.id, "true"]);
-    assert_one_line_error(&out, "is not running");
+    assert_one_line_error(&out, "cannot exec in a stopped container");
     assert!(ctx.rt(&["delete", &ctx.id]).status.success());
     ctx.assert_clean();
     assert_no_process_mentioning(&ctx.id);
@@ -129,4 +130,31 @@ fn hook_binary_that_is_missing() {
         ctx.assert_clean();
         assert_no_process_mentioning(&ctx.id);
     }
+}
+
+/// runc: a pid file that cannot be written fails the exec with 255, and the process it
+/// started is killed rather than left running unrecorded (detached or not).
+#[test]
+fn pid_file_that_cannot_be_written() {
+    let ctx = running("xe-pidfile");
+    let before = container_procs(&ctx);
+    for detach in [false, true] {
+        let mut args = vec!["exec", "--pid-file", "/nonexistent/dir/pid"];
+        if detach {
+            args.push("-d");
+        }
+        args.extend([ctx.id.as_str(), "sleep", "1000"]);
+        let out = ctx.rt_detached(&args);
+        assert_one_line_error(&out, "/nonexistent/dir/pid");
+        assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while container_procs(&ctx) != before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "detach={detach}: exec left a process behind"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert_eq!(ctx.status(), "running");
 }

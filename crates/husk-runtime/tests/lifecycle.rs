@@ -42,7 +42,10 @@ fn create_start_kill_delete() {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sleep");
     // A second start is refused.
-    assert_one_line_error(&ctx.rt(&["start", &ctx.id]), "not created");
+    assert_one_line_error(
+        &ctx.rt(&["start", &ctx.id]),
+        "cannot start an already running container",
+    );
     // Running containers are not deleted without --force.
     assert_one_line_error(&ctx.rt(&["delete", &ctx.id]), "running");
 

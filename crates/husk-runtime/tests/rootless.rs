@@ -298,10 +298,7 @@ fn a_rootless_container_cannot_touch_what_the_user_does_not_own() {
 fn assert_fails(c: &Rl, out: &Output, needles: &[&str]) {
     assert!(!out.status.success(), "expected failure: {}", text(out));
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("husk-runtime: ") && !l.starts_with("husk-runtime: warning: "))
-        .unwrap_or_else(|| panic!("no error line: {err}"));
+    let line = common::error_msg(&err).unwrap_or_else(|| panic!("no error line: {err}"));
     for n in needles {
         assert!(line.contains(n), "{line:?} does not mention {n:?}");
     }

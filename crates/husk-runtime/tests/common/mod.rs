@@ -272,7 +272,8 @@ pub fn assert_no_cgroup(id: &str) {
     );
 }
 
-/// Stderr must be exactly one line (the error), naming `needle`.
+/// Stderr must be exactly one line, runc's error line (`time="…" level=error msg="…"`),
+/// whose message names `needle`.
 pub fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(
         !out.status.success(),
@@ -284,14 +285,49 @@ pub fn assert_one_line_error(out: &Output, needle: &str) {
         1,
         "expected one line, got: {err:?}"
     );
+    let msg = error_msg(&err).unwrap_or_else(|| panic!("{err:?} is not runc's error line"));
     assert!(
-        err.contains(needle),
-        "error {err:?} does not mention {needle:?}"
+        msg.contains(needle),
+        "error {msg:?} does not mention {needle:?}"
     );
-    assert!(
-        err.starts_with("husk-runtime: "),
-        "error {err:?} lacks the program prefix"
-    );
+}
+
+/// The message of the first `level=error` line in `text` (runc's logrus text form:
+/// `time="…" level=error msg="…"`, the message quoted as Go's %q when it needs quoting).
+pub fn error_msg(text: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.starts_with("time=\"") && l.contains(" level=error "))
+        .find_map(|l| field(l, "msg"))
+}
+
+/// The value of `key=` in one logrus text line, unquoted.
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let rest = match line.strip_prefix(&format!("{key}=")) {
+        Some(r) => r,
+        None => &line[line.find(&format!(" {key}="))? + key.len() + 2..],
+    };
+    let Some(quoted) = rest.strip_prefix('"') else {
+        return Some(rest.split(' ').next().unwrap_or("").to_string());
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'x' => {
+                    let hex: String = chars.by_ref().take(2).collect();
+                    out.push(u8::from_str_radix(&hex, 16).ok()? as char);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// A docker-archive of the shared busybox rootfs, written by hand: one layer, a config and
