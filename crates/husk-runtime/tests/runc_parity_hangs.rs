@@ -119,3 +119,34 @@ fn create_start_with_many_preserved_fds() {
     ctx.assert_clean();
     assert_no_process_of(&ctx.id);
 }
+
+/// A rootfs (nothing to run: create fails before any exec) whose `name` is a symlink to a
+/// real directory.
+fn rootfs_with_symlink(ctx: &Ctx, name: &str) -> std::path::PathBuf {
+    let root = ctx.bundle.parent().unwrap().join("linked-rootfs");
+    for d in ["dev", "proc", "sys", "tmp", "real"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::remove_dir(root.join(name)).unwrap();
+    std::os::unix::fs::symlink("/real", root.join(name)).unwrap();
+    root
+}
+
+#[test]
+fn proc_and_sysfs_refuse_a_symlinked_destination() {
+    for (typ, dest) in [("proc", "proc"), ("sysfs", "sys")] {
+        let ctx = Ctx::new(&format!("link{typ}"), &["true"], |_| {});
+        let root = rootfs_with_symlink(&ctx, dest);
+        let cfg = ctx.bundle.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        spec["root"]["path"] = serde_json::Value::from(root.to_str().unwrap());
+        std::fs::write(&cfg, spec.to_string()).unwrap();
+        let out = ctx.rt_within(&["create", &ctx.id], LIMIT);
+        assert_one_line_error(&out, "must be mounted on ordinary directory");
+        assert!(text(&out).contains(&format!("/{dest}")), "{}", text(&out));
+        ctx.assert_clean();
+        // Nothing was mounted through the link.
+        assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 0);
+    }
+}

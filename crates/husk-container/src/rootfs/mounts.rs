@@ -86,6 +86,15 @@ pub fn mount_entry(
             Some(_) => opts.flags & !libc::MS_RDONLY,
             None => opts.flags,
         };
+        if typ == "proc" || typ == "sysfs" {
+            require_ordinary_dir(ctx.root, dest).map_err(|e| match e {
+                Some(e) => fail(e),
+                None => SetupError::msg(format!(
+                    "{}: filesystem {typ:?} must be mounted on ordinary directory",
+                    what()
+                )),
+            })?;
+        }
         let target = ensure_in_root(ctx.root, dest, Kind::Dir).map_err(fail)?;
         let src_c = cstr(&src).map_err(fail)?;
         let r = do_mount(Some(&src_c), &target, typ, flags, &opts.data);
@@ -126,6 +135,22 @@ pub fn mount_entry(
         after_mount(ctx.root, dest, &opts).map_err(fail)?;
     }
     Ok(())
+}
+
+/// proc and sysfs go on a real directory or on nothing yet (created then), never through a
+/// symlink or onto a file, as runc insists: a symlink at the destination would put the
+/// kernel's view somewhere the image chose. `Err(None)` names that refusal.
+fn require_ordinary_dir(root: &OwnedFd, dest: &Path) -> Result<(), Option<io::Error>> {
+    let fd = match open_in_root(root, dest, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Some(e)),
+    };
+    let st = sys::fstat(fd.as_raw_fd()).map_err(Some)?;
+    match st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        true => Ok(()),
+        false => Err(None),
+    }
 }
 
 /// The directory at `dest` inside the rootfs, if there is one (nothing to copy up otherwise).
