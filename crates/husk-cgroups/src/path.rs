@@ -181,9 +181,30 @@ pub type SubCgroups = BTreeMap<String, String>;
 /// for ""; named-only hierarchies such as name=systemd only when named), the others stay at
 /// the container's cgroup; the unified hierarchy of a hybrid host stays too (only its v1
 /// side has controllers worth placing). On v2 only "" can be given. A sub path must stay
-/// below the container's cgroup. Whether the sub-cgroups exist is found out on joining.
+/// below the container's cgroup, and exist (they are the caller's to make, as with runc).
 pub fn sub_cgroup(location: &CgroupPath, subs: &SubCgroups) -> Result<CgroupPath, CgroupError> {
-    sub_cgroup_in(&Mounts::probe()?, location, subs)
+    let mounts = Mounts::probe()?;
+    let out = sub_cgroup_in(&mounts, location, subs)?;
+    // Checked here, not left to the join: on v2 a directory that cannot be opened would
+    // otherwise just not be joined.
+    let mut dirs: Vec<_> = mounts
+        .v1
+        .iter()
+        .filter(|h| out.in_v1(&h.controllers) != location.in_v1(&h.controllers))
+        .map(|h| h.dir(out.in_v1(&h.controllers)))
+        .collect();
+    if let Some(u) = &mounts.unified {
+        if out.path != location.path {
+            dirs.push(u.dir(&out.path));
+        }
+    }
+    match dirs.into_iter().find(|d| !d.is_dir()) {
+        Some(d) => Err(CgroupError::invalid(
+            format!("sub-cgroup {}", d.display()),
+            "does not exist",
+        )),
+        None => Ok(out),
+    }
 }
 
 /// The pure part of [`sub_cgroup`].

@@ -891,3 +891,81 @@ fn rootless_limits_use_a_delegated_v2_subtree() {
     std::fs::remove_dir(&runtime_leaf).unwrap();
     std::fs::remove_dir(&deleg).unwrap();
 }
+
+/// `exec --cgroup` (runc's syntax): the process runs in a sub-cgroup of the container's —
+/// SUB for every hierarchy, or on v1 CONTROLLER[,CONTROLLER]:SUB for those only (the others
+/// stay). A missing sub-cgroup fails with 255 and starts nothing; a path out of the
+/// container's cgroup is refused. `delete --force` then removes the sub-cgroups too, with
+/// processes in them.
+#[test]
+fn exec_runs_in_a_sub_cgroup() {
+    let ctx = sh("subcg", "sleep 1000", |_| {});
+    start(&ctx);
+    let init = ctx.state()["pid"].as_i64().unwrap().to_string();
+    // A "sub" beside init's cgroup in each hierarchy a process can join without setup
+    // (cpuset needs cpus and mems first); runc leaves named and hybrid-unified ones alone.
+    let mut made: Vec<(String, PathBuf)> = Vec::new();
+    for (ctrls, path) in proc_cgroups(&init) {
+        let mount = match ctrls.as_str() {
+            "" if is_v2() => PathBuf::from("/sys/fs/cgroup"),
+            "" | "cpuset" => continue,
+            c if c.starts_with("name=") => continue,
+            c => Path::new("/sys/fs/cgroup").join(c),
+        };
+        let dir = mount.join(path.trim_start_matches('/')).join("sub");
+        std::fs::create_dir(&dir).unwrap();
+        made.push((ctrls, dir));
+    }
+    let show = "cat /proc/self/cgroup";
+    if is_v2() {
+        let out = rt_ok(
+            &ctx,
+            &["exec", "--cgroup", "sub", &ctx.id, "sh", "-c", show],
+        );
+        assert!(out.lines().any(|l| l == "0::/sub"), "{out}");
+        // Naming controllers is v1's.
+        let out = ctx.rt(&["exec", "--cgroup", "pids:sub", &ctx.id, "true"]);
+        assert_one_line_error(&out, "cgroup v1");
+    } else {
+        assert!(made.len() >= 3, "{made:?}");
+        let controllers: Vec<&str> = made.iter().map(|(c, _)| c.as_str()).collect();
+        let arg = format!("{}:sub", controllers.join(","));
+        let out = rt_ok(&ctx, &["exec", "--cgroup", &arg, &ctx.id, "sh", "-c", show]);
+        for c in &controllers {
+            assert!(
+                out.lines().any(|l| l.ends_with(&format!(":{c}:/sub"))),
+                "{c} not in sub: {out}"
+            );
+        }
+        // One controller only: the others stay in the container's cgroup.
+        let out = rt_ok(
+            &ctx,
+            &["exec", "--cgroup", "pids:sub", &ctx.id, "sh", "-c", show],
+        );
+        assert!(out.lines().any(|l| l.ends_with(":pids:/sub")), "{out}");
+        assert!(out.lines().any(|l| l.ends_with(":memory:/")), "{out}");
+        let out = ctx.rt(&["exec", "--cgroup", "bogus:sub", &ctx.id, "true"]);
+        assert_one_line_error(&out, "bogus");
+    }
+    let before = ps_json(&ctx);
+    for (bad, needle) in [
+        ("nosuch", "nosuch"),
+        ("../..", "below the container's cgroup"),
+    ] {
+        let out = ctx.rt(&["exec", "--cgroup", bad, &ctx.id, "true"]);
+        assert_one_line_error(&out, needle);
+        assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    }
+    let out = ctx.rt(&[
+        "exec", "--cgroup", "sub", "--cgroup", "pids:sub", &ctx.id, "true",
+    ]);
+    assert_one_line_error(&out, "missing <controller>: prefix");
+    assert_eq!(ps_json(&ctx), before);
+    // Init itself moves into the sub-cgroups (a detached exec'd process would be reaped by
+    // whoever adopts it, which is not this test), then delete --force removes them all.
+    for (_, dir) in &made {
+        std::fs::write(dir.join("cgroup.procs"), &init).unwrap();
+    }
+    rt_ok(&ctx, &["delete", "--force", &ctx.id]);
+    ctx.assert_clean();
+}

@@ -347,6 +347,16 @@ fn stderr_and_debug_lines_are_runcs() {
         Some("kill nope: container does not exist")
     );
 
+    // On a terminal, logrus's short form.
+    let cmdline = format!("{BIN} --root {} kill nope KILL", ctx.root.display());
+    let out = on_a_terminal(&cmdline).output().unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("ERRO[0000] kill nope: container does not exist"),
+        "{}",
+        text(&out)
+    );
+
     let out = ctx.rt(&["--debug", "run", &ctx.id]);
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
