@@ -4,10 +4,42 @@ use crate::process::SetupError;
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
+/// runc 1.1's rule for capability names: exactly `CAP_` and a capability this kernel has.
+/// Removes the others from every set of `process.capabilities` (a JSON `process` object) and
+/// returns runc's warning naming them; `None` when every name is known.
+pub fn drop_unknown(process: &mut serde_json::Value) -> Option<String> {
+    let sets = process.get_mut("capabilities")?.as_object_mut()?;
+    let supported = caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all());
+    let known = |name: &str| {
+        name.parse::<Capability>()
+            .is_ok_and(|c| supported.contains(&c))
+            && serde_json::from_value::<oci_spec::runtime::Capability>(name.into()).is_ok()
+    };
+    let mut unknown = std::collections::BTreeSet::new();
+    for list in sets.values_mut().filter_map(|v| v.as_array_mut()) {
+        list.retain(|v| match v.as_str() {
+            Some(name) if !known(name) => {
+                unknown.insert(name.to_string());
+                false
+            }
+            // Not a string: left for the parser to reject.
+            _ => true,
+        });
+    }
+    (!unknown.is_empty()).then(|| {
+        let names: Vec<String> = unknown.into_iter().collect();
+        format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        )
+    })
+}
+
 fn to_caps(set: &Option<Capabilities>) -> CapsHashSet {
     set.iter()
         .flatten()
-        // Names the running kernel's `caps` table does not know are skipped, as runc does.
+        // Names the running kernel's `caps` table does not know are skipped, as runc does
+        // (`drop_unknown` has already warned about them when the spec was read).
         .filter_map(|c| format!("CAP_{c}").parse::<Capability>().ok())
         .collect()
 }
@@ -41,7 +73,12 @@ pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), SetupError> {
     let permitted = to_caps(c.permitted());
     let effective = to_caps(c.effective());
     let inheritable = to_caps(c.inheritable());
-    // Order matters: the effective set must stay a subset of permitted at every step.
+    // Order matters. Inheritable first: without CAP_SETPCAP in effective (cleared by the uid
+    // change) the kernel allows only inheritable caps that are still permitted, and the spec
+    // may ask for inheritable ones it does not permit (runc sets all three in one capset,
+    // while permitted is still full). Then the effective set must stay a subset of permitted
+    // at every step.
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| fail("inheritable", e))?;
     caps::set(
         None,
         CapSet::Effective,
@@ -53,7 +90,6 @@ pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), SetupError> {
     .map_err(|e| fail("effective", e))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(|e| fail("permitted", e))?;
     caps::set(None, CapSet::Effective, &effective).map_err(|e| fail("effective", e))?;
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| fail("inheritable", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
     // The kernel only allows ambient capabilities that are both permitted and inheritable;
     // others are skipped (runc warns and goes on too).
@@ -68,4 +104,28 @@ pub fn apply_sets(c: &LinuxCapabilities) -> Result<(), SetupError> {
 
 fn current_permitted() -> CapsHashSet {
     caps::read(None, CapSet::Permitted).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_names_are_dropped_with_one_warning() {
+        let mut p = json!({"capabilities": {
+            "bounding": ["CAP_KILL", "CAP_FOO", "SYS_ADMIN"],
+            "effective": ["cap_kill", "CAP_FOO"],
+            "permitted": ["CAP_KILL"]
+        }});
+        let w = drop_unknown(&mut p).unwrap();
+        assert_eq!(
+            w,
+            "ignoring unknown or unavailable capabilities: [CAP_FOO SYS_ADMIN cap_kill]"
+        );
+        assert_eq!(p["capabilities"]["bounding"], json!(["CAP_KILL"]));
+        assert_eq!(p["capabilities"]["effective"], json!([]));
+        assert_eq!(drop_unknown(&mut p), None);
+        assert_eq!(drop_unknown(&mut json!({"args": ["true"]})), None);
+    }
 }

@@ -70,6 +70,9 @@ impl Drop for Undo<'_> {
 pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Result<Container> {
     husk_oci::validate_id(&opts.id).map_err(Error::InvalidId)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
+    for w in bundle.warnings.drain(..) {
+        warn(w);
+    }
     add_activation(
         &mut bundle.spec,
         opts.listen_fds,

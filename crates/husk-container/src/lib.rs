@@ -88,4 +88,7 @@ pub use process::ExecFailure;
 /// or an equivalent walk): what the engine uses to reach into a container's rootfs.
 pub use rootfs::resolve::open_in_root;
 pub use seccomp::{SeccompFeatures, SECCOMP_FEATURES};
+/// Read a config.json or an `exec --process` file as runc does: unknown capability names are
+/// dropped, with the warning to give.
+pub use spec::{parse_process, parse_spec};
 pub use tenant::{TenantContainerBuilder, TenantProcess};

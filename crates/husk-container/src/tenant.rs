@@ -142,10 +142,13 @@ impl Container {
     fn config(&self) -> Result<Spec> {
         let path = self.bundle().join("config.json");
         let data = std::fs::read(&path).ctx("reading", &path)?;
-        serde_json::from_slice(&data).map_err(|e| Error::Spec {
-            path,
-            msg: e.to_string(),
-        })
+        // Unknown capability names were warned about at create.
+        crate::spec::parse_spec(&data)
+            .map(|(spec, _)| spec)
+            .map_err(|e| Error::Spec {
+                path,
+                msg: e.to_string(),
+            })
     }
 }
 
@@ -194,15 +197,17 @@ impl TenantContainerBuilder {
         self
     }
 
-    fn resolve_process(&mut self, c: &Container) -> Result<Process> {
+    fn resolve_process(&mut self, c: &Container, warn: &mut dyn FnMut(String)) -> Result<Process> {
         let mut p = match (self.process.take(), &self.process_path) {
             (Some(p), _) => p,
             (None, Some(path)) => {
                 let data = std::fs::read(path).ctx("reading process", path)?;
-                serde_json::from_slice(&data).map_err(|e| Error::Spec {
+                let (p, warning) = crate::spec::parse_process(&data).map_err(|e| Error::Spec {
                     path: path.clone(),
                     msg: e.to_string(),
-                })?
+                })?;
+                warning.into_iter().for_each(&mut *warn);
+                p
             }
             (None, None) => c.config_process()?,
         };
@@ -240,7 +245,13 @@ impl TenantContainerBuilder {
 
     /// Start the process in the container. Returns once it has exec'd (or with the step that
     /// failed, as one line).
-    pub fn build(mut self) -> Result<TenantProcess> {
+    pub fn build(self) -> Result<TenantProcess> {
+        self.build_with_warnings(&mut crate::hooks::warn_stderr)
+    }
+
+    /// [`Self::build`], with warnings (capability names ignored) handed to `warn` instead of
+    /// printed on stderr.
+    pub fn build_with_warnings(mut self, warn: &mut dyn FnMut(String)) -> Result<TenantProcess> {
         let c = Container::load(&self.root, &self.id)?;
         let id = c.id().to_string();
         match c.status() {
@@ -254,7 +265,7 @@ impl TenantContainerBuilder {
             }
             s => return Err(c.wrong_state(s, "cannot exec in a stopped container")),
         }
-        let process = self.resolve_process(&c)?;
+        let process = self.resolve_process(&c, warn)?;
         // The container's seccomp filter applies to every process in it (as in runc).
         let seccomp = c
             .config()?
@@ -624,10 +635,7 @@ fn setup_tenant<'a>(
         process.no_new_privileges().unwrap_or(false),
         listener,
     )?;
+    let env = finish::env_with_home(process);
     finish::apply_identity(process, cfg.set_groups)?;
-    finish::prepare_exec(
-        process.args().as_deref().unwrap_or_default(),
-        process.env().as_deref().unwrap_or_default(),
-    )
-    .map(|p| (p, filter))
+    finish::prepare_exec(process.args().as_deref().unwrap_or_default(), &env).map(|p| (p, filter))
 }

@@ -102,12 +102,15 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
         b = b.pid_file(p);
     }
     // --process is read once, here: it may be a pipe (`-p /dev/fd/N`), not a file.
-    let given = a
-        .process
-        .as_deref()
-        .map(read_process)
-        .transpose()
-        .map_err(fail)?;
+    let given = match a.process.as_deref().map(read_process).transpose() {
+        Ok(given) => given.map(|(p, warning)| {
+            if let Some(w) = warning {
+                log.warn(&format!("exec {id}: {w}"));
+            }
+            p
+        }),
+        Err(e) => return Err(fail(e)),
+    };
     let c = Container::load(root, id).map_err(|e| fail(e.to_string()))?;
     let mut proc_ = match given {
         Some(p) => p,
@@ -187,10 +190,11 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
     code.map_err(fail)
 }
 
-/// The process of `--process FILE`, read in one go (FILE may be a pipe).
-fn read_process(path: &Path) -> Result<Process, String> {
+/// The process of `--process FILE`, read in one go (FILE may be a pipe), as runc reads it:
+/// with the warning about capability names it ignores.
+fn read_process(path: &Path) -> Result<(Process, Option<String>), String> {
     let data = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    serde_json::from_slice(&data).map_err(|e| format!("loading {}: {e}", path.display()))
+    husk_container::parse_process(&data).map_err(|e| format!("loading {}: {e}", path.display()))
 }
 
 /// runc's `--cgroup` values: one PATH for every controller, or CONTROLLER[,CONTROLLER]:PATH

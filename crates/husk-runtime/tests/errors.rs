@@ -181,15 +181,13 @@ fn bad_args0_fails_at_create() {
 }
 
 #[test]
-fn missing_cwd_and_failed_mount_name_the_step_and_path() {
+fn bad_cwd_and_failed_mount_name_the_step_and_path() {
+    // A missing cwd is made (as runc does); one under a file cannot be.
     let ctx = Ctx::new("badcwd", &["true"], |spec| {
-        spec["process"]["cwd"] = json!("/does/not/exist")
+        spec["process"]["cwd"] = json!("/etc/passwd/sub")
     });
     let out = ctx.rt(&["create", &ctx.id]);
-    assert_one_line_error(
-        &out,
-        "changing to cwd /does/not/exist: No such file or directory",
-    );
+    assert_one_line_error(&out, "changing to cwd /etc/passwd/sub: Not a directory");
     ctx.assert_clean();
 
     let ctx = Ctx::new("badmount", &["true"], |spec| {

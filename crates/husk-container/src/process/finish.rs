@@ -44,6 +44,68 @@ pub fn enter_cwd(cwd: &Path) -> Result<(), SetupError> {
     }
 }
 
+/// The process's environment with HOME added as runc adds it: when the spec's env has no
+/// HOME (or an empty one), the home of the process's uid in the container's /etc/passwd,
+/// `/` when it lists no such uid. Call inside the container's root, before the uid changes.
+pub fn env_with_home(process: &Process) -> Vec<String> {
+    let mut env = process.env().clone().unwrap_or_default();
+    let slot = env.iter().position(|e| e.starts_with("HOME="));
+    if slot.is_some_and(|i| env[i] != "HOME=") {
+        return env;
+    }
+    let home = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| home_of(&text, process.user().uid()))
+        .unwrap_or_else(|| "/".to_string());
+    let entry = format!("HOME={home}");
+    match slot {
+        Some(i) => env[i] = entry,
+        None => env.push(entry),
+    }
+    env
+}
+
+/// The home directory of `uid` in passwd(5) text: the first line for that uid.
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 7 && f[2].trim().parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Give stdio (fds 0-2) to `uid`, as runc does, so that the process can reopen them
+/// (/dev/stdout, /proc/self/fd/1, /dev/tty); the group stays (devpts's tty group for a pty).
+///
+/// Which fds: the pty we made (`terminal`), and pipes, FIFOs and sockets — what engines hand
+/// a container (conmon's pipes, containerd's FIFOs). Unlike runc, never the caller's own
+/// terminal or a regular file: runc gives those away only when detached (in the foreground it
+/// interposes pipes of its own), and husk passes the caller's stdio straight through, so
+/// chowning them would hand a host user the caller's terminal or file. /dev/null is left
+/// alone, and an fd whose owner the container's user namespace cannot map (EPERM, EINVAL)
+/// stays as it is.
+pub fn own_stdio(uid: u32, terminal: bool) -> Result<(), SetupError> {
+    for fd in 0..3 {
+        let Ok(st) = sys::fstat(fd) else {
+            continue; // closed: nothing to own
+        };
+        let ours = match st.st_mode & libc::S_IFMT {
+            libc::S_IFIFO | libc::S_IFSOCK => true,
+            libc::S_IFCHR => terminal && unsafe { libc::isatty(fd) } == 1,
+            _ => false,
+        };
+        if !ours || st.st_uid == uid {
+            continue;
+        }
+        if unsafe { libc::fchown(fd, uid, u32::MAX) } < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) {
+                return Err(SetupError::new(format!("giving fd {fd} to uid {uid}"), e));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Scheduler, I/O priority, initial affinity → bounding set → user and groups → the other
 /// capability sets, then no_new_privs, umask and the final CPU affinity.
 /// `set_groups` is false where setgroups is denied (a user namespace joined by path).
@@ -51,6 +113,7 @@ pub fn apply_identity(process: &Process, set_groups: bool) -> Result<(), SetupEr
     let empty = LinuxCapabilities::default();
     let caps = process.capabilities().as_ref().unwrap_or(&empty);
     super::extras::apply_before_identity(process)?;
+    own_stdio(process.user().uid(), process.terminal().unwrap_or(false))?;
     capabilities::drop_bounding(caps)?;
     identity::switch_user(process.user(), set_groups)?;
     capabilities::apply_sets(caps)?;

@@ -253,13 +253,11 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
     // An unprivileged gid_map comes with setgroups denied; the user namespace says which.
     let set_groups = !plan.in_userns()
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow");
+    let env = finish::env_with_home(process);
     finish::apply_identity(process, set_groups)?;
 
-    finish::prepare_exec(
-        process.args().as_deref().unwrap_or_default(),
-        process.env().as_deref().unwrap_or_default(),
-    )
-    .map(|p| (p, filter, hook_state.get().cloned().unwrap_or_default()))
+    finish::prepare_exec(process.args().as_deref().unwrap_or_default(), &env)
+        .map(|p| (p, filter, hook_state.get().cloned().unwrap_or_default()))
 }
 
 fn set_names(spec: &Spec, plan: &NamespacePlan) -> Result<(), SetupError> {

@@ -161,6 +161,11 @@ impl RootfsSetup<'_> {
         }
         let new_root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|e| SetupError::new("opening the new /", e))?;
+        // A missing process.cwd is made now, as root and before / may turn read-only (runc
+        // does the same). Failing here is left to the chdir, which names the cwd.
+        if let Some(process) = self.spec.process() {
+            let _ = resolve::ensure_in_root(&new_root, process.cwd(), resolve::Kind::Dir);
+        }
         if self
             .spec
             .root()

@@ -99,6 +99,12 @@ pub fn check_sysctl_namespaced(
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     ];
+    // As runc: the hostname has its own field, and two sources for it would disagree.
+    if key == "kernel.hostname" && new_uts {
+        return Err(format!(
+            "sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+        ));
+    }
     let ok = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         new_ipc
     } else if key.starts_with("net.") {
@@ -128,6 +134,13 @@ mod tests {
         assert!(check_sysctl_namespaced("kernel.shmmax", false, true, false).is_ok());
         assert!(check_sysctl_namespaced("fs.mqueue.msg_max", false, true, false).is_ok());
         assert!(check_sysctl_namespaced("vm.swappiness", true, true, true).is_err());
+        assert!(check_sysctl_namespaced("kernel.domainname", false, false, true).is_ok());
+        let e = check_sysctl_namespaced("kernel.hostname", false, false, true).unwrap_err();
+        assert!(
+            e.contains("conflicts with the OCI \"hostname\" field"),
+            "{e}"
+        );
+        assert!(check_sysctl_namespaced("kernel.hostname", true, true, false).is_err());
     }
 
     #[test]
