@@ -156,8 +156,10 @@ impl Container {
         }
         let hooks = crate::hooks::load(&self.dir);
         if let Some(h) = hooks.poststart().as_deref().filter(|h| !h.is_empty()) {
-            let state = crate::hooks::state_json(&self.state());
-            crate::hooks::run_all_warn("poststart", h, &state, warn);
+            let st = self.state();
+            let state = crate::hooks::state_json(&st);
+            let ctx = crate::hooks::HookContext::in_bundle(&st.bundle);
+            crate::hooks::run_all_warn("poststart", h, &state, ctx, warn);
         }
         Ok(())
     }
@@ -282,8 +284,10 @@ impl Container {
         }
         let hooks = crate::hooks::load(&self.dir);
         if let Some(h) = hooks.poststop().as_deref().filter(|h| !h.is_empty()) {
-            let state = crate::hooks::state_json(&self.state());
-            crate::hooks::run_all_warn("poststop", h, &state, warn);
+            let st = self.state();
+            let state = crate::hooks::state_json(&st);
+            let ctx = crate::hooks::HookContext::in_bundle(&st.bundle);
+            crate::hooks::run_all_warn("poststop", h, &state, ctx, warn);
         }
         self.dir.remove()
     }

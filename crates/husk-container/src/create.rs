@@ -292,7 +292,8 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                     &bundle.path,
                     &bundle.rootfs,
                 );
-                hooks::run_create_runtime(&bundle.spec, &state).map_err(Error::Setup)?;
+                hooks::run_create_runtime(&bundle.spec, &state, &bundle.path)
+                    .map_err(Error::Setup)?;
                 let state = String::from_utf8_lossy(&state).into_owned();
                 main_end.send(&Msg::HookState(state)).map_err(gone)?;
             }

@@ -1,12 +1,19 @@
 //! OCI hooks (runtime-spec config.md, "POSIX-platform Hooks"): run each hook's `path` with its
-//! `args` (args[0] is argv[0]) and exactly its `env`, the container's state JSON on stdin,
-//! honouring `timeout`. Hooks of one kind run in order; the first failure stops the rest.
+//! `args` (args[0] is argv[0]), the container's state JSON on stdin, honouring `timeout`.
+//! Hooks of one kind run in order; the first failure stops the rest.
 //!
 //! Where each kind runs: prestart and createRuntime in the main process while init waits
 //! before pivot_root (`create.rs`); createContainer in init at that point, startContainer in
 //! init right before the user's execve (`process/init.rs`); poststart and poststop in
 //! `Container::start` and `Container::delete`, whose failures are only warnings. The last
 //! two are kept in the state dir (`hooks.json`), as `start` and `delete` run without the bundle.
+//!
+//! What a hook sees is runc's (1.1), which hook authors test against: a hook's `env`, when
+//! given, is its whole environment (an empty list an empty one); without `env` it inherits the
+//! environment of whoever runs it — the runtime's for the runtime's hooks, the container
+//! process's for createContainer and startContainer. The runtime's hooks run in the bundle
+//! directory, createContainer in the rootfs ([`HookContext`]). The state on stdin is the
+//! runtime-spec's state object ([`state_json`]); a failure reports the hook's stdout and stderr.
 
 use crate::error::Result;
 use crate::state::{write_atomic, StateDir};
@@ -23,8 +30,8 @@ use std::time::{Duration, Instant};
 /// The poststart/poststop hooks of a container, in its state dir.
 pub const HOOKS_FILE: &str = "hooks.json";
 
-/// At most this much of a hook's stderr is kept for the error message.
-const STDERR_KEEP: usize = 64 * 1024;
+/// At most this much of each of a hook's stdout and stderr is kept for the error message.
+const OUTPUT_KEEP: usize = 64 * 1024;
 
 fn list(hooks: &Option<Vec<Hook>>) -> &[Hook] {
     hooks.as_deref().unwrap_or_default()
@@ -55,29 +62,83 @@ pub fn start_container(spec: &Spec) -> &[Hook] {
     spec_hooks(spec).map_or(&[], |h| list(h.start_container()))
 }
 
-/// The state a hook reads on stdin.
-pub fn state_json(state: &StateOutput) -> Vec<u8> {
-    serde_json::to_vec(state).expect("state serialises")
+/// The runtime-spec's state object (runtime.md, "State"), as runc hands it to hooks: no
+/// rootfs, created or owner (those belong to `runc state`), `pid` only while there is one,
+/// `annotations` only when there are some.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecState {
+    oci_version: String,
+    id: String,
+    status: Status,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pid: i32,
+    bundle: std::path::PathBuf,
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    annotations: std::collections::HashMap<String, String>,
 }
 
-/// `json` (a state made by `state_json`) with another status.
-pub fn with_status(json: &[u8], status: Status) -> Vec<u8> {
-    match serde_json::from_slice::<StateOutput>(json) {
+fn is_zero(pid: &i32) -> bool {
+    *pid == 0
+}
+
+/// The state a hook reads on stdin (also the `state` a seccomp listener gets).
+pub fn state_json(state: &StateOutput) -> Vec<u8> {
+    serde_json::to_vec(&SpecState {
+        oci_version: state.oci_version.clone(),
+        id: state.id.clone(),
+        status: state.status,
+        pid: state.pid,
+        bundle: state.bundle.clone(),
+        annotations: state.annotations.clone(),
+    })
+    .expect("state serialises")
+}
+
+/// `json` (a state made by `state_json`) as a hook run by init sees it: with `status`, and
+/// init's pid as init itself sees it (1 in a new pid namespace), as runc gives it — the host's
+/// pid would name nothing, or another process, in the namespace such a hook runs in.
+pub fn as_seen_by_init(json: &[u8], status: Status) -> Vec<u8> {
+    match serde_json::from_slice::<SpecState>(json) {
         Ok(mut s) => {
             s.status = status;
-            state_json(&s)
+            s.pid = std::process::id() as i32;
+            serde_json::to_vec(&s).expect("state serialises")
         }
         Err(_) => json.to_vec(),
     }
 }
 
+/// Where a hook runs and what it inherits when it has no `env` of its own.
+#[derive(Clone, Copy, Default)]
+pub struct HookContext<'a> {
+    /// Working directory; `None` keeps the caller's (runc: the bundle for the runtime's
+    /// hooks, the rootfs for createContainer, the process's cwd for startContainer).
+    pub cwd: Option<&'a Path>,
+    /// Environment of a hook without `env`; `None` inherits the runtime's own.
+    pub env: Option<&'a [String]>,
+}
+
+impl<'a> HookContext<'a> {
+    /// The runtime's hooks of a container whose bundle is `bundle`: they run there (runc
+    /// changes into the bundle before it runs any). A bundle that is gone (engines remove it
+    /// before `delete`) leaves the caller's directory.
+    pub fn in_bundle(bundle: &'a Path) -> Self {
+        HookContext {
+            cwd: Some(bundle).filter(|b| b.is_dir()),
+            env: None,
+        }
+    }
+}
+
 /// In the main process during create: the prestart then createRuntime hooks.
-pub fn run_create_runtime(spec: &Spec, state: &[u8]) -> Result<(), String> {
+pub fn run_create_runtime(spec: &Spec, state: &[u8], bundle: &Path) -> Result<(), String> {
     let Some(h) = spec_hooks(spec) else {
         return Ok(());
     };
-    run_all("prestart", list(h.prestart()), state)?;
-    run_all("createRuntime", list(h.create_runtime()), state)
+    let ctx = HookContext::in_bundle(bundle);
+    run_all("prestart", list(h.prestart()), state, ctx)?;
+    run_all("createRuntime", list(h.create_runtime()), state, ctx)
 }
 
 /// Keep the poststart and poststop hooks for `start` and `delete` (nothing when there are none).
@@ -106,14 +167,20 @@ pub fn load(dir: &StateDir) -> Hooks {
 }
 
 /// Run `hooks` of `kind` in order; the first failure is the error.
-pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8]) -> Result<(), String> {
-    hooks.iter().try_for_each(|h| run_one(kind, h, state))
+pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8], ctx: HookContext) -> Result<(), String> {
+    hooks.iter().try_for_each(|h| run_one(kind, h, state, ctx))
 }
 
 /// Run every hook, turning failures into warnings (poststart, poststop).
-pub fn run_all_warn(kind: &str, hooks: &[Hook], state: &[u8], warn: &mut dyn FnMut(String)) {
+pub fn run_all_warn(
+    kind: &str,
+    hooks: &[Hook],
+    state: &[u8],
+    ctx: HookContext,
+    warn: &mut dyn FnMut(String),
+) {
     for h in hooks {
-        if let Err(e) = run_one(kind, h, state) {
+        if let Err(e) = run_one(kind, h, state, ctx) {
             warn(e);
         }
     }
@@ -130,7 +197,7 @@ fn strerror(e: &io::Error) -> String {
 }
 
 /// Run one hook to completion.
-pub fn run_one(kind: &str, hook: &Hook, state: &[u8]) -> Result<(), String> {
+pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Result<(), String> {
     let path = hook.path();
     let what = || format!("running {kind} hook {}", path.display());
     let timeout = match hook.timeout() {
@@ -144,10 +211,15 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8]) -> Result<(), String> {
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        cmd.env(k, v);
+    if let Some(env) = hook.env().as_deref().or(ctx.env) {
+        cmd.env_clear();
+        for kv in env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            cmd.env(k, v);
+        }
+    }
+    if let Some(dir) = ctx.cwd {
+        cmd.current_dir(dir);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -157,8 +229,8 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {}", what(), strerror(&e)))?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let io_result = pump(&mut child, state, deadline);
-    let stderr = match io_result {
-        Ok(Some(stderr)) => stderr,
+    let (stdout, stderr) = match io_result {
+        Ok(Some(output)) => output,
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -185,11 +257,21 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8]) -> Result<(), String> {
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "failed".to_string(),
     };
-    let text = String::from_utf8_lossy(&stderr);
-    match text.lines().map(str::trim).find(|l| !l.is_empty()) {
-        Some(line) => Err(format!("{}: {how}: {line}", what())),
-        None => Err(format!("{}: {how}", what())),
-    }
+    // Both streams, as runc reports them, on one line.
+    Err(format!(
+        "{}: {how}, stdout: {}, stderr: {}",
+        what(),
+        one_line(&stdout),
+        one_line(&stderr)
+    ))
+}
+
+/// A hook's output for a one-line message: trailing blanks dropped, newlines as `\n`.
+fn one_line(output: &[u8]) -> String {
+    String::from_utf8_lossy(output)
+        .trim_end()
+        .replace('\r', "")
+        .replace('\n', "\\n")
 }
 
 fn set_nonblocking(fd: RawFd) {
@@ -199,9 +281,12 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// Feed `state` to the child's stdin and collect its stderr (stdout is read and dropped)
-/// until it exits. `Ok(None)` when the deadline passed first.
-fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Result<Option<Vec<u8>>> {
+/// What a hook wrote: (stdout, stderr), each cut at `OUTPUT_KEEP`.
+type Output = (Vec<u8>, Vec<u8>);
+
+/// Feed `state` to the child's stdin and collect its stdout and stderr until it exits.
+/// `Ok(None)` when the deadline passed first.
+fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Result<Option<Output>> {
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -221,8 +306,7 @@ fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Resul
     // The pidfd tells us the hook exited even when something it started keeps the pipes open.
     let pidfd = sys::pidfd_open(child.id() as i32).ok();
     let mut written = 0;
-    let mut err_buf = Vec::new();
-    let mut buf = [0u8; 4096];
+    let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     loop {
         let mut fds = Vec::with_capacity(4);
         let mut push = |fd: RawFd, events: libc::c_short| {
@@ -268,46 +352,42 @@ fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Resul
             }
         }
         if fds[1].revents != 0 {
-            if let Some(r) = stdout.as_mut() {
-                match r.read(&mut buf) {
-                    Ok(0) => stdout = None,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => stdout = None,
-                }
-            }
+            read_some(&mut stdout, &mut out_buf);
         }
         if fds[2].revents != 0 {
-            if let Some(r) = stderr.as_mut() {
-                match r.read(&mut buf) {
-                    Ok(0) => stderr = None,
-                    Ok(k) => {
-                        if err_buf.len() < STDERR_KEEP {
-                            err_buf.extend_from_slice(&buf[..k]);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => stderr = None,
-                }
-            }
+            read_some(&mut stderr, &mut err_buf);
         }
         let exited = match &pidfd {
             Some(_) => fds[3].revents != 0,
             None => child.try_wait()?.is_some(),
         };
         if exited {
-            // What it wrote before exiting is still in the pipe.
-            if let Some(r) = stderr.as_mut() {
-                while let Ok(k) = r.read(&mut buf) {
-                    if k == 0 || err_buf.len() >= STDERR_KEEP {
-                        break;
-                    }
-                    err_buf.extend_from_slice(&buf[..k]);
-                }
-            }
-            return Ok(Some(err_buf));
+            // What it wrote before exiting is still in the pipes.
+            while stdout.is_some() && read_some(&mut stdout, &mut out_buf) {}
+            while stderr.is_some() && read_some(&mut stderr, &mut err_buf) {}
+            return Ok(Some((out_buf, err_buf)));
         }
     }
+}
+
+/// One non-blocking read from `pipe` into `keep` (up to `OUTPUT_KEEP`); the pipe is dropped
+/// at EOF or on an error. True when something was read.
+fn read_some<R: Read>(pipe: &mut Option<R>, keep: &mut Vec<u8>) -> bool {
+    let Some(r) = pipe.as_mut() else {
+        return false;
+    };
+    let mut buf = [0u8; 4096];
+    match r.read(&mut buf) {
+        Ok(0) => *pipe = None,
+        Ok(k) => {
+            let room = OUTPUT_KEEP.saturating_sub(keep.len());
+            keep.extend_from_slice(&buf[..k.min(room)]);
+            return true;
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => *pipe = None,
+    }
+    false
 }
 
 /// The state of a container being created, for prestart/createRuntime/createContainer hooks.

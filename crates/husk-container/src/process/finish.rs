@@ -13,6 +13,8 @@ pub struct Prepared {
     pub path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The environment as text, for the startContainer hooks that inherit it.
+    pub env: Vec<String>,
 }
 
 impl Prepared {
@@ -147,6 +149,7 @@ pub fn prepare_exec(args: &[String], env: &[String]) -> Result<Prepared, SetupEr
             .map_err(|_| SetupError::msg("executable path contains a NUL byte"))?,
         argv: cs(args, "argument")?,
         envp: cs(env, "environment variable")?,
+        env: env.to_vec(),
     })
 }
 

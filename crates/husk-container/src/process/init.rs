@@ -205,9 +205,15 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
             Ok(Some(Msg::HookState(s))) => s.into_bytes(),
             _ => return Err(gone()),
         };
-        hooks::run_all("createContainer", hooks::create_container(spec), &state)
+        // As in runc: in the rootfs (init's cwd there), with the process's environment.
+        let ctx = hooks::HookContext {
+            cwd: Some(cfg.rootfs),
+            env: Some(process.env().as_deref().unwrap_or_default()),
+        };
+        let seen = hooks::as_seen_by_init(&state, husk_oci::Status::Creating);
+        hooks::run_all("createContainer", hooks::create_container(spec), &seen, ctx)
             .map_err(SetupError::msg)?;
-        let _ = hook_state.set(hooks::with_status(&state, husk_oci::Status::Created));
+        let _ = hook_state.set(hooks::as_seen_by_init(&state, husk_oci::Status::Created));
         Ok(())
     };
     let rootfs = RootfsSetup {
@@ -318,7 +324,12 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
         result = result.and_then(|()| filter.install());
     }
     if result.is_ok() {
-        if let Err(e) = hooks::run_all("startContainer", hooks, &state) {
+        // In the process's cwd, with the environment it is about to get (HOME included).
+        let ctx = hooks::HookContext {
+            cwd: None,
+            env: Some(&p.env),
+        };
+        if let Err(e) = hooks::run_all("startContainer", hooks, &state, ctx) {
             let _ = conn.write_all(e.as_bytes());
             exit(127)
         }
