@@ -1,4 +1,6 @@
-//! Builds the two small executables husk embeds (include_bytes!) and writes into its store:
+//! Builds the two small executables husk-engine embeds (include_bytes!, src/embedded.rs) and
+//! writes into its store, so that every program linking the engine (husk, or an embedder)
+//! carries them:
 //!
 //! - init/main.rs → husk-init, the PID 1 of `husk run --init`, bind-mounted into containers.
 //!   Statically linked because the image it runs in may have no C library, or another glibc
@@ -8,7 +10,7 @@
 //!   src/monitor.rs). It runs on the host, so static linking is not needed to work, only to
 //!   stay small (no shared C library mapped): without libc.a it is linked dynamically.
 //!
-//! husk itself is linked dynamically; crt-static is given to these rustc calls only (as
+//! The program itself is linked dynamically; crt-static is given to these rustc calls only (as
 //! scripts/build-runtime.sh does for the release husk-runtime), so nothing else in the build
 //! changes.
 

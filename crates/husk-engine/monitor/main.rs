@@ -1,5 +1,5 @@
 //! husk-monitor: the process that stays with a detached container (`husk run -d`), what
-//! conmon is to podman. husk writes this executable into its store and starts one per
+//! conmon is to podman. husk-engine writes this executable into its store and starts one per
 //! container; src/monitor.rs is the other half, and explains the whole.
 //!
 //!   husk-monitor DIR ID rm|keep      fd 3: the ready pipe, fd 4: husk's executable (read-only)

@@ -149,7 +149,7 @@ impl Engine {
             r.meta[k] = Value::Null;
         }
         r.save()?;
-        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec)?;
+        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?;
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),

@@ -39,7 +39,7 @@ pub(crate) fn monitor_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
     store_copy(root, "husk-monitor", HUSK_MONITOR).map_err(EmbeddedError::MonitorCopy)
 }
 
-/// ROOT/NAME, a copy of an executable husk embeds (husk-init, husk-monitor), (re)written
+/// ROOT/NAME, a copy of an executable the engine embeds (husk-init, husk-monitor), (re)written
 /// when missing or not this husk's: one copy for all containers of the store, which only
 /// root can write (mode 0555, replaced by a rename).
 fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, IoError> {

@@ -51,6 +51,9 @@ pub struct Engine {
     pub(crate) settings: Settings,
     pub(crate) root: PathBuf,
     pub(crate) default_registry: String,
+    /// Where the engine says what it did differently from what was asked (default: a
+    /// "warning: " line on stderr).
+    pub(crate) warn: Box<dyn Fn(&str)>,
 }
 
 impl Engine {
@@ -67,7 +70,17 @@ impl Engine {
             settings,
             root,
             default_registry,
+            warn: Box::new(|msg| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "warning: {msg}");
+            }),
         })
+    }
+
+    /// Send the engine's warnings (e.g. a rootfs copied because overlay cannot be mounted)
+    /// to `f` instead of stderr.
+    pub fn on_warning(&mut self, f: impl Fn(&str) + 'static) {
+        self.warn = Box::new(f);
     }
 
     /// The store root (images, layers, containers/).

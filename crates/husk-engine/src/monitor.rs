@@ -1,7 +1,8 @@
 //! `husk run -d`: a small monitor process per container (no daemon), what conmon is to podman.
 //!
 //! The monitor is husk-monitor (monitor/main.rs): a small executable of its own, which
-//! build.rs links statically and husk embeds and writes into the store, as it does husk-init.
+//! build.rs links statically and the engine embeds and writes into the store, as it does
+//! husk-init.
 //! It is small because it only does what has to last as long as the container: it holds the
 //! container's stdout/stderr (or pty master), writes them to DIR/ctr.log as JSON lines
 //! (`{"log","stream","time"}`, Docker's json-file format) and, as a child subreaper, waits

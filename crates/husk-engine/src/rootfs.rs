@@ -53,11 +53,13 @@ fn cstr(p: &Path) -> Result<CString, RootfsError> {
 /// Marks DIR/rootfs as a flattened copy (reused by `start`, never unmounted).
 const COPY_MARK: &str = "rootfs.copy";
 
-/// The rootfs of the container in DIR for image `rec`: the overlay, or the copy.
+/// The rootfs of the container in DIR for image `rec`: the overlay, or the copy (`warn`
+/// hears why overlay could not be used).
 pub fn prepare(
     dir: &Path,
     store: &husk_image::store::Store,
     rec: &husk_image::store::ImageRecord,
+    warn: &dyn Fn(&str),
 ) -> Result<Overlay, RootfsError> {
     let rootfs = dir.join("rootfs");
     let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
@@ -65,9 +67,9 @@ pub fn prepare(
         match mount(dir, &layer_dirs(store, rec)) {
             Ok(o) => return Ok(o),
             Err(e) if !overlay_unusable(&e) => return Err(e),
-            Err(e) => {
-                eprintln!("warning: {e}; using a flattened copy of the image's layers instead")
-            }
+            Err(e) => warn(&format!(
+                "{e}; using a flattened copy of the image's layers instead"
+            )),
         }
     }
     if !dir.join(COPY_MARK).exists() {

@@ -109,7 +109,7 @@ impl Engine {
             overlay: None,
             keep_dir: false,
         };
-        let ov = rootfs::prepare(&dir, &store, &rec)?;
+        let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
 
