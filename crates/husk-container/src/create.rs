@@ -171,9 +171,9 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             .map_err(|e| Error::Cgroup(e.to_string()))?,
         None => Vec::new(),
     };
-    // In a new user namespace, init may not reach every bind source the caller can: open
-    // them here, before it exists.
-    let bind_sources = match plan.new_user {
+    // In a user namespace (new or joined), init may not reach every bind source the caller
+    // can: open them here, before init is in it.
+    let bind_sources = match plan.contains(oci_spec::runtime::LinuxNamespaceType::User) {
         true => crate::rootfs::mounts::clone_bind_sources(
             bundle.spec.mounts().as_deref().unwrap_or_default(),
             &bundle.path,

@@ -75,42 +75,63 @@ fn a_read_only_dev_tmpfs_still_gets_devices_devpts_and_links() {
     ctx.assert_clean();
 }
 
-#[test]
-fn bind_sources_only_the_caller_can_reach_are_mounted_in_a_user_namespace() {
-    // The container's root is host uid 200000, which may not search the 0700 directory
-    // above the source: the runtime opens the source before the user namespace exists.
-    use std::os::unix::fs::PermissionsExt;
-    let ctx = Ctx::new(
-        "bindpriv",
-        &[
-            "sh",
-            "-c",
-            "cat /mnt/f; echo x > /mnt/g 2>/dev/null && echo WROTE-RO; id -u",
-        ],
-        |_| {},
-    );
-    let secret = ctx.bundle.parent().unwrap().join("secret");
-    std::fs::create_dir_all(secret.join("src")).unwrap();
-    std::fs::write(secret.join("src/f"), "hidden\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let spec_path = ctx.bundle.join("config.json");
-    let mut spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
-    spec["linux"]["namespaces"]
+/// A user namespace mapping the container's root to host uid 200000.
+fn with_user_ns(s: &mut serde_json::Value) {
+    s["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user"}));
-    spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
-    spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
-    spec["mounts"].as_array_mut().unwrap().push(json!({
-        // /mnt exists in the shared rootfs, which the container's root may not write.
-        "destination": "/mnt", "type": "bind", "source": secret.join("src"),
-        "options": ["rbind", "ro"]
-    }));
-    std::fs::write(&spec_path, spec.to_string()).unwrap();
-    let out = ctx.run_ok();
-    assert_eq!(out, "hidden\n0\n", "{out}");
-    ctx.assert_clean();
+    s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
+    s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 1000}]);
+}
+
+#[test]
+fn bind_sources_only_the_caller_can_reach_are_mounted_in_a_user_namespace() {
+    // The container's root is host uid 200000, which may not search the 0700 directory
+    // above the source: the runtime opens the source before init is in the user namespace,
+    // a new one or one joined by path (here: that of a running container).
+    use std::os::unix::fs::PermissionsExt;
+    let holder = Ctx::new("bindprivns", &["sleep", "1000"], with_user_ns);
+    let out = holder.rt_detached(&["run", "-d", &holder.id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let userns = format!("/proc/{}/ns/user", holder.state()["pid"]);
+    for joined in [false, true] {
+        let ctx = Ctx::new(
+            "bindpriv",
+            &[
+                "sh",
+                "-c",
+                "cat /mnt/f; echo x > /mnt/g 2>/dev/null && echo WROTE-RO; id -u",
+            ],
+            |s| match joined {
+                false => with_user_ns(s),
+                true => s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user", "path": userns})),
+            },
+        );
+        let secret = ctx.bundle.parent().unwrap().join("secret");
+        std::fs::create_dir_all(secret.join("src")).unwrap();
+        std::fs::write(secret.join("src/f"), "hidden\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let spec_path = ctx.bundle.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            // /mnt exists in the shared rootfs, which the container's root may not write.
+            "destination": "/mnt", "type": "bind", "source": secret.join("src"),
+            "options": ["rbind", "ro"]
+        }));
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        let (code, out, err) = ctx.run();
+        assert_eq!(code, 0, "joined={joined}: stdout={out} stderr={err}");
+        assert_eq!(out, "hidden\n0\n", "joined={joined}");
+        ctx.assert_clean();
+    }
+    let out = holder.rt(&["delete", "-f", &holder.id]);
+    assert!(out.status.success(), "{}", text(&out));
+    holder.assert_clean();
 }
 
 /// Run the container `ctx` with `husk-runtime run` from a shell in a mount namespace of the

@@ -142,8 +142,10 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         .process()
         .as_ref()
         .ok_or_else(|| SetupError::msg("config.json has no process"))?;
-    if plan.new_user {
-        // Become the namespace's root (when mapped) so file access inside the rootfs works.
+    if plan.contains(LinuxNamespaceType::User) {
+        // Become the namespace's root (when mapped) so file access inside the rootfs works;
+        // also in a joined one, where our host ids are unmapped (files made with them fail
+        // with EOVERFLOW).
         unsafe {
             libc::setresgid(0, 0, 0);
             libc::setresuid(0, 0, 0);
