@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
+use std::time::Duration;
 
 /// The container's mountinfo lines for `/` and `/proc` (field 5 is the mount point).
 const ROOT_AND_PROC: &str = r#"awk '$5 == "/" || $5 == "/proc"' /proc/self/mountinfo"#;
@@ -20,7 +21,7 @@ fn shared_rootfs_propagation_makes_the_new_root_shared() {
             args.push("--no-pivot");
         }
         args.push(&ctx.id);
-        let out = ctx.rt(&args);
+        let out = ctx.rt_within(&args, 30);
         assert!(out.status.success(), "{prop}: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let line = |mp: &str| {
@@ -67,7 +68,9 @@ fn a_read_only_dev_tmpfs_still_gets_devices_devpts_and_links() {
             dev["options"].as_array_mut().unwrap().push(json!("ro"));
         },
     );
-    let out = ctx.run_ok();
+    let out = ctx.rt_within(&["run", &ctx.id], 30);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out, "/dev/null\n/dev/pts/ptmx\n/dev/zero\n/proc/self/fd\nnull-ok\nro,nosuid\n",
         "{out}"
@@ -92,7 +95,7 @@ fn bind_sources_only_the_caller_can_reach_are_mounted_in_a_user_namespace() {
     // a new one or one joined by path (here: that of a running container).
     use std::os::unix::fs::PermissionsExt;
     let holder = Ctx::new("bindprivns", &["sleep", "1000"], with_user_ns);
-    let out = holder.rt_detached(&["run", "-d", &holder.id]);
+    let out = holder.rt_within(&["run", "-d", &holder.id], 30);
     assert!(out.status.success(), "{}", text(&out));
     let userns = format!("/proc/{}/ns/user", holder.state()["pid"]);
     for joined in [false, true] {
@@ -124,9 +127,14 @@ fn bind_sources_only_the_caller_can_reach_are_mounted_in_a_user_namespace() {
             "options": ["rbind", "ro"]
         }));
         std::fs::write(&spec_path, spec.to_string()).unwrap();
-        let (code, out, err) = ctx.run();
-        assert_eq!(code, 0, "joined={joined}: stdout={out} stderr={err}");
-        assert_eq!(out, "hidden\n0\n", "joined={joined}");
+        let out = ctx.rt_within(&["run", &ctx.id], 30);
+        assert!(out.status.success(), "joined={joined}: {}", text(&out));
+        assert_eq!(
+            out.stdout,
+            b"hidden\n0\n",
+            "joined={joined}: {}",
+            text(&out)
+        );
         ctx.assert_clean();
     }
     let out = holder.rt(&["delete", "-f", &holder.id]);
@@ -147,12 +155,11 @@ fn run_from_own_mount_ns(ctx: &Ctx) -> String {
         ctx.id,
         rootfs().display()
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
         .current_dir(&ctx.bundle)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(std::process::Stdio::null());
+    let out = output_within(cmd, ctx.bundle.parent().unwrap(), Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -212,7 +219,7 @@ fn without_a_mount_namespace_the_container_runs_in_the_callers() {
             .unwrap()
             .retain(|n| n["type"] != "mount");
     });
-    let out = refused.rt(&["create", &refused.id]);
+    let out = refused.rt_within(&["create", &refused.id], 30);
     assert_one_line_error(
         &out,
         "unable to restrict sys entries without a private MNT namespace",

@@ -241,9 +241,14 @@ fn calls_newer_than_the_profile_get_enosys_not_the_default_errno() {
             "destination": "/p", "type": "bind", "source": dir, "options": ["rbind", "ro"]
         }));
         std::fs::write(&spec_path, spec.to_string()).unwrap();
-        let (code, out, err) = ctx.run();
-        assert_eq!(code, 0, "{archs}: stdout={out} stderr={err}");
-        assert_eq!(out, "a=38\nb=38\nc=1\n", "{archs}: {err}");
+        let out = ctx.rt_within(&["run", &ctx.id], 30);
+        assert!(out.status.success(), "{archs}: {}", common::text(&out));
+        assert_eq!(
+            out.stdout,
+            b"a=38\nb=38\nc=1\n",
+            "{archs}: {}",
+            common::text(&out)
+        );
         ctx.assert_clean();
     }
 }
@@ -273,8 +278,8 @@ fn start_container_hooks_run_under_the_filter() {
         spec["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
             "args": ["sh", "-c", "mkdir /tmp/h; echo $? > /mnt/hook"]}]});
         std::fs::write(&spec_path, spec.to_string()).unwrap();
-        let (code, out, err) = ctx.run();
-        assert_eq!(code, 0, "nnp={nnp}: stdout={out} stderr={err}");
+        let out = ctx.rt_within(&["run", &ctx.id], 30);
+        assert!(out.status.success(), "nnp={nnp}: {}", common::text(&out));
         let hook = std::fs::read_to_string(out_dir.join("hook")).unwrap();
         assert_eq!(hook, "1\n", "nnp={nnp}: mkdir in the hook was not filtered");
         ctx.assert_clean();
@@ -654,7 +659,7 @@ fn notify_on_write_is_refused_as_runc_does() {
         p["syscalls"][0]["names"] = json!(["mkdir", "write"]);
         with_seccomp(s, p)
     });
-    let out = ctx.rt_detached(&["create", &ctx.id]);
+    let out = ctx.rt_within(&["create", &ctx.id], 30);
     let _ = std::fs::remove_file(&path);
     assert_one_line_error(&out, "SCMP_ACT_NOTIFY cannot be used for the write syscall");
     ctx.assert_clean();
