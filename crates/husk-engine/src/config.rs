@@ -33,7 +33,7 @@ pub struct RunOptions {
     pub cmd: Vec<String>,
     pub detach: bool,
     pub process: ProcessOptions,
-    /// no, always, unless-stopped, on-failure[:N]
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`
     pub restart: String,
     /// Remove the container when it exits.
     pub remove: bool,
@@ -50,7 +50,7 @@ pub struct RunOptions {
     pub memory: Option<String>,
     pub pids_limit: Option<i64>,
     pub env_files: Vec<PathBuf>,
-    /// DST[:OPTIONS]
+    /// `DST[:OPTIONS]`
     pub tmpfs: Vec<String>,
     /// N.NN CPUs
     pub cpus: Option<String>,

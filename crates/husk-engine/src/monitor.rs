@@ -36,7 +36,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-/// argv[1] of the program (husk, or another one using the engine) run as the monitor's
+/// `argv[1]` of the program (husk, or another one using the engine) run as the monitor's
 /// helper: the monitor executes the program that started it again with it.
 pub const ARG: &str = "__monitor";
 
@@ -132,7 +132,7 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
     }
 }
 
-/// When this process was started as a monitor's helper (argv[1] is [`ARG`]): do that job
+/// When this process was started as a monitor's helper (`argv[1]` is [`ARG`]): do that job
 /// and exit. Otherwise return at once.
 pub fn run_helper_if_asked() {
     if std::env::args_os().nth(1).is_some_and(|a| a == ARG) {
