@@ -116,7 +116,11 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
         Some(p) => p,
         None => {
             let base = c.config_process().map_err(|e| fail(e.to_string()))?;
-            command_process(base, a).map_err(fail)?
+            let (p, warning) = command_process(base, a).map_err(fail)?;
+            if let Some(w) = warning {
+                log.warn(&format!("exec {id}: {w}"));
+            }
+            p
         }
     };
     // A terminal without --console-socket, in the foreground: we are the terminal's other end.
@@ -242,7 +246,9 @@ fn with_our_window_size(p: &mut Process) {
 }
 
 /// The container's process with the command line's changes.
-fn command_process(mut p: Process, a: &ExecArgs) -> Result<Process, String> {
+/// The container's process with the command line's changes, and runc's warning when `--cap`
+/// names capabilities it does not know (runc ignores those; it is not an error).
+fn command_process(mut p: Process, a: &ExecArgs) -> Result<(Process, Option<String>), String> {
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     if let Some(cwd) = &a.cwd {
@@ -280,11 +286,15 @@ fn command_process(mut p: Process, a: &ExecArgs) -> Result<Process, String> {
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    let mut unknown = Vec::new();
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_else(empty_caps);
         let mut add: HashSet<Capability> = HashSet::new();
         for name in &a.cap {
-            add.insert(parse_cap(name)?);
+            match parse_cap(name) {
+                Some(c) => drop(add.insert(c)),
+                None => unknown.push(name.as_str()),
+            }
         }
         // Never into the inheritable set (CVE-2022-29162); ambient needs inheritable.
         let grow = |set: &Option<HashSet<Capability>>| {
@@ -301,7 +311,15 @@ fn command_process(mut p: Process, a: &ExecArgs) -> Result<Process, String> {
         caps.set_permitted(grow(caps.permitted()));
         p.set_capabilities(Some(caps));
     }
-    Ok(p)
+    unknown.sort_unstable();
+    unknown.dedup();
+    let warning = (!unknown.is_empty()).then(|| {
+        format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        )
+    });
+    Ok((p, warning))
 }
 
 fn empty_caps() -> LinuxCapabilities {
@@ -318,13 +336,14 @@ fn empty_caps() -> LinuxCapabilities {
     c
 }
 
-fn parse_cap(name: &str) -> Result<Capability, String> {
+/// A `--cap` name, with or without `CAP_`, any case (a convenience runc does not offer: it
+/// takes only the exact `CAP_…` form); `None` for a capability no one knows.
+fn parse_cap(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
     } else {
         format!("CAP_{upper}")
     };
-    serde_json::from_value(serde_json::Value::String(full))
-        .map_err(|_| format!("--cap {name:?}: unknown capability"))
+    serde_json::from_value(serde_json::Value::String(full)).ok()
 }
