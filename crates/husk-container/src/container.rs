@@ -315,6 +315,13 @@ impl Container {
             sys::waitpid(self.state.pid, 0).ctx("waiting for init of", &self.dir.path)?;
         Ok(sys::exit_code(status))
     }
+
+    /// Init's exit code (128+N for signal N) when it exited and nobody reaped it (its
+    /// parent died before it: the process that waited for it is gone). None while it runs,
+    /// or once reaped.
+    pub fn unreaped_exit_code(&self) -> Option<i32> {
+        sys::zombie_status(self.state.pid, self.state.pid_start_time).map(sys::exit_code)
+    }
 }
 
 /// Remove a container's cgroup, retrying while its last (killed) processes leave it, then the

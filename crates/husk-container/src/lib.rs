@@ -91,4 +91,7 @@ pub use seccomp::{SeccompFeatures, SECCOMP_FEATURES};
 /// Read a config.json or an `exec --process` file as runc does: unknown capability names are
 /// dropped, with the warning to give.
 pub use spec::{parse_process, parse_spec};
+/// A process's start time (clock ticks after boot) and whether it is a zombie: with its
+/// pid, an identity that survives pid reuse.
+pub use sys::proc_start_time;
 pub use tenant::{TenantContainerBuilder, TenantProcess};

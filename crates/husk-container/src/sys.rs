@@ -232,6 +232,20 @@ pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
     Some((start, *state == "Z" || *state == "X"))
 }
 
+/// The waitpid(2) status a zombie `pid` started at `start` left, from /proc/PID/stat
+/// (field 52, Linux 3.5+): readable while nobody has reaped it.
+pub fn zombie_status(pid: i32, start: u64) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (the state).
+    let zombie = fields.first().is_some_and(|s| *s == "Z");
+    let started = fields.get(19)?.parse::<u64>().ok()?;
+    (zombie && started == start)
+        .then(|| fields.get(49)?.parse().ok())
+        .flatten()
+}
+
 /// `pidfd_open(pid)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

@@ -5,6 +5,7 @@
 use crate::engine::Engine;
 use crate::error::{ContainerError, During, Error, Result};
 use crate::made::Made;
+use crate::monitor::settle_orphan;
 use crate::os::IoContext;
 use crate::record::{find, list, status_of, Record};
 use husk_container::Container;
@@ -57,6 +58,12 @@ impl Engine {
     pub fn containers(&self, all: bool) -> Vec<ContainerSummary> {
         list(&self.root)
             .into_iter()
+            // A container whose runner died is settled first (monitor::settle_orphan);
+            // one with --rm is gone then.
+            .filter_map(|r| match settle_orphan(&r, None) {
+                true => Record::load(&r.dir).ok(),
+                false => Some(r),
+            })
             .map(|r| {
                 // One state load per container for both the status and the pid.
                 let c = r.runtime();
@@ -106,7 +113,10 @@ impl Engine {
     pub fn inspect(&self, what: &[String]) -> Result<Vec<Value>> {
         let mut all = Vec::new();
         for w in what {
-            let r = find(&self.root, w)?;
+            let mut r = find(&self.root, w)?;
+            if settle_orphan(&r, None) {
+                r = Record::load(&r.dir)?;
+            }
             let mut v = r.meta.clone();
             v["status"] = r.status().into();
             v["dir"] = r.dir.display().to_string().into();
@@ -148,6 +158,8 @@ impl Engine {
         for k in ["exit_code", "finished", "stopping", "error"] {
             r.meta[k] = Value::Null;
         }
+        // Us until the new monitor takes over: the dead one must not look like an orphan.
+        r.meta["runner"] = crate::record::runner(std::process::id() as i32);
         r.save()?;
         let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?;
         let made = Made {
@@ -181,6 +193,10 @@ impl Engine {
     /// Remove every exited container; `removed` hears each id as it goes.
     pub fn prune(&self, removed: &mut dyn FnMut(&str)) -> Result<()> {
         for r in list(&self.root) {
+            settle_orphan(&r, None);
+            let Ok(r) = Record::load(&r.dir) else {
+                continue;
+            };
             if r.status() == "exited" && r.exit_code().is_some() {
                 rm(&self.root, &r.id, false)?;
                 removed(&r.id);
@@ -258,17 +274,35 @@ fn stop(root: &Path, what: &str, timeout: Duration) -> Result<()> {
         if r.exit_code().is_none() {
             mark_stopping(&r); // between two runs of a restart policy: no next run
         }
+        settle_orphan(&r, None);
         return Ok(()); // already stopped: nothing to do, as podman
     };
     if c.status() == Status::Paused {
         return Err(Error::from(ContainerError::Paused).during("stop", what));
     }
     mark_stopping(&r);
-    c.kill(stop_signal(&r), false).during("stop", what)?;
-    if r.wait_finished(timeout) {
+    let signal = stop_signal(&r);
+    c.kill(signal, false).during("stop", what)?;
+    if wait_end(&r, timeout, signal) {
         return Ok(());
     }
     kill_and_wait(&r, &c).during("stop", what)
+}
+
+/// Wait up to `timeout` for the container's end to be recorded: by its runner (monitor or
+/// foreground `husk run`), or here once the container exited if the runner is dead
+/// (`signal`: what we sent it, for the exit code when its status is lost).
+fn wait_end(r: &Record, timeout: Duration, signal: i32) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if r.finished() || settle_orphan(r, Some(signal)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Tell the monitor that this exit is wanted: no restart, whatever the policy.
@@ -283,7 +317,7 @@ fn kill_and_wait(r: &Record, c: &Container) -> Result<(), ContainerError> {
     mark_stopping(r);
     // --all: also processes that `husk exec` started; the cgroup holds them all.
     let _ = c.kill(libc::SIGKILL, true);
-    if r.wait_finished(Duration::from_secs(10)) {
+    if wait_end(r, Duration::from_secs(10), libc::SIGKILL) {
         Ok(())
     } else {
         Err(ContainerError::DidNotExit)

@@ -3,6 +3,7 @@
 
 use crate::engine::Engine;
 use crate::error::{During, Result};
+use crate::monitor::settle_orphan;
 use crate::os::{IoContext, IoError};
 use crate::record::{find, Record};
 use std::fs::File;
@@ -46,7 +47,12 @@ impl Engine {
 
 fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), IoError> {
     let path = dir.join(LOG_FILE);
-    let mut f = File::open(&path).ctx("opening", &path)?;
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        // A container run in the foreground: its output went to `husk run`'s own.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("opening", &path),
+    };
     let mut text = String::new();
     f.read_to_string(&mut text).ctx("reading", &path)?;
     // Only whole lines; a partial last line is read again with the rest of it.
@@ -63,7 +69,9 @@ fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), I
     let mut rest = text[consumed..].to_string();
     loop {
         // Read the exit record first, then drain: nothing written before the exit is missed.
-        let done = Record::load(dir).map_or(true, |r| r.exit_code().is_some());
+        // (Or by us, when the monitor that should have died before the container.)
+        let done =
+            Record::load(dir).map_or(true, |r| r.exit_code().is_some() || settle_orphan(&r, None));
         let mut more = String::new();
         let _ = f.read_to_string(&mut more);
         rest.push_str(&more);

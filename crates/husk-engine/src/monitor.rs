@@ -231,7 +231,9 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     };
     if let Ok(mut r) = Record::load(dir) {
         r.meta["pid"] = c.pid().into();
-        r.meta["monitor_pid"] = unsafe { libc::getppid() }.into();
+        let monitor = unsafe { libc::getppid() };
+        r.meta["monitor_pid"] = monitor.into();
+        r.meta["runner"] = crate::record::runner(monitor);
         let _ = r.save();
     }
     Ok((c.pid(), master))
@@ -279,12 +281,7 @@ fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()
 /// delete its runtime state, then either decide to start it again (true) or clean up and
 /// record the end.
 fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
-    crate::network::stop_slirp(dir);
-    // A start that failed has deleted what it made: no state is nothing to delete.
-    let deleted = match Container::load(&state_root(), id) {
-        Ok(c) => c.delete(true).map_err(|e| e.to_string()),
-        Err(_) => Ok(()),
-    };
+    let deleted = release(dir, id);
     // `husk stop` marks the container so that its policy does not bring it back.
     let stopping = || Record::load(dir).map_or(true, |r| r.meta["stopping"] == true);
     let restart = Record::load(dir)
@@ -304,21 +301,71 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
             return true;
         }
     }
+    record_end(dir, code, rm, error.or(deleted.err()));
+    false
+}
+
+/// After the container's init exited: stop its slirp4netns and delete its runtime state
+/// (cgroups, state dir, whatever still runs in it).
+pub(crate) fn release(dir: &Path, id: &str) -> Result<(), String> {
+    crate::network::stop_slirp(dir);
+    // A start that failed has deleted what it made: no state is nothing to delete.
+    match Container::load(&state_root(), id) {
+        Ok(c) => c.delete(true).map_err(|e| e.to_string()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The end of a container, once [`release`]d: its rootfs unmounted, and its exit recorded
+/// (or, with `rm`, its directory removed).
+pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>) {
     let _ = crate::rootfs::unmount_leftover(dir);
     if rm {
         let _ = std::fs::remove_dir_all(dir);
-        return false;
+        return;
     }
     let _ = std::fs::remove_dir(dir.join("rootfs"));
     if let Ok(mut r) = Record::load(dir) {
         r.meta["exit_code"] = code.into();
         r.meta["finished"] = husk_oci::time::rfc3339_now().into();
-        if let Some(e) = error.or(deleted.err()) {
+        if let Some(e) = error {
             r.meta["error"] = e.into();
         }
         let _ = r.save();
     }
-    false
+}
+
+/// When the container's runner (record::runner: its monitor, or the foreground `husk
+/// run`) died before it — killed, crashed — and the container has exited since, do what the
+/// runner would have done: [`release`], [`record_end`] with init's status if nobody reaped
+/// it, else 128 + `signalled` (the signal that stopped it, when the caller sent one), else
+/// -1 with the reason. Whether it did that; false while the runner lives, the container
+/// runs, or its end is already recorded.
+pub(crate) fn settle_orphan(r: &Record, signalled: Option<i32>) -> bool {
+    let Ok(r) = Record::load(&r.dir) else {
+        return false;
+    };
+    if r.exit_code().is_some() || r.runner_alive() {
+        return false;
+    }
+    let c = r.runtime();
+    if c.as_ref()
+        .is_some_and(|c| c.status() != husk_oci::Status::Stopped)
+    {
+        return false;
+    }
+    let code = c
+        .as_ref()
+        .and_then(Container::unreaped_exit_code)
+        .or(signalled.map(|s| 128 + s));
+    let released = release(&r.dir, &r.id);
+    let unknown = "its monitor died before it: the exit status is unknown".to_string();
+    let error = match code {
+        Some(_) => released.err(),
+        None => Some(unknown),
+    };
+    record_end(&r.dir, code.unwrap_or(-1), r.meta["remove"] == true, error);
+    true
 }
 
 /// husk-monitor's own code, compiled here too so that its log records can be checked

@@ -11,7 +11,6 @@ use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Where husk-container keeps the runtime state of engine containers.
 pub fn state_root() -> PathBuf {
@@ -97,6 +96,19 @@ impl Record {
         self.meta["exit_code"].as_i64()
     }
 
+    /// Whether the container's runner ([`runner`]) is alive. True when the record names
+    /// none (written by an older husk): then only the runner records the end, as before.
+    pub(crate) fn runner_alive(&self) -> bool {
+        let r = &self.meta["runner"];
+        let Some(pid) = r["pid"].as_i64().and_then(|p| i32::try_from(p).ok()) else {
+            return true;
+        };
+        match husk_container::proc_start_time(pid) {
+            Some((start, zombie)) => !zombie && r["start"].as_u64().is_none_or(|s| s == start),
+            None => false,
+        }
+    }
+
     /// Whoever ran the container (foreground `husk run` or the monitor) has recorded its end,
     /// or removed it (--rm).
     pub(crate) fn finished(&self) -> bool {
@@ -105,20 +117,15 @@ impl Record {
             Err(_) => !self.dir.exists(),
         }
     }
+}
 
-    /// Wait until [`Record::finished`], up to `timeout`.
-    pub(crate) fn wait_finished(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.finished() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// container.json's "runner": the process that waits for the container and records its
+/// end — its monitor, or the foreground `husk run` — as its pid and start time (an
+/// identity that survives pid reuse). When it is dead, the commands that find the
+/// container do what it would have done (containers.rs).
+pub(crate) fn runner(pid: i32) -> Value {
+    let start = husk_container::proc_start_time(pid).map(|(s, _)| s);
+    serde_json::json!({ "pid": pid, "start": start })
 }
 
 /// [`Record::status`] from a runtime handle already loaded.

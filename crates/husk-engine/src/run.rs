@@ -173,6 +173,9 @@ impl Engine {
             "stop_signal": stop_signal,
             "restart": a.restart.to_string(),
             "network": a.network.to_string(),
+            "remove": a.remove,
+            // Us until the container is handed to a monitor (see record::runner).
+            "runner": crate::record::runner(std::process::id() as i32),
         });
         write("container.json", &meta)?;
         drop(names_lock);
@@ -193,6 +196,9 @@ impl Engine {
         // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
         // warning on every run.
         let mut c = builder.as_init(&dir).build_with_warnings(&mut |_| {})?;
+        // For `ps` and for settling the container should we die first (record::runner).
+        meta["pid"] = c.pid().into();
+        let _ = write("container.json", &meta);
         if tty.is_none() {
             attach::forward_signals(c.pid());
         }

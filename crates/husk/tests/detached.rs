@@ -21,18 +21,6 @@ fn ps_entry(root: &Path, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} not in ps -a: {v}"))
 }
 
-/// Kills and removes whatever containers a failed assertion left running.
-struct RemoveAll<'a>(&'a Path);
-
-impl Drop for RemoveAll<'_> {
-    fn drop(&mut self) {
-        for dir in containers(self.0) {
-            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
-            let _ = husk(self.0, &["rm", "-f", &id]);
-        }
-    }
-}
-
 /// `husk --root ROOT ARGS` under `script`, which gives it a terminal. SHELL is pinned:
 /// script runs `$SHELL -c`, and the test must not depend on the caller's shell.
 fn on_a_terminal(root: &Path, args: &str) -> std::process::Output {

@@ -641,6 +641,18 @@ pub fn mounts_below(p: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Kills and removes whatever containers a failed assertion left running.
+pub struct RemoveAll<'a>(pub &'a Path);
+
+impl Drop for RemoveAll<'_> {
+    fn drop(&mut self) {
+        for dir in containers(self.0) {
+            let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let _ = husk(self.0, &["rm", "-f", &id]);
+        }
+    }
+}
+
 /// controller/id of every engine container cgroup on the host (v1 hierarchies and v2).
 pub fn engine_cgroups() -> Vec<String> {
     let mut out = Vec::new();
