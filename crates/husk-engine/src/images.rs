@@ -84,14 +84,9 @@ fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
         .sum()
 }
 
-/// The tags of the image `rec`.
+/// The tags of the image `rec`: of every manifest of its config.
 fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>> {
-    Ok(store
-        .list()?
-        .into_iter()
-        .find(|(r, _)| r.manifest_digest == rec.manifest_digest)
-        .map(|(_, n)| n)
-        .unwrap_or_default())
+    Ok(store.image_names(&rec.config_digest)?)
 }
 
 impl Engine {
@@ -133,13 +128,15 @@ impl Engine {
     ) -> Result<ImageRecord> {
         match store.resolve(image, &self.default_registry) {
             Ok(r) => Ok(r),
-            Err(_) => self.pull(
+            // Only what is not there is pulled (an ambiguous ID is not a reference).
+            Err(husk_image::Error::ImageNotKnown(_)) => self.pull(
                 image,
                 &PullRequest {
                     registry: reg.clone(),
                     ..Default::default()
                 },
             ),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -184,7 +181,10 @@ impl Engine {
     pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>> {
         let store = self.store()?;
         let rec = store.resolve(image, &self.default_registry)?;
-        check_image_unused(&self.root, rec.config_digest.hex(), force)?;
+        // Untagging one name of several leaves the image to its containers (as podman).
+        if store.removes_image(image, &self.default_registry)? {
+            check_image_unused(&self.root, rec.config_digest.hex(), force)?;
+        }
         Ok(store.remove(image, &self.default_registry, force)?)
     }
 
@@ -289,13 +289,18 @@ impl Engine {
         Ok(husk_image::archive::load(&self.store()?, r)?)
     }
 
-    /// Write `image` (with its tags) as a tarball to `w`.
+    /// Write `image` as a tarball to `w`: with the name it was asked for by, or with all
+    /// its names when asked for by ID.
     pub fn save(&self, image: &str, format: ArchiveFormat, w: impl Write) -> Result<()> {
         let store = self.store()?;
         let rec = store
             .resolve(image, &self.default_registry)
             .during("save", image)?;
-        let names = names_of(&store, &rec)?;
+        // Asked for by name: that name only (as docker); by ID: all of the image's names.
+        let names = match self.parse_ref(image).ok().and_then(|r| r.tagged_name()) {
+            Some(n) if names_of(&store, &rec)?.contains(&n) => vec![n],
+            _ => names_of(&store, &rec)?,
+        };
         let fmt = match format {
             ArchiveFormat::DockerArchive => husk_image::archive::Format::DockerArchive,
             ArchiveFormat::OciArchive => husk_image::archive::Format::OciArchive,

@@ -321,8 +321,13 @@ impl Store {
                         || r.manifest_digest.hex().starts_with(hex)
                 })
                 .collect();
-            if matches.len() == 1 {
-                return Ok(matches.into_iter().next().unwrap());
+            // Several manifests (say an OCI one and a Docker one) of one config are one
+            // image: its ID is the config's. The newest record serves (list's order).
+            let one_image = matches
+                .iter()
+                .all(|r| r.config_digest == matches[0].config_digest);
+            if let (Some(first), true) = (matches.first(), one_image) {
+                return Ok(first.clone());
             }
             if matches.len() > 1 {
                 return Err(Error::invalid(format!("image ID {what}"), "ambiguous"));
@@ -331,48 +336,93 @@ impl Store {
         Err(Error::ImageNotKnown(what.to_string()))
     }
 
-    /// Remove a name; when `what` is an ID or the last name of an image, the image record
-    /// goes too (unless other names still use it and `force` is false). Returns what was
-    /// untagged/deleted. Storage is reclaimed by `gc`.
+    /// The names of the image whose config is `config`, over every manifest of it.
+    pub fn image_names(&self, config: &Digest) -> Result<Vec<String>> {
+        Ok(self.plan(config, None)?.names)
+    }
+
+    /// Whether [`Store::remove`] of `what` would delete the image (not only untag a name).
+    pub fn removes_image(&self, what: &str, default_registry: &str) -> Result<bool> {
+        let rec = self.resolve(what, default_registry)?;
+        let plan = self.plan(&rec.config_digest, Some((what, default_registry)))?;
+        Ok(!plan.untag_only())
+    }
+
+    /// The records and names of the image with config `config`, and the one of those names
+    /// `what` is (when it is one).
+    fn plan(&self, config: &Digest, what: Option<(&str, &str)>) -> Result<Removal> {
+        let manifests: BTreeSet<Digest> = self
+            .list()?
+            .into_iter()
+            .filter(|(r, _)| r.config_digest == *config)
+            .map(|(r, _)| r.manifest_digest)
+            .collect();
+        let names: Vec<String> = self
+            .names()?
+            .into_iter()
+            .filter(|(_, d)| manifests.contains(d))
+            .map(|(n, _)| n)
+            .collect();
+        let by_name = what
+            .and_then(|(w, reg)| crate::reference::Reference::parse_with_default(w, reg).ok())
+            .and_then(|r| r.tagged_name())
+            .filter(|n| names.contains(n));
+        Ok(Removal {
+            manifests,
+            names,
+            by_name,
+        })
+    }
+
+    /// Remove a name; when `what` is an ID or the last name of an image, the image goes
+    /// too — every manifest record of its config (unless other names still use it and
+    /// `force` is false). Returns what was untagged/deleted. Storage is reclaimed by `gc`.
     pub fn remove(&self, what: &str, default_registry: &str, force: bool) -> Result<Vec<String>> {
         let rec = self.resolve(what, default_registry)?;
+        let plan = self.plan(&rec.config_digest, Some((what, default_registry)))?;
         let _l = self.meta_lock()?;
         let mut names = self.names()?;
-        let mine: Vec<String> = names
-            .iter()
-            .filter(|(_, v)| **v == rec.manifest_digest)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let by_name = crate::reference::Reference::parse_with_default(what, default_registry)
-            .ok()
-            .and_then(|r| r.tagged_name())
-            .filter(|n| mine.contains(n));
         let mut out = Vec::new();
-        match by_name {
-            Some(n) if mine.len() > 1 => {
-                names.remove(&n);
+        let mut drop_records = Vec::new();
+        match &plan.by_name {
+            Some(n) if plan.untag_only() => {
+                // The image stays under its other names; a manifest record no name points
+                // at any more goes with this one.
+                if let Some(d) = names.remove(n) {
+                    if !names.values().any(|v| *v == d) {
+                        drop_records.push(d);
+                    }
+                }
                 out.push(format!("Untagged: {n}"));
             }
             _ => {
-                if mine.len() > 1 && !force {
+                if plan.names.len() > 1 && !force {
                     return Err(Error::invalid(
                         format!("image {what}"),
                         format!(
                             "is referenced by several names ({}); remove by name or use --force",
-                            mine.join(", ")
+                            plan.names.join(", ")
                         ),
                     ));
                 }
-                for n in &mine {
+                for n in &plan.names {
                     names.remove(n);
                     out.push(format!("Untagged: {n}"));
                 }
-                let p = self.record_path(&rec.manifest_digest);
-                std::fs::remove_file(&p).ctx("removing", &p)?;
+                drop_records.extend(plan.manifests.iter().cloned());
                 out.push(format!("Deleted: {}", rec.config_digest));
             }
         }
         self.write_names(&names)?;
+        for d in drop_records {
+            let p = self.record_path(&d);
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("removing", p, e))
+                }
+                _ => {}
+            }
+        }
         Ok(out)
     }
 
@@ -444,4 +494,19 @@ pub struct GcReport {
 pub fn copy_file_to(w: &mut dyn Write, p: &Path) -> Result<u64> {
     let mut f = File::open(p).ctx("opening", p)?;
     std::io::copy(&mut f, w).ctx("copying", p)
+}
+
+/// What removing an image (or one of its names) concerns: the manifest records of its
+/// config, all their names, and the name asked for.
+struct Removal {
+    manifests: BTreeSet<Digest>,
+    names: Vec<String>,
+    by_name: Option<String>,
+}
+
+impl Removal {
+    /// Removing by one name of several only untags it.
+    fn untag_only(&self) -> bool {
+        self.by_name.is_some() && self.names.len() > 1
+    }
 }
