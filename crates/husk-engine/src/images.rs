@@ -120,22 +120,28 @@ impl Engine {
     }
 
     /// The image from the store, pulled first when it is not there.
+    /// `progress` hears docker's "Unable to find image" line and the pull's progress.
     pub(crate) fn image_or_pull(
         &self,
         store: &Store,
         image: &str,
         reg: &RegistryOptions,
+        progress: Arc<dyn Progress>,
     ) -> Result<ImageRecord> {
         match store.resolve(image, &self.default_registry) {
             Ok(r) => Ok(r),
             // Only what is not there is pulled (an ambiguous ID is not a reference).
-            Err(husk_image::Error::ImageNotKnown(_)) => self.pull(
-                image,
-                &PullRequest {
-                    registry: reg.clone(),
-                    ..Default::default()
-                },
-            ),
+            Err(husk_image::Error::ImageNotKnown(_)) => {
+                progress.message(&format!("Unable to find image '{image}' locally"));
+                self.pull(
+                    image,
+                    &PullRequest {
+                        registry: reg.clone(),
+                        progress,
+                        ..Default::default()
+                    },
+                )
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -18,6 +18,7 @@ use husk_image::config::{Overrides, RootfsView};
 use husk_image::pull;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 fn new_id() -> Result<String, IoError> {
     let mut b = [0u8; 32];
@@ -78,16 +79,30 @@ impl Engine {
     /// the bundle and the record, then start it under a monitor (`detach`) or run it in
     /// the foreground with our stdio until it exits.
     pub fn run(&self, c: &ContainerConfig) -> Result<RunOutcome> {
-        self.run_inner(c).during("run", &c.image)
+        self.run_with_progress(c, Arc::new(pull::NoProgress))
     }
 
-    fn run_inner(&self, a: &ContainerConfig) -> Result<RunOutcome> {
+    /// [`Engine::run`], telling `progress` about the image's pull when it is not in the
+    /// store (what `husk pull` shows).
+    pub fn run_with_progress(
+        &self,
+        c: &ContainerConfig,
+        progress: Arc<dyn pull::Progress>,
+    ) -> Result<RunOutcome> {
+        self.run_inner(c, progress).during("run", &c.image)
+    }
+
+    fn run_inner(
+        &self,
+        a: &ContainerConfig,
+        progress: Arc<dyn pull::Progress>,
+    ) -> Result<RunOutcome> {
         let store = self.store()?;
         let init = a
             .init
             .then(|| embedded::init_binary(&self.root))
             .transpose()?;
-        let rec = self.image_or_pull(&store, &a.image, &a.registry)?;
+        let rec = self.image_or_pull(&store, &a.image, &a.registry, progress)?;
         let cfgb = store.read_blob(&rec.config_digest)?;
         let cfg = pull::parse_config(&cfgb)?;
 

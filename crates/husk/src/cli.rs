@@ -314,6 +314,9 @@ pub struct RunArgs {
     /// Remove the container (state and filesystem) when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Suppress the pull output (shown only on a terminal anyway)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Name of the container (default: its short id)
     #[arg(long)]
     pub name: Option<String>,

@@ -95,9 +95,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Run(a) => {
             let image = a.image.clone();
+            let progress = pull_progress(a.quiet);
             let config = ContainerConfig::validate(&a.into())
                 .map_err(|err| format!("run {image}: {err}"))?;
-            match e.run(&config) {
+            match e.run_with_progress(&config, progress) {
                 Ok(RunOutcome::Started { id }) => {
                     println!("{id}");
                     std::process::exit(0)
@@ -181,12 +182,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             jobs,
             reg,
         } => {
-            let show = !quiet && std::io::stderr().is_terminal();
-            let progress: Arc<dyn Progress> = if show {
-                Arc::new(progress::Bars::new())
-            } else {
-                Arc::new(pull::NoProgress)
-            };
+            let progress = pull_progress(quiet);
             let rec = e.pull(
                 &reference,
                 &PullRequest {
@@ -331,6 +327,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(format!("logout {registry}: not logged in").into())
             }
         }
+    }
+}
+
+/// What a pull shows: bars on a terminal, nothing with -q or when stderr is not one.
+fn pull_progress(quiet: bool) -> Arc<dyn Progress> {
+    if !quiet && std::io::stderr().is_terminal() {
+        Arc::new(progress::Bars::new())
+    } else {
+        Arc::new(pull::NoProgress)
     }
 }
 

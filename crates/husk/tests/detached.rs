@@ -21,22 +21,6 @@ fn ps_entry(root: &Path, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} not in ps -a: {v}"))
 }
 
-/// `husk --root ROOT ARGS` under `script`, which gives it a terminal. SHELL is pinned:
-/// script runs `$SHELL -c`, and the test must not depend on the caller's shell.
-fn on_a_terminal(root: &Path, args: &str) -> std::process::Output {
-    std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{HUSK} --root {} {args}", root.display()),
-            "/dev/null",
-        ])
-        .env("SHELL", "/bin/sh")
-        .env("HOME", root)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
 /// `husk --root ROOT ARGS`, to be spawned.
 fn husk_cmd(root: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(HUSK);

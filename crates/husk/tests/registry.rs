@@ -712,3 +712,30 @@ fn save_load_push_and_skopeo_interop() {
     );
     assert_eq!(tree(&f3), before);
 }
+
+/// The pull inside `run` shows what `husk pull` shows, on a terminal and without -q; it
+/// printed nothing before.
+#[test]
+fn run_shows_its_pull_on_a_terminal() {
+    let s = setup("run-pull-progress");
+    let root = &s.root;
+    let shown = |args: &str| {
+        let o = on_a_terminal(root, args);
+        assert!(o.status.success(), "{args}: {o:?}");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        husk_ok(root, &["rmi", &s.image]);
+        text
+    };
+    let text = shown(&format!("run --rm {} 'echo ran'", s.image));
+    assert!(
+        text.contains(&format!("Unable to find image '{}' locally", s.image)),
+        "{text}"
+    );
+    assert!(text.contains("blob "), "no progress bars: {text}");
+    assert!(text.contains("ran"), "{text}");
+    let text = shown(&format!("run --rm -q {} 'echo ran'", s.image));
+    assert_eq!(text.trim(), "ran");
+    // Not a terminal: only the container's output.
+    let (code, o, e) = out(root, &["run", "--rm", &s.image, "echo ran"]);
+    assert_eq!((code, o.as_str(), e.as_str()), (0, "ran\n", ""));
+}

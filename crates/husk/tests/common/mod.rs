@@ -500,6 +500,22 @@ pub fn out(root: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `husk --root ROOT ARGS` under `script`, which gives it a terminal. SHELL is pinned:
+/// script runs `$SHELL -c`, and the test must not depend on the caller's shell.
+pub fn on_a_terminal(root: &Path, args: &str) -> std::process::Output {
+    Command::new("script")
+        .args([
+            "-qec",
+            &format!("{HUSK} --root {} {args}", root.display()),
+            "/dev/null",
+        ])
+        .env("SHELL", "/bin/sh")
+        .env("HOME", root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// [`out`] with `input` written to husk's stdin (then closed).
 pub fn out_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> (i32, String, String) {
     let mut c = Command::new(HUSK)
