@@ -125,6 +125,11 @@ impl CgroupManager for HybridManager {
         self.freezer().is_frozen()
     }
 
+    fn freezes_new_tasks(&self) -> Result<bool, CgroupError> {
+        // Both sides freeze what they hold, and init goes into both.
+        Ok(self.v1.freezes_new_tasks()? || self.v2.freezes_new_tasks()?)
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         self.v1.pids()
     }

@@ -140,6 +140,11 @@ pub trait CgroupManager {
     fn thaw(&self) -> Result<(), CgroupError>;
     /// Whether the cgroup is frozen (or freezing).
     fn is_frozen(&self) -> Result<bool, CgroupError>;
+    /// Whether a process put into the cgroup now would be frozen, by this cgroup's own
+    /// setting or an ancestor's, in any hierarchy with a freezer; a cgroup not made yet is
+    /// judged by its nearest existing ancestor, whose state it would start with. `create`
+    /// refuses such a cgroup (as runc does): init would freeze in it and never report back.
+    fn freezes_new_tasks(&self) -> Result<bool, CgroupError>;
     /// All pids in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
     /// Send `signal` to every process (v2 SIGKILL: cgroup.kill; otherwise freeze, signal each, thaw).

@@ -130,6 +130,13 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
 
     let mut cgroup = cgroup.as_deref();
     if let Some(cg) = cgroup {
+        // Refused before anything is made (runc's check, same words).
+        if cg.freezes_new_tasks().unwrap_or(false) {
+            return Err(Error::Cgroup(format!(
+                "container's cgroup unexpectedly frozen ({}): init would freeze in it",
+                cg.path()
+            )));
+        }
         match cg.create() {
             Ok(()) => {}
             // v2 without a delegated subtree: run without a cgroup unless limits were asked for.

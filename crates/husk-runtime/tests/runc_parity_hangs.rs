@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Generous for a 2-core machine under load; a working command takes well under a second.
@@ -148,5 +150,53 @@ fn proc_and_sysfs_refuse_a_symlinked_destination() {
         ctx.assert_clean();
         // Nothing was mounted through the link.
         assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 0);
+    }
+}
+
+/// A v1 freezer cgroup made and frozen by the test, thawed and removed on drop.
+struct FrozenCgroup(std::path::PathBuf);
+
+impl FrozenCgroup {
+    fn new(name: &str) -> FrozenCgroup {
+        let dir = Path::new("/sys/fs/cgroup/freezer").join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+        FrozenCgroup(dir)
+    }
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn create_refuses_a_frozen_cgroup() {
+    let name = format!("husk-frozen-{}", std::process::id());
+    let frozen = FrozenCgroup::new(&name);
+    // The frozen cgroup itself, and a new one below it (frozen through its parent).
+    for path in [format!("/{name}"), format!("/{name}/child")] {
+        let ctx = Ctx::new("frozen", &["true"], |spec| {
+            spec["linux"]["cgroupsPath"] = Value::from(path.as_str());
+        });
+        for cmd in ["create", "run"] {
+            let out = ctx.rt_within(&[cmd, &ctx.id], LIMIT);
+            assert_one_line_error(&out, "container's cgroup unexpectedly frozen");
+            assert!(!ctx.root.join(&ctx.id).exists(), "state dir left behind");
+            // Refused before anything was made: the caller's cgroup stays as it was.
+            assert_eq!(
+                std::fs::read_to_string(frozen.0.join("freezer.state")).unwrap(),
+                "FROZEN\n"
+            );
+            assert!(!frozen.0.join("child").exists(), "{cmd} left {path}");
+            for h in ["pids", "memory", "devices", "cpu"] {
+                assert!(
+                    !Path::new("/sys/fs/cgroup").join(h).join(&name).exists(),
+                    "{cmd} left /{name} in {h}"
+                );
+            }
+        }
     }
 }

@@ -244,6 +244,21 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn freezes_new_tasks(&self) -> Result<bool, CgroupError> {
+        let Some(d) = self.dir("freezer") else {
+            return Ok(false);
+        };
+        // The root cgroup has no freezer.state, and cannot be frozen. A child's state
+        // reads FROZEN while an ancestor is.
+        let Some(d) = d.ancestors().find(|a| a.join("freezer.state").exists()) else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            fsutil::read(&d.join("freezer.state"))?.trim(),
+            "FROZEN" | "FREEZING"
+        ))
+    }
+
     fn thaw(&self) -> Result<(), CgroupError> {
         let d = self.require("freezer", "thawing")?;
         fsutil::write(&d.join("freezer.state"), "THAWED")

@@ -186,6 +186,24 @@ impl CgroupManager for V2Manager {
         Ok(fsutil::read(&self.dir.join("cgroup.freeze"))?.trim() == "1")
     }
 
+    fn freezes_new_tasks(&self) -> Result<bool, CgroupError> {
+        // The root cgroup has no cgroup.events, and cannot be frozen.
+        let Some(d) = self
+            .dir
+            .ancestors()
+            .find(|a| a.join("cgroup.events").exists())
+        else {
+            return Ok(false);
+        };
+        // cgroup.freeze is the cgroup's own wish; "frozen 1" in cgroup.events also covers a
+        // frozen ancestor (an empty cgroup reports it at once).
+        let frozen = fsutil::read_flat_keyed(&d.join("cgroup.events"))?
+            .get("frozen")
+            .copied()
+            == Some(1);
+        Ok(frozen || fsutil::read(&d.join("cgroup.freeze"))?.trim() == "1")
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut out = Vec::new();
         fsutil::procs_recursive(&self.dir, &mut out)?;
