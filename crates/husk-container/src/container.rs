@@ -71,10 +71,11 @@ impl Container {
         self.state.cgroup_path.as_ref()
     }
 
-    /// Status derived from the live process (never from a stored field).
+    /// Status derived from the live process (never from a stored field). A frozen cgroup
+    /// makes a running or created container "paused", as in runc.
     pub fn status(&self) -> Status {
         let status = self.dir.status(&self.state);
-        if status == Status::Running && self.is_frozen() {
+        if matches!(status, Status::Running | Status::Created) && self.is_frozen() {
             return Status::Paused;
         }
         status

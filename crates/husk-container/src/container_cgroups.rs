@@ -1,7 +1,7 @@
 //! What a container's cgroup offers after create: pause/resume (freezer), live resource
 //! updates, the process list, usage statistics and OOM notification. The state rules follow
-//! runc: pause only a running container, resume only a paused one, and nothing of this on a
-//! stopped one except listing its (empty) processes.
+//! runc: pause only a running or created container, resume only a paused one, and nothing of
+//! this on a stopped one except listing its (empty) processes.
 
 use crate::container::Container;
 use crate::error::{Error, Result};
@@ -29,10 +29,10 @@ impl Container {
         }
     }
 
-    /// Freeze every process of a running container.
+    /// Freeze every process of a running (or, as runc allows, created) container.
     pub fn pause(&self) -> Result<()> {
         let status = self.status();
-        if status != Status::Running {
+        if !matches!(status, Status::Running | Status::Created) {
             return Err(self.wrong_state(status, "container not running"));
         }
         self.require_cgroup()?.freeze().map_err(cg_err)

@@ -417,7 +417,9 @@ fn pause_stops_and_resume_restarts_processes() {
     let shared = Shared::new("pause");
     let ctx = sh(
         "pause",
-        "i=0; while :; do i=$((i+1)); echo $i > /mnt/count; usleep 20000; done",
+        // Written aside and renamed: a freeze between truncating and writing the file
+        // would otherwise leave it empty for as long as the container is paused.
+        "i=0; while :; do i=$((i+1)); echo $i > /mnt/count.new; mv /mnt/count.new /mnt/count; usleep 20000; done",
         |s| shared.mount(s),
     );
     start(&ctx);

@@ -472,3 +472,23 @@ fn a_cgroup_that_is_not_empty_is_a_warning() {
     ctx.assert_clean();
     assert_no_cgroup(&name);
 }
+
+/// runc pauses a created container too; it is then "paused" and cannot start until resumed.
+#[test]
+fn a_created_container_can_be_paused() {
+    let ctx = Ctx::new("pausecreated", &["sleep", "1000"], |_| {});
+    assert!(ctx.rt_detached(&["create", &ctx.id]).status.success());
+    let out = ctx.rt(&["pause", &ctx.id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ctx.status(), "paused");
+    assert_one_line_error(
+        &ctx.rt(&["start", &ctx.id]),
+        "cannot start a container in the paused state",
+    );
+    assert!(ctx.rt(&["resume", &ctx.id]).status.success());
+    assert_eq!(ctx.status(), "created");
+    assert!(ctx.rt(&["start", &ctx.id]).status.success());
+    assert_eq!(ctx.status(), "running");
+    assert!(ctx.rt(&["delete", "--force", &ctx.id]).status.success());
+    ctx.assert_clean();
+}
