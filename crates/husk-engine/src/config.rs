@@ -346,7 +346,7 @@ impl ContainerConfig {
     }
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     c.next().is_some_and(|f| f.is_ascii_alphanumeric())
         && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))

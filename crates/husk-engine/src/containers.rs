@@ -7,7 +7,7 @@ use crate::error::{ContainerError, During, Error, Result};
 use crate::made::Made;
 use crate::monitor::settle_orphan;
 use crate::os::IoContext;
-use crate::record::{find, list, status_of, Record};
+use crate::record::{find, list, Record, NEVER_STARTED};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
@@ -67,7 +67,7 @@ impl Engine {
             .map(|r| {
                 // One state load per container for both the status and the pid.
                 let c = r.runtime();
-                let status = status_of(c.as_ref());
+                let status = r.status_with(c.as_ref());
                 let pid = c.map(|c| c.pid()).filter(|_| status != "exited");
                 ContainerSummary {
                     name: r.name().to_string(),
@@ -128,8 +128,9 @@ impl Engine {
         Ok(all)
     }
 
-    /// Run an exited container again, detached (its filesystem — the upper dir — kept from
-    /// before), under a new monitor with the restart policy it was created with.
+    /// Start a created container, or run an exited one again, detached (its filesystem —
+    /// the upper dir — kept from before), under a new monitor with the restart policy (and
+    /// --rm) it was created with.
     pub fn start(&self, what: &str) -> Result<()> {
         let r = find(&self.root, what)?;
         self.start_again(r).during("start", what)
@@ -140,13 +141,7 @@ impl Engine {
             return Err(ContainerError::NotExited(r.status()).into());
         }
         let store = self.store()?;
-        let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
-        let rec = store
-            .resolve(&image_id, &self.default_registry)
-            .map_err(|source| ContainerError::Image {
-                image: image_id,
-                source,
-            })?;
+        let rec = self.image_of(&store, &r)?;
         // The monitor's helper reads the restart policy from the record; check it now.
         crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no"))
             .map_err(Error::Invalid)?;
@@ -155,7 +150,8 @@ impl Engine {
             c.delete(true)?;
         }
         crate::rootfs::unmount_leftover(&r.dir)?;
-        for k in ["exit_code", "finished", "stopping", "error"] {
+        let remove = r.meta["remove"] == true;
+        for k in ["exit_code", "finished", "stopping", "error", NEVER_STARTED] {
             r.meta[k] = Value::Null;
         }
         // Us until the new monitor takes over: the dead one must not look like an orphan.
@@ -167,7 +163,64 @@ impl Engine {
             overlay: Some(overlay),
             keep_dir: true,
         };
-        Ok(crate::monitor::detach(&self.root, &r.id, made, false)?)
+        Ok(crate::monitor::detach(&self.root, &r.id, made, remove)?)
+    }
+
+    /// The image record of the container's image (by id: its tag may have moved since).
+    pub(crate) fn image_of(
+        &self,
+        store: &husk_image::store::Store,
+        r: &Record,
+    ) -> Result<husk_image::store::ImageRecord, ContainerError> {
+        let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
+        store
+            .resolve(&image_id, &self.default_registry)
+            .map_err(|source| ContainerError::Image {
+                image: image_id,
+                source,
+            })
+    }
+
+    /// Block until the container has exited (a created one: started and exited), then its
+    /// exit code, as `docker wait`. An exited container answers at once with its last code.
+    pub fn wait(&self, what: &str) -> Result<i64> {
+        let r = find(&self.root, what)?;
+        loop {
+            // A dead runner records no end: settle it as the other commands do.
+            settle_orphan(&r, None);
+            let fresh = Record::load(&r.dir)
+                .map_err(|_| crate::record::RecordError::NotFound(what.to_string()))
+                .during("wait", what)?;
+            if let Some(code) = fresh.exit_code() {
+                return Ok(code);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Give the container another name (its hostname stays, as docker's).
+    pub fn rename(&self, what: &str, new: &str) -> Result<()> {
+        self.rename_inner(what, new).during("rename", what)
+    }
+
+    fn rename_inner(&self, what: &str, new: &str) -> Result<()> {
+        if !crate::config::valid_name(new) {
+            return Err(crate::config::ConfigError::Name(new.to_string()).into());
+        }
+        let containers = crate::record::containers_dir(&self.root);
+        // The lock `run` and `create` take to give out names.
+        let _names = crate::record::lock_names(&containers)?;
+        let mut r = find(&self.root, what)?;
+        if r.name() == new {
+            return Ok(());
+        }
+        if crate::record::name_taken(&containers, new) {
+            return Err(crate::error::RunError::NameInUse(new.to_string()).into());
+        }
+        // Fresh under the lock: a monitor may have written since `find` read it.
+        r = Record::load(&r.dir)?;
+        r.meta["name"] = new.into();
+        Ok(r.save()?)
     }
 
     /// The container's processes.
@@ -190,14 +243,16 @@ impl Engine {
             .collect())
     }
 
-    /// Remove every exited container; `removed` hears each id as it goes.
+    /// Remove every exited (or created, never started) container; `removed` hears each id
+    /// as it goes.
     pub fn prune(&self, removed: &mut dyn FnMut(&str)) -> Result<()> {
         for r in list(&self.root) {
             settle_orphan(&r, None);
             let Ok(r) = Record::load(&r.dir) else {
                 continue;
             };
-            if r.status() == "exited" && r.exit_code().is_some() {
+            let status = r.status();
+            if status == "created" || (status == "exited" && r.exit_code().is_some()) {
                 rm(&self.root, &r.id, false)?;
                 removed(&r.id);
             }

@@ -12,6 +12,10 @@ use husk_oci::Status;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// container.json's mark of a container made by `create` and not started yet: it has no
+/// runtime state, no runner and no exit code, and shows as "created".
+pub(crate) const NEVER_STARTED: &str = "never_started";
+
 /// Where husk-container keeps the runtime state of engine containers.
 pub fn state_root() -> PathBuf {
     // Rootless: the same place inside the user namespace (uid 0 there) and outside.
@@ -89,7 +93,20 @@ impl Record {
 
     /// "running", "paused", "created", "exited" (exit code recorded, or the process is gone).
     pub fn status(&self) -> &'static str {
-        status_of(self.runtime().as_ref())
+        self.status_with(self.runtime().as_ref())
+    }
+
+    /// [`Record::status`] from a runtime handle already loaded.
+    pub(crate) fn status_with(&self, c: Option<&Container>) -> &'static str {
+        match c {
+            None if self.never_started() => "created",
+            c => status_of(c),
+        }
+    }
+
+    /// Made by `create` and not started since.
+    pub(crate) fn never_started(&self) -> bool {
+        self.meta[NEVER_STARTED] == true
     }
 
     pub fn exit_code(&self) -> Option<i64> {
@@ -128,14 +145,32 @@ pub(crate) fn runner(pid: i32) -> Value {
     serde_json::json!({ "pid": pid, "start": start })
 }
 
-/// [`Record::status`] from a runtime handle already loaded.
-pub(crate) fn status_of(c: Option<&Container>) -> &'static str {
+/// The status the runtime's state says (see [`Record::status_with`]).
+fn status_of(c: Option<&Container>) -> &'static str {
     match c.map(|c| c.status()) {
         Some(Status::Running) => "running",
         Some(Status::Paused) => "paused",
         Some(Status::Created | Status::Creating) => "created",
         Some(Status::Stopped) | None => "exited",
     }
+}
+
+/// An exclusive flock on CONTAINERS.lock (made if missing), released on drop.
+pub(crate) fn lock_names(containers: &Path) -> Result<std::fs::File, IoError> {
+    std::fs::create_dir_all(containers).ctx("creating", containers)?;
+    crate::os::lock_file(&containers.with_extension("lock"))
+}
+
+pub(crate) fn name_taken(containers: &Path, name: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir(containers) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        std::fs::read(e.path().join("container.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .is_some_and(|v| v["name"] == name)
+    })
 }
 
 pub fn containers_dir(root: &Path) -> PathBuf {

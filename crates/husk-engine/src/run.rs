@@ -10,14 +10,13 @@ use crate::error::{During, Error, Result, RunError};
 use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError};
-use crate::record::state_root;
+use crate::record::{lock_names, name_taken, state_root};
 use crate::spec_from_image::{self, flags};
 use crate::{embedded, rootfs};
 use husk_container::ContainerBuilder;
 use husk_image::config::{Overrides, RootfsView};
 use husk_image::pull;
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 fn new_id() -> Result<String, IoError> {
@@ -26,24 +25,6 @@ fn new_id() -> Result<String, IoError> {
         .and_then(|mut f| f.read_exact(&mut b))
         .ctx("reading", "/dev/urandom")?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-/// An exclusive flock on CONTAINERS.lock (made if missing), released on drop.
-fn lock_names(containers: &Path) -> Result<std::fs::File, IoError> {
-    std::fs::create_dir_all(containers).ctx("creating", containers)?;
-    crate::os::lock_file(&containers.with_extension("lock"))
-}
-
-fn name_taken(containers: &Path, name: &str) -> bool {
-    let Ok(rd) = std::fs::read_dir(containers) else {
-        return false;
-    };
-    rd.flatten().any(|e| {
-        std::fs::read(e.path().join("container.json"))
-            .ok()
-            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
-            .is_some_and(|v| v["name"] == name)
-    })
 }
 
 /// husk-container's build must run single-threaded (its children continue on copies of
@@ -89,13 +70,27 @@ impl Engine {
         c: &ContainerConfig,
         progress: Arc<dyn pull::Progress>,
     ) -> Result<RunOutcome> {
-        self.run_inner(c, progress).during("run", &c.image)
+        self.run_inner(c, progress, false).during("run", &c.image)
+    }
+
+    /// `create`: everything `run` does but start the container; returns its id. Its rootfs
+    /// is unmounted again until [`Engine::start`] (nothing stays mounted for a container
+    /// that does not run), and it has no runner until then. `progress` as for
+    /// [`Engine::run_with_progress`].
+    pub fn create(&self, c: &ContainerConfig, progress: Arc<dyn pull::Progress>) -> Result<String> {
+        match self
+            .run_inner(c, progress, true)
+            .during("create", &c.image)?
+        {
+            RunOutcome::Started { id } | RunOutcome::Exited { id, .. } => Ok(id),
+        }
     }
 
     fn run_inner(
         &self,
         a: &ContainerConfig,
         progress: Arc<dyn pull::Progress>,
+        create_only: bool,
     ) -> Result<RunOutcome> {
         let store = self.store()?;
         let init = a
@@ -192,8 +187,20 @@ impl Engine {
             // Us until the container is handed to a monitor (see record::runner).
             "runner": crate::record::runner(std::process::id() as i32),
         });
+        if create_only {
+            // No runner to die: nothing for settle_orphan to settle until `start`.
+            meta["runner"] = serde_json::Value::Null;
+            meta[crate::record::NEVER_STARTED] = true.into();
+        }
         write("container.json", &meta)?;
         drop(names_lock);
+        if create_only {
+            if let Some(mut o) = made.overlay.take() {
+                o.unmount()?;
+            }
+            made.keep_dir = true;
+            return Ok(RunOutcome::Started { id });
+        }
 
         single_threaded()?;
         if a.detach {

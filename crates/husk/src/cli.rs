@@ -44,6 +44,16 @@ pub struct RegistryArgs {
 pub enum Cmd {
     /// Run a command in a new container (foreground, or -d in the background)
     Run(RunArgs),
+    /// Create a container as `run -d` would, without starting it (`start` starts it);
+    /// prints its id
+    Create(RunArgs),
+    /// Block until containers exit, then print their exit codes, one a line
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container
+    Rename { container: String, new_name: String },
     /// List containers (running ones; -a for all)
     Ps {
         #[arg(short, long)]
@@ -92,7 +102,7 @@ pub enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Start exited containers again, detached
+    /// Start created containers, or exited ones again, detached
     Start {
         #[arg(required = true)]
         containers: Vec<String>,

@@ -23,7 +23,7 @@ fn main() {
     // run and exec keep the codes 1-124 for the container's command: any failure of ours
     // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
     let failed = match cli::subcommand(&args) {
-        Some("run" | "exec") => EXIT_ENGINE,
+        Some("run" | "exec" | "create") => EXIT_ENGINE,
         _ => 1,
     };
     // An ordinary user's commands run as root of the user's namespace (husk_engine::userns);
@@ -107,6 +107,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(err) => fail_with(&err.to_string(), err.exit_code()),
             }
         }
+        Cmd::Create(a) => {
+            let image = a.image.clone();
+            let progress = pull_progress(a.quiet);
+            let config = ContainerConfig::validate(&a.into())
+                .map_err(|err| format!("create {image}: {err}"))?;
+            println!("{}", e.create(&config, progress)?);
+            Ok(())
+        }
+        Cmd::Wait { containers } => {
+            for c in &containers {
+                println!("{}", e.wait(c)?);
+            }
+            Ok(())
+        }
+        Cmd::Rename {
+            container,
+            new_name,
+        } => Ok(e.rename(&container, &new_name)?),
         Cmd::Exec(a) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
             Ok(code) => std::process::exit(code),
             Err(err) => fail_with(&err.to_string(), err.exit_code()),
