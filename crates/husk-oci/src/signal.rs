@@ -36,6 +36,14 @@ const NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
+/// `SIGTERM` for 15; the number itself for a signal without a name here.
+pub fn signal_name(n: i32) -> String {
+    NAMES
+        .iter()
+        .find(|(_, v)| *v == n)
+        .map_or_else(|| n.to_string(), |(name, _)| format!("SIG{name}"))
+}
+
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
         return if (1..=64).contains(&n) {
