@@ -14,20 +14,31 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// One container as `ps` shows it.
+/// One container as `ps` shows it (docker's row of it: [`crate::views::ContainerRow`]).
 #[derive(Clone, Debug)]
 pub struct ContainerSummary {
     pub id: String,
     pub name: String,
-    /// The image as the user named it.
+    /// The image as the user named it, and its id (hex).
     pub image: String,
+    pub image_id: String,
     /// RFC 3339.
     pub created: String,
+    /// The last start (RFC 3339), and the end of the last run.
+    pub started_at: String,
+    pub finished_at: Option<String>,
     /// running, paused, created or exited.
     pub status: &'static str,
     pub exit_code: Option<i64>,
     /// The main process, while it runs.
     pub pid: Option<i32>,
+    /// The process's command line.
+    pub command: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// none, host, slirp4netns.
+    pub network: String,
+    /// Destinations of -v and --tmpfs mounts.
+    pub mounts: Vec<String>,
 }
 
 /// One process of a container (`top`).
@@ -64,21 +75,7 @@ impl Engine {
                 true => Record::load(&r.dir).ok(),
                 false => Some(r),
             })
-            .map(|r| {
-                // One state load per container for both the status and the pid.
-                let c = r.runtime();
-                let status = r.status_with(c.as_ref());
-                let pid = c.map(|c| c.pid()).filter(|_| status != "exited");
-                ContainerSummary {
-                    name: r.name().to_string(),
-                    image: r.meta["image"].as_str().unwrap_or_default().to_string(),
-                    created: r.meta["created"].as_str().unwrap_or_default().to_string(),
-                    exit_code: r.exit_code(),
-                    id: r.id,
-                    status,
-                    pid,
-                }
-            })
+            .map(crate::views::summary)
             .filter(|s| all || s.status != "exited")
             .collect()
     }
@@ -107,25 +104,6 @@ impl Engine {
     /// Thaw a paused container.
     pub fn unpause(&self, what: &str) -> Result<()> {
         pause(&self.root, what, true)
-    }
-
-    /// container.json with the live status and the runtime's state, per container.
-    pub fn inspect(&self, what: &[String]) -> Result<Vec<Value>> {
-        let mut all = Vec::new();
-        for w in what {
-            let mut r = find(&self.root, w)?;
-            if settle_orphan(&r, None) {
-                r = Record::load(&r.dir)?;
-            }
-            let mut v = r.meta.clone();
-            v["status"] = r.status().into();
-            v["dir"] = r.dir.display().to_string().into();
-            if let Some(c) = r.runtime() {
-                v["state"] = serde_json::to_value(c.state()).unwrap_or_default();
-            }
-            all.push(v);
-        }
-        Ok(all)
     }
 
     /// Start a created container, or run an exited one again, detached (its filesystem —

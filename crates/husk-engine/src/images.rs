@@ -71,7 +71,7 @@ impl ArchiveFormat {
 }
 
 /// The unpacked size of the image's layers (as recorded when they were unpacked).
-fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
+pub(crate) fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
     rec.layers
         .iter()
         .map(|l| {
@@ -85,7 +85,7 @@ fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
 }
 
 /// The tags of the image `rec`: of every manifest of its config.
-fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>> {
+pub(crate) fn names_of(store: &Store, rec: &ImageRecord) -> Result<Vec<String>> {
     Ok(store.image_names(&rec.config_digest)?)
 }
 
@@ -219,36 +219,6 @@ impl Engine {
             .ok_or(ImageError::NoTag)
             .during("tag", name)?;
         store.tag(&rec.manifest_digest, &tn).during("tag", image)
-    }
-
-    /// Each image's record, manifest and config.
-    pub fn inspect_images(&self, images: &[String]) -> Result<Vec<serde_json::Value>> {
-        let store = self.store()?;
-        let mut all = Vec::new();
-        for i in images {
-            all.push(self.inspect_image(&store, i).during("image inspect", i)?);
-        }
-        Ok(all)
-    }
-
-    fn inspect_image(&self, store: &Store, image: &str) -> Result<serde_json::Value> {
-        let rec = store.resolve(image, &self.default_registry)?;
-        let blob = |d: &Digest, what: &'static str| -> Result<serde_json::Value> {
-            let b = store.read_blob(d)?;
-            serde_json::from_slice(&b).map_err(|source| ImageError::Parse { what, source }.into())
-        };
-        Ok(serde_json::json!({
-            "Id": rec.config_digest.hex(),
-            "Digest": rec.manifest_digest,
-            "RepoTags": names_of(store, &rec)?,
-            "Created": rec.created,
-            "Platform": rec.platform.as_ref().map(|p| p.to_string()),
-            "Size": layer_sizes(store, &rec),
-            "Layers": rec.layers,
-            "LayerDirs": rec.layers.iter().map(|l| store.layer_dir(&l.chain_id)).collect::<Vec<_>>(),
-            "Manifest": blob(&rec.manifest_digest, "manifest")?,
-            "Config": blob(&rec.config_digest, "config")?,
-        }))
     }
 
     /// Write the image's filesystem, flattened, into `dir`.

@@ -12,6 +12,8 @@
 //!
 //! Modules, each one concern, dependencies pointing down this list (none in a circle):
 //!
+//! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
+//!   version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`images`], [`logs`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
@@ -45,6 +47,7 @@ pub mod rootfs;
 pub mod run;
 pub mod spec_from_image;
 pub mod userns;
+pub mod views;
 
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
@@ -56,6 +59,7 @@ pub use images::{ArchiveFormat, ImageSummary, PullRequest};
 pub use logs::{LogLine, LogOptions, Stream};
 pub use network::Network;
 pub use run::RunOutcome;
+pub use views::{ContainerFilter, ContainerInspect, ImageInspect, PsOptions};
 
 /// Prepare this process to run containers; call it first in `main()`, while the process is
 /// still single-threaded:

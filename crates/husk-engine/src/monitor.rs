@@ -234,6 +234,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         let monitor = unsafe { libc::getppid() };
         r.meta["monitor_pid"] = monitor.into();
         r.meta["runner"] = crate::record::runner(monitor);
+        r.meta["started"] = husk_oci::time::rfc3339_now().into();
         let _ = r.save();
     }
     Ok((c.pid(), master))

@@ -135,6 +135,16 @@ impl Engine {
         };
         let pv =
             husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)?;
+        // The image's entrypoint or --entrypoint's: the first args of the process.
+        let entrypoint_len = match &overrides.entrypoint {
+            Some(e) => e.len(),
+            None => cfg
+                .config()
+                .as_ref()
+                .and_then(|c| c.entrypoint().as_ref())
+                .map_or(0, |e| e.len()),
+        }
+        .min(pv.args.len());
         let spec = spec_from_image::spec(
             &pv,
             &spec_from_image::Options {
@@ -186,6 +196,21 @@ impl Engine {
             "remove": a.remove,
             // Us until the container is handed to a monitor (see record::runner).
             "runner": crate::record::runner(std::process::id() as i32),
+            // What inspect shows as docker's Config and HostConfig beyond the spec: the
+            // entrypoint/cmd split of the process's args, the options as given.
+            "entrypoint": pv.args[..entrypoint_len].to_vec(),
+            "cmd": pv.args[entrypoint_len..].to_vec(),
+            "user": a.process.user.clone().or_else(|| {
+                cfg.config().as_ref().and_then(|c| c.user().clone())
+            }),
+            "interactive": a.process.interactive,
+            "labels": pv.labels,
+            "binds": a.volumes.iter().map(|v| {
+                format!("{}:{}{}", v.source, v.destination, if v.readonly { ":ro" } else { "" })
+            }).collect::<Vec<_>>(),
+            "privileged": a.privileged,
+            "init": a.init,
+            "cap_add": a.added_caps,
         });
         if create_only {
             // No runner to die: nothing for settle_orphan to settle until `start`.
@@ -251,6 +276,7 @@ impl Engine {
         }
         if !a.remove {
             meta["exit_code"] = code.into();
+            meta["finished"] = husk_oci::time::rfc3339_now().into();
             write("container.json", &meta)?;
             made.keep_dir = true;
         }

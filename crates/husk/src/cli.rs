@@ -1,21 +1,23 @@
-//! husk's command line: the clap definitions, and what they become for the engine.
+//! husk's command line: the clap definitions only (what they become for the engine is in
+//! options.rs). build.rs includes this file to write the man pages, so it uses clap alone.
 
 use clap::{Args, Parser, Subcommand};
-use husk_engine::{ProcessOptions, RegistryOptions, RunOptions};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Parser)]
+// Global options come before the command (`husk --root DIR ps`), as docker's do: listed
+// once, in `husk --help`, not repeated in every command's help.
 #[command(name = "husk", version, about = "husk container engine")]
 pub struct Cli {
     /// Image store root (default /var/lib/husk, or $XDG_DATA_HOME/husk when not root)
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Configuration file (JSON)
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Registry for references without one (default docker.io)
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "HOST[:PORT]")]
     pub default_registry: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -55,13 +57,7 @@ pub enum Cmd {
     /// Rename a container
     Rename { container: String, new_name: String },
     /// List containers (running ones; -a for all)
-    Ps {
-        #[arg(short, long)]
-        all: bool,
-        /// table (default) or json
-        #[arg(long, default_value = "table")]
-        format: String,
-    },
+    Ps(PsArgs),
     /// Show a container's output (as logged by its monitor)
     Logs {
         /// Keep following the output until the container exits
@@ -73,12 +69,15 @@ pub enum Cmd {
         /// Prefix each line with its time
         #[arg(short, long)]
         timestamps: bool,
+        /// Container name, id or id prefix
         container: String,
     },
     /// Stop containers: the stop signal, then SIGKILL after --time seconds
     Stop {
+        /// Seconds to wait for the container to exit before SIGKILL
         #[arg(short, long, default_value_t = 10)]
         time: u64,
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -89,67 +88,93 @@ pub enum Cmd {
         /// Signal name or number
         #[arg(short, long, default_value = "KILL")]
         signal: String,
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Freeze every process of containers
     Pause {
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Thaw paused containers
     Unpause {
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Start created containers, or exited ones again, detached
     Start {
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Stop (as `stop`) and start containers
     Restart {
+        /// Seconds to wait for the container to exit before SIGKILL
         #[arg(short, long, default_value_t = 10)]
         time: u64,
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Resource usage of running containers (every second; --no-stream: once)
     Stats {
+        /// One sample, then exit
         #[arg(long)]
         no_stream: bool,
-        /// table (default) or json (the cgroup statistics, one object per line)
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// Full container ids
+        #[arg(long)]
+        no_trunc: bool,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.CPUPerc}}`)
+        #[arg(long)]
+        format: Option<String>,
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Copy files/directories between a running container and the host: CONTAINER:PATH
-    Cp { src: String, dst: String },
+    Cp {
+        /// Source: a host path, or CONTAINER:PATH
+        src: String,
+        /// Destination: a host path, or CONTAINER:PATH
+        dst: String,
+    },
     /// List a container's processes
-    Top { container: String },
+    Top {
+        /// Container name, id or id prefix
+        container: String,
+    },
     /// Manage containers
     Container {
         #[command(subcommand)]
         cmd: ContainerCmd,
     },
-    /// Show containers' records and runtime state as JSON
+    /// Show containers or images in docker's layout, as a JSON array or through a template
     Inspect {
-        /// json (the only format, as the default)
-        #[arg(long, default_value = "json")]
-        format: String,
+        /// json (default) or a Go template (`{{.State.Status}}`, `{{json .Config}}`)
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Only look for a container or only for an image of that name
+        #[arg(long = "type", value_enum)]
+        kind: Option<InspectType>,
+        /// Container or image names, ids or id prefixes
         #[arg(required = true)]
-        containers: Vec<String>,
+        targets: Vec<String>,
     },
     /// Remove containers (-f: also running ones, killing them)
     Rm {
+        /// Also running containers: kill them first
         #[arg(short, long)]
         force: bool,
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Pull an image from a registry
     Pull {
+        /// Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]
         reference: String,
         /// os/arch[/variant] to pull from a multi-platform image
         #[arg(long)]
@@ -165,9 +190,11 @@ pub enum Cmd {
     },
     /// Push an image to a registry
     Push {
+        /// Image name, id or id prefix in the store
         image: String,
         /// Destination reference (default: the image's name)
         dest: Option<String>,
+        /// No output
         #[arg(short, long)]
         quiet: bool,
         #[command(flatten)]
@@ -177,13 +204,20 @@ pub enum Cmd {
     Images(ListArgs),
     /// Remove images
     Rmi {
+        /// Image names, ids or id prefixes
         #[arg(required = true)]
         images: Vec<String>,
+        /// Also images exited containers use
         #[arg(short, long)]
         force: bool,
     },
     /// Add a name to an image
-    Tag { image: String, name: String },
+    Tag {
+        /// Image name, id or id prefix
+        image: String,
+        /// The new name: [REGISTRY/]REPOSITORY:TAG
+        name: String,
+    },
     /// Manage images
     Image {
         #[command(subcommand)]
@@ -191,15 +225,19 @@ pub enum Cmd {
     },
     /// Load images from a docker-archive or OCI-layout tarball
     Load {
-        #[arg(short, long)]
+        /// Read the tarball from FILE instead of stdin
+        #[arg(short, long, value_name = "FILE")]
         input: Option<PathBuf>,
+        /// Do not print the loaded images' names
         #[arg(short, long)]
         quiet: bool,
     },
     /// Save an image to a docker-archive or OCI-layout tarball
     Save {
+        /// Image name, id or id prefix
         image: String,
-        #[arg(short, long)]
+        /// Write to FILE instead of stdout
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// docker-archive or oci-archive
         #[arg(long, default_value = "docker-archive")]
@@ -207,11 +245,15 @@ pub enum Cmd {
     },
     /// Store credentials for a registry
     Login {
+        /// Registry host[:port]
         registry: String,
+        /// User name
         #[arg(short, long)]
         username: Option<String>,
+        /// Password (visible to other users in the process list: prefer --password-stdin)
         #[arg(short, long)]
         password: Option<String>,
+        /// Read the password from stdin
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
@@ -219,16 +261,84 @@ pub enum Cmd {
     },
     /// Benchmark helper: decompress a layer file, discarding the output
     #[command(hide = true)]
-    BenchDecode { file: PathBuf },
+    BenchDecode {
+        /// A compressed layer file
+        file: PathBuf,
+    },
     /// Benchmark helper: unpack a layer file into DIR/diff the way pull does
     #[command(hide = true)]
-    BenchUnpack { file: PathBuf, dir: PathBuf },
+    BenchUnpack {
+        /// A compressed layer file
+        file: PathBuf,
+        /// Where to unpack it (DIR/diff)
+        dir: PathBuf,
+    },
     /// Remove stored credentials for a registry
     Logout {
+        /// Registry host[:port]
         registry: String,
+        /// Credentials file (docker config.json / podman auth.json format)
         #[arg(long)]
         authfile: Option<PathBuf>,
     },
+    /// Show the version of husk and of its engine, as docker version does
+    Version {
+        /// A Go template (`{{.Client.Version}}`) or json
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Show system-wide information: containers, images, storage, cgroups, kernel
+    Info {
+        /// A Go template (`{{.CgroupVersion}}`) or json
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Print a shell completion script: `source <(husk completion bash)`
+    Completion {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// Shells `husk completion` writes scripts for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// What `inspect --type` restricts the lookup to.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectType {
+    Container,
+    Image,
+}
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running ones)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate ids and commands
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only matching containers: name=, status=, label=KEY[=VALUE], ancestor=, id= (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// The N containers created last (any state)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// The container created last (any state)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// table (default), json, `table TEMPLATE` or a Go template (`{{.ID}}\t{{.Names}}`)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -239,53 +349,77 @@ pub enum ContainerCmd {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// table (default) or json
-    #[arg(long, default_value = "table")]
-    pub format: String,
-    /// Only IDs
+    /// table (default), json, `table TEMPLATE` or a Go template (`{{.Repository}}:{{.Tag}}`)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only image ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Full image ids
+    #[arg(long)]
+    pub no_trunc: bool,
 }
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
     /// List images
     Ls(ListArgs),
-    /// Show an image's record, manifest and config as JSON
+    /// Show images in docker's layout, as a JSON array or through a template
     Inspect {
+        /// json (default) or a Go template (`{{.Id}}`, `{{json .RootFS}}`)
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Image names, ids or id prefixes
         #[arg(required = true)]
         images: Vec<String>,
     },
     /// Remove images
     Rm {
+        /// Image names, ids or id prefixes
         #[arg(required = true)]
         images: Vec<String>,
+        /// Also images exited containers use
         #[arg(short, long)]
         force: bool,
     },
     /// Remove unused layers and blobs (and, with --all, images without a name)
     Prune {
+        /// Also images without a name
         #[arg(short, long)]
         all: bool,
     },
     /// Write the image's filesystem, flattened, into a directory
-    Unpack { image: String, dir: PathBuf },
+    Unpack {
+        /// Image name, id or id prefix
+        image: String,
+        /// The directory to write into
+        dir: PathBuf,
+    },
     /// Print the image's layer directories (overlay lowerdirs, top first, joined by ':')
-    Lowerdirs { image: String },
+    Lowerdirs {
+        /// Image name, id or id prefix
+        image: String,
+    },
     /// Print the process values (args, env, cwd, uid/gid) the image would run with
     Process {
+        /// Image name, id or id prefix
         image: String,
         /// Flattened rootfs of the image to resolve the user in (default: resolve from layers)
         #[arg(long)]
         rootfs: Option<PathBuf>,
+        /// User to run as: name|uid[:group|gid]
         #[arg(long)]
         user: Option<String>,
+        /// Replace the image's entrypoint ("" clears it)
         #[arg(long)]
         entrypoint: Option<String>,
+        /// Working directory
         #[arg(long)]
         workdir: Option<String>,
+        /// Set an environment variable KEY=VALUE
         #[arg(short, long)]
         env: Vec<String>,
+        /// The command and its arguments (default: the image's Cmd)
         args: Vec<String>,
     },
 }
@@ -350,7 +484,9 @@ pub struct RunArgs {
     pub more: Box<MoreRunArgs>,
     #[command(flatten)]
     pub reg: RegistryArgs,
+    /// Image name, id or id prefix (pulled when not in the store)
     pub image: String,
+    /// The command and its arguments (default: the image's Entrypoint and Cmd)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
 }
@@ -399,65 +535,11 @@ pub struct MoreRunArgs {
 pub struct ExecArgs {
     #[command(flatten)]
     pub process: ProcessFlags,
+    /// Container name, id or id prefix
     pub container: String,
+    /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
-}
-
-impl From<RegistryArgs> for RegistryOptions {
-    fn from(a: RegistryArgs) -> RegistryOptions {
-        RegistryOptions {
-            insecure: a.insecure,
-            tls_verify: a.tls_verify,
-            cert_dir: a.cert_dir,
-            authfile: a.authfile,
-            creds: a.creds,
-        }
-    }
-}
-
-impl From<ProcessFlags> for ProcessOptions {
-    fn from(p: ProcessFlags) -> ProcessOptions {
-        ProcessOptions {
-            tty: p.tty,
-            interactive: p.interactive,
-            env: p.env,
-            workdir: p.workdir,
-            user: p.user,
-        }
-    }
-}
-
-impl From<RunArgs> for RunOptions {
-    fn from(a: RunArgs) -> RunOptions {
-        let m = *a.more;
-        RunOptions {
-            image: a.image,
-            cmd: a.cmd,
-            detach: a.detach,
-            process: a.process.into(),
-            restart: a.restart,
-            remove: a.rm,
-            name: a.name,
-            entrypoint: a.entrypoint,
-            hostname: a.hostname,
-            network: a.network,
-            volumes: a.volume,
-            read_only: a.read_only,
-            memory: m.memory,
-            pids_limit: m.pids_limit,
-            env_files: m.env_file,
-            tmpfs: m.tmpfs,
-            cpus: m.cpus,
-            cap_add: m.cap_add,
-            cap_drop: m.cap_drop,
-            privileged: m.privileged,
-            security_opt: m.security_opt,
-            init: m.init,
-            stop_signal: m.stop_signal,
-            registry: a.reg.into(),
-        }
-    }
 }
 
 /// Global options of `husk` that take a value as the next argument.
@@ -490,5 +572,38 @@ mod tests {
             Some("pull")
         );
         assert_eq!(subcommand(&a(&["husk", "--version"])), None);
+    }
+
+    /// Every command's options and arguments have a description; the global options are
+    /// listed once, in `husk --help`, not again in each command's.
+    #[test]
+    fn every_option_and_argument_is_described() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments().filter(|a| !a.is_hide_set()) {
+                if a.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+                if path != "husk"
+                    && ["root", "config", "default_registry"].contains(&a.get_id().as_str())
+                {
+                    missing.push(format!("{path}: global option {} repeated", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "husk", &mut missing);
+        assert!(missing.is_empty(), "without a description: {missing:#?}");
+        let help = cmd
+            .find_subcommand_mut("ps")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("--root"), "{help}");
     }
 }

@@ -1,9 +1,11 @@
 //! husk: the engine people type. Argument parsing (cli.rs) and printing over husk-engine,
 //! which does the work.
 
-use clap::Parser;
-use cli::{Cli, Cmd, ContainerCmd, ImageCmd, ListArgs};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Cmd, ContainerCmd, ImageCmd, InspectType, ListArgs, PsArgs};
+use format::{print_items, print_rows, Format};
 use husk_engine::exit_status::ENGINE as EXIT_ENGINE;
+use husk_engine::views::{self, ContainerFilter, PsOptions};
 use husk_engine::{
     ArchiveFormat, ContainerConfig, Credentials, Engine, EngineOptions, LogOptions, Progress,
     PullRequest, RunOutcome, Stream,
@@ -14,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cli;
+mod format;
+mod options;
 mod progress;
 
 fn main() {
@@ -26,6 +30,17 @@ fn main() {
         Some("run" | "exec" | "create") => EXIT_ENGINE,
         _ => 1,
     };
+    // `husk images | head -1`: a closed stdout ends husk quietly, as it ends any Unix
+    // filter, instead of a panic in println!. Not for the commands that proxy a
+    // container's I/O: there a reader going away must not kill husk between the
+    // container and its record.
+    if !matches!(
+        cli::subcommand(&args),
+        Some("run" | "exec" | "start" | "restart")
+    ) {
+        // SAFETY: restoring a signal's default disposition, before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // An ordinary user's commands run as root of the user's namespace (husk_engine::userns);
     // not for help or the version.
     if cli::subcommand(&args)
@@ -55,6 +70,15 @@ fn main() {
             std::process::exit(if e.use_stderr() { EXIT_ENGINE } else { 0 })
         }
     };
+    if let Cmd::Completion { shell } = cli.cmd {
+        let shell = match shell {
+            cli::Shell::Bash => clap_complete::Shell::Bash,
+            cli::Shell::Zsh => clap_complete::Shell::Zsh,
+            cli::Shell::Fish => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(shell, &mut Cli::command(), "husk", &mut std::io::stdout());
+        return;
+    }
     if let Err(e) = run(cli) {
         fail_with(&e.to_string(), failed);
     }
@@ -84,6 +108,48 @@ fn each(
 fn json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap());
 }
+
+/// docker's default `ps` columns, and the column names of every field a template can use.
+const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const IMAGES_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+];
+const STATS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+const STATS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let engine = Engine::new(EngineOptions {
@@ -129,13 +195,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(code) => std::process::exit(code),
             Err(err) => fail_with(&err.to_string(), err.exit_code()),
         },
-        Cmd::Ps { all, format } => match format.as_str() {
-            "table" | "json" => {
-                ps(e, all, format == "json");
-                Ok(())
-            }
-            f => Err(format!("ps: --format {f:?}: use table or json").into()),
-        },
+        Cmd::Ps(a) => ps(e, &a),
         Cmd::Logs {
             follow,
             tail,
@@ -157,13 +217,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Kill { signal, containers } => each(&containers, |c| e.kill(c, &signal)),
         Cmd::Pause { containers } => each(&containers, |c| e.pause(c)),
         Cmd::Unpause { containers } => each(&containers, |c| e.unpause(c)),
-        Cmd::Inspect { format, containers } => match format.as_str() {
-            "json" => {
-                json(&e.inspect(&containers)?);
-                Ok(())
-            }
-            f => Err(format!("inspect: --format {f:?}: only json is supported").into()),
-        },
+        Cmd::Inspect {
+            format,
+            kind,
+            targets,
+        } => inspect(e, &targets, kind, format.as_deref()),
         Cmd::Start { containers } => each(&containers, |c| e.start(c)),
         Cmd::Restart { time, containers } => each(&containers, |c| {
             e.stop(c, Duration::from_secs(time))?;
@@ -180,12 +238,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Cp { src, dst } => Ok(e.copy(&src, &dst)?),
         Cmd::Stats {
             no_stream,
+            no_trunc,
             format,
             containers,
-        } => match format.as_str() {
-            "table" | "json" => stats(e, &containers, no_stream, format == "json"),
-            f => Err(format!("stats: --format {f:?}: use table or json").into()),
-        },
+        } => {
+            let f = Format::parse(format.as_deref(), STATS_TABLE);
+            stats(e, &containers, no_stream, no_trunc, &f)
+        }
         Cmd::Container {
             cmd: ContainerCmd::Prune,
         } => Ok(e.prune(&mut |id| println!("{id}"))?),
@@ -337,6 +396,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{diff} {} entries {} bytes", st.entries, st.bytes);
             Ok(())
         }
+        Cmd::Version { format } => Ok(version(&e.version(), format.as_deref())?),
+        Cmd::Info { format } => Ok(info(&e.info()?, format.as_deref())?),
+        Cmd::Completion { .. } => unreachable!("answered before the engine is opened"),
         Cmd::Logout { registry, authfile } => {
             if e.logout(&registry, authfile)? {
                 println!("Removed login credentials for {registry}");
@@ -357,172 +419,158 @@ fn pull_progress(quiet: bool) -> Arc<dyn Progress> {
     }
 }
 
-/// `husk ps`: a table or JSON.
-fn ps(e: &Engine, all: bool, as_json: bool) {
-    let rows = e.containers(all);
-    if as_json {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r.id,
-                    "name": r.name,
-                    "image": r.image,
-                    "created": r.created,
-                    "status": r.status,
-                    "exit_code": r.exit_code,
-                    "pid": r.pid,
-                })
-            })
-            .collect();
-        json(&v);
-        return;
+/// `husk ps`: docker's columns, or what `--format` asks for.
+fn ps(e: &Engine, a: &PsArgs) -> Result<(), Failure> {
+    let filter = ContainerFilter::parse(&a.filter).map_err(|err| format!("ps: {err}"))?;
+    let rows = e.ps(&PsOptions {
+        all: a.all,
+        last: if a.latest { Some(1) } else { a.last },
+        filter,
+        no_trunc: a.no_trunc,
+    });
+    if a.quiet {
+        let mut out = std::io::stdout().lock();
+        for r in &rows {
+            writeln!(out, "{}", r.id)?;
+        }
+        return Ok(());
     }
-    println!(
-        "{:<12}  {:<30}  {:<12}  {:<30}  NAME",
-        "CONTAINER ID", "IMAGE", "STATUS", "CREATED"
-    );
-    for r in rows {
-        let status = match (r.status, r.exit_code) {
-            ("exited", Some(c)) => format!("exited ({c})"),
-            (s, _) => s.to_string(),
-        };
-        println!(
-            "{:<12}  {:<30}  {:<12}  {:<30}  {}",
-            &r.id[..r.id.len().min(12)],
-            r.image,
-            status,
-            r.created,
-            r.name
-        );
-    }
+    Ok(print_rows(
+        &rows,
+        &Format::parse(a.format.as_deref(), PS_TABLE),
+        PS_HEADERS,
+    )?)
 }
 
-/// `husk stats`: once with `no_stream`, else every second until interrupted; `json` prints
-/// the cgroup statistics themselves, one JSON object per line.
-fn stats(e: &Engine, what: &[String], no_stream: bool, as_json: bool) -> Result<(), Failure> {
+/// One `inspect` result: docker prints containers and images in one array.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Container(Box<husk_engine::ContainerInspect>),
+    Image(Box<husk_engine::ImageInspect>),
+}
+
+/// `husk inspect`: each target as a container, else as an image (as docker looks them up),
+/// unless `--type` says which.
+fn inspect(
+    e: &Engine,
+    targets: &[String],
+    kind: Option<InspectType>,
+    format: Option<&str>,
+) -> Result<(), Failure> {
+    let mut items = Vec::new();
+    for t in targets {
+        let one = std::slice::from_ref(t);
+        if kind != Some(InspectType::Image) {
+            match e.inspect(one) {
+                Ok(mut c) => {
+                    items.push(Inspected::Container(Box::new(c.remove(0))));
+                    continue;
+                }
+                Err(err) if kind == Some(InspectType::Container) => return Err(err.into()),
+                Err(_) => {}
+            }
+        }
+        match e.inspect_images(one) {
+            Ok(mut i) => items.push(Inspected::Image(Box::new(i.remove(0)))),
+            Err(_) if kind.is_none() => {
+                return Err(format!("inspect: no such container or image: {t}").into())
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(print_items(&items, format)?)
+}
+
+/// `husk version`: docker's layout, or a template over it.
+fn version(v: &views::VersionView, format: Option<&str>) -> Result<(), Failure> {
+    if format.is_some() {
+        return Ok(print_items(std::slice::from_ref(v), format)?);
+    }
+    let mut out = std::io::stdout().lock();
+    for (title, p) in [("Client", &v.client), ("Server", &v.server)] {
+        writeln!(out, "{title}:")?;
+        writeln!(out, " Version:           {}", p.version)?;
+        writeln!(out, " API version:       {}", p.api_version)?;
+        writeln!(out, " OS/Arch:           {}/{}", p.os, p.arch)?;
+        writeln!(out, " Kernel version:    {}", p.kernel_version)?;
+    }
+    Ok(())
+}
+
+/// `husk info`: docker's layout, or a template over it.
+fn info(i: &views::InfoView, format: Option<&str>) -> Result<(), Failure> {
+    if format.is_some() {
+        return Ok(print_items(std::slice::from_ref(i), format)?);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Containers: {}", i.containers)?;
+    writeln!(out, " Running: {}", i.containers_running)?;
+    writeln!(out, " Paused: {}", i.containers_paused)?;
+    writeln!(out, " Stopped: {}", i.containers_stopped)?;
+    writeln!(out, "Images: {}", i.images)?;
+    writeln!(out, "Server Version: {}", i.server_version)?;
+    writeln!(out, "Storage Driver: {}", i.driver)?;
+    writeln!(out, "Cgroup Driver: {}", i.cgroup_driver)?;
+    writeln!(out, "Cgroup Version: {}", i.cgroup_version)?;
+    writeln!(out, "Kernel Version: {}", i.kernel_version)?;
+    writeln!(out, "Operating System: {}", i.operating_system)?;
+    writeln!(out, "OSType: {}", i.os_type)?;
+    writeln!(out, "Architecture: {}", i.architecture)?;
+    writeln!(out, "CPUs: {}", i.ncpu)?;
+    writeln!(out, "Total Memory: {}", views::human_size(i.mem_total))?;
+    writeln!(out, "Name: {}", i.name)?;
+    writeln!(out, "Husk Root Dir: {}", i.docker_root_dir)?;
+    Ok(())
+}
+
+/// `husk stats`: once with `no_stream`, else every second until interrupted.
+fn stats(
+    e: &Engine,
+    what: &[String],
+    no_stream: bool,
+    no_trunc: bool,
+    format: &Format,
+) -> Result<(), Failure> {
     let mut sampler = e.stats(what)?;
     loop {
         std::thread::sleep(Duration::from_millis(if no_stream { 200 } else { 1000 }));
-        let rows = sampler.sample()?;
-        if !as_json {
-            println!(
-                "{:<12}  {:<20}  {:>7}  {:>21}  {:>5}",
-                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS"
-            );
-        }
-        for r in rows {
-            if as_json {
-                let mut v = r.raw;
-                v["id"] = r.id.into();
-                v["name"] = r.name.into();
-                v["cpu_percent"] = r.cpu_percent.into();
-                println!("{v}");
-                continue;
-            }
-            let mib = |b: u64| format!("{:.1}MiB", b as f64 / (1u64 << 20) as f64);
-            let limit = r.memory_limit.map_or("-".to_string(), mib);
-            println!(
-                "{:<12}  {:<20}  {:>6.2}%  {:>21}  {:>5}",
-                &r.id[..12.min(r.id.len())],
-                r.name,
-                r.cpu_percent,
-                format!("{} / {limit}", mib(r.memory_usage)),
-                r.pids
-            );
-        }
+        let rows: Vec<views::StatsView> = sampler
+            .sample()?
+            .iter()
+            .zip(what)
+            .map(|(r, asked)| views::stats_view(r, asked, no_trunc))
+            .collect();
+        print_rows(&rows, format, STATS_HEADERS)?;
         if no_stream {
             return Ok(());
         }
     }
 }
 
-fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.3} {}", units[i]).replace(".000", "")
-    }
-}
-
-/// `husk images`.
+/// `husk images`: docker's columns, or what `--format` asks for.
 fn images(e: &Engine, a: &ListArgs) -> Result<(), Failure> {
-    let imgs = e.images()?;
+    let rows = e.image_rows(a.no_trunc)?;
     if a.quiet {
-        for i in &imgs {
-            println!("{}", &i.id[..12]);
+        let mut out = std::io::stdout().lock();
+        let mut seen = std::collections::HashSet::new();
+        for r in rows.iter().filter(|r| seen.insert(r.id.clone())) {
+            writeln!(out, "{}", r.id)?;
         }
         return Ok(());
     }
-    match a.format.as_str() {
-        "json" => {
-            let v: Vec<serde_json::Value> = imgs
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "id": i.id,
-                        "names": i.names,
-                        "digest": i.digest,
-                        "created": i.created,
-                        "size": i.size,
-                        "compressed_size": i.compressed_size,
-                        "platform": i.platform,
-                    })
-                })
-                .collect();
-            json(&v);
-        }
-        "table" => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "{:<40} {:<16} {:<14} {:<21} SIZE",
-                "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
-            );
-            for i in &imgs {
-                let size = human(i.size);
-                let created = i
-                    .created
-                    .as_deref()
-                    .map(|c| c.chars().take(19).collect::<String>().replace('T', " "))
-                    .unwrap_or_default();
-                let id = &i.id[..12];
-                let rows: Vec<(String, String)> = if i.names.is_empty() {
-                    vec![("<none>".into(), "<none>".into())]
-                } else {
-                    i.names
-                        .iter()
-                        .map(|n| match n.rsplit_once(':') {
-                            Some((repo, tag)) if !tag.contains('/') => {
-                                (repo.to_string(), tag.to_string())
-                            }
-                            _ => (n.clone(), "<none>".into()),
-                        })
-                        .collect()
-                };
-                for (repo, tag) in rows {
-                    let _ = writeln!(out, "{repo:<40} {tag:<16} {id:<14} {created:<21} {size}");
-                }
-            }
-        }
-        f => return Err(format!("images: unknown format {f:?} (table, json)").into()),
-    }
-    Ok(())
+    Ok(print_rows(
+        &rows,
+        &Format::parse(a.format.as_deref(), IMAGES_TABLE),
+        IMAGES_HEADERS,
+    )?)
 }
 
 fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), Failure> {
     match cmd {
         ImageCmd::Ls(_) | ImageCmd::Rm { .. } => unreachable!("handled by caller"),
-        ImageCmd::Inspect { images } => {
-            json(&e.inspect_images(&images)?);
-            Ok(())
+        ImageCmd::Inspect { format, images } => {
+            Ok(print_items(&e.inspect_images(&images)?, format.as_deref())?)
         }
         ImageCmd::Prune { all } => {
             let r = e.prune_images(all)?;

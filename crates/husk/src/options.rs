@@ -1,0 +1,61 @@
+//! The parsed command line as the engine's options (kept out of cli.rs so that the clap
+//! definitions build without the engine: build.rs makes the man pages from them).
+
+use crate::cli::{ProcessFlags, RegistryArgs, RunArgs};
+use husk_engine::{ProcessOptions, RegistryOptions, RunOptions};
+
+impl From<RegistryArgs> for RegistryOptions {
+    fn from(a: RegistryArgs) -> RegistryOptions {
+        RegistryOptions {
+            insecure: a.insecure,
+            tls_verify: a.tls_verify,
+            cert_dir: a.cert_dir,
+            authfile: a.authfile,
+            creds: a.creds,
+        }
+    }
+}
+
+impl From<ProcessFlags> for ProcessOptions {
+    fn from(p: ProcessFlags) -> ProcessOptions {
+        ProcessOptions {
+            tty: p.tty,
+            interactive: p.interactive,
+            env: p.env,
+            workdir: p.workdir,
+            user: p.user,
+        }
+    }
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(a: RunArgs) -> RunOptions {
+        let m = *a.more;
+        RunOptions {
+            image: a.image,
+            cmd: a.cmd,
+            detach: a.detach,
+            process: a.process.into(),
+            restart: a.restart,
+            remove: a.rm,
+            name: a.name,
+            entrypoint: a.entrypoint,
+            hostname: a.hostname,
+            network: a.network,
+            volumes: a.volume,
+            read_only: a.read_only,
+            memory: m.memory,
+            pids_limit: m.pids_limit,
+            env_files: m.env_file,
+            tmpfs: m.tmpfs,
+            cpus: m.cpus,
+            cap_add: m.cap_add,
+            cap_drop: m.cap_drop,
+            privileged: m.privileged,
+            security_opt: m.security_opt,
+            init: m.init,
+            stop_signal: m.stop_signal,
+            registry: a.reg.into(),
+        }
+    }
+}
