@@ -10,7 +10,8 @@
 # measured too and printed with the results.
 #
 # The image is the busybox-static rootfs of scripts/make-bundle.sh, imported into both
-# stores as one layer. podman runs with the cgroupfs manager, file events and network none,
+# stores as one layer (scripts/make-image.sh). podman runs with the cgroupfs manager, file
+# events and network none,
 # its ulimits capped to this machine's hard limits (as the podman tests do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,25 +45,7 @@ n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
 print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
 PY
 
-HUSK_RUNTIME=$runtime scripts/make-bundle.sh "$work/bundle" true >/dev/null
-tar -C "$work/bundle/rootfs" -cf "$work/layer.tar" .
-# A docker-archive by hand: one layer, its config, manifest.json (as `docker save` writes).
-python3 - "$work" <<'PY'
-import hashlib, json, os, sys, tarfile
-w = sys.argv[1]
-diff = hashlib.sha256(open(f"{w}/layer.tar", "rb").read()).hexdigest()
-cfg = json.dumps({"architecture": "amd64", "os": "linux",
-                  "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-                  "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]}}).encode()
-cid = hashlib.sha256(cfg).hexdigest()
-with tarfile.open(f"{w}/image.tar", "w") as t:
-    t.add(f"{w}/layer.tar", "layer/layer.tar")
-    for name, data in [(f"{cid}.json", cfg),
-                       ("manifest.json", json.dumps([{"Config": f"{cid}.json",
-                        "RepoTags": ["localhost/bench:latest"], "Layers": ["layer/layer.tar"]}]).encode())]:
-        info = tarfile.TarInfo(name); info.size = len(data)
-        import io; t.addfile(info, io.BytesIO(data))
-PY
+HUSK_RUNTIME=$runtime scripts/make-image.sh "$work/image.tar" localhost/bench:latest
 "$husk" --root "$work/husk" load -q -i "$work/image.tar" >/dev/null
 podman_ load -q -i "$work/image.tar" >/dev/null
 
