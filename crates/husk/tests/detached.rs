@@ -10,25 +10,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `name` as docker's views show it: the status of its `ps -a --format json` row, and from
-/// `inspect` its pid and its exit code once recorded (FinishedAt set), else null.
-fn ps_entry(root: &Path, name: &str) -> Value {
-    let rows = husk_ok(root, &["ps", "-a", "--format", "json"]);
-    let row: Value = rows
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["Names"] == name)
-        .unwrap_or_else(|| panic!("{name} not in ps -a: {rows}"));
-    let inspect = husk_ok(root, &["inspect", "--type", "container", name]);
-    let state = serde_json::from_str::<Value>(&inspect).unwrap()[0]["State"].clone();
-    let recorded = state["FinishedAt"] != "0001-01-01T00:00:00Z";
-    serde_json::json!({
-        "status": row["State"],
-        "pid": state["Pid"],
-        "exit_code": if recorded { state["ExitCode"].clone() } else { Value::Null },
-    })
-}
-
 /// `husk --root ROOT ARGS`, to be spawned.
 fn husk_cmd(root: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(HUSK);
@@ -83,7 +64,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         "{id:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let e = ps_entry(root, "d1");
+    let e = container_state(root, "d1");
     assert_eq!(e["status"], "running", "{e}");
     assert!(e["pid"].as_i64().unwrap() > 0);
     // The monitor is small: print its resident set for the record (issue 7 asks for it).
@@ -234,7 +215,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
 
     // stop: the stop signal (the container traps it and exits 3), recorded by the monitor.
     husk_ok(root, &["stop", "d1"]);
-    let e = ps_entry(root, "d1");
+    let e = container_state(root, "d1");
     assert_eq!(
         (e["status"].as_str(), e["exit_code"].as_i64()),
         (Some("exited"), Some(3))
@@ -251,7 +232,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     // start runs it again, detached, on the same filesystem; top lists its processes;
     // restart is stop + start.
     husk_ok(root, &["start", "d1"]);
-    assert_eq!(ps_entry(root, "d1")["status"], "running");
+    assert_eq!(container_state(root, "d1")["status"], "running");
     assert_eq!(husk_ok(root, &["exec", "d1", "cat", "/srv/kept"]), "kept\n");
     eventually("d1 to log its second start", || {
         husk_ok(root, &["logs", "d1"]).matches("started").count() == 2
@@ -292,9 +273,9 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     streaming.wait().unwrap();
     let top = husk_ok(root, &["top", "d1"]);
     assert!(top.contains("sleep") || top.contains("sh -c"), "{top}");
-    let pid = ps_entry(root, "d1")["pid"].as_i64().unwrap();
+    let pid = container_state(root, "d1")["pid"].as_i64().unwrap();
     husk_ok(root, &["restart", "d1"]);
-    let e = ps_entry(root, "d1");
+    let e = container_state(root, "d1");
     assert_eq!(e["status"], "running", "{e}");
     assert_ne!(e["pid"].as_i64().unwrap(), pid);
     let (code, _, err) = out(root, &["start", "d1"]);
@@ -330,7 +311,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         ],
     );
     assert_eq!(husk_ok(root, &["logs", "-f", "d2"]), "1\n2\n3\n");
-    assert_eq!(ps_entry(root, "d2")["exit_code"], 0);
+    assert_eq!(container_state(root, "d2")["exit_code"], 0);
 
     // A container that ignores SIGTERM is killed after -t seconds: 128 + SIGKILL.
     husk_ok(
@@ -350,7 +331,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     let t0 = Instant::now();
     husk_ok(root, &["stop", "-t", "1", "d3"]);
     assert!(t0.elapsed() >= Duration::from_secs(1));
-    assert_eq!(ps_entry(root, "d3")["exit_code"], 137);
+    assert_eq!(container_state(root, "d3")["exit_code"], 137);
 
     // pause freezes every process (a counter stops), unpause thaws it; kill -s signals.
     husk_ok(
@@ -372,7 +353,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     };
     eventually("d6 to count", || count().is_some());
     husk_ok(root, &["pause", "d6"]);
-    assert_eq!(ps_entry(root, "d6")["status"], "paused");
+    assert_eq!(container_state(root, "d6")["status"], "paused");
     let (code, _, err) = out(root, &["pause", "d6"]);
     assert_eq!(
         (code, err.trim()),
@@ -392,7 +373,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     assert!(err.contains("NOSUCH"), "{err}");
     husk_ok(root, &["kill", "-s", "USR1", "d6"]);
     eventually("d6 to exit on USR1", || {
-        ps_entry(root, "d6")["exit_code"] == 5
+        container_state(root, "d6")["exit_code"] == 5
     });
     husk_ok(root, &["rm", "d6"]);
 
@@ -421,7 +402,9 @@ fn detached_run_with_logs_ps_stop_and_rm() {
             "echo run; exit 4",
         ],
     );
-    eventually("r1 to give up", || ps_entry(root, "r1")["exit_code"] == 4);
+    eventually("r1 to give up", || {
+        container_state(root, "r1")["exit_code"] == 4
+    });
     assert_eq!(husk_ok(root, &["logs", "r1"]), "run\nrun\nrun\n");
     let inspect: Value = serde_json::from_str(&husk_ok(root, &["inspect", "r1"])).unwrap();
     assert_eq!(inspect[0]["RestartCount"], 2, "{inspect}");
@@ -444,7 +427,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
     });
     husk_ok(root, &["stop", "r2"]);
     eventually("r2 to stay stopped", || {
-        ps_entry(root, "r2")["exit_code"].is_i64()
+        container_state(root, "r2")["exit_code"].is_i64()
     });
     let runs = husk_ok(root, &["logs", "r2"]).lines().count();
     std::thread::sleep(Duration::from_millis(500));
@@ -477,7 +460,9 @@ fn detached_run_with_logs_ps_stop_and_rm() {
             "tty; echo tty-ok",
         ],
     );
-    eventually("t1 to exit", || ps_entry(root, "t1")["exit_code"] == 0);
+    eventually("t1 to exit", || {
+        container_state(root, "t1")["exit_code"] == 0
+    });
     let log = husk_ok(root, &["logs", "t1"]).replace('\r', "");
     assert_eq!(log, "/dev/pts/0\ntty-ok\n");
     husk_ok(root, &["rm", "t1"]);
@@ -507,7 +492,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         root,
         &["run", "-d", "--name", "crash", &image, "sleep 1000"],
     );
-    let e = ps_entry(root, "crash");
+    let e = container_state(root, "crash");
     assert_eq!(e["status"], "running", "{e}");
     let dir = containers(root)
         .into_iter()
@@ -522,7 +507,7 @@ fn detached_run_with_logs_ps_stop_and_rm() {
         unsafe { libc::kill(pid.as_i64().unwrap() as i32, libc::SIGKILL) };
     }
     eventually("crash to show as exited", || {
-        ps_entry(root, "crash")["status"] == "exited"
+        container_state(root, "crash")["status"] == "exited"
     });
     assert!(!husk_ok(root, &["ps"]).contains("crash"));
     husk_ok(root, &["rm", "crash"]);

@@ -66,7 +66,7 @@ fn one_config_under_two_manifests_is_one_image() {
 
     // By ID: inspect, run (from the store, not a registry), start and restart.
     let v: Value = serde_json::from_str(&ok(root, &["image", "inspect", &id])).unwrap();
-    assert_eq!(v[0]["Id"], id.as_str(), "{v}");
+    assert_eq!(v[0]["Id"], format!("sha256:{id}"), "{v}");
     let mut tags: Vec<&str> = v[0]["RepoTags"]
         .as_array()
         .unwrap()

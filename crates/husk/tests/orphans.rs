@@ -27,16 +27,6 @@ fn meta(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("container.json")).unwrap()).unwrap()
 }
 
-fn ps(root: &Path, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&husk_ok(root, &["ps", "-a", "--format", "json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} not in ps -a: {v}"))
-}
-
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
@@ -71,10 +61,10 @@ fn containers_whose_runner_died_stop_log_and_go() {
     let monitor = m["monitor_pid"].as_i64().unwrap() as i32;
     pids.extend([monitor, m["pid"].as_i64().unwrap() as i32]);
     unsafe { libc::kill(monitor, libc::SIGKILL) };
-    assert_eq!(ps(root, "a")["status"], "running");
+    assert_eq!(container_state(root, "a")["status"], "running");
     assert_eq!(husk_ok(root, &["logs", "a"]), "up\n");
     quickly(root, &["stop", "a"], Duration::from_secs(5));
-    let a = ps(root, "a");
+    let a = container_state(root, "a");
     assert_eq!(a["status"], "exited", "{a}");
     // Its own status where nobody reaped it (here: we are its reaper and wait below), else
     // 128 + the SIGTERM that stopped it.
@@ -110,11 +100,11 @@ fn containers_whose_runner_died_stop_log_and_go() {
     pids.push(meta(&dir_of(root, "f"))["pid"].as_i64().unwrap() as i32);
     fg.kill().unwrap();
     fg.wait().unwrap();
-    assert_eq!(ps(root, "f")["status"], "running");
+    assert_eq!(container_state(root, "f")["status"], "running");
     // Its output went to the killed husk run: nothing logged, and no error.
     assert_eq!(husk_ok(root, &["logs", "f"]), "");
     quickly(root, &["stop", "f"], Duration::from_secs(5));
-    let f = ps(root, "f");
+    let f = container_state(root, "f");
     assert!([3, 143].contains(&f["exit_code"].as_i64().unwrap()), "{f}");
     husk_ok(root, &["rm", "f"]);
 

@@ -581,6 +581,26 @@ pub fn husk_ok(root: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `name` as docker's views show it: the status of its `ps -a --format json` row, and from
+/// `inspect` its pid and its exit code once recorded (FinishedAt set), else null.
+pub fn container_state(root: &Path, name: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let rows = husk_ok(root, &["ps", "-a", "--format", "json"]);
+    let row: Value = rows
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["Names"] == name)
+        .unwrap_or_else(|| panic!("{name} not in ps -a: {rows}"));
+    let inspect = husk_ok(root, &["inspect", "--type", "container", name]);
+    let state = serde_json::from_str::<Value>(&inspect).unwrap()[0]["State"].clone();
+    let recorded = state["FinishedAt"] != "0001-01-01T00:00:00Z";
+    serde_json::json!({
+        "status": row["State"],
+        "pid": state["Pid"],
+        "exit_code": if recorded { state["ExitCode"].clone() } else { Value::Null },
+    })
+}
+
 /// Describe a tree: path → (type, mode, uid, gid, content/link/dev, mtime) for comparison.
 pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
     use std::os::unix::fs::MetadataExt;
