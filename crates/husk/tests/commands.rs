@@ -4,18 +4,7 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
 use std::path::Path;
-
-/// `ps -a --format json`'s record of `name`, if there is one.
-fn ps_entry(root: &Path, name: &str) -> Option<Value> {
-    let v: Value = serde_json::from_str(&husk_ok(root, &["ps", "-a", "--format", "json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-}
 
 /// Nothing of any container of this store on the host: no container dir, no mount below
 /// the store, no runtime state of its containers.
@@ -40,7 +29,10 @@ fn create_start_wait_and_rename() {
     let id = husk_ok(root, &["create", "--name", "c1", &image, "echo hi; exit 3"]);
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64, "{id}");
-    assert_eq!(ps_entry(root, "c1").unwrap()["status"], "created");
+    assert_eq!(
+        find_container_state(root, "c1").unwrap()["status"],
+        "created"
+    );
     assert_eq!(mounts_below(root), Vec::<String>::new());
     assert!(!engine_states().contains(&id));
     let (code, _, err) = out(root, &["create", "--name", "c1", &image]);
@@ -49,7 +41,7 @@ fn create_start_wait_and_rename() {
 
     // rename: silent; the new name finds it, the old one no more; a taken name is refused.
     assert_eq!(husk_ok(root, &["rename", "c1", "web"]), "");
-    assert!(ps_entry(root, "c1").is_none());
+    assert!(find_container_state(root, "c1").is_none());
     let other = husk_ok(root, &["create", "--name", "other", &image, "true"]);
     let (code, _, err) = out(root, &["rename", "web", "other"]);
     assert_ne!(code, 0);
@@ -64,7 +56,7 @@ fn create_start_wait_and_rename() {
     assert_eq!(husk_ok(root, &["start", "web"]), "web\n");
     assert_eq!(husk_ok(root, &["wait", "web"]), "3\n");
     assert_eq!(husk_ok(root, &["logs", "web"]), "hi\n");
-    let e = ps_entry(root, "web").unwrap();
+    let e = find_container_state(root, "web").unwrap();
     assert_eq!(
         (e["status"].as_str(), e["exit_code"].as_i64()),
         (Some("exited"), Some(3))
@@ -75,7 +67,10 @@ fn create_start_wait_and_rename() {
     // wait on a running container blocks until it exits; several, one line each.
     let bg = husk_ok(root, &["run", "-d", &image, "sleep 0.5; exit 5"]);
     let bg = bg.trim().to_string();
-    assert_eq!(ps_entry(root, &bg[..12]).unwrap()["status"], "running");
+    assert_eq!(
+        find_container_state(root, &bg[..12]).unwrap()["status"],
+        "running"
+    );
     assert_eq!(husk_ok(root, &["wait", &bg, "web"]), "5\n3\n");
     let (code, _, err) = out(root, &["wait", "nosuch"]);
     assert_ne!(code, 0);

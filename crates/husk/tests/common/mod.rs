@@ -582,23 +582,28 @@ pub fn husk_ok(root: &Path, args: &[&str]) -> String {
 }
 
 /// `name` as docker's views show it: the status of its `ps -a --format json` row, and from
-/// `inspect` its pid and its exit code once recorded (FinishedAt set), else null.
-pub fn container_state(root: &Path, name: &str) -> serde_json::Value {
+/// `inspect` its pid and its exit code once recorded (FinishedAt set), else null. None
+/// when `ps -a` does not list it.
+pub fn find_container_state(root: &Path, name: &str) -> Option<serde_json::Value> {
     use serde_json::Value;
     let rows = husk_ok(root, &["ps", "-a", "--format", "json"]);
     let row: Value = rows
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["Names"] == name)
-        .unwrap_or_else(|| panic!("{name} not in ps -a: {rows}"));
+        .find(|r| r["Names"] == name)?;
     let inspect = husk_ok(root, &["inspect", "--type", "container", name]);
     let state = serde_json::from_str::<Value>(&inspect).unwrap()[0]["State"].clone();
     let recorded = state["FinishedAt"] != "0001-01-01T00:00:00Z";
-    serde_json::json!({
+    Some(serde_json::json!({
         "status": row["State"],
         "pid": state["Pid"],
         "exit_code": if recorded { state["ExitCode"].clone() } else { Value::Null },
-    })
+    }))
+}
+
+/// [`find_container_state`] of a container that must be there.
+pub fn container_state(root: &Path, name: &str) -> serde_json::Value {
+    find_container_state(root, name).unwrap_or_else(|| panic!("{name} not in ps -a"))
 }
 
 /// Describe a tree: path → (type, mode, uid, gid, content/link/dev, mtime) for comparison.
