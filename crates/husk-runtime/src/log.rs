@@ -49,20 +49,27 @@ impl Level {
 }
 
 impl Logger {
-    pub fn new(path: Option<&std::path::Path>, format: LogFormat, debug: bool) -> Logger {
-        let file = path.and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| stderr(&format!("opening log file {}: {e}", p.display())))
-                .ok()
-        });
-        Logger {
+    /// A log file that cannot be opened is an error, as in runc: the caller (containerd)
+    /// would otherwise look there for an error that never comes.
+    pub fn new(
+        path: Option<&std::path::Path>,
+        format: LogFormat,
+        debug: bool,
+    ) -> Result<Logger, String> {
+        let file = path
+            .map(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("opening log file {}: {e}", p.display()))
+            })
+            .transpose()?;
+        Ok(Logger {
             file,
             format,
             debug,
-        }
+        })
     }
 
     pub fn error(&mut self, msg: &str) {

@@ -29,7 +29,13 @@ fn main() {
         }
     }
     let cli = Cli::parse();
-    let mut log = log::Logger::new(cli.log.as_deref(), cli.log_format, cli.debug);
+    let mut log = match log::Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
+        Ok(l) => l,
+        Err(msg) => {
+            log::stderr(&msg);
+            std::process::exit(1);
+        }
+    };
     if cli.version {
         print_version();
         return;

@@ -311,6 +311,13 @@ fn errors_go_to_the_log_file_as_runc_json() {
     );
     assert!(line["time"].as_str().unwrap().ends_with('Z'));
 
+    // A log file that cannot be opened fails the command before it does anything (runc).
+    let ctx2 = Ctx::new("nolog", &["true"], |_| {});
+    let out = ctx2.rt(&["--log", "/nonexistent/dir/log", "run", &ctx2.id]);
+    assert_one_line_error(&out, "/nonexistent/dir/log");
+    assert_eq!(out.status.code(), Some(1));
+    ctx2.assert_clean();
+
     let log = ctx.bundle.join("log.txt");
     let out = ctx.rt(&["--log", log.to_str().unwrap(), "create", &ctx.id]);
     assert!(!out.status.success());
