@@ -1,4 +1,6 @@
-//! `husk cp`: files and directories between the host and a running container's filesystem.
+//! `husk cp`: files and directories between the host and a container's filesystem: a
+//! running container's rootfs as it is mounted, a stopped (or created) one's mounted again
+//! for the copy and unmounted after it.
 //!
 //! The container side is never trusted: its path is opened with the library's
 //! `open_in_root` (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS on the container's
@@ -9,6 +11,7 @@
 use crate::engine::Engine;
 use crate::error::{CopyError, During, Result};
 use crate::record::{find, Record};
+use crate::rootfs::Overlay;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
@@ -135,14 +138,22 @@ fn copy(src: &OwnedFd, dst: &OwnedFd, name: &OsStr) -> io::Result<()> {
     }
 }
 
-/// The container's rootfs (the engine's overlay mount) as an O_PATH directory fd.
-fn rootfs_of(r: &Record) -> Result<OwnedFd, CopyError> {
-    if r.status() != "running" && r.status() != "paused" {
-        return Err(CopyError::NotRunning(r.status()));
-    }
+/// The container's rootfs as a directory fd: a running container's overlay mount, or a
+/// stopped one's mounted for as long as the returned [`Overlay`] lives.
+pub(crate) fn rootfs_of(e: &Engine, r: &Record) -> Result<(OwnedFd, Option<Overlay>)> {
+    let mounted = match r.status() {
+        "running" | "paused" => None,
+        _ => {
+            let store = e.store()?;
+            let rec = e.image_of(&store, r)?;
+            // One its dead runner left mounted would be a second overlay on one upper.
+            crate::rootfs::unmount_leftover(&r.dir)?;
+            Some(crate::rootfs::mount_existing(&r.dir, &store, &rec)?)
+        }
+    };
     let p = r.dir.join("rootfs");
     let f = File::open(&p).map_err(open_error(p.display().to_string()))?;
-    Ok(OwnedFd::from(f))
+    Ok((OwnedFd::from(f), mounted))
 }
 
 /// Where a copy lands: into DST when it is a directory (named after the source), else
@@ -169,18 +180,18 @@ fn open_dir(fd: &OwnedFd) -> io::Result<OwnedFd> {
 }
 
 impl Engine {
-    /// `cp SRC DST`: one of them `CONTAINER:PATH` (a running container), the other a host
-    /// path; a directory is copied whole.
+    /// `cp SRC DST`: one of them `CONTAINER:PATH`, the other a host path; a directory is
+    /// copied whole.
     pub fn copy(&self, src: &str, dst: &str) -> Result<()> {
-        cp(&self.root, src, dst).during("cp", format!("{src} {dst}"))
+        cp(self, src, dst).during("cp", format!("{src} {dst}"))
     }
 }
 
-fn cp(store_root: &Path, src: &str, dst: &str) -> Result<()> {
+fn cp(e: &Engine, src: &str, dst: &str) -> Result<()> {
     match (split(src), split(dst)) {
         (Some((name, path)), None) => {
-            let r = find(store_root, name)?;
-            let root = rootfs_of(&r)?;
+            let r = find(&e.root, name)?;
+            let (root, _mounted) = rootfs_of(e, &r)?;
             let from = husk_container::open_in_root(
                 &root,
                 Path::new(path),
@@ -200,8 +211,8 @@ fn cp(store_root: &Path, src: &str, dst: &str) -> Result<()> {
             Ok(copy(&from, &dir, &n).map_err(CopyError::Copy)?)
         }
         (None, Some((name, path))) => {
-            let r = find(store_root, name)?;
-            let root = rootfs_of(&r)?;
+            let r = find(&e.root, name)?;
+            let (root, _mounted) = rootfs_of(e, &r)?;
             let c = cstr(OsStr::new(src)).map_err(open_error(src))?;
             // The host side is the caller's own: its path is followed as given.
             let from = check(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })

@@ -65,8 +65,6 @@ pub enum ExecError {
 /// `cp` (copy.rs).
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("the container is {0}, not running")]
-    NotRunning(&'static str),
     /// A path on either side (`CONTAINER:PATH` or a host path) that could not be opened.
     #[error("{path}: {source}")]
     Open {
@@ -131,6 +129,8 @@ pub enum Error {
     Monitor(#[from] crate::monitor::MonitorError),
     #[error(transparent)]
     Copy(#[from] CopyError),
+    #[error(transparent)]
+    Changes(#[from] crate::changes::ChangesError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]

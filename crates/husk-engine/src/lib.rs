@@ -14,7 +14,8 @@
 //!
 //! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
 //!   version, info), for any front end;
-//! - [`run`], [`containers`], [`exec`], [`copy`], [`images`], [`logs`]: the operations, as
+//! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`images`], [`logs`]: the
+//!   operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
@@ -28,6 +29,7 @@
 //!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
 
 pub mod attach;
+pub mod changes;
 pub mod config;
 pub mod containers;
 pub mod copy;
@@ -49,6 +51,7 @@ pub mod spec_from_image;
 pub mod userns;
 pub mod views;
 
+pub use changes::{Change, ChangeKind};
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
 pub use engine::{Engine, EngineOptions, RegistryOptions};

@@ -86,6 +86,23 @@ pub fn prepare(
     })
 }
 
+/// The rootfs a stopped container already has, for a moment (`cp`, `export`): its
+/// flattened copy, or its overlay (same layers, its own upper) mounted again — unmounted
+/// when the returned [`Overlay`] is dropped. Never makes a new copy.
+pub fn mount_existing(
+    dir: &Path,
+    store: &husk_image::store::Store,
+    rec: &husk_image::store::ImageRecord,
+) -> Result<Overlay, RootfsError> {
+    if dir.join(COPY_MARK).exists() {
+        return Ok(Overlay {
+            rootfs: dir.join("rootfs"),
+            mounted: false,
+        });
+    }
+    mount(dir, &layer_dirs(store, rec))
+}
+
 /// Errors of mount(2) that say overlay cannot work here, rather than that something is wrong.
 fn overlay_unusable(e: &RootfsError) -> bool {
     let RootfsError::Mount { source, .. } = e else {

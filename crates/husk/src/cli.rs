@@ -134,7 +134,7 @@ pub enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Copy files/directories between a running container and the host: CONTAINER:PATH
+    /// Copy files/directories between a container (running or not) and the host: CONTAINER:PATH
     Cp {
         /// Source: a host path, or CONTAINER:PATH
         src: String,
@@ -143,6 +143,11 @@ pub enum Cmd {
     },
     /// List a container's processes
     Top {
+        /// Container name, id or id prefix
+        container: String,
+    },
+    /// Files a container added (A), changed (C) or deleted (D), from its overlay upper dir
+    Diff {
         /// Container name, id or id prefix
         container: String,
     },

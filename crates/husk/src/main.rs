@@ -235,6 +235,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Cmd::Diff { container } => {
+            let mut o = std::io::stdout().lock();
+            for c in e.diff(&container)? {
+                if writeln!(o, "{} {}", c.kind, c.path).is_err() {
+                    break; // a closed pipe: quietly done
+                }
+            }
+            Ok(())
+        }
         Cmd::Cp { src, dst } => Ok(e.copy(&src, &dst)?),
         Cmd::Stats {
             no_stream,

@@ -85,3 +85,52 @@ fn create_start_wait_and_rename() {
     assert_eq!(pruned, want);
     nothing_left(root, &[id, other.trim().to_string(), bg]);
 }
+
+#[test]
+fn cp_and_diff_on_a_stopped_container() {
+    let s = setup("commands-cp");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+    let host = s.t.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+
+    // One change of each kind, in a layer of the image (srv) and outside them.
+    let script = "echo changed > /srv/version; echo added > /srv/added; \
+                  busybox rm /srv/new; busybox mkdir /newdir; echo x > /newdir/f";
+    husk_ok(root, &["run", "-u", "0", "--name", "s", &image, script]);
+    let id = husk_ok(root, &["inspect", "-f", "{{.Id}}", "s"]);
+    let id = id.trim().to_string();
+
+    // diff: docker's letters and order, without the runtime's own mount points.
+    assert_eq!(
+        husk_ok(root, &["diff", "s"]),
+        "A /newdir\nA /newdir/f\nC /srv\nA /srv/added\nD /srv/new\nC /srv/version\n"
+    );
+
+    // cp out of and into the stopped container, which stays unmounted after each.
+    husk_ok(root, &["cp", "s:/srv/version", host.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("version")).unwrap(),
+        "changed\n"
+    );
+    husk_ok(
+        root,
+        &["cp", "s:/newdir", host.join("got").to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read_to_string(host.join("got/f")).unwrap(), "x\n");
+    assert_eq!(mounts_below(root), Vec::<String>::new());
+    std::fs::write(host.join("in"), "from the host\n").unwrap();
+    husk_ok(root, &["cp", host.join("in").to_str().unwrap(), "s:/srv/"]);
+    assert_eq!(mounts_below(root), Vec::<String>::new());
+    assert!(husk_ok(root, &["diff", "s"]).contains("A /srv/in\n"));
+    // It runs again after the copies (its rootfs mounted by its monitor, not by cp).
+    husk_ok(root, &["start", "s"]);
+    assert_eq!(husk_ok(root, &["wait", "s"]), "0\n");
+    let (code, _, err) = out(root, &["cp", "s:/no/such", host.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.starts_with("husk: cp s:/no/such "), "{err}");
+    assert_eq!(mounts_below(root), Vec::<String>::new());
+
+    husk_ok(root, &["rm", "s"]);
+    nothing_left(root, &[id]);
+}
