@@ -51,11 +51,17 @@ pub enum Cmd {
     Create(RunArgs),
     /// Block until containers exit, then print their exit codes, one a line
     Wait {
+        /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Rename a container
-    Rename { container: String, new_name: String },
+    Rename {
+        /// Container name, id or id prefix
+        container: String,
+        /// Its new name
+        new_name: String,
+    },
     /// List containers (running ones; -a for all)
     Ps(PsArgs),
     /// Show a container's output (as logged by its monitor)
