@@ -42,121 +42,14 @@ pub struct RegistryArgs {
     pub creds: Option<String>,
 }
 
+// Parsed once per process: boxing the container commands would only obscure main's matches.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Run a command in a new container (foreground, or -d in the background)
-    Run(RunArgs),
-    /// Create a container as `run -d` would, without starting it (`start` starts it);
-    /// prints its id
-    Create(RunArgs),
-    /// Block until containers exit, then print their exit codes, one a line
-    Wait {
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Rename a container
-    Rename {
-        /// Container name, id or id prefix
-        container: String,
-        /// Its new name
-        new_name: String,
-    },
+    #[command(flatten)]
+    Ctr(ContainerOp),
     /// List containers (running ones; -a for all)
     Ps(PsArgs),
-    /// Show a container's output (as logged by its monitor)
-    Logs {
-        /// Keep following the output until the container exits
-        #[arg(short, long)]
-        follow: bool,
-        /// Only the last N lines
-        #[arg(long)]
-        tail: Option<usize>,
-        /// Prefix each line with its time
-        #[arg(short, long)]
-        timestamps: bool,
-        /// Container name, id or id prefix
-        container: String,
-    },
-    /// Stop containers: the stop signal, then SIGKILL after --time seconds
-    Stop {
-        /// Seconds to wait for the container to exit before SIGKILL
-        #[arg(short, long, default_value_t = 10)]
-        time: u64,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Run a command in a running container
-    Exec(ExecArgs),
-    /// Send a signal to containers' main process
-    Kill {
-        /// Signal name or number
-        #[arg(short, long, default_value = "KILL")]
-        signal: String,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Freeze every process of containers
-    Pause {
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Thaw paused containers
-    Unpause {
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Start created containers, or exited ones again, detached
-    Start {
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Stop (as `stop`) and start containers
-    Restart {
-        /// Seconds to wait for the container to exit before SIGKILL
-        #[arg(short, long, default_value_t = 10)]
-        time: u64,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Resource usage of running containers (every second; --no-stream: once)
-    Stats {
-        /// One sample, then exit
-        #[arg(long)]
-        no_stream: bool,
-        /// Full container ids
-        #[arg(long)]
-        no_trunc: bool,
-        /// table (default), json, `table TEMPLATE` or a Go template (`{{.CPUPerc}}`)
-        #[arg(long)]
-        format: Option<String>,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Copy files/directories between a container (running or not) and the host: CONTAINER:PATH
-    Cp {
-        /// Source: a host path, or CONTAINER:PATH
-        src: String,
-        /// Destination: a host path, or CONTAINER:PATH
-        dst: String,
-    },
-    /// List a container's processes
-    Top {
-        /// Container name, id or id prefix
-        container: String,
-    },
-    /// Files a container added (A), changed (C) or deleted (D), from its overlay upper dir
-    Diff {
-        /// Container name, id or id prefix
-        container: String,
-    },
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -174,43 +67,8 @@ pub enum Cmd {
         #[arg(required = true)]
         targets: Vec<String>,
     },
-    /// Remove containers (-f: also running ones, killing them)
-    Rm {
-        /// Also running containers: kill them first
-        #[arg(short, long)]
-        force: bool,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Pull an image from a registry
-    Pull {
-        /// Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]
-        reference: String,
-        /// os/arch[/variant] to pull from a multi-platform image
-        #[arg(long)]
-        platform: Option<String>,
-        /// No progress output
-        #[arg(short, long)]
-        quiet: bool,
-        /// Layers downloaded at once
-        #[arg(long, default_value_t = 3)]
-        jobs: usize,
-        #[command(flatten)]
-        reg: RegistryArgs,
-    },
-    /// Push an image to a registry
-    Push {
-        /// Image name, id or id prefix in the store
-        image: String,
-        /// Destination reference (default: the image's name)
-        dest: Option<String>,
-        /// No output
-        #[arg(short, long)]
-        quiet: bool,
-        #[command(flatten)]
-        reg: RegistryArgs,
-    },
+    #[command(flatten)]
+    Img(ImageOp),
     /// List images
     Images(ListArgs),
     /// Remove images
@@ -222,37 +80,10 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
-    /// Add a name to an image
-    Tag {
-        /// Image name, id or id prefix
-        image: String,
-        /// The new name: [REGISTRY/]REPOSITORY:TAG
-        name: String,
-    },
     /// Manage images
     Image {
         #[command(subcommand)]
         cmd: ImageCmd,
-    },
-    /// Load images from a docker-archive or OCI-layout tarball
-    Load {
-        /// Read the tarball from FILE instead of stdin
-        #[arg(short, long, value_name = "FILE")]
-        input: Option<PathBuf>,
-        /// Do not print the loaded images' names
-        #[arg(short, long)]
-        quiet: bool,
-    },
-    /// Save an image to a docker-archive or OCI-layout tarball
-    Save {
-        /// Image name, id or id prefix
-        image: String,
-        /// Write to FILE instead of stdout
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// docker-archive or oci-archive
-        #[arg(long, default_value = "docker-archive")]
-        format: String,
     },
     /// Store credentials for a registry
     Login {
@@ -352,10 +183,214 @@ pub struct PsArgs {
     pub format: Option<String>,
 }
 
+/// The commands on containers, at the top level (`husk run`) and under `husk container`
+/// (`husk container run`): one definition for both.
+#[derive(Subcommand)]
+pub enum ContainerOp {
+    /// Run a command in a new container (foreground, or -d in the background)
+    Run(RunArgs),
+    /// Create a container as `run -d` would, without starting it (`start` starts it);
+    /// prints its id
+    Create(RunArgs),
+    /// Block until containers exit, then print their exit codes, one a line
+    Wait {
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container
+    Rename {
+        /// Container name, id or id prefix
+        container: String,
+        /// Its new name
+        new_name: String,
+    },
+    /// Show a container's output (as logged by its monitor)
+    Logs {
+        /// Keep following the output until the container exits
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Prefix each line with its time
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Container name, id or id prefix
+        container: String,
+    },
+    /// Stop containers: the stop signal, then SIGKILL after --time seconds
+    Stop {
+        /// Seconds to wait for the container to exit before SIGKILL
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Send a signal to containers' main process
+    Kill {
+        /// Signal name or number
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Freeze every process of containers
+    Pause {
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers
+    Unpause {
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Start created containers, or exited ones again, detached
+    Start {
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop (as `stop`) and start containers
+    Restart {
+        /// Seconds to wait for the container to exit before SIGKILL
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Resource usage of running containers (every second; --no-stream: once)
+    Stats {
+        /// One sample, then exit
+        #[arg(long)]
+        no_stream: bool,
+        /// Full container ids
+        #[arg(long)]
+        no_trunc: bool,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.CPUPerc}}`)
+        #[arg(long)]
+        format: Option<String>,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Copy files/directories between a container (running or not) and the host: CONTAINER:PATH
+    Cp {
+        /// Source: a host path, or CONTAINER:PATH
+        src: String,
+        /// Destination: a host path, or CONTAINER:PATH
+        dst: String,
+    },
+    /// List a container's processes
+    Top {
+        /// Container name, id or id prefix
+        container: String,
+    },
+    /// Files a container added (A), changed (C) or deleted (D), from its overlay upper dir
+    Diff {
+        /// Container name, id or id prefix
+        container: String,
+    },
+    /// Remove containers (-f: also running ones, killing them)
+    Rm {
+        /// Also running containers: kill them first
+        #[arg(short, long)]
+        force: bool,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+}
+
+/// `husk container …`: the container commands, and the ones that have another name at the
+/// top level (`ps` is `container ls`).
+#[allow(clippy::large_enum_variant)] // as Cmd
 #[derive(Subcommand)]
 pub enum ContainerCmd {
-    /// Remove every exited container
+    #[command(flatten)]
+    Op(ContainerOp),
+    /// List containers (running ones; -a for all)
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Show containers in docker's layout, as a JSON array or through a template
+    Inspect {
+        /// json (default) or a Go template (`{{.State.Status}}`, `{{json .Config}}`)
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove every exited or created container
     Prune,
+}
+
+/// The commands on images, at the top level (`husk pull`) and under `husk image` (`husk
+/// image pull`).
+#[derive(Subcommand)]
+pub enum ImageOp {
+    /// Pull an image from a registry
+    Pull {
+        /// Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]
+        reference: String,
+        /// os/arch[/variant] to pull from a multi-platform image
+        #[arg(long)]
+        platform: Option<String>,
+        /// No progress output
+        #[arg(short, long)]
+        quiet: bool,
+        /// Layers downloaded at once
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+        #[command(flatten)]
+        reg: RegistryArgs,
+    },
+    /// Push an image to a registry
+    Push {
+        /// Image name, id or id prefix in the store
+        image: String,
+        /// Destination reference (default: the image's name)
+        dest: Option<String>,
+        /// No output
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        reg: RegistryArgs,
+    },
+    /// Add a name to an image
+    Tag {
+        /// Image name, id or id prefix
+        image: String,
+        /// The new name: [REGISTRY/]REPOSITORY:TAG
+        name: String,
+    },
+    /// Load images from a docker-archive or OCI-layout tarball
+    Load {
+        /// Read the tarball from FILE instead of stdin
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Do not print the loaded images' names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save an image to a docker-archive or OCI-layout tarball
+    Save {
+        /// Image name, id or id prefix
+        image: String,
+        /// Write to FILE instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// docker-archive or oci-archive
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+    },
 }
 
 #[derive(Args)]
@@ -373,7 +408,10 @@ pub struct ListArgs {
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
+    #[command(flatten)]
+    Op(ImageOp),
     /// List images
+    #[command(visible_alias = "list")]
     Ls(ListArgs),
     /// Show images in docker's layout, as a JSON array or through a template
     Inspect {
@@ -385,6 +423,7 @@ pub enum ImageCmd {
         images: Vec<String>,
     },
     /// Remove images
+    #[command(visible_alias = "remove")]
     Rm {
         /// Image names, ids or id prefixes
         #[arg(required = true)]
@@ -562,7 +601,8 @@ pub fn subcommand(args: &[OsString]) -> Option<&str> {
         let a = a.to_str()?;
         if VALUED.contains(&a) {
             it.next();
-        } else if !a.starts_with('-') {
+        } else if !a.starts_with('-') && a != "container" && a != "image" {
+            // `husk container run` is `husk run`.
             return Some(a);
         }
     }

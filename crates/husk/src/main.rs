@@ -2,7 +2,7 @@
 //! which does the work.
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Cmd, ContainerCmd, ImageCmd, InspectType, ListArgs, PsArgs};
+use cli::{Cli, Cmd, ContainerCmd, ContainerOp, ImageCmd, ImageOp, InspectType, ListArgs, PsArgs};
 use format::{print_items, print_rows, Format};
 use husk_engine::exit_status::ENGINE as EXIT_ENGINE;
 use husk_engine::views::{self, ContainerFilter, PsOptions};
@@ -158,8 +158,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         default_registry: cli.default_registry,
     })?;
     let e = &engine;
-    match cli.cmd {
-        Cmd::Run(a) => {
+    // `husk container run` is `husk run`, `husk image pull` is `husk pull`.
+    let cmd = match cli.cmd {
+        Cmd::Container {
+            cmd: ContainerCmd::Op(op),
+        } => Cmd::Ctr(op),
+        Cmd::Image {
+            cmd: ImageCmd::Op(op),
+        } => Cmd::Img(op),
+        cmd => cmd,
+    };
+    match cmd {
+        Cmd::Ctr(ContainerOp::Run(a)) => {
             let image = a.image.clone();
             let progress = pull_progress(a.quiet);
             let config = ContainerConfig::validate(&a.into())
@@ -173,7 +183,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(err) => fail_with(&err.to_string(), err.exit_code()),
             }
         }
-        Cmd::Create(a) => {
+        Cmd::Ctr(ContainerOp::Create(a)) => {
             let image = a.image.clone();
             let progress = pull_progress(a.quiet);
             let config = ContainerConfig::validate(&a.into())
@@ -181,27 +191,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", e.create(&config, progress)?);
             Ok(())
         }
-        Cmd::Wait { containers } => {
+        Cmd::Ctr(ContainerOp::Wait { containers }) => {
             for c in &containers {
                 println!("{}", e.wait(c)?);
             }
             Ok(())
         }
-        Cmd::Rename {
+        Cmd::Ctr(ContainerOp::Rename {
             container,
             new_name,
-        } => Ok(e.rename(&container, &new_name)?),
-        Cmd::Exec(a) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
+        }) => Ok(e.rename(&container, &new_name)?),
+        Cmd::Ctr(ContainerOp::Exec(a)) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
             Ok(code) => std::process::exit(code),
             Err(err) => fail_with(&err.to_string(), err.exit_code()),
         },
-        Cmd::Ps(a) => ps(e, &a),
-        Cmd::Logs {
+        Cmd::Ps(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Ls(a),
+        } => ps(e, &a),
+        Cmd::Ctr(ContainerOp::Logs {
             follow,
             tail,
             timestamps,
             container,
-        } => Ok(e.logs(&container, LogOptions { follow, tail }, &mut |l| {
+        }) => Ok(e.logs(&container, LogOptions { follow, tail }, &mut |l| {
             let prefix = if timestamps {
                 format!("{} ", l.time)
             } else {
@@ -214,20 +227,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 write!(o, "{prefix}{}", l.text).and_then(|_| o.flush())
             };
         })?),
-        Cmd::Kill { signal, containers } => each(&containers, |c| e.kill(c, &signal)),
-        Cmd::Pause { containers } => each(&containers, |c| e.pause(c)),
-        Cmd::Unpause { containers } => each(&containers, |c| e.unpause(c)),
+        Cmd::Ctr(ContainerOp::Kill { signal, containers }) => {
+            each(&containers, |c| e.kill(c, &signal))
+        }
+        Cmd::Ctr(ContainerOp::Pause { containers }) => each(&containers, |c| e.pause(c)),
+        Cmd::Ctr(ContainerOp::Unpause { containers }) => each(&containers, |c| e.unpause(c)),
         Cmd::Inspect {
             format,
             kind,
             targets,
         } => inspect(e, &targets, kind, format.as_deref()),
-        Cmd::Start { containers } => each(&containers, |c| e.start(c)),
-        Cmd::Restart { time, containers } => each(&containers, |c| {
+        Cmd::Container {
+            cmd: ContainerCmd::Inspect { format, containers },
+        } => inspect(
+            e,
+            &containers,
+            Some(InspectType::Container),
+            format.as_deref(),
+        ),
+        Cmd::Ctr(ContainerOp::Start { containers }) => each(&containers, |c| e.start(c)),
+        Cmd::Ctr(ContainerOp::Restart { time, containers }) => each(&containers, |c| {
             e.stop(c, Duration::from_secs(time))?;
             e.start(c)
         }),
-        Cmd::Top { container } => {
+        Cmd::Container {
+            cmd: ContainerCmd::Op(_),
+        } => unreachable!("made Cmd::Ctr above"),
+        Cmd::Ctr(ContainerOp::Top { container }) => {
             let procs = e.top(&container)?;
             println!("{:>8}  COMMAND", "PID");
             for p in procs {
@@ -235,7 +261,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Cmd::Diff { container } => {
+        Cmd::Ctr(ContainerOp::Diff { container }) => {
             let mut o = std::io::stdout().lock();
             for c in e.diff(&container)? {
                 if writeln!(o, "{} {}", c.kind, c.path).is_err() {
@@ -244,30 +270,32 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Cmd::Cp { src, dst } => Ok(e.copy(&src, &dst)?),
-        Cmd::Stats {
+        Cmd::Ctr(ContainerOp::Cp { src, dst }) => Ok(e.copy(&src, &dst)?),
+        Cmd::Ctr(ContainerOp::Stats {
             no_stream,
             no_trunc,
             format,
             containers,
-        } => {
+        }) => {
             let f = Format::parse(format.as_deref(), STATS_TABLE);
             stats(e, &containers, no_stream, no_trunc, &f)
         }
         Cmd::Container {
             cmd: ContainerCmd::Prune,
         } => Ok(e.prune(&mut |id| println!("{id}"))?),
-        Cmd::Stop { time, containers } => {
+        Cmd::Ctr(ContainerOp::Stop { time, containers }) => {
             each(&containers, |c| e.stop(c, Duration::from_secs(time)))
         }
-        Cmd::Rm { force, containers } => each(&containers, |c| e.remove(c, force)),
-        Cmd::Pull {
+        Cmd::Ctr(ContainerOp::Rm { force, containers }) => {
+            each(&containers, |c| e.remove(c, force))
+        }
+        Cmd::Img(ImageOp::Pull {
             reference,
             platform,
             quiet,
             jobs,
             reg,
-        } => {
+        }) => {
             let progress = pull_progress(quiet);
             let rec = e.pull(
                 &reference,
@@ -281,12 +309,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", rec.config_digest.hex());
             Ok(())
         }
-        Cmd::Push {
+        Cmd::Img(ImageOp::Push {
             image,
             dest,
             quiet,
             reg,
-        } => {
+        }) => {
             let d = e.push(&image, dest.as_deref(), &reg.into())?;
             if !quiet {
                 eprintln!("Pushed {d}");
@@ -318,9 +346,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .then(|| format!("rmi: {failed} of {} images not removed", images.len()));
             failed.map_or(Ok(()), |f| Err(f.into()))
         }
-        Cmd::Tag { image, name } => Ok(e.tag(&image, &name)?),
+        Cmd::Img(ImageOp::Tag { image, name }) => Ok(e.tag(&image, &name)?),
         Cmd::Image { cmd } => image_cmd(e, cmd),
-        Cmd::Load { input, quiet } => {
+        Cmd::Img(ImageOp::Load { input, quiet }) => {
             let what = input
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -343,11 +371,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Cmd::Save {
+        Cmd::Img(ImageOp::Save {
             image,
             output,
             format,
-        } => {
+        }) => {
             let fmt = ArchiveFormat::parse(&format)?;
             match &output {
                 Some(p) => {
@@ -577,7 +605,9 @@ fn images(e: &Engine, a: &ListArgs) -> Result<(), Failure> {
 
 fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), Failure> {
     match cmd {
-        ImageCmd::Ls(_) | ImageCmd::Rm { .. } => unreachable!("handled by caller"),
+        ImageCmd::Ls(_) | ImageCmd::Rm { .. } | ImageCmd::Op(_) => {
+            unreachable!("handled by caller")
+        }
         ImageCmd::Inspect { format, images } => {
             Ok(print_items(&e.inspect_images(&images)?, format.as_deref())?)
         }

@@ -134,3 +134,52 @@ fn cp_and_diff_on_a_stopped_container() {
     husk_ok(root, &["rm", "s"]);
     nothing_left(root, &[id]);
 }
+
+#[test]
+fn container_and_image_subcommands_are_the_same_commands() {
+    let s = setup("commands-aliases");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+
+    assert!(husk_ok(root, &["image", "pull", "-q", &image]).trim().len() == 64);
+    let short = husk_ok(root, &["images", "-q"]);
+    for ls in [&["image", "ls", "-q"][..], &["image", "list", "-q"]] {
+        assert_eq!(husk_ok(root, ls), short, "{ls:?}");
+    }
+    // docker's exit statuses through the group too: the container's code, 125 for ours.
+    let (code, o, _) = out(
+        root,
+        &["container", "run", "--name", "a", &image, "echo hi; exit 7"],
+    );
+    assert_eq!((code, o.as_str()), (7, "hi\n"));
+    let (code, _, err) = out(root, &["container", "run", "--memory", "x", &image]);
+    assert_eq!(code, 125, "{err}");
+
+    let ps = husk_ok(root, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("a Exited (7)"), "{ps}");
+    for ls in ["ls", "list", "ps"] {
+        let o = husk_ok(
+            root,
+            &["container", ls, "-a", "--format", "{{.Names}} {{.Status}}"],
+        );
+        assert_eq!(o, ps, "container {ls}");
+    }
+    assert_eq!(
+        husk_ok(
+            root,
+            &["container", "inspect", "-f", "{{.State.ExitCode}}", "a"]
+        ),
+        "7\n"
+    );
+    assert_eq!(husk_ok(root, &["container", "rm", "a"]), "a\n");
+    let (code, _, err) = out(root, &["container", "inspect", "a"]);
+    assert_ne!(code, 0, "{err}");
+
+    husk_ok(root, &["image", "tag", &image, "local/copy:1"]);
+    let id = husk_ok(root, &["image", "inspect", "-f", "{{.Id}}", "local/copy:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    husk_ok(root, &["image", "rm", "local/copy:1"]);
+    let (code, _, _) = out(root, &["image", "inspect", "local/copy:1"]);
+    assert_ne!(code, 0);
+    nothing_left(root, &[]);
+}
