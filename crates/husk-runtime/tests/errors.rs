@@ -499,3 +499,43 @@ fn a_created_container_can_be_paused() {
     assert!(ctx.rt(&["delete", "--force", &ctx.id]).status.success());
     ctx.assert_clean();
 }
+
+/// Without a pid namespace, init can exit and leave processes in the container's cgroup:
+/// `kill --all` of the stopped container still reaches them (runc), so a caller can clean
+/// up before `delete`.
+#[test]
+fn kill_all_reaches_what_a_stopped_container_left() {
+    let ctx = Ctx::new("leftover", &["sh", "-c", "sleep 1000 &"], |s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+    });
+    let out = ctx.rt_detached(&["run", "--keep", "-d", &ctx.id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ctx.status() != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "init did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = ctx.rt(&["ps", "--format", "json", &ctx.id]);
+    let left: Vec<i32> = serde_json::from_slice(&left.stdout).unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let out = ctx.rt(&["kill", "--all", &ctx.id, "KILL"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Gone, or a zombie waiting for whoever adopted it.
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    while alive(left[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leftover process survived kill --all"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ctx.rt(&["delete", &ctx.id]).status.success());
+    ctx.assert_clean();
+}
