@@ -126,11 +126,24 @@ impl Engine {
         })
     }
 
-    /// The credentials file the caller named, else the settings'.
+    /// The credentials file the caller named, else the settings', else ROOT/auth.json for
+    /// a store root that is not the default one: such a root (a test's, a CI job's, another
+    /// program's) keeps its logins to itself, out of the user's home, and does not read the
+    /// user's. None: the default search (husk's file in the user's config dir, then
+    /// podman's and docker's).
     pub(crate) fn auth_file(&self, a: &RegistryOptions) -> Option<PathBuf> {
         a.authfile
             .clone()
             .or_else(|| self.settings.auth_file.clone())
+            .or_else(|| {
+                (self.root != husk_image::store::default_root())
+                    .then(|| self.root.join("auth.json"))
+            })
+    }
+
+    /// Where `login` stores credentials and `logout` forgets them.
+    pub(crate) fn login_file(&self, a: &RegistryOptions) -> PathBuf {
+        self.auth_file(a).unwrap_or_else(auth::default_auth_file)
     }
 
     pub fn parse_ref(&self, s: &str) -> Result<Reference> {

@@ -284,7 +284,8 @@ impl Engine {
         husk_image::archive::save(&store, &rec, &names, fmt, w).during("save", image)
     }
 
-    /// Check `creds` against `registry` and store them; the credentials file written.
+    /// Check `creds` against `registry` and store them; the credentials file written
+    /// (see `Engine::auth_file` for where).
     pub fn login(
         &self,
         registry: &str,
@@ -293,7 +294,7 @@ impl Engine {
     ) -> Result<PathBuf> {
         let mut opts = self.client(registry, reg)?;
         opts.credentials = Some(creds.clone());
-        let file = self.auth_file(reg).unwrap_or_else(auth::default_auth_file);
+        let file = self.login_file(reg);
         husk_image::registry::Registry::new(registry, &opts)
             .and_then(|r| r.ping())
             .and_then(|()| auth::store(&file, registry, &creds))
@@ -303,9 +304,10 @@ impl Engine {
 
     /// Forget the stored credentials for `registry`; false when there were none.
     pub fn logout(&self, registry: &str, authfile: Option<PathBuf>) -> Result<bool> {
-        let file = authfile
-            .or_else(|| self.settings.auth_file.clone())
-            .unwrap_or_else(auth::default_auth_file);
+        let file = self.login_file(&RegistryOptions {
+            authfile,
+            ..Default::default()
+        });
         auth::remove(&file, registry).during("logout", registry)
     }
 }

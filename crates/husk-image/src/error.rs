@@ -25,6 +25,19 @@ pub enum Error {
     #[error("{url}: {message}")]
     Transport { url: String, message: String },
 
+    /// TLS to the registry failed on its certificate: not signed by a CA we trust (or
+    /// otherwise invalid for it).
+    #[error("{url}: {message}")]
+    UntrustedCertificate {
+        registry: String,
+        url: String,
+        message: String,
+    },
+
+    /// The registry wants credentials and we had none for it.
+    #[error("authentication required")]
+    AuthRequired { registry: String },
+
     /// The registry answered with an error (its own error message when it sent one).
     #[error("{message}")]
     Registry {

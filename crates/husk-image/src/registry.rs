@@ -300,11 +300,15 @@ impl Registry {
                     let message = e.to_string();
                     // A registry that speaks TLS with a certificate we don't trust is an
                     // error, never a reason to retry in plain http.
-                    let cert_problem = message.to_ascii_lowercase().contains("certificate");
-                    last = Some(Error::Transport { url, message });
-                    if cert_problem {
+                    if bad_certificate(&e) {
+                        last = Some(Error::UntrustedCertificate {
+                            registry: self.host.clone(),
+                            url,
+                            message,
+                        });
                         break;
                     }
+                    last = Some(Error::Transport { url, message });
                 }
             }
         }
@@ -400,31 +404,27 @@ impl Registry {
                 self.auth.lock().unwrap().insert(String::new(), h.clone());
                 h
             }
-            _ => {
-                return Err(Error::Registry {
-                    status: 401,
-                    code: "UNAUTHORIZED".into(),
-                    message: if self.creds.is_some() {
-                        "credentials rejected".into()
-                    } else {
-                        "authentication required".into()
-                    },
-                })
-            }
+            _ => return Err(self.unauthorized()),
         };
         let resp = self.send(&method, path, headers, Some(&header), &body)?;
         if resp.status().as_u16() == 401 {
-            return Err(Error::Registry {
-                status: 401,
-                code: "UNAUTHORIZED".into(),
-                message: if self.creds.is_some() {
-                    "credentials rejected".into()
-                } else {
-                    "authentication required".into()
-                },
-            });
+            return Err(self.unauthorized());
         }
         Ok(resp)
+    }
+
+    /// A 401 after what we could offer: credentials rejected, or none to give.
+    fn unauthorized(&self) -> Error {
+        match self.creds {
+            Some(_) => Error::Registry {
+                status: 401,
+                code: "UNAUTHORIZED".into(),
+                message: "credentials rejected".into(),
+            },
+            None => Error::AuthRequired {
+                registry: self.host.clone(),
+            },
+        }
     }
 
     /// `GET /v2/` — checks reachability and credentials (used by login).
@@ -614,6 +614,20 @@ fn read_limited(body: &mut ureq::Body, limit: u64, what: &str) -> Result<Vec<u8>
         return Err(Error::invalid(what.to_string(), "response too large"));
     }
     Ok(v)
+}
+
+/// Whether TLS failed on the server's certificate (rustls says so by type, reported either
+/// directly or inside the I/O error of the stream).
+fn bad_certificate(e: &ureq::Error) -> bool {
+    let tls = match e {
+        ureq::Error::Rustls(t) => Some(t),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(
+        tls,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
 }
 
 #[cfg(test)]

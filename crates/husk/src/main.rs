@@ -19,6 +19,7 @@ mod cli;
 mod format;
 mod options;
 mod progress;
+mod prompt;
 
 fn main() {
     // A helper of a detached container's monitor: not a command of ours.
@@ -80,8 +81,30 @@ fn main() {
         return;
     }
     if let Err(e) = run(cli) {
-        fail_with(&e.to_string(), failed);
+        match e.downcast_ref::<husk_engine::Error>() {
+            Some(e) => fail_with(&with_hint(e), failed),
+            None => fail_with(&e.to_string(), failed),
+        }
     }
+}
+
+/// The engine's error as one line, with what to do about the failures a new user meets
+/// first: a registry's CA we do not know, a registry that wants a login.
+fn with_hint(e: &husk_engine::Error) -> String {
+    let hint = match e.root() {
+        husk_engine::Error::Image(husk_image::Error::UntrustedCertificate { registry, .. }) => {
+            format!(
+                "the registry's certificate is not signed by a CA husk trusts: put the CA \
+                 certificate in DIR/{registry}/ca.crt and give --cert-dir DIR (default {})",
+                husk_image::settings::default_cert_dir().display()
+            )
+        }
+        husk_engine::Error::Image(husk_image::Error::AuthRequired { registry }) => format!(
+            "log in with `husk login {registry}` (or give --creds USER:PASSWORD or --authfile)"
+        ),
+        _ => return e.to_string(),
+    };
+    format!("{e}: {hint}")
 }
 
 /// The one error line and exit `code`; a broken stderr must not turn that into an abort.
@@ -180,7 +203,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     std::process::exit(0)
                 }
                 Ok(RunOutcome::Exited { code, .. }) => std::process::exit(code),
-                Err(err) => fail_with(&err.to_string(), err.exit_code()),
+                Err(err) => fail_with(&with_hint(&err), err.exit_code()),
             }
         }
         Cmd::Ctr(ContainerOp::Create(a)) => {
@@ -203,7 +226,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }) => Ok(e.rename(&container, &new_name)?),
         Cmd::Ctr(ContainerOp::Exec(a)) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
             Ok(code) => std::process::exit(code),
-            Err(err) => fail_with(&err.to_string(), err.exit_code()),
+            Err(err) => fail_with(&with_hint(&err), err.exit_code()),
         },
         Cmd::Ps(a)
         | Cmd::Container {
@@ -403,22 +426,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             password_stdin,
             reg,
         } => {
+            // What is missing is asked on the terminal (stdin may carry the password).
+            let asked = |r: Result<String, prompt::PromptError>| {
+                r.map_err(|err| format!("login {registry}: {err}"))
+            };
             let username = match username {
                 Some(u) => u,
-                None => return Err(format!("login {registry}: --username is required").into()),
+                None => asked(prompt::username())?,
             };
-            let password = if password_stdin {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|err| format!("login {registry}: {err}"))?;
-                s.trim_end_matches(['\n', '\r']).to_string()
-            } else {
-                password.ok_or_else(|| {
-                    format!("login {registry}: --password or --password-stdin is required")
-                })?
+            let password = match password {
+                Some(p) => p,
+                None if password_stdin => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|err| format!("login {registry}: {err}"))?;
+                    s.trim_end_matches(['\n', '\r']).to_string()
+                }
+                None => asked(prompt::password())?,
             };
-            e.login(&registry, Credentials { username, password }, &reg.into())?;
+            let file = e.login(&registry, Credentials { username, password }, &reg.into())?;
+            eprintln!("Credentials saved in {}", file.display());
             println!("Login Succeeded!");
             Ok(())
         }

@@ -262,16 +262,26 @@ fn tls_registry_with_htpasswd_auth() {
     let out = husk(&root, &["pull", &r, "--creds", &format!("{u}:{p}")]);
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // ... and says what to do about it (it said only UnknownIssuer).
     assert!(
-        e.contains("certificate") || e.contains("Certificate") || e.contains("UnknownIssuer"),
+        e.contains(&format!(
+            "DIR/{}/ca.crt and give --cert-dir DIR",
+            reg.host()
+        )),
         "{e}"
     );
-    // CA but no credentials
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // CA but no credentials: how to give them
     let out = husk(&root, &["pull", &r, "--cert-dir", certs]);
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim_end(),
-        format!("husk: pull {r}: authentication required")
+        format!(
+            "husk: pull {r}: authentication required: log in with `husk login {}` \
+             (or give --creds USER:PASSWORD or --authfile)",
+            reg.host()
+        )
     );
     // wrong password
     let authfile = t.path().join("auth.json");
@@ -747,4 +757,121 @@ fn run_shows_its_pull_on_a_terminal() {
     // Not a terminal: only the container's output.
     let (code, o, e) = out(root, &["run", "--rm", &s.image, "echo ran"]);
     assert_eq!((code, o.as_str(), e.as_str()), (0, "ran\n", ""));
+}
+
+/// `husk login` without -p asks for the password on the terminal, without echoing it; with
+/// a store root of its own (not the default), the credentials go to ROOT/auth.json, never
+/// to the user's home, and that root's pulls use them.
+#[test]
+fn login_asks_on_the_terminal_and_a_root_keeps_its_logins() {
+    let reg = RealRegistry::start(true, true);
+    let opts = reg.client_options();
+    let img = build_image(&[(busybox_base_layer(), Comp::Gzip)], "amd64");
+    push_image(&reg.host(), &opts, "secure/busybox", "1.0", &img);
+    let t = TempDir::new("login-tty");
+    let root = t.path().join("store");
+    let home = t.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let certs = opts.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let (u, p) = reg.creds.clone().unwrap();
+
+    // script gives husk a terminal, and types what we write on its stdin.
+    let mut c = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{HUSK} --root {} login {} --cert-dir {certs}",
+                root.display(),
+                reg.host()
+            ),
+            "/dev/null",
+        ])
+        .env("SHELL", "/bin/sh")
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::{Read, Write};
+        let mut stdin = c.stdin.take().unwrap();
+        let mut stdout = c.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let s2 = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                s2.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let wait_for = |what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !seen.lock().unwrap().contains(what) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no {what:?} in {:?}",
+                    seen.lock()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // Typed when asked (typed ahead, the terminal would echo it before husk turns
+        // echo off).
+        wait_for("Username: ");
+        stdin.write_all(format!("{u}\n").as_bytes()).unwrap();
+        wait_for("Password: ");
+        stdin.write_all(format!("{p}\n").as_bytes()).unwrap();
+        wait_for("Login Succeeded");
+        // script ends when its stdin does.
+        drop(stdin);
+        c.wait().unwrap();
+        reader.join().unwrap();
+        let o = seen.lock().unwrap().clone();
+        let auth = root.join("auth.json");
+        assert!(
+            o.contains(&format!("Credentials saved in {}", auth.display())),
+            "{o}"
+        );
+        // The username was echoed, the password never.
+        assert!(o.contains(&u), "{o}");
+        assert!(!o.contains(&p), "{o}");
+    }
+    assert!(std::fs::read_to_string(root.join("auth.json"))
+        .unwrap()
+        .contains(&reg.host()));
+    assert_eq!(
+        std::fs::read_dir(&home).unwrap().count(),
+        0,
+        "nothing in the user's home"
+    );
+    let r = format!("{}/secure/busybox:1.0", reg.host());
+    let id = husk_ok(&root, &["pull", &r, "--cert-dir", certs]);
+    assert_eq!(id.trim(), img.config.digest.hex());
+
+    // No terminal to ask on: one line saying how to give the password instead.
+    let mut c = Command::new(HUSK);
+    c.args([
+        "--root",
+        root.to_str().unwrap(),
+        "login",
+        &reg.host(),
+        "-u",
+        &u,
+    ])
+    .env("HOME", &home)
+    .stdin(Stdio::null());
+    // A session of its own: no controlling terminal, even when the tests run on one.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::setsid();
+            Ok(())
+        })
+    };
+    let o = c.output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(e.contains("give it with --password"), "{e}");
 }
