@@ -30,6 +30,9 @@ pub enum Msg {
     HookState(String),
     /// init → main: setup finished; init now waits for `start`.
     Ready,
+    /// tenant → main: only execve is left, and a seccomp listener may hold it as long as it
+    /// likes: stop waiting for the EOF of the exec.
+    ExecPending,
     /// init or intermediate → main: a setup step failed; one line naming the step and path.
     Failed(SetupError),
 }

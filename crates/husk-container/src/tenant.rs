@@ -410,6 +410,7 @@ impl TenantContainerBuilder {
                 Ok(Some(Msg::Failed(m))) => {
                     failure.get_or_insert(m);
                 }
+                Ok(Some(Msg::ExecPending)) if failure.is_none() => break,
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             }
@@ -577,7 +578,14 @@ fn run_tenant(cfg: &TenantConfig, chan: &Channel) -> ! {
             sys::reset_signals();
             // seccomp last, so that only execve itself must get past the filter.
             let err = match result.and_then(|()| filter.install()) {
-                Ok(()) => SetupError::exec(&prepared.path, prepared.execve()),
+                Ok(()) => {
+                    // execve may now wait on the seccomp listener: the caller stops
+                    // waiting for it (see gate::EXEC_PENDING).
+                    if cfg.seccomp_listener.is_some() {
+                        let _ = chan.send(&Msg::ExecPending);
+                    }
+                    SetupError::exec(&prepared.path, prepared.execve())
+                }
                 Err(e) => SetupError::new(format!("exec {:?}", prepared.path), e),
             };
             let _ = chan.send(&Msg::Failed(err));

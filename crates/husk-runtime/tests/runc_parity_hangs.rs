@@ -200,3 +200,47 @@ fn create_refuses_a_frozen_cgroup() {
         }
     }
 }
+
+/// A bundle whose seccomp profile hands execve to a user-space listener at `sock`.
+fn notify_on_execve(name: &str, sock: &Path) -> Ctx {
+    Ctx::new(name, &["true"], |spec| {
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock.to_str().unwrap(),
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    })
+}
+
+#[test]
+fn a_seccomp_listener_that_never_answers_or_goes_away_holds_nothing() {
+    let sock = std::env::temp_dir().join(format!("husk-listener-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    // Listening, but never accepting or reading: the notify fd stays in its queue and
+    // execve waits for an answer that never comes.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let ctx = notify_on_execve("slowlistener", &sock);
+    let out = ctx.rt_within(&["create", &ctx.id], LIMIT);
+    assert!(out.status.success(), "create: {}", text(&out));
+    let out = ctx.rt_within(&["start", &ctx.id], LIMIT);
+    assert!(out.status.success(), "start: {}", text(&out));
+    assert_eq!(ctx.status(), "running");
+    let out = ctx.rt_within(&["exec", "-d", &ctx.id, "true"], LIMIT);
+    assert!(out.status.success(), "exec -d: {}", text(&out));
+    let out = ctx.rt_within(&["delete", "--force", &ctx.id], LIMIT);
+    assert!(out.status.success(), "delete: {}", text(&out));
+    ctx.assert_clean();
+
+    // The listener goes away between create and start: start fails and says why.
+    let ctx = notify_on_execve("gonelistener", &sock);
+    let out = ctx.rt_within(&["create", &ctx.id], LIMIT);
+    assert!(out.status.success(), "create: {}", text(&out));
+    drop(listener);
+    let out = ctx.rt_within(&["start", &ctx.id], LIMIT);
+    assert_one_line_error(&out, "seccomp notify fd to listenerPath");
+    let out = ctx.rt_within(&["delete", "--force", &ctx.id], LIMIT);
+    assert!(out.status.success(), "delete: {}", text(&out));
+    ctx.assert_clean();
+    let _ = std::fs::remove_file(&sock);
+}

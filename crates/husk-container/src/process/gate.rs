@@ -12,6 +12,10 @@ use std::os::unix::net::UnixStream;
 
 pub const SOCKET_NAME: &str = "exec.sock";
 
+/// Init → `start`: all that could fail before execve went well, and execve may wait on a
+/// seccomp listener: stop waiting for EOF. (Error texts never start with a NUL.)
+pub const EXEC_PENDING: u8 = 0;
+
 fn sockaddr(dir_fd: RawFd) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // Through the state dir's fd, so that long --root paths never exceed sun_path's 108 bytes.
     let path = format!("/proc/self/fd/{dir_fd}/{SOCKET_NAME}");
@@ -88,7 +92,17 @@ pub fn start(dir_fd: &OwnedFd) -> io::Result<Result<(), String>> {
     })?;
     let mut conn = UnixStream::from(sock);
     conn.write_all(b"s")?;
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply)?;
-    Ok(if reply.is_empty() { Ok(()) } else { Err(reply) })
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sys::retry(|| conn.read(&mut buf))?;
+        if n == 0 || (reply.is_empty() && buf[0] == EXEC_PENDING) {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    Ok(match reply.is_empty() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&reply).into_owned()),
+    })
 }

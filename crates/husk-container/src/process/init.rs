@@ -341,6 +341,12 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
     if !filter_first {
         result = result.and_then(|()| filter.install());
     }
+    // A seccomp listener may hold execve itself until it answers, for as long as it likes:
+    // `start` stops waiting here (runc's start does not wait for execve either), and a
+    // failure after this point shows only as the container's exit.
+    if result.is_ok() && cfg.seccomp_listener.is_some() {
+        let _ = conn.write_all(&[gate::EXEC_PENDING]);
+    }
     let err = match result {
         Ok(()) => SetupError::exec(&p.path, p.execve()),
         Err(e) => SetupError::new(format!("exec {:?}", p.path), e),
