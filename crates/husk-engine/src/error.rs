@@ -132,6 +132,8 @@ pub enum Error {
     #[error(transparent)]
     Changes(#[from] crate::changes::ChangesError),
     #[error(transparent)]
+    Import(#[from] crate::export::ImportError),
+    #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]
     Embedded(#[from] crate::embedded::EmbeddedError),

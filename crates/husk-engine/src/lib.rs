@@ -14,8 +14,8 @@
 //!
 //! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
 //!   version, info), for any front end;
-//! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`images`], [`logs`]: the
-//!   operations, as
+//! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
+//!   [`logs`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
@@ -38,6 +38,7 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod exit_status;
+pub mod export;
 pub mod images;
 pub mod logs;
 mod made;

@@ -298,6 +298,14 @@ pub enum ContainerOp {
         /// Container name, id or id prefix
         container: String,
     },
+    /// Write a container's filesystem (running or not) as a tar stream
+    Export {
+        /// Container name, id or id prefix
+        container: String,
+        /// Write to FILE instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Remove containers (-f: also running ones, killing them)
     Rm {
         /// Also running containers: kill them first
@@ -336,6 +344,20 @@ pub enum ContainerCmd {
 /// image pull`).
 #[derive(Subcommand)]
 pub enum ImageOp {
+    /// Make an image of one layer from a tarball (plain, gzip or zstd); prints its id
+    Import {
+        /// The tarball, or - for stdin
+        file: String,
+        /// Name for the image: [REGISTRY/]REPOSITORY[:TAG]
+        reference: Option<String>,
+        /// A Dockerfile instruction setting the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER,
+        /// LABEL, EXPOSE, STOPSIGNAL
+        #[arg(short, long, value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        /// The comment of the image's history entry (default: "Imported from -")
+        #[arg(short, long)]
+        message: Option<String>,
+    },
     /// Pull an image from a registry
     Pull {
         /// Image reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST]

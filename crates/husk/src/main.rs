@@ -293,6 +293,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Cmd::Ctr(ContainerOp::Export { container, output }) => match &output {
+            Some(p) => {
+                // The container first: no empty file for one that is not there.
+                e.inspect(std::slice::from_ref(&container))?;
+                let f = std::fs::File::create(p)
+                    .map_err(|err| format!("export {}: {err}", p.display()))?;
+                let mut w = std::io::BufWriter::new(f);
+                e.export(&container, &mut w)?;
+                w.flush()
+                    .map_err(|err| format!("export {}: {err}", p.display()))?;
+                Ok(())
+            }
+            None if std::io::stdout().is_terminal() => {
+                Err("export: refusing to write a tarball to a terminal; use -o FILE".into())
+            }
+            None => {
+                let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                e.export(&container, &mut w)?;
+                w.flush().map_err(|err| format!("export: {err}"))?;
+                Ok(())
+            }
+        },
+        Cmd::Img(ImageOp::Import {
+            file,
+            reference,
+            change,
+            message,
+        }) => {
+            let id = if file == "-" {
+                e.import(
+                    &mut std::io::stdin().lock(),
+                    reference.as_deref(),
+                    &change,
+                    message.as_deref(),
+                )?
+            } else {
+                let mut f =
+                    std::fs::File::open(&file).map_err(|err| format!("import {file}: {err}"))?;
+                e.import(&mut f, reference.as_deref(), &change, message.as_deref())?
+            };
+            println!("{id}");
+            Ok(())
+        }
         Cmd::Ctr(ContainerOp::Cp { src, dst }) => Ok(e.copy(&src, &dst)?),
         Cmd::Ctr(ContainerOp::Stats {
             no_stream,

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use serde_json::Value;
 use std::path::Path;
 
 /// Nothing of any container of this store on the host: no container dir, no mount below
@@ -182,4 +183,131 @@ fn container_and_image_subcommands_are_the_same_commands() {
     let (code, _, _) = out(root, &["image", "inspect", "local/copy:1"]);
     assert_ne!(code, 0);
     nothing_left(root, &[]);
+}
+
+/// Each entry of a tar stream: path → (kind, mode, uid, link or content).
+fn tar_entries(data: &[u8]) -> std::collections::BTreeMap<String, String> {
+    use husk_image::tar::Reader;
+    let mut r = Reader::new(data);
+    let mut out = std::collections::BTreeMap::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        let mut content = vec![0u8; e.size as usize];
+        let mut got = 0;
+        while got < content.len() {
+            got += r.read_data(&mut content[got..]).unwrap();
+        }
+        let what = match e.kind {
+            husk_image::tar::Kind::File if e.size < 100 => String::from_utf8_lossy(&content).into(),
+            husk_image::tar::Kind::File => format!("{} bytes", e.size),
+            husk_image::tar::Kind::Char => format!("{}:{}", e.devmajor, e.devminor),
+            _ => String::from_utf8_lossy(&e.link).into_owned(),
+        };
+        let path = String::from_utf8_lossy(&e.path).into_owned();
+        out.insert(path, format!("{:?} {:o} {} {what}", e.kind, e.mode, e.uid));
+    }
+    out
+}
+
+#[test]
+fn export_and_import() {
+    let s = setup("commands-export");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+    let tarball = s.t.path().join("x.tar");
+
+    let script = "echo changed > /srv/version; busybox rm /srv/new";
+    husk_ok(root, &["run", "-u", "0", "--name", "x", &image, script]);
+    let id = husk_ok(root, &["inspect", "-f", "{{.Id}}", "x"]);
+
+    // export of the stopped container: its filesystem as it left it, links as links,
+    // hard links as hard links, devices and owners kept; nothing stays mounted.
+    husk_ok(root, &["export", "x", "-o", tarball.to_str().unwrap()]);
+    assert_eq!(mounts_below(root), Vec::<String>::new());
+    let data = std::fs::read(&tarball).unwrap();
+    let entries = tar_entries(&data);
+    let get = |p: &str| {
+        entries
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {p}: {entries:?}"))
+    };
+    assert_eq!(get("srv/version"), "File 600 0 changed\n");
+    assert!(!entries.contains_key("srv/new"), "{entries:?}");
+    assert_eq!(get("bin/sh"), "Symlink 777 0 busybox");
+    assert_eq!(get("dev/null"), "Char 666 0 1:3");
+    assert_eq!(get("srv/tool"), "File 4755 1000 tool\n");
+    let hard = [get("bin/busybox"), get("bin/busybox-hardlink")];
+    assert!(
+        hard.contains(&"HardLink 755 0 bin/busybox".to_string())
+            || hard.contains(&"HardLink 755 0 bin/busybox-hardlink".to_string()),
+        "{hard:?}"
+    );
+    // To stdout, the same stream.
+    let o = husk(root, &["export", "x"]);
+    assert!(o.status.success());
+    assert_eq!(o.stdout, data);
+    let (code, _, err) = out(
+        root,
+        &[
+            "export",
+            "nosuch",
+            "-o",
+            s.t.path().join("n").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no such container: nosuch"), "{err}");
+    assert!(!s.t.path().join("n").exists());
+
+    // import: a one-layer image with the config --change says, runnable.
+    let (code, imported, err) = out(
+        root,
+        &[
+            "import",
+            tarball.to_str().unwrap(),
+            "local/imported:1",
+            "-c",
+            r#"CMD ["/bin/cat", "/srv/version"]"#,
+            "--change",
+            "ENV A=b",
+            "-m",
+            "from x",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        imported.starts_with("sha256:") && imported.trim().len() == 71,
+        "{imported}"
+    );
+    let (code, o, err) = out(root, &["run", "--rm", "local/imported:1"]);
+    assert_eq!((code, o.as_str()), (0, "changed\n"), "{err}");
+    let v: Value =
+        serde_json::from_str(&husk_ok(root, &["image", "inspect", "local/imported:1"])).unwrap();
+    assert_eq!(v[0]["Id"], imported.trim());
+    assert_eq!(
+        v[0]["Config"]["Cmd"],
+        serde_json::json!(["/bin/cat", "/srv/version"])
+    );
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    // From stdin, without a name; a --change it cannot apply is refused, nothing stored.
+    let (code, o, err) = out_with_stdin(root, &["import", "-"], &data);
+    assert_eq!(code, 0, "{err}");
+    assert!(o.starts_with("sha256:") && o != imported, "{o}");
+    let (code, _, err) = out_with_stdin(root, &["import", "-c", "RUN true", "-"], &data);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim(),
+        "husk: import -: --change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE and STOPSIGNAL"
+    );
+    let tmp: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !tmp.iter()
+            .any(|n| n.to_string_lossy().starts_with("import-")),
+        "{tmp:?}"
+    );
+
+    husk_ok(root, &["rm", "x"]);
+    nothing_left(root, &[id.trim().to_string()]);
 }
