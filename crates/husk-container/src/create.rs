@@ -163,8 +163,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         let cg_json = serde_json::to_vec(&cg_path).expect("a CgroupPath serializes");
         std::fs::write(dir.path.join(crate::state::CGROUP_FILE), cg_json)
             .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
-        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
-        let mut rules = crate::rootfs::devices::cgroup_rules(resources, &devices);
+        let mut rules = crate::rootfs::devices::cgroup_rules(resources);
         if opts.rootless {
             // Device rules need privilege (a BPF program); a user namespace cannot mknod
             // anyway, and devices come in as bind mounts.

@@ -42,8 +42,7 @@ pub fn validate_spec(spec: &Spec) -> Result<(), String> {
     if let Some(p) = linux.rootfs_propagation() {
         let _ = propagation_flag(p);
     }
-    let devices = linux.devices().clone().unwrap_or_default();
-    let _ = crate::rootfs::devices::cgroup_rules(linux.resources().as_ref(), &devices);
+    let _ = crate::rootfs::devices::cgroup_rules(linux.resources().as_ref());
     Ok(())
 }
 

@@ -171,12 +171,14 @@ fn symlink(dir: &OwnedFd, target: &str, name: &str) -> io::Result<()> {
     }
 }
 
-/// The device cgroup rules a container gets after the spec's own: mknod of anything (the
-/// node is useless without access), the default devices, the pty devices, /dev/net/tun,
-/// and every device listed in `linux.devices`.
+/// The device cgroup rules a container gets: the spec's own, then runc's default
+/// allow-list — mknod of anything (the node is useless without access), /dev/null, zero,
+/// full, random, urandom, tty, ptmx, the pty slaves (/dev/pts/*, also what /dev/console is
+/// with a terminal) and /dev/net/tun. Devices in `linux.devices` are only created: as the
+/// runtime-spec says and runc does, access to them is up to `linux.resources.devices`, so a
+/// deny-all config keeps e.g. a listed /dev/kmsg unwritable.
 pub fn cgroup_rules(
     resources: Option<&oci_spec::runtime::LinuxResources>,
-    devices: &[LinuxDevice],
 ) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::LinuxDeviceCgroup;
     let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
@@ -199,20 +201,12 @@ pub fn cgroup_rules(
         (1, 8),
         (1, 9),
         (5, 0),
-        (5, 1),
         (5, 2),
         (10, 200),
     ] {
         rules.push(rule(LinuxDeviceType::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm"));
-    for d in devices {
-        let typ = match d.typ() {
-            LinuxDeviceType::U => LinuxDeviceType::C,
-            t => t,
-        };
-        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
-    }
     res.set_devices(Some(rules));
     res
 }
