@@ -15,7 +15,7 @@
 //! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
 //!   version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
-//!   [`logs`]: the operations, as
+//!   [`history`], [`logs`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
@@ -39,6 +39,7 @@ pub mod error;
 pub mod exec;
 pub mod exit_status;
 pub mod export;
+pub mod history;
 pub mod images;
 pub mod logs;
 mod made;

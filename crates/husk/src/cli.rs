@@ -344,6 +344,23 @@ pub enum ContainerCmd {
 /// image pull`).
 #[derive(Subcommand)]
 pub enum ImageOp {
+    /// Show how an image was made: its config's history, newest first
+    History {
+        /// Image name, id or id prefix
+        image: String,
+        /// Sizes and times in words (-H=false: bytes and RFC 3339 times)
+        #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+        human: bool,
+        /// The full image id and commands
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only the ids (`<missing>` for rows without one)
+        #[arg(short, long)]
+        quiet: bool,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.CreatedBy}}`)
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Make an image of one layer from a tarball (plain, gzip or zstd); prints its id
     Import {
         /// The tarball, or - for stdin

@@ -150,6 +150,16 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
+const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const HISTORY_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
 const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 const IMAGES_HEADERS: &[(&str, &str)] = &[
     ("ID", "IMAGE ID"),
@@ -315,6 +325,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
         },
+        Cmd::Img(ImageOp::History {
+            image,
+            human,
+            no_trunc,
+            quiet,
+            format,
+        }) => {
+            let rows = e.history(&image, no_trunc, human)?;
+            if quiet {
+                let mut o = std::io::stdout().lock();
+                for r in &rows {
+                    writeln!(o, "{}", r.id)?;
+                }
+                return Ok(());
+            }
+            Ok(print_rows(
+                &rows,
+                &Format::parse(format.as_deref(), HISTORY_TABLE),
+                HISTORY_HEADERS,
+            )?)
+        }
         Cmd::Img(ImageOp::Import {
             file,
             reference,

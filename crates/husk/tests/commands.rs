@@ -289,6 +289,39 @@ fn export_and_import() {
         serde_json::json!(["/bin/cat", "/srv/version"])
     );
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    // history: the import's one entry, docker's columns; the pulled image (no history in
+    // its config) a row per layer, the id on the top one only.
+    let h = husk_ok(root, &["history", "local/imported:1"]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 2, "{h}");
+    assert!(lines[0].starts_with("IMAGE "), "{h}");
+    for col in ["CREATED ", "CREATED BY ", "SIZE ", "COMMENT"] {
+        assert!(lines[0].contains(col), "{h}");
+    }
+    assert!(lines[1].starts_with(&imported.trim()[7..19]), "{h}");
+    assert!(lines[1].ends_with("from x"), "{h}");
+    let f = "{{.ID}}|{{.CreatedBy}}|{{.Comment}}";
+    let h = husk_ok(
+        root,
+        &["image", "history", "--no-trunc", "--format", f, &image],
+    );
+    let img_id = husk_ok(root, &["image", "inspect", "-f", "{{.Id}}", &image]);
+    assert_eq!(
+        h,
+        format!("{}||\n<missing>||\n<missing>||\n", img_id.trim())
+    );
+    let sizes = husk_ok(
+        root,
+        &["history", "-H=false", "--format", "{{.Size}}", &image],
+    );
+    let sizes: Vec<u64> = sizes.lines().map(|l| l.parse().unwrap()).collect();
+    // Layers 3, 2, 1: the first holds busybox itself.
+    assert!(sizes[2] > 100_000 && sizes[0] < 100, "{sizes:?}");
+    assert_eq!(
+        husk_ok(root, &["history", "-q", &image]),
+        format!("{}\n<missing>\n<missing>\n", &img_id.trim()[7..19])
+    );
+
     // From stdin, without a name; a --change it cannot apply is refused, nothing stored.
     let (code, o, err) = out_with_stdin(root, &["import", "-"], &data);
     assert_eq!(code, 0, "{err}");
