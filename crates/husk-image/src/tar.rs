@@ -251,6 +251,11 @@ impl<R: Read> Reader<R> {
             if e.path.len() > MAX_PATH || e.link.len() > MAX_PATH {
                 return ferr("path too long");
             }
+            // No file can be larger than off_t; bounding the size here also keeps
+            // `remaining + padding` from overflowing when the data is skipped.
+            if e.size > i64::MAX as u64 {
+                return ferr(format!("entry size {} is too large", e.size));
+            }
             if e.kind == Kind::File {
                 self.remaining = e.size;
                 self.padding = pad(e.size);
@@ -619,6 +624,31 @@ mod tests {
         fix_checksum(&mut b);
         let err = Reader::new(&b[..]).next_entry().unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
+    }
+
+    /// A size no file can have (a PAX `size` near u64::MAX) made `remaining + padding`
+    /// overflow when the entry was skipped (a whiteout's data is never read): a panic in
+    /// debug builds and, wrapped to 0, the entry's data parsed as headers in release.
+    #[test]
+    fn refuses_entry_size_beyond_off_t() {
+        let mut w = Writer::new(Vec::new());
+        let pax = pax_record("size", u64::MAX.to_string().as_bytes());
+        let mut h = [0u8; BLOCK];
+        h[..4].copy_from_slice(b"pax\0");
+        h[156] = b'x';
+        put_octal(&mut h[100..108], 0o644);
+        put_octal(&mut h[124..136], pax.len() as u64);
+        h[257..263].copy_from_slice(b"ustar\0");
+        fix_checksum(&mut h);
+        w.raw_block(&h).unwrap();
+        let mut body = pax.clone();
+        body.resize(BLOCK, 0);
+        w.raw_block(body.as_slice().try_into().unwrap()).unwrap();
+        w.file(".wh.gone", 0o644, b"").unwrap();
+        let data = w.finish().unwrap();
+        let mut r = Reader::new(&data[..]);
+        let err = r.next_entry().and_then(|_| r.next_entry()).unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
     }
 
     #[test]
