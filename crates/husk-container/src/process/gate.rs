@@ -90,6 +90,11 @@ pub fn start(dir_fd: &OwnedFd) -> io::Result<Result<(), String>> {
             )
         })
     })?;
+    // Connected, the gate is used up: unlink it before init is released, so that a caller
+    // killed after that (the user's process already running, its output already out) never
+    // leaves a running container whose state says "created" (the socket's presence).
+    let name = std::ffi::CString::new(SOCKET_NAME).expect("no NUL in the socket name");
+    unsafe { libc::unlinkat(dir_fd.as_raw_fd(), name.as_ptr(), 0) };
     let mut conn = UnixStream::from(sock);
     conn.write_all(b"s")?;
     let mut reply = Vec::new();
