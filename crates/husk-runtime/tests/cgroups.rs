@@ -971,3 +971,49 @@ fn exec_runs_in_a_sub_cgroup() {
     rt_ok(&ctx, &["delete", "--force", &ctx.id]);
     ctx.assert_clean();
 }
+
+/// A device in `linux.devices` is only created: under deny-all it stays closed (v1 list or
+/// v2 BPF program alike), while runc's default devices stay open.
+#[test]
+fn a_listed_device_stays_closed_under_deny_all() {
+    let ctx = sh(
+        "devlisted",
+        "test -c /dev/kmsg && echo NODE; (: > /dev/kmsg) 2>/dev/null && echo KMSG; \
+         (: > /dev/null) && echo NULL; true",
+        |s| {
+            s["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c", "major": 1,
+                "minor": 11, "fileMode": 0o644, "uid": 0, "gid": 0}]);
+            s["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+        },
+    );
+    let out = ctx.rt_within(&["run", &ctx.id], 120);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "NODE\nNULL\n");
+    ctx.assert_clean();
+}
+
+/// A cgroup2 cgroup with cgroup.freeze=1 (the v2 host's, or the hybrid host's unified side,
+/// which freezes what it holds just the same) is refused at create, as runc does, instead
+/// of freezing init before it can report back.
+#[test]
+fn create_refuses_a_cgroup2_frozen_cgroup() {
+    let mount = if is_v2() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    };
+    let name = format!("husk-frozen2-{}", std::process::id());
+    let dir = mount.join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("cgroup.freeze"), "1").unwrap();
+    let ctx = sh("frozen2", "true", |s| {
+        s["linux"]["cgroupsPath"] = Value::from(format!("/{name}"));
+    });
+    let out = ctx.rt_within(&["create", &ctx.id], 120);
+    let frozen = std::fs::read_to_string(dir.join("cgroup.freeze"));
+    let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+    let _ = std::fs::remove_dir(&dir);
+    assert_one_line_error(&out, "container's cgroup unexpectedly frozen");
+    assert_eq!(frozen.unwrap(), "1\n", "the caller's cgroup was changed");
+    ctx.assert_clean();
+}
