@@ -277,8 +277,7 @@ pub enum ContainerOp {
         /// table (default), json, `table TEMPLATE` or a Go template (`{{.CPUPerc}}`)
         #[arg(long)]
         format: Option<String>,
-        /// Container names, ids or id prefixes
-        #[arg(required = true)]
+        /// Container names, ids or id prefixes (default: every running container)
         containers: Vec<String>,
     },
     /// Copy files/directories between a container (running or not) and the host: CONTAINER:PATH

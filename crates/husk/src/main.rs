@@ -671,6 +671,14 @@ fn stats(
     no_trunc: bool,
     format: &Format,
 ) -> Result<(), Failure> {
+    // As docker: no names means every running container (those of this moment).
+    let running: Vec<String>;
+    let what = if what.is_empty() {
+        running = e.containers(false).into_iter().map(|c| c.id).collect();
+        &running[..]
+    } else {
+        what
+    };
     let mut sampler = e.stats(what)?;
     loop {
         std::thread::sleep(Duration::from_millis(if no_stream { 200 } else { 1000 }));

@@ -247,6 +247,11 @@ fn docker_layout_templates_and_ps_options() {
         "web",
     ]);
     assert!(stats.starts_with(&format!("web {} ", &id[..12])), "{stats}");
+    // Without names: every running container (only web).
+    assert_eq!(
+        t(&["stats", "--no-stream", "--format", "{{.Name}}"]),
+        "web\n"
+    );
     let stats = json(t(&["stats", "--no-stream", "--format", "{{json .}}", "web"]).trim());
     for k in [
         "ID",
