@@ -83,27 +83,49 @@ impl Engine {
     /// The stop signal, then SIGKILL after `timeout`; returns once whoever runs the
     /// container has recorded its exit. Stopping a stopped container does nothing.
     pub fn stop(&self, what: &str, timeout: Duration) -> Result<()> {
-        stop(&self.root, what, timeout)
+        self.with_event(what, "stop", &[], || stop(&self.root, what, timeout))
     }
 
     /// Remove a stopped container (a running one only with `force`, killing it).
     pub fn remove(&self, what: &str, force: bool) -> Result<()> {
-        rm(&self.root, what, force)
+        self.with_event(what, "destroy", &[], || rm(&self.root, what, force))
     }
 
     /// Send `signal` (a name or number) to the container's main process.
     pub fn kill(&self, what: &str, signal: &str) -> Result<()> {
-        kill(&self.root, what, signal)
+        let sig = husk_oci::signal::parse_signal(signal)
+            .unwrap_or(0)
+            .to_string();
+        self.with_event(what, "kill", &[("signal", &sig)], || {
+            kill(&self.root, what, signal)
+        })
     }
 
     /// Freeze every process of the container.
     pub fn pause(&self, what: &str) -> Result<()> {
-        pause(&self.root, what, false)
+        self.with_event(what, "pause", &[], || pause(&self.root, what, false))
     }
 
     /// Thaw a paused container.
     pub fn unpause(&self, what: &str) -> Result<()> {
-        pause(&self.root, what, true)
+        self.with_event(what, "unpause", &[], || pause(&self.root, what, true))
+    }
+
+    /// `op` on the container `what`, then its event `action` (with the container's name and
+    /// image as they were before `op`: after `rm` there is no record to read them from).
+    fn with_event(
+        &self,
+        what: &str,
+        action: &str,
+        extra: &[(&str, &str)],
+        op: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let before = find(&self.root, what).ok();
+        op()?;
+        if let Some(r) = before {
+            crate::events::container(&self.root, &r, action, extra);
+        }
+        Ok(())
     }
 
     /// Start a created container, or run an exited one again, detached (its filesystem —
@@ -197,8 +219,11 @@ impl Engine {
         }
         // Fresh under the lock: a monitor may have written since `find` read it.
         r = Record::load(&r.dir)?;
+        let old = r.name().to_string();
         r.meta["name"] = new.into();
-        Ok(r.save()?)
+        r.save()?;
+        crate::events::container(&self.root, &r, "rename", &[("oldName", &old)]);
+        Ok(())
     }
 
     /// The container's processes.

@@ -134,6 +134,8 @@ pub enum Error {
     #[error(transparent)]
     Import(#[from] crate::export::ImportError),
     #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
+    #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]
     Embedded(#[from] crate::embedded::EmbeddedError),

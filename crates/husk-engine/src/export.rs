@@ -160,6 +160,9 @@ impl Engine {
             None,
             names,
         )?;
+        let id = rec.config_digest.to_string();
+        let name = names.first().map_or("", String::as_str);
+        crate::events::emit(&self.root, "image", "import", &id, &[("name", name)]);
         Ok(rec.config_digest)
     }
 }

@@ -116,7 +116,10 @@ impl Engine {
             progress: o.progress.clone(),
             ..Default::default()
         };
-        pull::pull(&store, &r, &opts).during("pull", r.to_string())
+        let rec = pull::pull(&store, &r, &opts).during("pull", r.to_string())?;
+        let name = r.to_string();
+        crate::events::emit(&self.root, "image", "pull", &name, &[("name", &name)]);
+        Ok(rec)
     }
 
     /// The image from the store, pulled first when it is not there.
@@ -191,7 +194,16 @@ impl Engine {
         if store.removes_image(image, &self.default_registry)? {
             check_image_unused(&self.root, rec.config_digest.hex(), force)?;
         }
-        Ok(store.remove(image, &self.default_registry, force)?)
+        let lines = store.remove(image, &self.default_registry, force)?;
+        for l in &lines {
+            if let Some(name) = l.strip_prefix("Untagged: ") {
+                let id = rec.config_digest.to_string();
+                crate::events::emit(&self.root, "image", "untag", &id, &[("name", name)]);
+            } else if let Some(id) = l.strip_prefix("Deleted: ") {
+                crate::events::emit(&self.root, "image", "delete", id, &[]);
+            }
+        }
+        Ok(lines)
     }
 
     /// Remove layers and blobs no image uses any more.
@@ -218,7 +230,10 @@ impl Engine {
             .tagged_name()
             .ok_or(ImageError::NoTag)
             .during("tag", name)?;
-        store.tag(&rec.manifest_digest, &tn).during("tag", image)
+        store.tag(&rec.manifest_digest, &tn).during("tag", image)?;
+        let id = rec.config_digest.to_string();
+        crate::events::emit(&self.root, "image", "tag", &id, &[("name", &tn)]);
+        Ok(())
     }
 
     /// Write the image's filesystem, flattened, into `dir`.

@@ -15,7 +15,7 @@
 //! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
 //!   version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
-//!   [`history`], [`logs`]: the operations, as
+//!   [`history`], [`logs`], [`events`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
@@ -36,6 +36,7 @@ pub mod copy;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod exit_status;
 pub mod export;

@@ -236,6 +236,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         r.meta["runner"] = crate::record::runner(monitor);
         r.meta["started"] = husk_oci::time::rfc3339_now().into();
         let _ = r.save();
+        crate::events::container(crate::events::root_of(dir), &r, "start", &[]);
     }
     Ok((c.pid(), master))
 }
@@ -283,6 +284,9 @@ fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()
 /// record the end.
 fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
     let deleted = release(dir, id);
+    if error.is_none() {
+        died(dir, code);
+    }
     // `husk stop` marks the container so that its policy does not bring it back.
     let stopping = || Record::load(dir).map_or(true, |r| r.meta["stopping"] == true);
     let restart = Record::load(dir)
@@ -306,6 +310,19 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
     false
 }
 
+/// The "die" event of the container in `dir`, which exited with `code`.
+fn died(dir: &Path, code: i32) {
+    if let Ok(r) = Record::load(dir) {
+        let code = code.to_string();
+        crate::events::container(
+            crate::events::root_of(dir),
+            &r,
+            "die",
+            &[("exitCode", &code)],
+        );
+    }
+}
+
 /// After the container's init exited: stop its slirp4netns and delete its runtime state
 /// (cgroups, state dir, whatever still runs in it).
 pub(crate) fn release(dir: &Path, id: &str) -> Result<(), String> {
@@ -322,7 +339,11 @@ pub(crate) fn release(dir: &Path, id: &str) -> Result<(), String> {
 pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>) {
     let _ = crate::rootfs::unmount_leftover(dir);
     if rm {
+        let r = Record::load(dir);
         let _ = std::fs::remove_dir_all(dir);
+        if let Ok(r) = r {
+            crate::events::container(crate::events::root_of(dir), &r, "destroy", &[]);
+        }
         return;
     }
     let _ = std::fs::remove_dir(dir.join("rootfs"));
@@ -365,6 +386,7 @@ pub(crate) fn settle_orphan(r: &Record, signalled: Option<i32>) -> bool {
         Some(_) => released.err(),
         None => Some(unknown),
     };
+    died(&r.dir, code.unwrap_or(-1));
     record_end(&r.dir, code.unwrap_or(-1), r.meta["remove"] == true, error);
     true
 }

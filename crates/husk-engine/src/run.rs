@@ -219,6 +219,8 @@ impl Engine {
         }
         write("container.json", &meta)?;
         drop(names_lock);
+        let attrs = [("image", a.image.as_str()), ("name", name.as_str())];
+        crate::events::emit(&self.root, "container", "create", &id, &attrs);
         if create_only {
             if let Some(mut o) = made.overlay.take() {
                 o.unmount()?;
@@ -262,6 +264,7 @@ impl Engine {
             let _ = c.delete(true);
             return Err(e);
         }
+        crate::events::emit(&self.root, "container", "start", &id, &attrs);
         let waited = match &tty {
             Some(t) => t.attach(c.pid()).map_err(Error::from),
             None => c.wait().map_err(Error::from),
@@ -270,6 +273,9 @@ impl Engine {
         let deleted = c.delete(true);
         crate::network::stop_slirp(&dir);
         let code = waited?;
+        let exit = code.to_string();
+        let died = [attrs[0], attrs[1], ("exitCode", exit.as_str())];
+        crate::events::emit(&self.root, "container", "die", &id, &died);
         deleted.map_err(RunError::Delete)?;
         if let Some(mut o) = made.overlay.take() {
             o.unmount()?;
@@ -279,6 +285,8 @@ impl Engine {
             meta["finished"] = husk_oci::time::rfc3339_now().into();
             write("container.json", &meta)?;
             made.keep_dir = true;
+        } else {
+            crate::events::emit(&self.root, "container", "destroy", &id, &attrs);
         }
         Ok(RunOutcome::Exited { id, code })
     }

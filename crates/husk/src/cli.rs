@@ -123,6 +123,9 @@ pub enum Cmd {
         #[arg(long)]
         authfile: Option<PathBuf>,
     },
+    /// Show what happened to containers and images (the engine's event log); without
+    /// --until, keeps following
+    Events(EventsArgs),
     /// Show the version of husk and of its engine, as docker version does
     Version {
         /// A Go template (`{{.Client.Version}}`) or json
@@ -429,6 +432,22 @@ pub enum ImageOp {
         #[arg(long, default_value = "docker-archive")]
         format: String,
     },
+}
+
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Only events from this time on: RFC 3339, Unix seconds, or a duration ago (10m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events until this time, then exit (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// type=container|image, event=ACTION, container=NAME|ID, image=NAME (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// json (one object a line) or a Go template (`{{.Action}} {{.Actor.ID}}`)
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args)]

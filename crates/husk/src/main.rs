@@ -2,8 +2,12 @@
 //! which does the work.
 
 use clap::{CommandFactory, Parser};
-use cli::{Cli, Cmd, ContainerCmd, ContainerOp, ImageCmd, ImageOp, InspectType, ListArgs, PsArgs};
+use cli::{
+    Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, ImageCmd, ImageOp, InspectType, ListArgs,
+    PsArgs,
+};
 use format::{print_items, print_rows, Format};
+use husk_engine::events::EventQuery;
 use husk_engine::exit_status::ENGINE as EXIT_ENGINE;
 use husk_engine::views::{self, ContainerFilter, PsOptions};
 use husk_engine::{
@@ -325,6 +329,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
         },
+        Cmd::Events(a) => events(e, &a),
         Cmd::Img(ImageOp::History {
             image,
             human,
@@ -692,6 +697,32 @@ fn stats(
         if no_stream {
             return Ok(());
         }
+    }
+}
+
+/// `husk events`: docker's line per event, or each through --format.
+fn events(e: &Engine, a: &EventsArgs) -> Result<(), Failure> {
+    let q = EventQuery::parse(a.since.as_deref(), a.until.as_deref(), &a.filter)
+        .map_err(|err| format!("events: {err}"))?;
+    let format = a.format.as_deref().map(|f| Format::parse(Some(f), f));
+    let mut failed = None;
+    e.events(&q, a.until.is_none(), &mut |ev| {
+        let written = match &format {
+            None => writeln!(std::io::stdout().lock(), "{ev}").map_err(Failure::from),
+            Some(f) => print_rows(std::slice::from_ref(ev), f, &[]).map_err(Failure::from),
+        };
+        match written {
+            Ok(()) => true,
+            Err(err) => {
+                failed = Some(err);
+                false
+            }
+        }
+    })?;
+    // A closed pipe ends it quietly; a template that fails is an error.
+    match failed {
+        Some(err) if !err.to_string().contains("Broken pipe") => Err(err),
+        _ => Ok(()),
     }
 }
 

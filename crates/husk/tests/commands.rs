@@ -344,3 +344,124 @@ fn export_and_import() {
     husk_ok(root, &["rm", "x"]);
     nothing_left(root, &[id.trim().to_string()]);
 }
+
+#[test]
+fn events_from_the_engines_log() {
+    use std::io::BufRead;
+    let s = setup("commands-events");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+
+    husk_ok(root, &["pull", "-q", &image]);
+    let (code, _, _) = out(root, &["run", "--name", "ev", &image, "exit 2"]);
+    assert_eq!(code, 2);
+    husk_ok(root, &["create", "--name", "ev2", &image]);
+    husk_ok(root, &["rename", "ev2", "ev3"]);
+    husk_ok(root, &["rm", "ev", "ev3"]);
+    husk_ok(root, &["tag", &image, "local/t:1"]);
+    husk_ok(root, &["rmi", "local/t:1"]);
+
+    // Everything so far, in order; --until ends it.
+    let f = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
+    let got = husk_ok(
+        root,
+        &["events", "--since", "10m", "--until", "0s", "--format", f],
+    );
+    let lines: Vec<&str> = got.lines().collect();
+    let want = [
+        format!("image pull {image}"),
+        "container create ev".into(),
+        "container start ev".into(),
+        "container die ev".into(),
+        "container create ev2".into(),
+        "container rename ev3".into(),
+        "container destroy ev".into(),
+        "container destroy ev3".into(),
+        "image tag docker.io/local/t:1".into(),
+        "image untag docker.io/local/t:1".into(),
+    ];
+    assert_eq!(lines, want, "{got}");
+    // Filters: keys must all match, values of one key are alternatives.
+    let got = husk_ok(
+        root,
+        &[
+            "events",
+            "--until",
+            "0s",
+            "--filter",
+            "container=ev",
+            "--filter",
+            "event=die",
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    assert_eq!(got, "create\ndie\n");
+    let f = "{{.Actor.Attributes.exitCode}}";
+    let got = husk_ok(
+        root,
+        &[
+            "events",
+            "--until",
+            "0s",
+            "--filter",
+            "event=die",
+            "--format",
+            f,
+        ],
+    );
+    assert_eq!(got, "2\n");
+    // docker's default line: time, type, action, id, attributes.
+    let got = husk_ok(
+        root,
+        &["events", "--until", "0s", "--filter", "event=rename"],
+    );
+    let id = got
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        got.ends_with(&format!(
+            "Z container rename {id} (image={image}, name=ev3, oldName=ev2)\n"
+        )),
+        "{got}"
+    );
+    assert_eq!(id.len(), 64, "{got}");
+    let got = husk_ok(root, &["events", "--until", "0s", "--since", "0s"]);
+    assert_eq!(got, "");
+    let (code, _, err) = out(root, &["events", "--filter", "color=red"]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim(),
+        "husk: events: --filter \"color=red\": expected type=, event=, container= or image="
+    );
+
+    // Without --until it follows: a container started now shows up.
+    let mut follow = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(root)
+        .args([
+            "events",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    husk_ok(root, &["run", "--rm", "--name", "later", &image, "true"]);
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(follow.stdout.take().unwrap());
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "ev\n");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "later\n");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    nothing_left(root, &[id]);
+}
