@@ -136,8 +136,59 @@ pub fn make_controlling_stdio(slave: &OwnedFd) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Connect to the caller's console socket (a path given with --console-socket).
+/// How long a connect to, or a send over, a caller's socket may wait: a listener that
+/// stopped accepting (full backlog) or reading must not hold create, start or exec forever.
+pub const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connect to a caller's unix socket (--console-socket, listenerPath, --pidfd-socket).
+/// Both the connect and later sends give up after [`SOCKET_TIMEOUT`] (SO_SNDTIMEO, which
+/// the kernel also applies to a unix connect waiting for room in the backlog).
 pub fn connect(path: &Path) -> io::Result<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path)?;
-    Ok(OwnedFd::from(s))
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    let fd = sys::check(unsafe {
+        libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: SOCKET_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    sys::check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    let r = sys::retry(|| {
+        sys::check(unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len as libc::socklen_t,
+            )
+        })
+    });
+    match r {
+        Ok(_) => Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "nothing accepted the connection within {}s",
+                SOCKET_TIMEOUT.as_secs()
+            ),
+        )),
+        Err(e) => Err(e),
+    }
 }

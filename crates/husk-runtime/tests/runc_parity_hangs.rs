@@ -244,3 +244,52 @@ fn a_seccomp_listener_that_never_answers_or_goes_away_holds_nothing() {
     ctx.assert_clean();
     let _ = std::fs::remove_file(&sock);
 }
+
+fn unix_addr(path: &Path) -> (libc::sockaddr_un, libc::socklen_t) {
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_encoded_bytes();
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    (addr, len as libc::socklen_t)
+}
+
+/// A listener that stopped accepting: backlog 0, already full of connections nobody takes.
+/// Returns the listening socket and the queued clients (dropping them frees it).
+fn full_listener(path: &Path) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let (addr, len) = unix_addr(path);
+    let sock = |flags| unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | flags, 0))
+    };
+    let l = sock(0);
+    let a = (&addr as *const libc::sockaddr_un).cast();
+    assert_eq!(unsafe { libc::bind(l.as_raw_fd(), a, len) }, 0);
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let mut fds = vec![l];
+    loop {
+        let c = sock(libc::SOCK_NONBLOCK);
+        if unsafe { libc::connect(c.as_raw_fd(), a, len) } != 0 {
+            break;
+        }
+        fds.push(c);
+        assert!(fds.len() < 10, "the backlog never filled");
+    }
+    fds
+}
+
+#[test]
+fn a_seccomp_listener_that_accepts_nothing_fails_create_in_time() {
+    let sock = std::env::temp_dir().join(format!("husk-full-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let held = full_listener(&sock);
+    let ctx = notify_on_execve("fulllistener", &sock);
+    let out = ctx.rt_within(&["create", &ctx.id], LIMIT);
+    assert_one_line_error(&out, "listenerPath");
+    assert!(text(&out).contains("nothing accepted"), "{}", text(&out));
+    ctx.assert_clean();
+    drop(held);
+    let _ = std::fs::remove_file(&sock);
+}
