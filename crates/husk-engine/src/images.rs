@@ -114,6 +114,7 @@ impl Engine {
                 .unwrap_or(o.jobs)
                 .max(1),
             progress: o.progress.clone(),
+            limits: self.settings.unpack_limits(),
             ..Default::default()
         };
         let rec = pull::pull(&store, &r, &opts).during("pull", r.to_string())?;

@@ -132,6 +132,7 @@ fn load_inner<R: Read>(
         whiteouts: WhiteoutMode::Apply,
         chown: false,
         devices: false,
+        limits: Default::default(),
     };
     unpack::unpack(&mut r, tmp, &opts, "archive")?;
     let mut out = Vec::new();

@@ -90,6 +90,31 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A registry sent more bytes for a blob than its descriptor declares (an endless or
+    /// over-long body); the download stopped there.
+    #[error(
+        "blob {digest}: the registry sent more than the {declared} bytes the descriptor declares"
+    )]
+    BlobTooLong { digest: String, declared: u64 },
+
+    /// Unpacking a layer would pass a configured limit (bytes written or entries).
+    #[error(
+        "layer {layer}: unpacking stopped at the limit of {limit} ({setting} in the settings)"
+    )]
+    UnpackLimit {
+        layer: String,
+        limit: String,
+        setting: &'static str,
+    },
+
+    /// Not enough free space in the store for what a pull needs.
+    #[error("not enough space in {path}: at least {needed} bytes needed (compressed layers and as much again unpacked), {available} available")]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+
     #[error("image not known: {0}")]
     ImageNotKnown(String),
 

@@ -35,6 +35,8 @@ pub struct PullOptions {
     pub progress: Arc<dyn Progress>,
     /// Set to abandon the pull (checked between chunks).
     pub cancel: Arc<AtomicBool>,
+    /// What one layer may write when unpacked.
+    pub limits: unpack::UnpackLimits,
 }
 
 impl Default for PullOptions {
@@ -45,6 +47,7 @@ impl Default for PullOptions {
             parallel: 3,
             progress: Arc::new(NoProgress),
             cancel: Arc::new(AtomicBool::new(false)),
+            limits: unpack::UnpackLimits::default(),
         }
     }
 }
@@ -106,6 +109,7 @@ pub fn pull(store: &Store, reference: &Reference, opts: &PullOptions) -> Result<
     for (d, _, _) in &jobs {
         manifest::layer_compression(&d.media_type)?;
     }
+    check_space(store, &jobs)?;
     run_parallel(&jobs, opts.parallel, &opts.cancel, |(desc, diff, chain)| {
         fetch_layer(store, Some(&reg), repo, desc, diff, chain, opts)
     })?;
@@ -135,6 +139,36 @@ pub fn pull(store: &Store, reference: &Reference, opts: &PullOptions) -> Result<
     }
     store.put_image(&rec, &names)?;
     Ok(rec)
+}
+
+/// Refuse a pull the store's filesystem clearly cannot hold. Registries declare only the
+/// compressed size of a layer (neither the OCI nor the Docker format has a standard field
+/// for the unpacked size), so the check is a lower bound: each missing layer's compressed
+/// blob, kept in the store, plus as much again for its unpacked files (a layer rarely
+/// unpacks to less than it compresses to). A pull that passes may still run out of space
+/// while unpacking; that fails naming the layer and leaves nothing half-unpacked, and the
+/// unpack limits bound what one layer may write.
+fn check_space(store: &Store, jobs: &[(Descriptor, Digest, Digest)]) -> Result<()> {
+    let needed: u64 = jobs
+        .iter()
+        .filter(|(_, _, chain)| !store.has_layer(chain))
+        .map(|(d, _, _)| {
+            let blob = if store.has_blob(&d.digest) { 0 } else { d.size };
+            blob.saturating_add(d.size)
+        })
+        .fold(0u64, u64::saturating_add);
+    if needed == 0 {
+        return Ok(());
+    }
+    let available = fsutil::free_space(store.root()).ctx("statvfs", store.root())?;
+    if available < needed {
+        return Err(Error::NoSpace {
+            path: store.root().to_path_buf(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
 }
 
 pub fn parse_config(data: &[u8]) -> Result<oci_spec::image::ImageConfiguration> {
@@ -247,13 +281,49 @@ struct Source<'a> {
     progress: &'a dyn Progress,
     digest: &'a Digest,
     cancel: &'a AtomicBool,
+    /// bytes yielded so far (local and network)
+    pos: u64,
+    /// the size the descriptor declares: a byte past it is an error, so an endless or
+    /// over-long body never fills the disk (None: a local file of unknown size)
+    limit: Option<u64>,
 }
+
+/// The io::Error payload for "the body went past the declared size" (told apart from
+/// other read errors when the producer's error is mapped to a typed one).
+#[derive(Debug)]
+struct PastDeclaredSize;
+impl std::fmt::Display for PastDeclaredSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("body longer than declared")
+    }
+}
+impl std::error::Error for PastDeclaredSize {}
 
 impl Read for Source<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
         }
+        // At the declared size, read one more byte only to tell EOF from an over-long body.
+        let buf = match self.limit {
+            Some(l) => {
+                let room = l.saturating_sub(self.pos).max(1);
+                let n = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                &mut buf[..n]
+            }
+            None => buf,
+        };
+        let n = self.read_inner(buf)?;
+        self.pos += n as u64;
+        if self.limit.is_some_and(|l| self.pos > l) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, PastDeclaredSize));
+        }
+        Ok(n)
+    }
+}
+
+impl Source<'_> {
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(l) = &mut self.local {
             let n = l.read(buf)?;
             if n > 0 {
@@ -270,6 +340,10 @@ impl Read for Source<'_> {
                 r => break r?,
             }
         };
+        if self.limit.is_some_and(|l| self.pos + n as u64 > l) {
+            // not one byte past the declared size reaches the disk
+            return Ok(n);
+        }
         if let Some(s) = &mut self.sink {
             s.write_all(&buf[..n])?;
         }
@@ -354,6 +428,7 @@ fn stream_unpack(
     dir: &Path,
     layer: &str,
     expected: Option<(&Digest, u64)>,
+    limits: unpack::UnpackLimits,
 ) -> Result<(Digest, u64, Digest, u64, unpack::UnpackStats)> {
     let diff = dir.join("diff");
     std::fs::create_dir_all(&diff).ctx("creating", &diff)?;
@@ -365,12 +440,22 @@ fn stream_unpack(
             cur: Vec::new(),
             pos: 0,
         });
-        let res = unpack::unpack(&mut hr, &diff, &UnpackOptions::overlay(), layer);
+        let uopts = UnpackOptions {
+            limits,
+            ..UnpackOptions::overlay()
+        };
+        let res = unpack::unpack(&mut hr, &diff, &uopts, layer);
         let (diff_id, usize_, chunks) = hr.finish();
         drop(chunks); // let the producer see a closed channel if we stopped early
         let pres = prod.join().expect("producer thread panicked");
         match pres {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(Error::Interrupted),
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<PastDeclaredSize>()) => {
+                Err(Error::BlobTooLong {
+                    digest: layer.to_string(),
+                    declared: expected.map(|(_, n)| n).unwrap_or(0),
+                })
+            }
             Err(e) => Err(Error::Transport {
                 url: format!("layer {layer}"),
                 message: e.to_string(),
@@ -485,6 +570,8 @@ pub(crate) fn fetch_layer(
             progress,
             digest: &desc.digest,
             cancel: &opts.cancel,
+            pos: 0,
+            limit: Some(desc.size),
         };
         let r = finish_layer(
             store,
@@ -495,6 +582,7 @@ pub(crate) fn fetch_layer(
             diff_id,
             chain,
             if have_blob { None } else { Some(&partial) },
+            opts.limits,
         );
         match r {
             Err(Error::DigestMismatch { .. }) | Err(Error::SizeMismatch { .. })
@@ -504,7 +592,14 @@ pub(crate) fn fetch_layer(
                 continue;
             }
             Err(e) => {
-                if matches!(e, Error::DigestMismatch { .. } | Error::SizeMismatch { .. }) {
+                // Wrong bytes, or a layer refused for its size, are not worth resuming.
+                if matches!(
+                    e,
+                    Error::DigestMismatch { .. }
+                        | Error::SizeMismatch { .. }
+                        | Error::BlobTooLong { .. }
+                        | Error::UnpackLimit { .. }
+                ) {
                     let _ = std::fs::remove_file(&partial);
                 }
                 let _ = fsutil::remove_tree(&tmpdir);
@@ -555,9 +650,15 @@ fn finish_layer(
     diff_id: &Digest,
     chain: &Digest,
     partial: Option<&Path>,
+    limits: unpack::UnpackLimits,
 ) -> Result<()> {
-    let (got, size, got_diff, usize_, st) =
-        stream_unpack(src, tmpdir, layer_name, Some((&desc.digest, desc.size)))?;
+    let (got, size, got_diff, usize_, st) = stream_unpack(
+        src,
+        tmpdir,
+        layer_name,
+        Some((&desc.digest, desc.size)),
+        limits,
+    )?;
     crate::digest::verify(
         &format!("layer {}", desc.digest),
         &desc.digest,
@@ -626,8 +727,11 @@ pub fn unpack_layer_file(path: &Path, dir: &Path) -> Result<(Digest, unpack::Unp
         progress: &NoProgress,
         digest: &d,
         cancel: &cancel,
+        pos: 0,
+        limit: None,
     };
-    let (_, _, diff, _, st) = stream_unpack(src, dir, &path.display().to_string(), None)?;
+    let limits = unpack::UnpackLimits::default();
+    let (_, _, diff, _, st) = stream_unpack(src, dir, &path.display().to_string(), None, limits)?;
     Ok((diff, st))
 }
 
@@ -668,6 +772,8 @@ mod tests {
                 progress: &NoProgress,
                 digest,
                 cancel: &CANCEL,
+                pos: 0,
+                limit: None,
             };
             let (tx, rx) = sync_channel(8);
             let r = produce(src, tx).map(|_| ());

@@ -16,6 +16,10 @@ pub struct Settings {
     pub cert_dir: Option<PathBuf>,
     pub auth_file: Option<PathBuf>,
     pub max_concurrent_downloads: Option<usize>,
+    /// Most file bytes one layer may unpack to (default 64 GiB).
+    pub max_layer_bytes: Option<u64>,
+    /// Most entries one layer may hold (default 10 million).
+    pub max_layer_entries: Option<u64>,
 }
 
 fn config_home() -> PathBuf {
@@ -65,6 +69,15 @@ impl Settings {
         self.default_registry
             .as_deref()
             .unwrap_or(crate::reference::DOCKER_HUB)
+    }
+
+    /// The per-layer unpack limits: these settings over the defaults.
+    pub fn unpack_limits(&self) -> crate::unpack::UnpackLimits {
+        let d = crate::unpack::UnpackLimits::default();
+        crate::unpack::UnpackLimits {
+            max_bytes: self.max_layer_bytes.unwrap_or(d.max_bytes),
+            max_entries: self.max_layer_entries.unwrap_or(d.max_entries),
+        }
     }
 
     pub fn is_insecure(&self, registry: &str) -> bool {

@@ -37,6 +37,28 @@ pub struct UnpackOptions {
     pub chown: bool,
     /// create device nodes (needs root); skipped otherwise.
     pub devices: bool,
+    /// What one layer may write: a small gzip of zeros can expand without bound.
+    pub limits: UnpackLimits,
+}
+
+/// Per-layer unpack limits (file data bytes; entries of any kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnpackLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+/// Generous defaults: far above any real image layer, far below a disk-filling bomb.
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
+pub const DEFAULT_MAX_LAYER_ENTRIES: u64 = 10_000_000;
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: DEFAULT_MAX_LAYER_BYTES,
+            max_entries: DEFAULT_MAX_LAYER_ENTRIES,
+        }
+    }
 }
 
 impl UnpackOptions {
@@ -51,6 +73,7 @@ impl UnpackOptions {
             },
             chown: fsutil::can_chown(),
             devices: host_root,
+            limits: UnpackLimits::default(),
         }
     }
     pub fn flat() -> Self {
@@ -58,6 +81,7 @@ impl UnpackOptions {
             whiteouts: WhiteoutMode::Apply,
             chown: fsutil::can_chown(),
             devices: fsutil::is_root(),
+            limits: UnpackLimits::default(),
         }
     }
 }
@@ -233,6 +257,13 @@ impl<'a> Unpacker<'a> {
             return Ok(());
         }
         self.stats.entries += 1;
+        if self.stats.entries > self.opts.limits.max_entries {
+            return Err(Error::UnpackLimit {
+                layer: self.layer.to_string(),
+                limit: format!("{} entries", self.opts.limits.max_entries),
+                setting: "max_layer_entries",
+            });
+        }
         let (parent, name) = split_parent(&path);
         let (parent, name) = (parent.to_vec(), name.to_vec());
 
@@ -281,6 +312,14 @@ impl<'a> Unpacker<'a> {
                 self.dirs.push((path, e.mtime, e.mtime_nsec));
             }
             Kind::File => {
+                // refused before a byte is written: the header declares the size
+                if self.stats.bytes.saturating_add(e.size) > self.opts.limits.max_bytes {
+                    return Err(Error::UnpackLimit {
+                        layer: self.layer.to_string(),
+                        limit: format!("{} bytes", self.opts.limits.max_bytes),
+                        setting: "max_layer_bytes",
+                    });
+                }
                 let pfd = self
                     .parent(&parent, &path)?
                     .try_clone_to_owned()
