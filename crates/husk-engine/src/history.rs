@@ -5,6 +5,7 @@
 
 use crate::engine::Engine;
 use crate::error::{During, Result};
+use crate::images::layer_size;
 use crate::views::{human_duration, human_size, now};
 use serde::Serialize;
 
@@ -73,7 +74,7 @@ impl Engine {
             .map(|e| {
                 let size = match e.empty_layer {
                     true => 0,
-                    false => layers.next().map_or(0, |l| unpacked_size(&store, l)),
+                    false => layers.next().map_or(0, |l| layer_size(&store, l)),
                 };
                 let created = e.created.unwrap_or_default();
                 let created_by = e.created_by.unwrap_or_default();
@@ -106,14 +107,6 @@ impl Engine {
         }
         Ok(rows)
     }
-}
-
-/// The layer's size unpacked (what docker shows), else its blob's.
-fn unpacked_size(store: &husk_image::store::Store, l: &husk_image::store::LayerRecord) -> u64 {
-    std::fs::read(store.layer_root(&l.chain_id).join("layer.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice::<husk_image::store::LayerMeta>(&d).ok())
-        .map_or(l.size, |m| m.unpacked_size)
 }
 
 /// `s` cut to `max` characters, the last one `…`, as docker's CREATED BY column.

@@ -72,16 +72,15 @@ impl ArchiveFormat {
 
 /// The unpacked size of the image's layers (as recorded when they were unpacked).
 pub(crate) fn layer_sizes(store: &Store, rec: &ImageRecord) -> u64 {
-    rec.layers
-        .iter()
-        .map(|l| {
-            std::fs::read(store.layer_root(&l.chain_id).join("layer.json"))
-                .ok()
-                .and_then(|d| serde_json::from_slice::<LayerMeta>(&d).ok())
-                .map(|m| m.unpacked_size)
-                .unwrap_or(0)
-        })
-        .sum()
+    rec.layers.iter().map(|l| layer_size(store, l)).sum()
+}
+
+/// The unpacked size of one layer (0 when unknown).
+pub(crate) fn layer_size(store: &Store, l: &husk_image::store::LayerRecord) -> u64 {
+    std::fs::read(store.layer_root(&l.chain_id).join("layer.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<LayerMeta>(&d).ok())
+        .map_or(0, |m| m.unpacked_size)
 }
 
 /// The tags of the image `rec`: of every manifest of its config.

@@ -15,7 +15,7 @@
 //! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
 //!   version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
-//!   [`history`], [`logs`], [`events`]: the operations, as
+//!   [`history`], [`logs`], [`events`], [`system`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
@@ -51,6 +51,7 @@ pub mod record;
 pub mod rootfs;
 pub mod run;
 pub mod spec_from_image;
+pub mod system;
 pub mod userns;
 pub mod views;
 

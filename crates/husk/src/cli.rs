@@ -126,6 +126,11 @@ pub enum Cmd {
     /// Show what happened to containers and images (the engine's event log); without
     /// --until, keeps following
     Events(EventsArgs),
+    /// Disk use, pruning and events of the whole engine
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
     /// Show the version of husk and of its engine, as docker version does
     Version {
         /// A Go template (`{{.Client.Version}}`) or json
@@ -432,6 +437,30 @@ pub enum ImageOp {
         #[arg(long, default_value = "docker-archive")]
         format: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum SystemCmd {
+    /// Disk use of images, containers, volumes and build cache
+    Df {
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.Size}}`)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Remove stopped containers, images without a name and unused layers
+    Prune {
+        /// Also every image no container uses
+        #[arg(short, long)]
+        all: bool,
+        /// Also unused volumes (accepted: husk has no volumes yet)
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Show what happened to containers and images (as `husk events`)
+    Events(EventsArgs),
 }
 
 #[derive(Args)]

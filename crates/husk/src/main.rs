@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser};
 use cli::{
     Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, ImageCmd, ImageOp, InspectType, ListArgs,
-    PsArgs,
+    PsArgs, SystemCmd,
 };
 use format::{print_items, print_rows, Format};
 use husk_engine::events::EventQuery;
@@ -153,6 +153,14 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
+];
+const DF_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+const DF_HEADERS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
 ];
 const HISTORY_TABLE: &str =
     "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
@@ -329,7 +337,43 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(())
             }
         },
-        Cmd::Events(a) => events(e, &a),
+        Cmd::Events(a)
+        | Cmd::System {
+            cmd: SystemCmd::Events(a),
+        } => events(e, &a),
+        Cmd::System {
+            cmd: SystemCmd::Df { format },
+        } => Ok(print_rows(
+            &e.disk_usage()?,
+            &Format::parse(format.as_deref(), DF_TABLE),
+            DF_HEADERS,
+        )?),
+        Cmd::System {
+            cmd:
+                SystemCmd::Prune {
+                    all,
+                    volumes,
+                    force,
+                },
+        } => {
+            if !force && !confirm_prune(all, volumes) {
+                return Ok(());
+            }
+            let r = e.system_prune(all, volumes)?;
+            let mut o = std::io::stdout().lock();
+            if !r.containers.is_empty() {
+                writeln!(o, "Deleted Containers:\n{}\n", r.containers.join("\n"))?;
+            }
+            if !r.images.is_empty() {
+                writeln!(o, "Deleted Images:\n{}\n", r.images.join("\n"))?;
+            }
+            writeln!(
+                o,
+                "Total reclaimed space: {}",
+                views::human_size(r.reclaimed)
+            )?;
+            Ok(())
+        }
         Cmd::Img(ImageOp::History {
             image,
             human,
@@ -698,6 +742,27 @@ fn stats(
             return Ok(());
         }
     }
+}
+
+/// docker's warning before `system prune`, and whether the answer on stdin is yes.
+fn confirm_prune(all: bool, volumes: bool) -> bool {
+    let images = if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    let volumes = if volumes {
+        "\n  - all volumes not used by at least one container"
+    } else {
+        ""
+    };
+    eprint!(
+        "WARNING! This will remove:\n  - all stopped containers{volumes}\n  - {images}\n\
+         Are you sure you want to continue? [y/N] "
+    );
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// `husk events`: docker's line per event, or each through --format.

@@ -465,3 +465,84 @@ fn events_from_the_engines_log() {
     follow.wait().unwrap();
     nothing_left(root, &[id]);
 }
+
+#[test]
+fn system_df_and_prune() {
+    let s = setup("commands-system");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+
+    husk_ok(
+        root,
+        &[
+            "run",
+            "-u",
+            "0",
+            "--name",
+            "stopped",
+            &image,
+            "echo data > /tmp/x",
+        ],
+    );
+    let stopped = husk_ok(root, &["inspect", "-f", "{{.Id}}", "stopped"]);
+    let up = husk_ok(root, &["run", "-d", "--name", "up", &image, "sleep 30"]);
+    // A second image, which no container uses.
+    let mut w = husk_image::tar::Writer::new(Vec::new());
+    w.file("hello", 0o644, b"hi\n").unwrap();
+    let tiny = w.finish().unwrap();
+    let (code, tiny_id, err) = out_with_stdin(root, &["import", "-", "local/tiny:1"], &tiny);
+    assert_eq!(code, 0, "{err}");
+
+    let df = husk_ok(root, &["system", "df"]);
+    let header: Vec<&str> = df.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{df}"
+    );
+    let f = "{{.Type}}|{{.TotalCount}}|{{.Active}}";
+    assert_eq!(
+        husk_ok(root, &["system", "df", "--format", f]),
+        "Images|2|1\nContainers|2|1\nLocal Volumes|0|0\nBuild Cache|0|0\n"
+    );
+    // The unused image's one layer (3 bytes) is what its row can reclaim.
+    let f = "{{.Type}} {{.Reclaimable}}";
+    let df = husk_ok(root, &["system", "df", "--format", f]);
+    assert!(df.starts_with("Images 3B ("), "{df}");
+
+    // Without -f it asks; anything but yes leaves everything.
+    let (code, o, err) = out_with_stdin(root, &["system", "prune"], b"n\n");
+    assert_eq!((code, o.as_str()), (0, ""), "{err}");
+    assert!(
+        err.starts_with("WARNING! This will remove:\n  - all stopped containers\n"),
+        "{err}"
+    );
+    assert_eq!(containers(root).len(), 2);
+
+    // -f: the stopped container goes, the running one and both named images stay.
+    let o = husk_ok(root, &["system", "prune", "-f"]);
+    assert!(
+        o.starts_with(&format!(
+            "Deleted Containers:\n{}\n\nTotal reclaimed space: ",
+            stopped.trim()
+        )),
+        "{o}"
+    );
+    assert_eq!(containers(root).len(), 1);
+    // -a: also every image no container uses; --volumes is accepted.
+    let o = husk_ok(root, &["system", "prune", "-a", "-f", "--volumes"]);
+    assert!(
+        o.starts_with(&format!(
+            "Deleted Images:\nuntagged: docker.io/local/tiny:1\ndeleted: {}\n\nTotal reclaimed space: ",
+            tiny_id.trim()
+        )),
+        "{o}"
+    );
+    let f = "{{.Type}}|{{.TotalCount}}|{{.Active}}";
+    assert!(
+        husk_ok(root, &["system", "df", "--format", f]).starts_with("Images|1|1\nContainers|1|1\n")
+    );
+
+    husk_ok(root, &["rm", "-f", "up"]);
+    nothing_left(root, &[stopped.trim().to_string(), up.trim().to_string()]);
+}
