@@ -93,6 +93,8 @@ pub enum ImageError {
     Collect(husk_image::Error),
     #[error("image prune: {0}")]
     Prune(husk_image::Error),
+    #[error("verifying the store: {0}")]
+    Verify(husk_image::Error),
     #[error("parsing the image's {what}: {source}")]
     Parse {
         what: &'static str,

@@ -11,6 +11,7 @@ use husk_image::config::{Overrides, ProcessValues, RootfsView};
 use husk_image::manifest::Platform;
 use husk_image::pull::{self, Progress, PullOptions};
 use husk_image::store::{GcReport, ImageRecord, LayerMeta, Store};
+use husk_image::verify::VerifyReport;
 use husk_image::{Digest, Reference};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -217,6 +218,18 @@ impl Engine {
     /// Remove unused layers and blobs (and, with `all`, images without a name).
     pub fn prune_images(&self, all: bool) -> Result<GcReport> {
         Ok(self.store()?.gc(all, true).map_err(ImageError::Prune)?)
+    }
+
+    /// Re-hash the store's blobs (or `image`'s) and check that its layers are unpacked;
+    /// `repair` removes what is corrupt, so that pulling the image again fetches it.
+    pub fn verify_images(&self, image: Option<&str>, repair: bool) -> Result<VerifyReport> {
+        let store = self.store()?;
+        let rec = image
+            .map(|i| store.resolve(i, &self.default_registry))
+            .transpose()?;
+        Ok(store
+            .verify(rec.as_ref(), repair)
+            .map_err(ImageError::Verify)?)
     }
 
     /// Add the name `name` (with a tag) to `image`.

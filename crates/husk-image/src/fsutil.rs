@@ -267,9 +267,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     fsync_dir(dir)
 }
 
-/// Root of the host: uid 0 in a namespace whose 0 is the host's 0. Root of a rootless
-/// user namespace (where husk runs pull and run for an ordinary user) is not, and keeps the
-/// user's store and configuration.
 /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
 pub fn free_space(path: &Path) -> io::Result<u64> {
     let c = cstr(path.as_os_str().as_encoded_bytes())?;
@@ -280,6 +277,9 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
+/// Root of the host: uid 0 in a namespace whose 0 is the host's 0. Root of a rootless
+/// user namespace (where husk runs pull and run for an ordinary user) is not, and keeps the
+/// user's store and configuration.
 pub fn is_root() -> bool {
     husk_oci::userns::is_host_root()
 }

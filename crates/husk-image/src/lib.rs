@@ -16,6 +16,7 @@ pub mod settings;
 pub mod store;
 pub mod tar;
 pub mod unpack;
+pub mod verify;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -198,11 +198,23 @@ impl Store {
         let dst = self.layer_root(&meta.chain_id);
         if dst.exists() {
             // a half-removed or stale entry without layer.json: replace it
-            fsutil::remove_tree(&dst).ctx("removing", &dst)?;
+            self.remove_layer_dir(&dst)?;
         }
         std::fs::rename(tmpdir, &dst).ctx("committing layer", &dst)?;
         fsutil::fsync_dir(&self.root.join("layers")).ctx("syncing", self.root.join("layers"))?;
         Ok(())
+    }
+
+    /// Remove a layer directory so that no kill leaves half of it under `layers/`: it
+    /// leaves `layers/` by one rename (into `tmp/`, which a pull or prune clears), then goes.
+    pub(crate) fn remove_layer_dir(&self, dir: &Path) -> Result<()> {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let doomed = self
+            .tmp_dir()
+            .join(format!("removing-{name}-{}", std::process::id()));
+        let _ = fsutil::remove_tree(&doomed); // of a killed earlier process of this pid
+        std::fs::rename(dir, &doomed).ctx("removing", dir)?;
+        fsutil::remove_tree(&doomed).ctx("removing", &doomed)
     }
 
     fn names_path(&self) -> PathBuf {
@@ -457,7 +469,7 @@ impl Store {
             let e = e.ctx("listing", &ldir)?;
             let n = e.file_name().to_string_lossy().into_owned();
             if !keep_layers.contains(&n) {
-                fsutil::remove_tree(&e.path()).ctx("removing", e.path())?;
+                self.remove_layer_dir(&e.path())?;
                 report.layers += 1;
             }
         }

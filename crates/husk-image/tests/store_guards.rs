@@ -305,3 +305,79 @@ fn a_pull_the_disk_cannot_hold_is_refused_up_front() {
     }
     assert_nothing_left(&ts.0, &layer_digest);
 }
+
+/// `verify` finds a corrupted blob and a half-gone layer; `repair` removes them and the
+/// next pull fetches them again, after which the store verifies clean.
+#[test]
+fn verify_reports_and_repair_removes_what_is_corrupt() {
+    use husk_image::verify::Problem;
+    let tar = {
+        let mut w = Writer::new(Vec::new());
+        w.file("etc/hello", 0o644, b"hello\n").unwrap();
+        w.finish().unwrap()
+    };
+    let layer = gzip(&tar);
+    let img = image(layer.clone(), &Digest::of(&tar), layer.len() as u64);
+    let (layer_digest, config_digest) = (img.layer_digest.clone(), img.config_digest.clone());
+    let reference = Reference::parse(&serve(img, LayerBody::Honest)).unwrap();
+    let ts = TempStore::new("verify");
+    let store = Store::open(&ts.0).unwrap();
+    let rec = pull(&store, &reference, &PullOptions::default()).unwrap();
+    let chain = rec.layers[0].chain_id.clone();
+    let clean = store.verify(None, false).unwrap();
+    assert_eq!(clean.problems, vec![]);
+    assert_eq!((clean.blobs_checked, clean.layers_checked), (3, 1));
+
+    // one flipped byte in the layer blob; the config blob gone
+    let lp = store.blob_path(&layer_digest);
+    let mut data = std::fs::read(&lp).unwrap();
+    data[20] ^= 1;
+    std::fs::write(&lp, data).unwrap();
+    std::fs::remove_file(store.blob_path(&config_digest)).unwrap();
+    let r = store.verify(Some(&rec), false).unwrap();
+    assert_eq!(
+        r.problems,
+        vec![
+            Problem::CorruptBlob {
+                digest: layer_digest.clone()
+            },
+            Problem::MissingBlob {
+                digest: config_digest.clone(),
+                image: rec.manifest_digest.clone()
+            },
+        ]
+    );
+    assert!(
+        r.removed.is_empty() && lp.exists(),
+        "no repair without asking"
+    );
+
+    let r = store.verify(None, true).unwrap();
+    assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+    // the bad blob and the layer unpacked from it are gone, so a pull fetches both
+    assert!(!lp.exists());
+    assert!(!store.has_layer(&chain));
+    let r = store.verify(None, false).unwrap();
+    assert!(
+        r.problems.contains(&Problem::MissingLayer {
+            chain_id: chain.clone(),
+            image: rec.manifest_digest.clone()
+        }),
+        "{:?}",
+        r.problems
+    );
+    pull(&store, &reference, &PullOptions::default()).unwrap();
+    assert_eq!(store.verify(None, false).unwrap().problems, vec![]);
+
+    // a layer dir half removed (its content gone, as by a kill in the middle of a removal)
+    std::fs::remove_dir_all(store.layer_dir(&chain)).unwrap();
+    let r = store.verify(None, true).unwrap();
+    assert_eq!(
+        r.problems,
+        vec![Problem::MissingLayer {
+            chain_id: chain.clone(),
+            image: rec.manifest_digest.clone()
+        }]
+    );
+    assert!(!store.layer_root(&chain).exists());
+}

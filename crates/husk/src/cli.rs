@@ -524,6 +524,14 @@ pub enum ImageCmd {
         #[arg(short, long)]
         all: bool,
     },
+    /// Re-hash stored blobs and check unpacked layers; --repair removes what is corrupt
+    Verify {
+        /// Check only this image (name, id or id prefix); default the whole store
+        image: Option<String>,
+        /// Remove what is corrupt, so that the next pull fetches it again
+        #[arg(long)]
+        repair: bool,
+    },
     /// Write the image's filesystem, flattened, into a directory
     Unpack {
         /// Image name, id or id prefix

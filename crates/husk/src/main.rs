@@ -825,6 +825,25 @@ fn image_cmd(e: &Engine, cmd: ImageCmd) -> Result<(), Failure> {
             );
             Ok(())
         }
+        ImageCmd::Verify { image, repair } => {
+            let r = e.verify_images(image.as_deref(), repair)?;
+            for p in &r.problems {
+                println!("{p}");
+            }
+            for p in &r.removed {
+                println!("Removed {}", p.display());
+            }
+            println!(
+                "Checked {} blobs, {} layers: {} problems",
+                r.blobs_checked,
+                r.layers_checked,
+                r.problems.len()
+            );
+            if r.problems.is_empty() || repair {
+                return Ok(());
+            }
+            Err("the store has problems: `husk image verify --repair` removes them".into())
+        }
         ImageCmd::Unpack { image, dir } => Ok(e.unpack_image(&image, &dir)?),
         ImageCmd::Lowerdirs { image } => {
             let dirs: Vec<String> = e
