@@ -875,3 +875,83 @@ fn login_asks_on_the_terminal_and_a_root_keeps_its_logins() {
     assert!(!o.status.success());
     assert!(e.contains("give it with --password"), "{e}");
 }
+
+/// `husk image verify` after a pull killed at several instants (downloading, unpacking,
+/// committing) and a killed `rmi` finds nothing; a corrupted blob it reports, exits
+/// non-zero, and `--repair` removes it so that the next pull fetches it again.
+#[test]
+fn killed_pulls_and_rmi_leave_a_store_that_verifies() {
+    let mut w = husk_image::tar::Writer::new(Vec::new());
+    w.file("big.bin", 0o644, &random_bytes(3 << 20, 11))
+        .unwrap();
+    for i in 0..2000 {
+        w.file(&format!("many/f{i}"), 0o644, b"x").unwrap();
+    }
+    let img = build_image(
+        &[
+            (busybox_base_layer(), Comp::Gzip),
+            (w.finish().unwrap(), Comp::Gzip),
+        ],
+        "amd64",
+    );
+    let fake = FakeRegistry::start(FakeState {
+        throttle: 4 << 20,
+        ..Default::default()
+    });
+    fake.add_image("verify", "v1", &img);
+    let t = TempDir::new("verify");
+    let root = t.path().join("store");
+    let r = format!("{}/verify:v1", fake.host());
+    let pull = ["pull", "-q", "--platform", "linux/amd64", r.as_str()];
+    let verify_clean = |when: &str| {
+        let (code, stdout, stderr) = out(&root, &["image", "verify"]);
+        assert_eq!(code, 0, "verify after {when}: {stdout}{stderr}");
+        assert!(stdout.ends_with(": 0 problems\n"), "after {when}: {stdout}");
+    };
+    let kill_after = |args: &[&str], ms: u64| {
+        let mut child = Command::new(HUSK)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+    };
+    for ms in [40, 250, 600, 900] {
+        kill_after(&pull, ms);
+        verify_clean(&format!("a pull killed after {ms} ms"));
+    }
+    fake.state.lock().unwrap().throttle = 0;
+    husk_ok(&root, &pull);
+    verify_clean("the pull");
+    for ms in [1, 5, 20] {
+        kill_after(&["rmi", &r], ms);
+        verify_clean(&format!("rmi killed after {ms} ms"));
+        husk_ok(&root, &pull);
+    }
+
+    // a flipped byte in the big layer's blob
+    let blob = root.join("blobs/sha256").join(img.layers[1].digest.hex());
+    let mut data = std::fs::read(&blob).unwrap();
+    data[100] ^= 1;
+    std::fs::write(&blob, data).unwrap();
+    let (code, stdout, stderr) = out(&root, &["image", "verify", &r]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "blob {}: content does not match\n",
+            img.layers[1].digest
+        )),
+        "{stdout}"
+    );
+    assert!(stderr.contains("--repair"), "{stderr}");
+    husk_ok(&root, &["image", "verify", "--repair"]);
+    assert!(!blob.exists());
+    husk_ok(&root, &pull);
+    verify_clean("repair and pull");
+    assert!(blob.exists());
+}
