@@ -185,12 +185,20 @@ impl Engine {
     /// exit code, as `docker wait`. An exited container answers at once with its last code.
     pub fn wait(&self, what: &str) -> Result<i64> {
         let r = find(&self.root, what)?;
+        self.wait_for(&r, what)
+    }
+
+    /// [`Engine::wait`] for a container already found (it may be gone since: --rm).
+    pub(crate) fn wait_for(&self, r: &Record, what: &str) -> Result<i64> {
         loop {
             // A dead runner records no end: settle it as the other commands do.
-            settle_orphan(&r, None);
-            let fresh = Record::load(&r.dir)
-                .map_err(|_| crate::record::RecordError::NotFound(what.to_string()))
-                .during("wait", what)?;
+            settle_orphan(r, None);
+            let Ok(fresh) = Record::load(&r.dir) else {
+                // Removed (--rm): its last "die" event still has its code.
+                return crate::events::last_exit_code(&self.root, &r.id)
+                    .ok_or_else(|| crate::record::RecordError::NotFound(what.to_string()))
+                    .during("wait", what);
+            };
             if let Some(code) = fresh.exit_code() {
                 return Ok(code);
             }

@@ -213,6 +213,16 @@ pub(crate) fn container(root: &Path, r: &Record, action: &str, extra: &[(&str, &
     emit(root, "container", action, &r.id, &attrs);
 }
 
+/// The exit code of container `id`'s last "die" event, if it has one.
+pub(crate) fn last_exit_code(root: &Path, id: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(log_path(root)).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .find(|e| e.kind == "container" && e.action == "die" && e.actor.id == id)
+        .and_then(|e| e.actor.attributes.get("exitCode")?.parse().ok())
+}
+
 /// The store root of the container whose directory is `dir` (STORE/containers/ID).
 pub(crate) fn root_of(dir: &Path) -> &Path {
     dir.parent().and_then(Path::parent).unwrap_or(dir)

@@ -43,6 +43,27 @@ impl Engine {
         let r = find(&self.root, what)?;
         read(&r.dir, o, out).during("logs", what)
     }
+
+    /// `attach`: the running container's output from now on, line by line to `out`, until
+    /// it exits; then its exit code. Output only: the monitor holds the container's stdin
+    /// and pty and serves no socket to reach them, so what attach shows is what the monitor
+    /// logs (a tty container's pty output too).
+    pub fn attach(&self, what: &str, out: &mut dyn FnMut(LogLine)) -> Result<i64> {
+        let r = find(&self.root, what)?;
+        match r.status() {
+            "running" | "paused" => {}
+            s => {
+                let e = crate::error::ContainerError::NotRunning(s);
+                return Err(crate::Error::from(e).during("attach", what));
+            }
+        }
+        let follow = LogOptions {
+            follow: true,
+            tail: Some(0),
+        };
+        read(&r.dir, follow, out).during("attach", what)?;
+        self.wait_for(&r, what)
+    }
 }
 
 fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), IoError> {

@@ -305,6 +305,15 @@ pub enum ContainerOp {
         /// Container name, id or id prefix
         container: String,
     },
+    /// Show a running container's output from now until it exits, then exit with its code
+    /// (output only: input does not reach it)
+    Attach {
+        /// Container name, id or id prefix
+        container: String,
+        /// Accepted as docker's: stdin is never attached
+        #[arg(long)]
+        no_stdin: bool,
+    },
     /// Write a container's filesystem (running or not) as a tar stream
     Export {
         /// Container name, id or id prefix

@@ -254,24 +254,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Cmd::Container {
             cmd: ContainerCmd::Ls(a),
         } => ps(e, &a),
+        Cmd::Ctr(ContainerOp::Attach { container, .. }) => {
+            let code = e.attach(&container, &mut print_log_line(false))?;
+            std::process::exit(code.clamp(0, 255) as i32)
+        }
         Cmd::Ctr(ContainerOp::Logs {
             follow,
             tail,
             timestamps,
             container,
-        }) => Ok(e.logs(&container, LogOptions { follow, tail }, &mut |l| {
-            let prefix = if timestamps {
-                format!("{} ", l.time)
-            } else {
-                String::new()
-            };
-            let _ = if l.stream == Stream::Stderr {
-                write!(std::io::stderr(), "{prefix}{}", l.text)
-            } else {
-                let mut o = std::io::stdout().lock();
-                write!(o, "{prefix}{}", l.text).and_then(|_| o.flush())
-            };
-        })?),
+        }) => Ok(e.logs(
+            &container,
+            LogOptions { follow, tail },
+            &mut print_log_line(timestamps),
+        )?),
         Cmd::Ctr(ContainerOp::Kill { signal, containers }) => {
             each(&containers, |c| e.kill(c, &signal))
         }
@@ -741,6 +737,24 @@ fn stats(
         if no_stream {
             return Ok(());
         }
+    }
+}
+
+/// What `logs` and `attach` do with each line: to our stdout or stderr as the container
+/// wrote it, after its time with `timestamps`.
+fn print_log_line(timestamps: bool) -> impl FnMut(husk_engine::LogLine) {
+    move |l| {
+        let prefix = if timestamps {
+            format!("{} ", l.time)
+        } else {
+            String::new()
+        };
+        let _ = if l.stream == Stream::Stderr {
+            write!(std::io::stderr(), "{prefix}{}", l.text)
+        } else {
+            let mut o = std::io::stdout().lock();
+            write!(o, "{prefix}{}", l.text).and_then(|_| o.flush())
+        };
     }
 }
 

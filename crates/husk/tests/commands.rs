@@ -546,3 +546,38 @@ fn system_df_and_prune() {
     husk_ok(root, &["rm", "-f", "up"]);
     nothing_left(root, &[stopped.trim().to_string(), up.trim().to_string()]);
 }
+
+#[test]
+fn attach_follows_the_output_and_exits_with_the_code() {
+    let s = setup("commands-attach");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+
+    // What was written before attach is not shown again; what follows is, on its stream.
+    let script = "echo before; sleep 2; echo out; echo err >&2; exit 4";
+    husk_ok(root, &["run", "-d", "--name", "a", &image, script]);
+    let (code, o, err) = out(root, &["attach", "a"]);
+    assert_eq!((code, o.as_str(), err.as_str()), (4, "out\n", "err\n"));
+    let (code, _, err) = out(root, &["attach", "a"]);
+    assert_eq!(
+        (code, err.trim()),
+        (1, "husk: attach a: the container is exited, not running")
+    );
+    // A --rm container is gone when it ends: its code comes from its "die" event.
+    let id = husk_ok(
+        root,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "r",
+            &image,
+            "sleep 1; exit 6",
+        ],
+    );
+    let (code, _, err) = out(root, &["container", "attach", "r"]);
+    assert_eq!(code, 6, "{err}");
+    husk_ok(root, &["rm", "a"]);
+    nothing_left(root, &[id.trim().to_string()]);
+}
