@@ -955,3 +955,43 @@ fn killed_pulls_and_rmi_leave_a_store_that_verifies() {
     verify_clean("repair and pull");
     assert!(blob.exists());
 }
+
+/// The unpack limits come from husk's config file: a gzip bomb past `max_layer_bytes`
+/// fails the pull with one line naming the layer and the setting, and leaves no layer.
+#[test]
+fn unpack_limit_from_the_config_file_stops_a_gzip_bomb() {
+    let mut w = husk_image::tar::Writer::new(Vec::new());
+    w.file("zeros", 0o644, &vec![0u8; 8 << 20]).unwrap();
+    let img = build_image(&[(w.finish().unwrap(), Comp::Gzip)], "amd64");
+    assert!(img.layers[0].data.len() < 256 << 10, "not a bomb");
+    let fake = FakeRegistry::start(FakeState::default());
+    fake.add_image("bomb", "v1", &img);
+    let t = TempDir::new("bomb");
+    let root = t.path().join("store");
+    let cfg = t.path().join("husk.json");
+    std::fs::write(&cfg, br#"{"max_layer_bytes": 1048576}"#).unwrap();
+    let r = format!("{}/bomb:v1", fake.host());
+    let (code, _, stderr) = out(
+        &root,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "pull",
+            "-q",
+            "--platform",
+            "linux/amd64",
+            &r,
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "husk: pull {r}: layer {}: unpacking stopped at the limit of 1048576 bytes \
+             (max_layer_bytes in the settings)\n",
+            img.layers[0].digest
+        )
+    );
+    assert_eq!(std::fs::read_dir(root.join("layers")).unwrap().count(), 0);
+    husk_ok(&root, &["pull", "-q", "--platform", "linux/amd64", &r]);
+}
