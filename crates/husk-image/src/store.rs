@@ -206,7 +206,8 @@ impl Store {
     }
 
     /// Remove a layer directory so that no kill leaves half of it under `layers/`: it
-    /// leaves `layers/` by one rename (into `tmp/`, which a pull or prune clears), then goes.
+    /// leaves `layers/` by one rename into `tmp/` (which `image prune` clears of what a
+    /// kill left there), then goes.
     pub(crate) fn remove_layer_dir(&self, dir: &Path) -> Result<()> {
         let name = dir.file_name().unwrap_or_default().to_string_lossy();
         let doomed = self
