@@ -35,6 +35,10 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Well under what the bug took (12-20 s, ending in failure), with room for a loaded 2-core
+/// CI machine (unloaded: well under a second).
+const SOON: Duration = Duration::from_secs(9);
+
 /// `husk ARGS` succeeds, within `limit`.
 fn quickly(root: &Path, args: &[&str], limit: Duration) {
     let t = Instant::now();
@@ -77,7 +81,7 @@ fn containers_whose_runner_died_stop_log_and_go() {
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     assert_eq!(container_state(root, "a")["status"], "running");
     assert_eq!(husk_ok(root, &["logs", "a"]), "up\n");
-    quickly(root, &["stop", "a"], Duration::from_secs(5));
+    quickly(root, &["stop", "a"], SOON);
     let a = container_state(root, "a");
     assert_eq!(a["status"], "exited", "{a}");
     // Its own status where nobody reaped it (here: we are its reaper and wait below), else
@@ -96,7 +100,7 @@ fn containers_whose_runner_died_stop_log_and_go() {
     pids.extend([monitor, m["pid"].as_i64().unwrap() as i32]);
     ids.push(m["id"].as_str().unwrap().to_string());
     unsafe { libc::kill(monitor, libc::SIGKILL) };
-    quickly(root, &["rm", "-f", "b"], Duration::from_secs(5));
+    quickly(root, &["rm", "-f", "b"], SOON);
 
     // A foreground `husk run` killed: the same.
     let mut fg = Command::new(HUSK)
@@ -119,7 +123,7 @@ fn containers_whose_runner_died_stop_log_and_go() {
     assert_eq!(container_state(root, "f")["status"], "running");
     // Its output went to the killed husk run: nothing logged, and no error.
     assert_eq!(husk_ok(root, &["logs", "f"]), "");
-    quickly(root, &["stop", "f"], Duration::from_secs(5));
+    quickly(root, &["stop", "f"], SOON);
     let f = container_state(root, "f");
     assert!([3, 143].contains(&f["exit_code"].as_i64().unwrap()), "{f}");
     husk_ok(root, &["rm", "f"]);
@@ -146,7 +150,7 @@ fn containers_whose_runner_died_stop_log_and_go() {
         pids.push(m["pid"].as_i64().unwrap() as i32);
         ids.push(m["id"].as_str().unwrap().to_string());
         assert_eq!(container_state(root, &name)["status"], "running", "run {i}");
-        quickly(root, &["rm", "-f", &name], Duration::from_secs(5));
+        quickly(root, &["rm", "-f", &name], SOON);
     }
 
     // A --rm container whose runner died goes once it has exited; ps settles it too.
