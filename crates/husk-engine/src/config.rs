@@ -5,6 +5,7 @@
 //! error is found before anything is pulled, mounted or started.
 
 use crate::engine::RegistryOptions;
+use crate::host_config::{HostConfig, HostOptions};
 use crate::network::Network;
 use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
 use crate::spec_from_image::{self, Volume};
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub init: bool,
     pub stop_signal: Option<String>,
     pub registry: RegistryOptions,
+    /// Labels, /etc files, namespaces, devices, limits: docker's HostConfig flags.
+    pub host: HostOptions,
 }
 
 impl RunOptions {
@@ -92,6 +95,7 @@ impl RunOptions {
             init: false,
             stop_signal: None,
             registry: RegistryOptions::default(),
+            host: HostOptions::default(),
         }
     }
 }
@@ -215,6 +219,7 @@ pub struct ContainerConfig {
     /// A signal number; None: the image's StopSignal, else SIGTERM.
     pub stop_signal: Option<i32>,
     pub registry: RegistryOptions,
+    pub host: HostConfig,
 }
 
 impl ContainerConfig {
@@ -272,7 +277,11 @@ impl ContainerConfig {
         for f in &o.env_files {
             env.extend(flags::env_file(f, host_env)?);
         }
-        env.extend(o.process.env.iter().cloned());
+        // docker's `-e KEY`: husk's own value of KEY, left out when husk has none.
+        env.extend(o.process.env.iter().filter_map(|e| match e.contains('=') {
+            true => Some(e.clone()),
+            false => host_env(e).map(|v| format!("{e}={v}")),
+        }));
         let tmpfs = o
             .tmpfs
             .iter()
@@ -307,6 +316,7 @@ impl ContainerConfig {
             Seccomp::File(f) => Some(load_seccomp(f, &caps)?),
             Seccomp::Default | Seccomp::Unconfined => None,
         };
+        let host = HostConfig::validate(&o.host, memory, network == Network::Host)?;
         let stop_signal = o
             .stop_signal
             .as_deref()
@@ -342,6 +352,7 @@ impl ContainerConfig {
             init: o.init,
             stop_signal,
             registry: o.registry.clone(),
+            host,
         })
     }
 }

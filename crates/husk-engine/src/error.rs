@@ -18,6 +18,12 @@ pub enum RunError {
     Threads(usize),
     #[error("deleting the container: {0}")]
     Delete(husk_container::Error),
+    #[error("{flag} container:{name}: the container is not running")]
+    JoinNotRunning { flag: &'static str, name: String },
+    #[error("--pull never: the image is not in the store ({0})")]
+    NotLocal(husk_image::Error),
+    #[error("--group-add {0}: no such group in the image's /etc/group")]
+    NoGroup(String),
 }
 
 /// A container in the wrong state for what was asked.

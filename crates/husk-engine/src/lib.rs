@@ -20,7 +20,9 @@
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
 //! - [`config`]: options validated into a [`ContainerConfig`] (pure), with
-//!   [`spec_from_image`] making the OCI spec from the image and the config; `made`, the
+//!   [`host_config`] (docker's HostConfig flags: labels, /etc files, namespaces, devices,
+//!   limits) and [`spec_from_image`] making the OCI spec from the image and the config;
+//!   [`etc_files`], the container's /etc/hosts, hostname, resolv.conf; `made`, the
 //!   undo of a run's steps;
 //! - [`rootfs`] (overlay or copy), [`network`], [`attach`] (foreground pty and signals),
 //!   [`userns`] (rootless), [`record`] (the containers on disk), [`embedded`] (husk-init,
@@ -36,11 +38,13 @@ pub mod copy;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod etc_files;
 pub mod events;
 pub mod exec;
 pub mod exit_status;
 pub mod export;
 pub mod history;
+pub mod host_config;
 pub mod images;
 pub mod logs;
 mod made;
@@ -60,6 +64,7 @@ pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptio
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
 pub use engine::{Engine, EngineOptions, RegistryOptions};
 pub use error::{Error, Result};
+pub use host_config::{HostConfig, HostOptions, NsMode, PullPolicy};
 pub use husk_image::auth::Credentials;
 pub use husk_image::pull::Progress;
 pub use images::{ArchiveFormat, ImageSummary, PullRequest};

@@ -7,6 +7,9 @@ use crate::attach::{self, Tty};
 use crate::config::ContainerConfig;
 use crate::engine::Engine;
 use crate::error::{During, Error, Result, RunError};
+use crate::etc_files::{self, EtcInput};
+use crate::host_config::{self, NsMode, PullPolicy};
+use crate::images::PullRequest;
 use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError};
@@ -16,7 +19,9 @@ use crate::{embedded, rootfs};
 use husk_container::ContainerBuilder;
 use husk_image::config::{Overrides, RootfsView};
 use husk_image::pull;
+use husk_image::store::{ImageRecord, Store};
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 fn new_id() -> Result<String, IoError> {
@@ -46,6 +51,84 @@ fn single_threaded() -> Result<()> {
     }
 }
 
+/// `--cidfile`: the id written once the container exists, removed again when the run
+/// fails before the container started (nothing is left behind).
+struct CidFile(Option<std::path::PathBuf>);
+
+impl CidFile {
+    fn write(path: Option<&Path>, id: &str) -> Result<CidFile, crate::os::IoError> {
+        if let Some(p) = path {
+            // create_new: another run that raced us to the same file keeps it.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, id.as_bytes()))
+                .ctx("writing the --cidfile", p)?;
+        }
+        Ok(CidFile(path.map(Path::to_path_buf)))
+    }
+
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// `--pid|--ipc container:X`: X's init namespaces, by /proc path (X must be running).
+fn joined_namespaces(
+    root: &Path,
+    h: &crate::host_config::HostConfig,
+) -> Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    for (kind, flag, mode) in [("pid", "--pid", &h.pid), ("ipc", "--ipc", &h.ipc)] {
+        let NsMode::Container(name) = mode else {
+            continue;
+        };
+        let rec = crate::record::find(root, name)?;
+        let running = rec
+            .runtime()
+            .filter(|c| matches!(c.status(), husk_container::Status::Running))
+            .ok_or_else(|| RunError::JoinNotRunning {
+                flag,
+                name: name.clone(),
+            })?;
+        out.push((kind, format!("/proc/{}/ns/{kind}", running.pid())));
+    }
+    Ok(out)
+}
+
+/// `--group-add`'s groups as ids: numbers as they are, names from the image's /etc/group.
+fn group_ids(root: &RootfsView, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = husk_image::config::read_image_file(root, "/etc/group")?.unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| {
+            g.parse::<u32>()
+                .ok()
+                .or_else(|| {
+                    text.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 3 && f[0] == g)
+                            .then(|| f[2].parse().ok())
+                            .flatten()
+                    })
+                })
+                .ok_or_else(|| RunError::NoGroup(g.clone()).into())
+        })
+        .collect()
+}
+
 /// How [`Engine::run`] ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -56,6 +139,40 @@ pub enum RunOutcome {
 }
 
 impl Engine {
+    /// The image `run` uses, as `--pull` says: the store's (pulled when missing), the
+    /// registry's always, or the store's only.
+    fn image_for_run(
+        &self,
+        store: &Store,
+        a: &ContainerConfig,
+        progress: Arc<dyn pull::Progress>,
+    ) -> Result<ImageRecord> {
+        let pull = || {
+            self.pull(
+                &a.image,
+                &PullRequest {
+                    platform: a.host.platform.clone(),
+                    registry: a.registry.clone(),
+                    progress: progress.clone(),
+                    ..Default::default()
+                },
+            )
+        };
+        match a.host.pull {
+            PullPolicy::Always => pull(),
+            PullPolicy::Never => store
+                .resolve(&a.image, &self.default_registry)
+                .map_err(|e| RunError::NotLocal(e).into()),
+            PullPolicy::Missing if a.host.platform.is_some() => {
+                match store.resolve(&a.image, &self.default_registry) {
+                    Ok(r) => Ok(r),
+                    Err(_) => pull(),
+                }
+            }
+            PullPolicy::Missing => self.image_or_pull(store, &a.image, &a.registry, progress),
+        }
+    }
+
     /// Run a container: pull its image if it is not in the store, prepare the rootfs, write
     /// the bundle and the record, then start it under a monitor (`detach`) or run it in
     /// the foreground with our stdio until it exits.
@@ -97,7 +214,7 @@ impl Engine {
             .init
             .then(|| embedded::init_binary(&self.root))
             .transpose()?;
-        let rec = self.image_or_pull(&store, &a.image, &a.registry, progress)?;
+        let rec = self.image_for_run(&store, a, progress)?;
         let cfgb = store.read_blob(&rec.config_digest)?;
         let cfg = pull::parse_config(&cfgb)?;
 
@@ -109,9 +226,18 @@ impl Engine {
                 return Err(RunError::NameInUse(n.clone()).into());
             }
         }
+        let joined = joined_namespaces(&self.root, &a.host)?;
+        let joins = !joined.is_empty();
         let id = new_id()?;
         let short = id[..12].to_string();
         let name = a.name.clone().unwrap_or_else(|| short.clone());
+        // The host's own name when its UTS namespace is shared (as docker).
+        let hostname = match a.host.uts {
+            NsMode::Private => a.hostname.clone().unwrap_or_else(|| name.clone()),
+            _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        };
         let dir = containers.join(&id);
         std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
         let mut made = Made {
@@ -122,6 +248,25 @@ impl Engine {
         let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
+        etc_files::write(
+            &dir,
+            &EtcInput {
+                hostname: &hostname,
+                name: &name,
+                network: a.network,
+                extra_hosts: &a.host.extra_hosts,
+                dns: &a.host.dns,
+                dns_search: a.host.dns_search.as_deref(),
+            },
+        )?;
+        let group_ids = group_ids(&RootfsView::Dir(rootfs.clone()), &a.host.group_add)?;
+        // docker's: HOSTNAME, TERM with a terminal, and podman's `container` (what systemd
+        // and others read to know they run in a container); -e and the image may change them.
+        let mut env = vec![format!("HOSTNAME={hostname}"), "container=husk".to_string()];
+        if a.process.tty {
+            env.push("TERM=xterm".into());
+        }
+        env.extend(a.process.env.iter().cloned());
 
         let overrides = Overrides {
             user: a.process.user.clone(),
@@ -130,7 +275,7 @@ impl Engine {
                 .clone()
                 .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
             cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
-            env: a.process.env.clone(),
+            env,
             workdir: a.process.workdir.clone(),
         };
         let pv =
@@ -145,10 +290,10 @@ impl Engine {
                 .map_or(0, |e| e.len()),
         }
         .min(pv.args.len());
-        let spec = spec_from_image::spec(
+        let mut spec = spec_from_image::spec(
             &pv,
             &spec_from_image::Options {
-                hostname: a.hostname.clone().unwrap_or_else(|| name.clone()),
+                hostname: hostname.clone(),
                 host_network: !a.network.own_namespace(),
                 volumes: a.volumes.clone(),
                 read_only: a.read_only,
@@ -166,6 +311,24 @@ impl Engine {
                 seccomp: a.seccomp.clone(),
                 init,
                 terminal: a.process.tty,
+                // A rootless user cannot mount cgroup v1 hierarchies, nor has it a cgroup of
+                // its own on v1: the host's view stays there.
+                cgroupns: a.host.cgroupns == NsMode::Private
+                    && !husk_container::rootless::is_unprivileged(),
+                etc_dir: Some(dir.clone()),
+            },
+        );
+        let mut devices = a.host.devices.clone();
+        if a.privileged {
+            devices.extend(host_config::host_devices());
+        }
+        spec_from_image::host::apply(
+            &mut spec,
+            &a.host,
+            &spec_from_image::host::Resolved {
+                joined,
+                group_ids,
+                devices,
             },
         );
         // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
@@ -204,7 +367,8 @@ impl Engine {
                 cfg.config().as_ref().and_then(|c| c.user().clone())
             }),
             "interactive": a.process.interactive,
-            "labels": pv.labels,
+            // The image's, then --label's (docker's Config.Labels).
+            "labels": pv.labels.iter().chain(&a.host.labels).collect::<std::collections::BTreeMap<_, _>>(),
             "binds": a.volumes.iter().map(|v| {
                 format!("{}:{}{}", v.source, v.destination, if v.readonly { ":ro" } else { "" })
             }).collect::<Vec<_>>(),
@@ -219,6 +383,8 @@ impl Engine {
         }
         write("container.json", &meta)?;
         drop(names_lock);
+        // docker writes it at create, so `create --cidfile` has it too.
+        let mut cidfile = CidFile::write(a.host.cidfile.as_deref(), &id)?;
         let attrs = [("image", a.image.as_str()), ("name", name.as_str())];
         crate::events::emit(&self.root, "container", "create", &id, &attrs);
         if create_only {
@@ -226,16 +392,23 @@ impl Engine {
                 o.unmount()?;
             }
             made.keep_dir = true;
+            cidfile.keep();
             return Ok(RunOutcome::Started { id });
         }
 
         single_threaded()?;
         if a.detach {
             crate::monitor::detach(&self.root, &id, made, a.remove)?;
+            cidfile.keep();
             return Ok(RunOutcome::Started { id });
         }
         if !a.process.interactive && !a.process.tty {
             attach::stdin_from_dev_null()?;
+        }
+        if joins {
+            // Joining another container's namespace, init is our grandchild (through the
+            // runtime's intermediate process): only as a subreaper can we wait for it.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         }
         let tty = a.process.tty.then(Tty::new).transpose()?;
         let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
@@ -258,6 +431,9 @@ impl Engine {
             _ => Ok(()),
         }
         .and_then(|()| Ok(c.start()?));
+        if started.is_ok() {
+            cidfile.keep();
+        }
         if let Err(e) = started {
             let _ = c.kill(libc::SIGKILL, true);
             let _ = c.wait();

@@ -1,6 +1,7 @@
 //! Image config + `husk run` options → the runtime spec (config.json) of the container.
 
 pub mod flags;
+pub mod host;
 
 use husk_image::config::ProcessValues;
 use serde_json::{json, Value};
@@ -33,25 +34,49 @@ pub struct Volume {
     pub source: String,
     pub destination: String,
     pub readonly: bool,
+    /// The mount's propagation (`rprivate` unless asked: docker's default).
+    pub propagation: String,
 }
 
 impl Volume {
-    /// `SRC:DST[:ro|rw]`, SRC absolute (host path), DST absolute.
+    /// `SRC:DST[:OPTIONS]`, SRC absolute (host path), DST absolute, OPTIONS a comma list
+    /// of `ro|rw`, a propagation (`[r]shared|[r]slave|[r]private`), and docker's `z`, `Z`
+    /// (SELinux relabelling: no SELinux is active where husk runs, so nothing to do, as
+    /// docker then) and `nocopy` (for named volumes; a bind has nothing to copy).
     pub fn parse(s: &str) -> Result<Volume, String> {
         let parts: Vec<&str> = s.split(':').collect();
-        let (src, dst, ro) = match parts.as_slice() {
-            [s, d] => (*s, *d, false),
-            [s, d, "ro"] => (*s, *d, true),
-            [s, d, "rw"] => (*s, *d, false),
-            _ => return Err(format!("-v {s:?}: expected SRC:DST[:ro|rw]")),
+        let (src, dst, opts) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, o] => (*s, *d, *o),
+            _ => return Err(format!("-v {s:?}: expected SRC:DST[:OPTIONS]")),
         };
         if !src.starts_with('/') || !dst.starts_with('/') {
             return Err(format!("-v {s:?}: SRC and DST must be absolute paths"));
         }
+        let (mut rw, mut propagation) = (None, None);
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            let (slot, v) = match o {
+                "ro" | "rw" => (&mut rw, o),
+                "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => {
+                    (&mut propagation, o)
+                }
+                "z" | "Z" | "nocopy" => continue,
+                _ => {
+                    return Err(format!(
+                        "-v {s:?}: unknown option {o:?} (use ro, rw, z, Z, nocopy, \
+                         [r]shared, [r]slave, [r]private)"
+                    ))
+                }
+            };
+            if slot.replace(v).is_some() {
+                return Err(format!("-v {s:?}: {o:?} conflicts with an earlier option"));
+            }
+        }
         Ok(Volume {
             source: src.into(),
             destination: dst.into(),
-            readonly: ro,
+            readonly: rw == Some("ro"),
+            propagation: propagation.unwrap_or("rprivate").to_string(),
         })
     }
 }
@@ -83,6 +108,12 @@ pub struct Options {
     pub init: Option<PathBuf>,
     /// process.terminal: the process gets a pty, sent to the console socket.
     pub terminal: bool,
+    /// A cgroup namespace and a cgroup mount on /sys/fs/cgroup: the container sees its
+    /// own cgroup (podman's default; read-write only when privileged).
+    pub cgroupns: bool,
+    /// The directory holding the container's hostname, hosts and resolv.conf
+    /// ([`crate::etc_files`]), bind-mounted over the image's /etc files.
+    pub etc_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -104,6 +135,8 @@ impl Default for Options {
             seccomp: None,
             init: None,
             terminal: false,
+            cgroupns: false,
+            etc_dir: None,
         }
     }
 }
@@ -156,9 +189,24 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
                "options": ["nosuid", "noexec", "nodev", if o.privileged { "rw" } else { "ro" }]}),
     ];
+    if o.cgroupns {
+        mounts.push(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime",
+                        if o.privileged { "rw" } else { "ro" }]}),
+        );
+    }
+    if let Some(dir) = &o.etc_dir {
+        for (file, dest) in crate::etc_files::FILES {
+            mounts.push(
+                json!({"destination": dest, "type": "bind", "source": dir.join(file),
+                               "options": ["rbind", "rprivate"]}),
+            );
+        }
+    }
     let mut user_mounts = vec![];
     for v in &o.volumes {
-        let mut opts = vec!["rbind", "rprivate"];
+        let mut opts = vec!["rbind", v.propagation.as_str()];
         if v.readonly {
             opts.push("ro");
         }
@@ -196,6 +244,9 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     ];
     if !o.host_network {
         namespaces.push(json!({"type": "network"}));
+    }
+    if o.cgroupns {
+        namespaces.push(json!({"type": "cgroup"}));
     }
     let mut resources = json!({"devices": [{"allow": o.privileged, "access": "rwm"}]});
     if let Some(m) = o.memory {
@@ -299,6 +350,11 @@ mod tests {
         assert!(!Volume::parse("/a:/b").unwrap().readonly);
         assert!(Volume::parse("a:/b").is_err() && Volume::parse("/a").is_err());
         assert!(Volume::parse("/a:/b:rx").is_err());
+        let v = Volume::parse("/a:/b:ro,Z,rshared,nocopy").unwrap();
+        assert_eq!((v.readonly, v.propagation.as_str()), (true, "rshared"));
+        assert_eq!(Volume::parse("/a:/b:z").unwrap().propagation, "rprivate");
+        assert!(Volume::parse("/a:/b:ro,rw").is_err());
+        assert!(Volume::parse("/a:/b:shared,rslave").is_err());
     }
 
     fn process(uid: u32) -> ProcessValues {

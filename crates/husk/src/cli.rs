@@ -587,7 +587,7 @@ pub struct ProcessFlags {
     /// Attach stdin (without it, and without -t, the process reads /dev/null)
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Set an environment variable KEY=VALUE
+    /// Set an environment variable KEY=VALUE (a bare KEY takes husk's own value)
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
     /// Working directory in the container
@@ -627,7 +627,7 @@ pub struct RunArgs {
     /// (outbound through user-mode networking)
     #[arg(long, default_value = "none")]
     pub network: String,
-    /// Bind mount SRC:DST[:ro|rw]
+    /// Bind mount SRC:DST[:OPTIONS]: ro|rw, [r]shared|[r]slave|[r]private, z, Z, nocopy
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     /// Mount the container's root read-only
@@ -636,7 +636,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub more: Box<MoreRunArgs>,
     #[command(flatten)]
-    pub reg: RegistryArgs,
+    pub host: Box<HostFlags>,
+    #[command(flatten)]
+    pub reg: Box<RegistryArgs>,
     /// Image name, id or id prefix (pulled when not in the store)
     pub image: String,
     /// The command and its arguments (default: the image's Entrypoint and Cmd)
@@ -681,6 +683,79 @@ pub struct MoreRunArgs {
     /// Signal that stops the container (name or number; default: the image's, or SIGTERM)
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
+}
+
+/// docker's HostConfig flags: labels, /etc files, namespaces, devices, limits (boxed as
+/// [`MoreRunArgs`]).
+#[derive(Args)]
+pub struct HostFlags {
+    /// Set a label KEY[=VALUE] on the container
+    #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    /// Add an OCI annotation KEY=VALUE to the container's spec
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
+    /// Add a line to the container's /etc/hosts
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Nameserver for the container's /etc/resolv.conf (replaces the host's)
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Search domain for the container's /etc/resolv.conf ("." for none)
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Resource limit NAME=SOFT[:HARD] (nofile, nproc, core, stack, memlock, …)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER][:rwm]
+    #[arg(long, value_name = "HOST[:CONTAINER][:rwm]")]
+    pub device: Vec<String>,
+    /// Set a namespaced kernel parameter NAME=VALUE (net.*, kernel.shm*, kernel.msg*, …)
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Add a supplementary group (name in the image's /etc/group, or id)
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Size of /dev/shm (N[b|k|m|g]; default 64m)
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Write the container's id to FILE (which must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
+    /// PID namespace: host, or container:NAME to share another container's
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC namespace: private, shareable, host, or container:NAME
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// UTS namespace: host to use the host's name
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
+    /// Cgroup namespace: private (default: /sys/fs/cgroup shows the container's own
+    /// cgroup) or host (the host's cgroup paths)
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
+    /// CPUs the container may run on (0-3,5)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Relative CPU weight (2 to 262144; 1024 is the default share)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Memory plus swap limit (N[b|k|m|g]; -1: unlimited swap); needs --memory
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit (N[b|k|m|g])
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// The container's OOM score adjustment (-1000 to 1000)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub oom_score_adj: Option<i32>,
+    /// When to pull the image: always, missing (default), never
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+    /// os/arch[/variant] to pull from a multi-platform image
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 /// `husk exec`'s options.

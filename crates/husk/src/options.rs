@@ -1,8 +1,8 @@
 //! The parsed command line as the engine's options (kept out of cli.rs so that the clap
 //! definitions build without the engine: build.rs makes the man pages from them).
 
-use crate::cli::{ProcessFlags, RegistryArgs, RunArgs};
-use husk_engine::{ProcessOptions, RegistryOptions, RunOptions};
+use crate::cli::{HostFlags, ProcessFlags, RegistryArgs, RunArgs};
+use husk_engine::{HostOptions, ProcessOptions, RegistryOptions, RunOptions};
 
 impl From<RegistryArgs> for RegistryOptions {
     fn from(a: RegistryArgs) -> RegistryOptions {
@@ -55,7 +55,37 @@ impl From<RunArgs> for RunOptions {
             security_opt: m.security_opt,
             init: m.init,
             stop_signal: m.stop_signal,
-            registry: a.reg.into(),
+            registry: (*a.reg).into(),
+            host: (*a.host).into(),
+        }
+    }
+}
+
+impl From<HostFlags> for HostOptions {
+    fn from(h: HostFlags) -> HostOptions {
+        HostOptions {
+            labels: h.label,
+            annotations: h.annotation,
+            add_hosts: h.add_host,
+            dns: h.dns,
+            dns_search: h.dns_search,
+            ulimits: h.ulimit,
+            devices: h.device,
+            sysctls: h.sysctl,
+            group_add: h.group_add,
+            shm_size: h.shm_size,
+            cidfile: h.cidfile,
+            pid: h.pid,
+            ipc: h.ipc,
+            uts: h.uts,
+            cgroupns: h.cgroupns,
+            cpuset_cpus: h.cpuset_cpus,
+            cpu_shares: h.cpu_shares,
+            memory_swap: h.memory_swap,
+            memory_reservation: h.memory_reservation,
+            oom_score_adj: h.oom_score_adj,
+            pull: h.pull,
+            platform: h.platform,
         }
     }
 }

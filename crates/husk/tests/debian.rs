@@ -206,7 +206,19 @@ fn debootstrapped_debian_image_pulls_and_runs() {
         test -d /usr/share/doc/coreutils && echo coreutils-doc
         ls -A /etc/apt/apt.conf.d
         cat /proc/self/cgroup";
-    let o = husk_ok(&root, &["run", "--rm", &image, "/bin/bash", "-c", script]);
+    let o = husk_ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--cgroupns",
+            "host",
+            &image,
+            "/bin/bash",
+            "-c",
+            script,
+        ],
+    );
     let want = format!(
         "{}{}\ncoreutils ii \nno-motd\nno-bash-doc\ncoreutils-doc\n99husk\n",
         std::fs::read_to_string(rootfs.join("etc/debian_version")).unwrap(),

@@ -191,7 +191,17 @@ fn run_volumes_and_read_only_root() {
 fn run_rm_leaves_nothing_and_kept_containers_are_unmounted() {
     let _g = HOST.write().unwrap_or_else(|e| e.into_inner());
     let s = setup("run-rm");
-    let o = husk_ok(&s.root, &["run", "--rm", &s.image, "cat /proc/self/cgroup"]);
+    let o = husk_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--cgroupns",
+            "host",
+            &s.image,
+            "cat /proc/self/cgroup",
+        ],
+    );
     let cg = cgroup_dir(&o, "pids");
     let id = cg.file_name().unwrap().to_string_lossy().into_owned();
     assert!(cg.parent().unwrap().ends_with("husk-engine"), "{o}");
@@ -370,6 +380,9 @@ fn run_forwards_signals_applies_limits_and_reports_kills() {
         .args([
             "run",
             "--rm",
+            // the host's cgroup paths in /proc/self/cgroup, to find its cgroup from here
+            "--cgroupns",
+            "host",
             "--memory",
             "64m",
             "--pids-limit",

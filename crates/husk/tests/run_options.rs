@@ -170,7 +170,12 @@ fn cpus_set_the_cfs_quota_and_it_holds() {
         else
             cat /sys/fs/cgroup$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup)/cpu.max
         fi";
-    let vol = ["-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"];
+    let vol = [
+        "--cgroupns",
+        "host",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+    ];
     for (cpus, quota) in [("0.5", "50000"), ("1", "100000"), ("1.25", "125000")] {
         let mut opts = vec!["--cpus", cpus];
         opts.extend(vol);
