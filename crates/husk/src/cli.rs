@@ -801,6 +801,12 @@ mod tests {
             Some("pull")
         );
         assert_eq!(subcommand(&a(&["husk", "--version"])), None);
+        // The groups are not the command: `husk container run` exits as `husk run` does.
+        assert_eq!(
+            subcommand(&a(&["husk", "container", "run", "img"])),
+            Some("run")
+        );
+        assert_eq!(subcommand(&a(&["husk", "image", "ls"])), Some("ls"));
     }
 
     /// Every command's options and arguments have a description; the global options are
