@@ -50,6 +50,9 @@ pub struct HostOptions {
     pub oom_score_adj: Option<i32>,
     /// `always`, `missing` (the default), `never`
     pub pull: Option<String>,
+    /// `--sig-proxy=false`: a foreground run without a terminal does not forward the
+    /// signals it gets to the container (they act on husk itself, as on docker's client).
+    pub no_sig_proxy: bool,
     /// os/arch[/variant] to pull from a multi-platform image.
     pub platform: Option<String>,
 }
@@ -130,6 +133,8 @@ pub struct HostConfig {
     pub oom_score_adj: Option<i32>,
     pub pull: PullPolicy,
     pub platform: Option<String>,
+    /// Forward husk's signals to a foreground container without a terminal (the default).
+    pub sig_proxy: bool,
 }
 
 impl HostConfig {
@@ -295,6 +300,7 @@ impl HostConfig {
                 }
                 None => None,
             },
+            sig_proxy: !o.no_sig_proxy,
         })
     }
 }
@@ -557,7 +563,13 @@ mod tests {
 
     #[test]
     fn defaults_change_nothing() {
-        assert_eq!(check(|_| {}).unwrap(), HostConfig::default());
+        assert_eq!(
+            check(|_| {}).unwrap(),
+            HostConfig {
+                sig_proxy: true,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

@@ -421,7 +421,7 @@ impl Engine {
         // For `ps` and for settling the container should we die first (record::runner).
         meta["pid"] = c.pid().into();
         let _ = write("container.json", &meta);
-        if tty.is_none() {
+        if tty.is_none() && a.host.sig_proxy {
             attach::forward_signals(c.pid());
         }
         let started = match a.network {

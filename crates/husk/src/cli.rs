@@ -753,6 +753,9 @@ pub struct HostFlags {
     /// When to pull the image: always, missing (default), never
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
+    /// Forward the signals husk gets to the container (foreground, without -t)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     /// os/arch[/variant] to pull from a multi-platform image
     #[arg(long)]
     pub platform: Option<String>,

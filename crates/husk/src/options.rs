@@ -86,6 +86,7 @@ impl From<HostFlags> for HostOptions {
             oom_score_adj: h.oom_score_adj,
             pull: h.pull,
             platform: h.platform,
+            no_sig_proxy: !h.sig_proxy,
         }
     }
 }

@@ -362,3 +362,39 @@ fn bad_values_exit_125_with_one_line_and_leave_nothing() {
     assert!(mounts_below(&s.root).is_empty());
     assert_eq!((engine_cgroups(), engine_states()), before);
 }
+
+#[test]
+fn sig_proxy_false_leaves_signals_to_husk() {
+    use std::io::BufRead;
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = pulled("hf-sigproxy");
+    let _rm = RemoveAll(&s.root);
+    let script = "trap 'exit 42' TERM; echo up; while :; do sleep 0.1; done";
+    let mut run = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(&s.root)
+        .args(["run", "--name", "sp", "--sig-proxy=false", &s.image, script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "up\n");
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let st = run.wait().unwrap();
+    // husk itself took the signal (docker's client would too); the container did not
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (code, _, e) = out(&s.root, &["exec", "sp", "sh", "-c", "true"]);
+        if code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not running: {e}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    husk_ok(&s.root, &["rm", "-f", "sp"]);
+}
