@@ -18,6 +18,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz installed in $(( $(date +%s) - start ))s" >&2
 fi
 
+# Build from the committed lock file only: a stale fuzz/Cargo.lock fails here, not silently
+# re-resolved (cargo fuzz build has no --locked of its own).
+cargo +nightly fetch --locked --target "$(rustc +nightly -vV | sed -n 's/^host: //p')"
 targets=$(cargo +nightly fuzz list)
 # One build of all targets first, so the timed runs below are fuzzing, not compiling.
 cargo +nightly fuzz build

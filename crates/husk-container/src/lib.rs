@@ -60,6 +60,8 @@ mod container;
 mod container_cgroups;
 mod create;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hooks;
 mod identity;
 pub mod lsm;

@@ -36,6 +36,16 @@ pub struct ContainerState {
     pub cgroup_path: Option<husk_cgroups::CgroupPath>,
 }
 
+impl ContainerState {
+    /// A state.json's bytes; `path` names the file in the error.
+    pub fn parse(data: &[u8], path: &Path) -> Result<ContainerState> {
+        serde_json::from_slice(data).map_err(|e| Error::Spec {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })
+    }
+}
+
 /// A container's directory in the state root.
 pub struct StateDir {
     pub path: PathBuf,
@@ -85,10 +95,7 @@ impl StateDir {
     pub fn read(&self, id: &str) -> Result<ContainerState> {
         let p = self.path.join(STATE_FILE);
         match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Spec {
-                path: p,
-                msg: e.to_string(),
-            }),
+            Ok(b) => ContainerState::parse(&b, &p),
             // Being created right now, or a crashed create: not a container yet.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::NotFound(id.to_string()))
