@@ -7,7 +7,8 @@
 //! It does only what has to last as long as the container, so that it stays small (no
 //! crates, no shared C library when linked statically, a few libc functions declared here):
 //! - it holds the container's stdout and stderr pipes (with -t, the pty master) and writes
-//!   what comes out to DIR/ctr.log as JSON lines, Docker's json-file format;
+//!   what comes out to DIR/ctr.log as JSON lines, Docker's json-file format, rotated as
+//!   `--log-opt max-size=…,max-file=…` asked (DIR/log-opts: "MAX_SIZE MAX_FILE");
 //! - it is a child subreaper: the container's init, made by a helper, becomes its child;
 //! - everything else is husk's, run as short-lived helpers (fd 4, executed again for each):
 //!   `husk __monitor start DIR ID` creates and starts the container; its fds 0-2 become
@@ -175,10 +176,7 @@ impl Monitor {
             .write(true)
             .open("/dev/null")
             .map_err(|e| format!("/dev/null: {e}"))?;
-        let mut log = File::options()
-            .create(true)
-            .append(true)
-            .open(std::path::Path::new(&self.dir).join("ctr.log"))
+        let mut log = RotatingLog::open(std::path::Path::new(&self.dir))
             .map_err(|e| format!("creating ctr.log: {e}"))?;
         let mut restarts = 0u32;
         loop {
@@ -199,7 +197,7 @@ impl Monitor {
     fn run_once(
         &self,
         null: &File,
-        log: &mut File,
+        log: &mut RotatingLog,
         ready: &mut Option<File>,
     ) -> Result<i32, String> {
         let (out_r, out_w) = pipe()?;
@@ -362,10 +360,87 @@ fn wait_for(pid: c_int) -> Result<i32, String> {
     }
 }
 
+/// DIR/ctr.log, rotated as docker's json-file driver does: before a write would take it
+/// past max-size, ctr.log.N-1 … ctr.log.1 move up one (the oldest, ctr.log.MAX_FILE-1, is
+/// overwritten) and ctr.log becomes ctr.log.1 (with max-file 1 it is simply emptied).
+pub(crate) struct RotatingLog {
+    path: std::path::PathBuf,
+    file: File,
+    size: u64,
+    /// (max-size, max-file) from DIR/log-opts; None: it grows without limit.
+    limit: Option<(u64, u32)>,
+}
+
+impl RotatingLog {
+    pub(crate) fn open(dir: &std::path::Path) -> std::io::Result<RotatingLog> {
+        let limit = std::fs::read_to_string(dir.join("log-opts"))
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(|w| w.parse::<u64>().ok());
+                Some((it.next()??, it.next()?? as u32))
+            })
+            .filter(|(size, files)| *size > 0 && *files > 0);
+        let path = dir.join("ctr.log");
+        let file = File::options().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingLog {
+            path,
+            file,
+            size,
+            limit,
+        })
+    }
+
+    fn rotated(&self, n: u32) -> std::path::PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        p.into()
+    }
+
+    fn rotate(&mut self, files: u32) -> std::io::Result<()> {
+        for n in (1..files.saturating_sub(1)).rev() {
+            let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
+        }
+        if files > 1 {
+            std::fs::rename(&self.path, self.rotated(1))?;
+        }
+        self.file = File::options()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    /// Whole records only (copy_to_log writes records, never parts of one), so that no
+    /// record is split between two files.
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some((max, files)) = self.limit {
+            if self.size > 0 && self.size + buf.len() as u64 > max {
+                self.rotate(files)?;
+            }
+        }
+        self.file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Log what the container writes until every source is at its end (all write ends of a pipe
 /// closed; the pty's slave side gone, EIO): one record per line, or per [`MAX_RECORD`] bytes
 /// of a longer one; a last line without "\n" is written at the end.
-pub(crate) fn copy_to_log(sources: Vec<(File, &'static str)>, log: &mut File) {
+pub(crate) fn copy_to_log(sources: Vec<(File, &'static str)>, log: &mut impl Write) {
     let mut open: Vec<(File, &str, Vec<u8>)> = sources
         .into_iter()
         .map(|(f, stream)| (f, stream, Vec::new()))
@@ -404,18 +479,15 @@ pub(crate) fn copy_to_log(sources: Vec<(File, &'static str)>, log: &mut File) {
                 Ok(n) => n,
             };
             pending.extend_from_slice(&buf[..n]);
-            let mut out = Vec::new();
             loop {
                 let end = match pending.iter().position(|&b| b == b'\n') {
                     Some(i) => (i + 1).min(MAX_RECORD),
                     None if pending.len() >= MAX_RECORD => MAX_RECORD,
                     None => break,
                 };
-                out.extend(record(&pending[..end], stream));
+                // One write per record: the log rotates between records, never inside one.
+                let _ = log.write_all(&record(&pending[..end], stream));
                 pending.drain(..end);
-            }
-            if !out.is_empty() {
-                let _ = log.write_all(&out);
             }
         }
     }

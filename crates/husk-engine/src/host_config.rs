@@ -55,6 +55,8 @@ pub struct HostOptions {
     pub no_sig_proxy: bool,
     /// os/arch[/variant] to pull from a multi-platform image.
     pub platform: Option<String>,
+    /// `max-size=N[b|k|m|g]`, `max-file=N` (docker's json-file options)
+    pub log_opts: Vec<String>,
 }
 
 /// One rlimit, as the spec's `process.rlimits` has it.
@@ -135,6 +137,8 @@ pub struct HostConfig {
     pub platform: Option<String>,
     /// Forward husk's signals to a foreground container without a terminal (the default).
     pub sig_proxy: bool,
+    /// `--log-opt`: (max-size in bytes, max-file) for the monitor to rotate ctr.log.
+    pub log_rotate: Option<(i64, u32)>,
 }
 
 impl HostConfig {
@@ -301,7 +305,38 @@ impl HostConfig {
                 None => None,
             },
             sig_proxy: !o.no_sig_proxy,
+            log_rotate: log_rotate(&o.log_opts)?,
         })
+    }
+}
+
+/// `--log-opt max-size=…` and `max-file=…` (docker's json-file options; max-file needs
+/// max-size, as docker's).
+fn log_rotate(opts: &[String]) -> Result<Option<(i64, u32)>, String> {
+    let (mut size, mut files) = (None, None);
+    for o in opts.iter().flat_map(|o| o.split(',')) {
+        match o.split_once('=') {
+            Some(("max-size", v)) => {
+                size = Some(
+                    crate::spec_from_image::parse_size(v)
+                        .map_err(|_| format!("--log-opt {o:?}: expected a size like 10m"))?,
+                )
+            }
+            Some(("max-file", v)) => {
+                files = Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| format!("--log-opt {o:?}: expected a count of 1 or more"))?,
+                )
+            }
+            _ => return Err(format!("--log-opt {o:?}: use max-size=SIZE or max-file=N")),
+        }
+    }
+    match (size, files) {
+        (None, Some(_)) => Err("--log-opt max-file: needs max-size".into()),
+        (Some(s), f) => Ok(Some((s, f.unwrap_or(1)))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -648,6 +683,10 @@ mod tests {
             (Some(128 << 20), Some(32 << 20))
         );
         assert_eq!(c.pull, PullPolicy::Never);
+        let c = check(|o| o.log_opts = v(&["max-size=1k", "max-file=3"])).unwrap();
+        assert_eq!(c.log_rotate, Some((1024, 3)));
+        let c = check(|o| o.log_opts = v(&["max-size=2m"])).unwrap();
+        assert_eq!(c.log_rotate, Some((2 << 20, 1)));
         assert_eq!(
             check(|o| o.dns_search = v(&["."])).unwrap().dns_search,
             Some(vec![])
@@ -700,6 +739,10 @@ mod tests {
             ("--oom-score-adj", |o| o.oom_score_adj = Some(1001)),
             ("--pull", |o| o.pull = Some("sometimes".into())),
             ("--platform", |o| o.platform = Some("amd64".into())),
+            ("--log-opt", |o| o.log_opts = v(&["max-size=lots"])),
+            ("--log-opt", |o| o.log_opts = v(&["max-file=0"])),
+            ("--log-opt", |o| o.log_opts = v(&["max-file=2"])),
+            ("--log-opt", |o| o.log_opts = v(&["tag=x"])),
         ];
         for (flag, f) in cases {
             let e = check(f).expect_err(flag);

@@ -74,7 +74,14 @@ fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), I
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).ctx("opening", &path),
     };
+    // What rotation (--log-opt) moved aside comes first: ctr.log.N (oldest) … ctr.log.1.
     let mut text = String::new();
+    for n in (1..=rotated_count(dir)).rev() {
+        let p = rotated(dir, n);
+        if let Ok(mut old) = File::open(&p) {
+            old.read_to_string(&mut text).ctx("reading", &p)?;
+        }
+    }
     f.read_to_string(&mut text).ctx("reading", &path)?;
     // Only whole lines; a partial last line is read again with the rest of it.
     let mut consumed = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
@@ -95,6 +102,16 @@ fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), I
             Record::load(dir).map_or(true, |r| r.exit_code().is_some() || settle_orphan(&r, None));
         let mut more = String::new();
         let _ = f.read_to_string(&mut more);
+        // Rotated since: the rest of the old file was read just now; go on with the new one.
+        if let (Ok(held), Ok(now)) = (f.metadata(), std::fs::metadata(&path)) {
+            use std::os::unix::fs::MetadataExt;
+            if held.ino() != now.ino() {
+                if let Ok(new) = File::open(&path) {
+                    f = new;
+                    let _ = f.read_to_string(&mut more);
+                }
+            }
+        }
         rest.push_str(&more);
         consumed = rest.rfind('\n').map(|i| i + 1).unwrap_or(0);
         rest[..consumed]
@@ -107,6 +124,15 @@ fn read(dir: &Path, o: LogOptions, out: &mut dyn FnMut(LogLine)) -> Result<(), I
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+fn rotated(dir: &Path, n: u32) -> std::path::PathBuf {
+    dir.join(format!("{LOG_FILE}.{n}"))
+}
+
+/// How many rotated files there are (ctr.log.1, ctr.log.2, … without a gap).
+fn rotated_count(dir: &Path) -> u32 {
+    (1..).take_while(|n| rotated(dir, *n).exists()).count() as u32
 }
 
 /// One record of the log; None for a line that is not one (never written by the monitor).

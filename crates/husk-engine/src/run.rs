@@ -346,6 +346,11 @@ impl Engine {
                 .ctx("writing", dir.join(file))
         };
         write("config.json", &spec)?;
+        if let Some((size, files)) = a.host.log_rotate {
+            // Read by the monitor (monitor/main.rs: RotatingLog).
+            let p = dir.join("log-opts");
+            std::fs::write(&p, format!("{size} {files}\n")).ctx("writing", &p)?;
+        }
         let mut meta = serde_json::json!({
             "id": id,
             "name": name,

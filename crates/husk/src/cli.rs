@@ -756,6 +756,9 @@ pub struct HostFlags {
     /// Forward the signals husk gets to the container (foreground, without -t)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Log rotation of a detached container: max-size=SIZE, max-file=N (docker's json-file)
+    #[arg(long, value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// os/arch[/variant] to pull from a multi-platform image
     #[arg(long)]
     pub platform: Option<String>,

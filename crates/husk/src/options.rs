@@ -87,6 +87,7 @@ impl From<HostFlags> for HostOptions {
             pull: h.pull,
             platform: h.platform,
             no_sig_proxy: !h.sig_proxy,
+            log_opts: h.log_opt,
         }
     }
 }

@@ -398,3 +398,47 @@ fn sig_proxy_false_leaves_signals_to_husk() {
     }
     husk_ok(&s.root, &["rm", "-f", "sp"]);
 }
+
+#[test]
+fn log_opt_rotates_the_log() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = pulled("hf-logopt");
+    let _rm = RemoveAll(&s.root);
+    let id = husk_ok(
+        &s.root,
+        &[
+            "run",
+            "-d",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=3",
+            &s.image,
+            "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line $i; done",
+        ],
+    );
+    let dir = s.root.join("containers").join(id.trim());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !husk_ok(&s.root, &["logs", id.trim()]).contains("line 200\n") {
+        assert!(std::time::Instant::now() < deadline, "no line 200");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // three files at most, none past 1 KiB; the newest lines kept, in order, the oldest gone
+    for f in ["ctr.log", "ctr.log.1", "ctr.log.2"] {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len > 0 && len <= 1024, "{f}: {len}");
+    }
+    assert!(!dir.join("ctr.log.3").exists());
+    let logs = husk_ok(&s.root, &["logs", id.trim()]);
+    let nums: Vec<u32> = logs
+        .lines()
+        .map(|l| l.strip_prefix("line ").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(*nums.last().unwrap(), 200);
+    assert!(
+        nums.len() < 200 && nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "{nums:?}"
+    );
+    let tail = husk_ok(&s.root, &["logs", "--tail", "2", id.trim()]);
+    assert_eq!(tail, "line 199\nline 200\n");
+}
