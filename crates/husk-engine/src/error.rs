@@ -56,7 +56,7 @@ pub enum ContainerError {
 pub enum ExecError {
     #[error("the container is {0}, not running")]
     NotRunning(&'static str),
-    #[error("-e {0:?}: expected KEY=VALUE")]
+    #[error("-e {0:?}: expected KEY=VALUE or KEY (a variable name first)")]
     Env(String),
     #[error("-w {0:?}: must be an absolute path")]
     Workdir(String),

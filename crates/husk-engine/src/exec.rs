@@ -28,11 +28,19 @@ fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
         let key = kv.split('=').next().unwrap_or_default();
-        if key.is_empty() || !kv.contains('=') {
+        if key.is_empty() {
             return Err(ExecError::Env(kv.clone()).into());
         }
+        // docker's `-e KEY`: husk's own value, left out when husk has none.
+        let kv = match kv.contains('=') {
+            true => kv.clone(),
+            false => match std::env::var(key) {
+                Ok(v) => format!("{key}={v}"),
+                Err(_) => continue,
+            },
+        };
         env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
+        env.push(kv);
     }
     p.set_env(Some(env));
     if let Some(w) = &a.workdir {

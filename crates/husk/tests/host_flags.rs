@@ -224,6 +224,17 @@ fn namespaces_shared_with_host_or_another_container() {
         "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; ps -o comm | grep -c sleep",
     );
     assert_eq!(o, format!("{peer}1\n"));
+    // exec -e KEY takes husk's value too
+    let o = std::process::Command::new(HUSK)
+        .arg("--root")
+        .arg(&s.root)
+        .args(["exec", "-e", "HF_EXEC", "-e", "HF_NONE", "peer", "sh", "-c"])
+        .arg("echo \"$HF_EXEC ${HF_NONE-unset}\"")
+        .env("HF_EXEC", "x y")
+        .env_remove("HF_NONE")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x y unset\n");
     husk_ok(&s.root, &["rm", "-f", "peer"]);
     let (code, _, e) = out(
         &s.root,
