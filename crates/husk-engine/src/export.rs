@@ -130,7 +130,7 @@ impl Engine {
         let now = husk_oci::time::rfc3339_now();
         let cfg = json!({
             "created": now,
-            "architecture": host_arch(),
+            "architecture": husk_image::manifest::Platform::host().architecture,
             "os": "linux",
             "config": config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
@@ -164,17 +164,6 @@ impl Engine {
         let name = names.first().map_or("", String::as_str);
         crate::events::emit(&self.root, "image", "import", &id, &[("name", name)]);
         Ok(rec.config_digest)
-    }
-}
-
-/// The OCI name of this machine's architecture.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        a => a,
     }
 }
 

@@ -312,17 +312,6 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// The docker API version whose field names these views follow (docker 20.10's).
 pub const API_VERSION: &str = "1.41";
 
-/// Go's GOARCH name of this machine (docker reports those).
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        a => a,
-    }
-}
-
 /// The host's memory, bytes (/proc/meminfo).
 fn mem_total() -> Option<u64> {
     std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
@@ -763,7 +752,7 @@ impl Engine {
             version: env!("CARGO_PKG_VERSION").into(),
             api_version: API_VERSION.into(),
             os: std::env::consts::OS.into(),
-            arch: go_arch().into(),
+            arch: husk_image::manifest::Platform::host().architecture,
             kernel_version: kernel_release(),
         };
         VersionView {
