@@ -5,7 +5,7 @@
 //! mode: overlay whiteouts, or applied to what earlier entries made (flattening).
 #![no_main]
 
-use husk_image::unpack::{unpack, UnpackOptions, WhiteoutMode};
+use husk_image::unpack::{unpack, UnpackLimits, UnpackOptions, WhiteoutMode};
 use libfuzzer_sys::fuzz_target;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -124,6 +124,7 @@ fuzz_target!(|data: &[u8]| {
         // them out so no run makes a device node on the host.
         chown: false,
         devices: false,
+        limits: UnpackLimits::default(),
     };
     let _ = unpack(&mut &layer[..], &root, &opts, "fuzz");
     let after = outside_state(base);
