@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use std::fmt;
 
 pub const DOCKER_HUB: &str = "docker.io";
+/// Longest `registry/repository` (docker's limit).
+pub const NAME_MAX: usize = 255;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -138,6 +140,11 @@ impl Reference {
         } else {
             repository
         };
+        // Docker's limit on the whole name: it also keeps the printed reference (tag and
+        // digest added) under the 1024 accepted above, so a reference prints as one that parses.
+        if registry.len() + 1 + repository.len() > NAME_MAX {
+            return Err(bad("name longer than 255 characters"));
+        }
         let tag = tag.map(str::to_string);
         let tag = if tag.is_none() && digest.is_none() {
             Some("latest".to_string())
@@ -210,6 +217,20 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `reference` fuzz target: a 1000-character name was accepted, but with
+    /// `docker.io/` and `:latest` added it no longer parsed, so the image was recorded
+    /// under a name nothing could look up.
+    #[test]
+    fn long_names_are_refused_and_accepted_ones_round_trip() {
+        let long = format!("{}/x", vec!["a".repeat(200); 5].join("/"));
+        let err = Reference::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("255"), "{err}");
+        let fits = format!("{}/x", vec!["a".repeat(121); 2].join("/"));
+        let r = Reference::parse(&format!("{fits}:{}", "t".repeat(128))).unwrap();
+        assert_eq!(r.name().len(), NAME_MAX);
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+    }
 
     #[test]
     fn parses_forms() {
