@@ -179,23 +179,29 @@ pub fn log_path(root: &Path) -> PathBuf {
     root.join("events.log")
 }
 
+impl Event {
+    /// A local event about `id` at `nanos` since the epoch, with docker's fields.
+    fn new(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)], nanos: i64) -> Event {
+        Event {
+            kind: kind.into(),
+            action: action.into(),
+            actor: Actor {
+                id: id.into(),
+                attributes: attrs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            scope: "local".into(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        }
+    }
+}
+
 /// Append one event; a failure to write it is ignored (it must not fail what happened).
 pub(crate) fn emit(root: &Path, kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) {
-    let nanos = now_nanos();
-    let e = Event {
-        kind: kind.into(),
-        action: action.into(),
-        actor: Actor {
-            id: id.into(),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        },
-        scope: "local".into(),
-        time: nanos / 1_000_000_000,
-        time_nano: nanos,
-    };
+    let e = Event::new(kind, action, id, attrs, now_nanos());
     let mut line = serde_json::to_vec(&e).expect("serializable");
     line.push(b'\n');
     let _ = std::fs::OpenOptions::new()
@@ -271,20 +277,7 @@ mod tests {
     use super::*;
 
     fn ev(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)], t: i64) -> Event {
-        Event {
-            kind: kind.into(),
-            action: action.into(),
-            actor: Actor {
-                id: id.into(),
-                attributes: attrs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            scope: "local".into(),
-            time: t,
-            time_nano: t * 1_000_000_000,
-        }
+        Event::new(kind, action, id, attrs, t * 1_000_000_000)
     }
 
     #[test]
