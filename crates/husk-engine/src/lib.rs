@@ -31,6 +31,7 @@
 //!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
 
 pub mod attach;
+pub mod build;
 pub mod changes;
 pub mod config;
 pub mod containers;
