@@ -16,6 +16,10 @@
 //!   attached for -t, or "-STATUS ERROR" (STATUS: docker's exit status for it, 125-127).
 //!   `husk __monitor exited DIR ID CODE RESTARTS rm|keep [ERROR]` deletes the runtime state, applies the restart policy and records the exit;
 //!   it answers "again" or "done" on fd 3 (a pipe).
+//!   `husk __monitor health DIR ID` runs the container's health check once and records it:
+//!   the monitor only keeps the time (DIR/health-interval: milliseconds), one check at a
+//!   time, the first one interval after the start and each next one interval after the
+//!   previous one ended (docker's rhythm).
 //!
 //! The first start's outcome goes to the `husk run -d` that started us, on the ready pipe:
 //! "ok", or the error (the caller then cleans up, and we exit).
@@ -233,7 +237,11 @@ impl Monitor {
         }
         let mut sources = vec![(File::from(out_r), "stdout"), (File::from(err_r), "stderr")];
         sources.extend(master.map(|m| (File::from(m), "stdout")));
-        copy_to_log(sources, log);
+        let mut health = HealthTimer::read(std::path::Path::new(&self.dir));
+        copy_to_log(sources, log, &mut || match &mut health {
+            Some(h) => h.tick(self, null),
+            None => -1,
+        });
         wait_for(pid)
     }
 
@@ -295,6 +303,57 @@ impl Monitor {
         }
         c.spawn()
             .map_err(|e| format!("running husk's {what} helper: {e}"))
+    }
+}
+
+/// When the health check runs next, and the one running now.
+struct HealthTimer {
+    interval: std::time::Duration,
+    next: std::time::Instant,
+    running: Option<std::process::Child>,
+}
+
+impl HealthTimer {
+    /// The timer of the container in `dir`, if it has a health check.
+    fn read(dir: &std::path::Path) -> Option<HealthTimer> {
+        let ms: u64 = std::fs::read_to_string(dir.join("health-interval"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let interval = std::time::Duration::from_millis(ms.max(1));
+        Some(HealthTimer {
+            interval,
+            next: std::time::Instant::now() + interval,
+            running: None,
+        })
+    }
+
+    /// Start the check when it is due: how long the monitor may sleep (ms) before the next
+    /// call. While a check runs it is looked at every 100 ms.
+    fn tick(&mut self, m: &Monitor, null: &File) -> c_int {
+        let now = std::time::Instant::now();
+        if let Some(c) = &mut self.running {
+            if let Ok(None) = c.try_wait() {
+                return 100;
+            }
+            self.running = None;
+            self.next = now + self.interval;
+        }
+        if now < self.next {
+            return (self.next - now).as_millis().min(c_int::MAX as u128) as c_int + 1;
+        }
+        let fd = null.as_raw_fd();
+        match m.helper("health", &[], [fd; 4]) {
+            Ok(c) => {
+                self.running = Some(c);
+                100
+            }
+            Err(_) => {
+                self.next = now + self.interval;
+                self.interval.as_millis().min(c_int::MAX as u128) as c_int
+            }
+        }
     }
 }
 
@@ -439,8 +498,13 @@ impl Write for RotatingLog {
 
 /// Log what the container writes until every source is at its end (all write ends of a pipe
 /// closed; the pty's slave side gone, EIO): one record per line, or per [`MAX_RECORD`] bytes
-/// of a longer one; a last line without "\n" is written at the end.
-pub(crate) fn copy_to_log(sources: Vec<(File, &'static str)>, log: &mut impl Write) {
+/// of a longer one; a last line without "\n" is written at the end. `tick` is called on
+/// every wake-up and says how long (ms, -1: forever) to wait for output before the next.
+pub(crate) fn copy_to_log(
+    sources: Vec<(File, &'static str)>,
+    log: &mut impl Write,
+    tick: &mut dyn FnMut() -> c_int,
+) {
     let mut open: Vec<(File, &str, Vec<u8>)> = sources
         .into_iter()
         .map(|(f, stream)| (f, stream, Vec::new()))
@@ -455,7 +519,8 @@ pub(crate) fn copy_to_log(sources: Vec<(File, &'static str)>, log: &mut impl Wri
                 revents: 0,
             })
             .collect();
-        if unsafe { poll(polled.as_mut_ptr(), polled.len() as c_ulong, -1) } < 0 {
+        let timeout = tick();
+        if unsafe { poll(polled.as_mut_ptr(), polled.len() as c_ulong, timeout) } < 0 {
             if interrupted() {
                 continue;
             }

@@ -5,6 +5,7 @@
 //! error is found before anything is pulled, mounted or started.
 
 use crate::engine::RegistryOptions;
+use crate::health::{HealthFlagError, HealthOptions, HealthOverrides};
 use crate::host_config::{HostConfig, HostOptions};
 use crate::network::Network;
 use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub registry: RegistryOptions,
     /// Labels, /etc files, namespaces, devices, limits: docker's HostConfig flags.
     pub host: HostOptions,
+    /// --health-* and --no-healthcheck (health.rs).
+    pub health: HealthOptions,
 }
 
 impl RunOptions {
@@ -96,6 +99,7 @@ impl RunOptions {
             stop_signal: None,
             registry: RegistryOptions::default(),
             host: HostOptions::default(),
+            health: HealthOptions::default(),
         }
     }
 }
@@ -127,6 +131,8 @@ pub enum ConfigError {
     TmpfsTaken(String),
     #[error("--init: a volume on /dev would hide husk-init (it lives in /dev)")]
     InitHidden,
+    #[error(transparent)]
+    Health(#[from] HealthFlagError),
 }
 
 impl From<String> for ConfigError {
@@ -220,6 +226,8 @@ pub struct ContainerConfig {
     pub stop_signal: Option<i32>,
     pub registry: RegistryOptions,
     pub host: HostConfig,
+    /// What replaces the image's healthcheck.
+    pub health: HealthOverrides,
 }
 
 impl ContainerConfig {
@@ -353,6 +361,7 @@ impl ContainerConfig {
             stop_signal,
             registry: o.registry.clone(),
             host,
+            health: HealthOverrides::validate(&o.health)?,
         })
     }
 }

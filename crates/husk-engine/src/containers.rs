@@ -39,6 +39,8 @@ pub struct ContainerSummary {
     pub network: String,
     /// Destinations of -v and --tmpfs mounts.
     pub mounts: Vec<String>,
+    /// starting, healthy, unhealthy; None without a health check.
+    pub health: Option<String>,
 }
 
 /// One process of a container (`top`).

@@ -152,6 +152,8 @@ pub enum Error {
     #[error(transparent)]
     Attach(#[from] crate::attach::AttachError),
     #[error(transparent)]
+    Health(#[from] crate::health::HealthError),
+    #[error(transparent)]
     Images(#[from] ImageError),
     /// From the image store or a registry.
     #[error(transparent)]

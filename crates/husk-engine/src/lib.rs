@@ -44,6 +44,7 @@ pub mod events;
 pub mod exec;
 pub mod exit_status;
 pub mod export;
+pub mod health;
 pub mod history;
 pub mod host_config;
 pub mod images;
@@ -65,6 +66,7 @@ pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptio
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
 pub use engine::{Engine, EngineOptions, RegistryOptions};
 pub use error::{Error, Result};
+pub use health::{HealthOptions, HealthState, Healthcheck};
 pub use host_config::{HostConfig, HostOptions, NsMode, PullPolicy};
 pub use husk_image::auth::Credentials;
 pub use husk_image::pull::Progress;

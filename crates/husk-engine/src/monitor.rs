@@ -172,6 +172,12 @@ fn helper(args: &[OsString]) -> ! {
             };
             let _ = send(&answer, text.as_bytes(), master.as_ref());
         }
+        ["health", dir, _id] => {
+            // The check's result goes to DIR/health.json; the monitor only keeps time.
+            if let Ok(r) = Record::load(Path::new(dir)) {
+                let _ = crate::health::check(&r);
+            }
+        }
         ["exited", dir, id, code, restarts, rm, error @ ..] => {
             let again = exited(
                 Path::new(dir),
@@ -236,6 +242,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         r.meta["runner"] = crate::record::runner(monitor);
         r.meta["started"] = husk_oci::time::rfc3339_now().into();
         let _ = r.save();
+        crate::health::reset(dir, &r);
         crate::events::container(crate::events::root_of(dir), &r, "start", &[]);
     }
     Ok((c.pid(), master))
@@ -442,7 +449,11 @@ mod tests {
             w.write_all(&[b'x'; 40_000]).unwrap();
             w.write_all(b"\nlast without newline").unwrap();
         });
-        monitor_bin::copy_to_log(vec![(std::fs::File::from(r), "stdout")], &mut log);
+        monitor_bin::copy_to_log(
+            vec![(std::fs::File::from(r), "stdout")],
+            &mut log,
+            &mut || -1,
+        );
         writer.join().unwrap();
         let text = std::fs::read_to_string(&log_path).unwrap();
         let _ = std::fs::remove_file(&log_path);

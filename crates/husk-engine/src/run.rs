@@ -346,6 +346,11 @@ impl Engine {
                 .ctx("writing", dir.join(file))
         };
         write("config.json", &spec)?;
+        let healthcheck = crate::health::Healthcheck::merged(
+            crate::health::Healthcheck::from_image_config(&cfgb),
+            &a.health,
+        );
+        crate::health::write_monitor_file(&dir, healthcheck.as_ref())?;
         if let Some((size, files)) = a.host.log_rotate {
             // Read by the monitor (monitor/main.rs: RotatingLog).
             let p = dir.join("log-opts");
@@ -380,6 +385,7 @@ impl Engine {
             "privileged": a.privileged,
             "init": a.init,
             "cap_add": a.added_caps,
+            "healthcheck": healthcheck,
         });
         if create_only {
             // No runner to die: nothing for settle_orphan to settle until `start`.

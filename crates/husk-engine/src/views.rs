@@ -58,6 +58,9 @@ pub struct ContainerState {
     /// RFC 3339; docker's zero time when it never happened.
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a health check (health.rs), as docker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthState>,
 }
 
 /// `.Config` of a container: what it was created with.
@@ -77,6 +80,8 @@ pub struct ContainerConfigView {
     pub working_dir: String,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// `.HostConfig`: the container's limits and host-side settings.
@@ -525,16 +530,26 @@ fn live(r: &Record) -> Live {
     }
 }
 
-/// docker's ps STATUS: `Up 3 minutes`, `Up 5 seconds (Paused)`, `Exited (3) 2 hours ago`.
+/// docker's ps STATUS: `Up 3 minutes`, `Up 5 seconds (Paused)`, `Exited (3) 2 hours ago`,
+/// `Up 1 second (healthy)`, `Up 2 seconds (health: starting)`.
 fn ps_status(
     status: &str,
     exit_code: Option<i64>,
     started: &str,
     finished: &str,
     now: i64,
+    health: Option<&str>,
 ) -> String {
     match status {
-        "running" => format!("Up {}", human_duration(since(started, now))),
+        "running" => format!(
+            "Up {}{}",
+            human_duration(since(started, now)),
+            match health {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(h) => format!(" ({h})"),
+                None => String::new(),
+            }
+        ),
         "paused" => format!("Up {} (Paused)", human_duration(since(started, now))),
         "created" => "Created".into(),
         _ => match exit_code {
@@ -558,6 +573,8 @@ pub struct ContainerFilter {
     /// Image names (with or without tag) or ids (prefixes), resolved to image ids.
     pub ancestors: Vec<String>,
     pub ids: Vec<String>,
+    /// starting, healthy, unhealthy, none.
+    pub health: Vec<String>,
 }
 
 /// A `--filter` that is not one of the keys above, or a status docker does not have.
@@ -565,8 +582,10 @@ pub struct ContainerFilter {
 pub enum FilterError {
     #[error("invalid filter {0:?}: use KEY=VALUE")]
     Syntax(String),
-    #[error("invalid filter {0:?}: known keys are name, status, label, ancestor, id")]
+    #[error("invalid filter {0:?}: known keys are name, status, label, ancestor, id, health")]
     Key(String),
+    #[error("invalid filter 'health={0}': starting, healthy, unhealthy, none")]
+    Health(String),
     #[error("invalid filter 'status={0}': created, running, paused, exited")]
     Status(String),
 }
@@ -600,6 +619,10 @@ impl ContainerFilter {
                 "label" => f.labels.push(v),
                 "ancestor" => f.ancestors.push(v),
                 "id" => f.ids.push(v),
+                "health" if ["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) => {
+                    f.health.push(v)
+                }
+                "health" => return Err(FilterError::Health(v)),
                 _ => return Err(FilterError::Key(a.clone())),
             }
         }
@@ -619,6 +642,9 @@ impl ContainerFilter {
         any(&self.names, &|n| c.name.contains(n))
             && any(&self.statuses, &|s| c.status == s)
             && any(&self.ids, &|i| c.id.starts_with(i))
+            && any(&self.health, &|h| {
+                c.health.as_deref().unwrap_or("none") == h
+            })
             && any(&self.labels, &|l| match l.split_once('=') {
                 Some((k, v)) => c.labels.get(k).is_some_and(|x| x == v),
                 None => c.labels.contains_key(l),
@@ -865,6 +891,7 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
             &c.started_at,
             c.finished_at.as_deref().unwrap_or(""),
             now,
+            c.health.as_deref(),
         ),
         names: c.name.clone(),
         labels: labels.join(","),
@@ -895,8 +922,23 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
         started_at: l.started_at,
         finished_at: r.meta["finished"].as_str().map(String::from),
         pid: (l.pid > 0).then_some(l.pid as i32),
+        health: health_of(&r, l.status).map(|h| h.status),
         status: l.status,
         id: r.id,
+    }
+}
+
+/// The health of a container with a check: its recorded state while it runs ("starting"
+/// before the first check); docker keeps the last state of a stopped one too.
+fn health_of(r: &Record, status: &str) -> Option<crate::health::HealthState> {
+    crate::health::of_record(r)?.command()?;
+    let recorded = crate::health::state(&r.dir);
+    match status {
+        "running" | "paused" => Some(recorded.unwrap_or_else(|| crate::health::HealthState {
+            status: "starting".into(),
+            ..Default::default()
+        })),
+        _ => recorded,
     }
 }
 
@@ -960,6 +1002,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
                 l.started_at
             },
             finished_at: finished.unwrap_or_else(|| ZERO_TIME.into()),
+            health: health_of(r, l.status),
         },
         image: format!("sha256:{}", str_of(&m["image_id"])),
         name: format!("/{}", r.name()),
@@ -987,6 +1030,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             working_dir: str_of(&spec["process"]["cwd"]),
             labels: labels_of(r),
             stop_signal,
+            healthcheck: crate::health::of_record(r),
         },
         host_config: HostConfig {
             binds: binds.clone(),
@@ -1103,11 +1147,33 @@ mod tests {
         let t = |s| husk_oci::time::parse_rfc3339(s).unwrap();
         let now = t("2026-01-01T12:00:00Z");
         assert_eq!(
-            ps_status("running", None, "2026-01-01T11:57:00Z", "", now),
+            ps_status("running", None, "2026-01-01T11:57:00Z", "", now, None),
             "Up 3 minutes"
         );
         assert_eq!(
-            ps_status("exited", Some(3), "", "2026-01-01T10:00:00Z", now),
+            ps_status(
+                "running",
+                None,
+                "2026-01-01T11:59:57Z",
+                "",
+                now,
+                Some("starting")
+            ),
+            "Up 3 seconds (health: starting)"
+        );
+        assert_eq!(
+            ps_status(
+                "running",
+                None,
+                "2026-01-01T11:59:57Z",
+                "",
+                now,
+                Some("unhealthy")
+            ),
+            "Up 3 seconds (unhealthy)"
+        );
+        assert_eq!(
+            ps_status("exited", Some(3), "", "2026-01-01T10:00:00Z", now, None),
             "Exited (3) 2 hours ago"
         );
         assert_eq!(

@@ -137,6 +137,11 @@ pub enum Cmd {
         #[arg(short, long)]
         format: Option<String>,
     },
+    /// Run containers' health checks now
+    Healthcheck {
+        #[command(subcommand)]
+        cmd: HealthcheckCmd,
+    },
     /// Show system-wide information: containers, images, storage, cgroups, kernel
     Info {
         /// A Go template (`{{.CgroupVersion}}`) or json
@@ -638,6 +643,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub host: Box<HostFlags>,
     #[command(flatten)]
+    pub health: Box<HealthFlags>,
+    #[command(flatten)]
     pub reg: Box<RegistryArgs>,
     /// Image name, id or id prefix (pulled when not in the store)
     pub image: String,
@@ -762,6 +769,40 @@ pub struct HostFlags {
     /// os/arch[/variant] to pull from a multi-platform image
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+/// `husk healthcheck`'s commands.
+#[derive(Subcommand)]
+pub enum HealthcheckCmd {
+    /// Run a container's health check once and record it: exit 0 when healthy, 1 when
+    /// not (printing the status), 125 when it cannot run (as podman)
+    Run {
+        /// Container name, id or id prefix
+        container: String,
+    },
+}
+
+/// Health checks (boxed as [`MoreRunArgs`]).
+#[derive(Args)]
+pub struct HealthFlags {
+    /// Command that checks the container's health (run with /bin/sh -c inside it)
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between checks (default 30s)
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Failures in a row that make the container unhealthy (default 3)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Time a check may take before it counts as failed (default 30s)
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Time after the start during which failures do not count (default 0s)
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// No health check, not even the image's
+    #[arg(long)]
+    pub no_healthcheck: bool,
 }
 
 /// `husk exec`'s options.

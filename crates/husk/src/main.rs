@@ -3,8 +3,8 @@
 
 use clap::{CommandFactory, Parser};
 use cli::{
-    Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, ImageCmd, ImageOp, InspectType, ListArgs,
-    PsArgs, SystemCmd,
+    Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, HealthcheckCmd, ImageCmd, ImageOp,
+    InspectType, ListArgs, PsArgs, SystemCmd,
 };
 use format::{print_items, print_rows, Format};
 use husk_engine::events::EventQuery;
@@ -32,7 +32,8 @@ fn main() {
     // run and exec keep the codes 1-124 for the container's command: any failure of ours
     // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
     let failed = match cli::subcommand(&args) {
-        Some("run" | "exec" | "create") => EXIT_ENGINE,
+        // `healthcheck run` keeps 1 for a failed check (podman's codes).
+        Some("run" | "exec" | "create" | "healthcheck") => EXIT_ENGINE,
         _ => 1,
     };
     // `husk images | head -1`: a closed stdout ends husk quietly, as it ends any Unix
@@ -57,11 +58,11 @@ fn main() {
     }
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
     // husk_container::selfexe), so no container can write the host's copy.
-    if args
-        .iter()
-        .skip(1)
-        .any(|a| a == "run" || a == "exec" || a == "start" || a == "restart")
-    {
+    if args.iter().skip(1).any(|a| {
+        ["run", "exec", "start", "restart", "healthcheck"]
+            .iter()
+            .any(|c| a.as_os_str() == *c)
+    }) {
         if let Err(e) = husk_engine::protect_executable() {
             fail_with(&e.to_string(), failed);
         }
@@ -582,6 +583,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Version { format } => Ok(version(&e.version(), format.as_deref())?),
         Cmd::Info { format } => Ok(info(&e.info()?, format.as_deref())?),
+        Cmd::Healthcheck {
+            cmd: HealthcheckCmd::Run { container },
+        } => {
+            // podman's: 0 healthy; 1, with the status, when not (yet).
+            let status = e.healthcheck_run(&container)?;
+            if status != "healthy" {
+                println!("{status}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Completion { .. } => unreachable!("answered before the engine is opened"),
         Cmd::Logout { registry, authfile } => {
             if e.logout(&registry, authfile)? {

@@ -1,8 +1,8 @@
 //! The parsed command line as the engine's options (kept out of cli.rs so that the clap
 //! definitions build without the engine: build.rs makes the man pages from them).
 
-use crate::cli::{HostFlags, ProcessFlags, RegistryArgs, RunArgs};
-use husk_engine::{HostOptions, ProcessOptions, RegistryOptions, RunOptions};
+use crate::cli::{HealthFlags, HostFlags, ProcessFlags, RegistryArgs, RunArgs};
+use husk_engine::{HealthOptions, HostOptions, ProcessOptions, RegistryOptions, RunOptions};
 
 impl From<RegistryArgs> for RegistryOptions {
     fn from(a: RegistryArgs) -> RegistryOptions {
@@ -57,6 +57,20 @@ impl From<RunArgs> for RunOptions {
             stop_signal: m.stop_signal,
             registry: (*a.reg).into(),
             host: (*a.host).into(),
+            health: (*a.health).into(),
+        }
+    }
+}
+
+impl From<HealthFlags> for HealthOptions {
+    fn from(h: HealthFlags) -> HealthOptions {
+        HealthOptions {
+            cmd: h.health_cmd,
+            interval: h.health_interval,
+            timeout: h.health_timeout,
+            start_period: h.health_start_period,
+            retries: h.health_retries,
+            disable: h.no_healthcheck,
         }
     }
 }
