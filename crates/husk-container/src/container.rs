@@ -2,7 +2,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::process::gate;
-use crate::state::{ContainerState, StateDir};
+use crate::state::{ContainerState, StateDir, STATE_FILE};
 use crate::sys;
 use husk_oci::{StateOutput, Status};
 use std::os::fd::OwnedFd;
@@ -14,6 +14,25 @@ pub struct Container {
     state: ContainerState,
     /// A pidfd for init when this process created it (survives pid reuse).
     pidfd: Option<OwnedFd>,
+}
+
+/// One entry of [`Container::list`].
+pub enum Listed {
+    Container(Box<Container>),
+    /// A state dir without a readable state.json; `reason` says what is wrong with it.
+    Unknown {
+        id: String,
+        reason: String,
+    },
+}
+
+impl Listed {
+    pub fn id(&self) -> &str {
+        match self {
+            Listed::Container(c) => c.id(),
+            Listed::Unknown { id, .. } => id,
+        }
+    }
 }
 
 impl Container {
@@ -32,8 +51,10 @@ impl Container {
         })
     }
 
-    /// Every container under `root`, sorted by id. Directories of creates in progress are skipped.
-    pub fn list(root: &Path) -> Result<Vec<Container>> {
+    /// Every container under `root`, sorted by id. A state dir without a readable
+    /// state.json is listed as [`Listed::Unknown`] (it still holds processes, cgroups or
+    /// mounts that only `delete --force` removes), except while a create holds its lock.
+    pub fn list(root: &Path) -> Result<Vec<Listed>> {
         let entries = match std::fs::read_dir(root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -45,9 +66,23 @@ impl Container {
             let Some(id) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             match Container::load(root, &id) {
-                Ok(c) => out.push(c),
-                Err(Error::NotFound(_) | Error::InvalidId(_)) => {}
+                Ok(c) => out.push(Listed::Container(Box::new(c))),
+                Err(Error::InvalidId(_)) => {}
+                Err(Error::Unreadable { reason, .. }) => out.push(Listed::Unknown { id, reason }),
+                Err(Error::NotFound(_)) => {
+                    // Gone meanwhile, or being created (locked): not a container yet.
+                    let Ok(dir) = StateDir::open(root, &id) else {
+                        continue;
+                    };
+                    if dir.try_lock()?.is_some() && !dir.path.join(STATE_FILE).exists() {
+                        let reason = format!("no {STATE_FILE}: its create did not finish");
+                        out.push(Listed::Unknown { id, reason });
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -212,41 +247,39 @@ impl Container {
         r.map_err(|e| Error::io("signalling init of", &self.dir.path, e))
     }
 
-    /// Remove the container. Created and stopped containers are removed; running or paused
-    /// ones only with `force` (they are killed first). Failed poststop hooks are warnings,
-    /// printed on stderr (see [`Container::delete_with_warnings`]).
-    /// Clean up after a create that died before writing state.json (killed, or the machine
-    /// went down): kill whatever is in the cgroup it made, remove the cgroup and the state
-    /// dir. Returns false when `id` is a complete container (use [`Container::delete`]) or
-    /// does not exist at all.
-    pub fn delete_incomplete(root: &Path, id: &str) -> Result<bool> {
+    /// Remove what is left of a container that cannot be loaded: a create that died before
+    /// writing state.json (killed, or the machine went down), or a state.json that cannot be
+    /// read. Whatever runs in the cgroup noted in the state dir ([`StateDir::record_cgroup`],
+    /// written before the cgroup was made) is killed, the cgroup removed in every hierarchy
+    /// (with the parents made for it), a rootfs bind in the caller's mount namespace
+    /// detached, and the state dir removed. Returns false when `id` has become a complete
+    /// container meanwhile (a create finished: use [`Container::delete`]); true when nothing
+    /// of it remains, also when it never existed.
+    pub fn delete_unloadable(root: &Path, id: &str) -> Result<bool> {
         let dir = match StateDir::open(root, id) {
             Ok(d) => d,
-            Err(Error::NotFound(_)) => return Ok(false),
+            Err(Error::NotFound(_)) => return Ok(true),
             Err(e) => return Err(e),
         };
         // A create in progress holds this lock until state.json is written.
         let _lock = dir.lock()?;
-        if dir.path.join(crate::state::STATE_FILE).exists() {
-            return Ok(false);
+        match dir.read(id) {
+            Ok(_) => return Ok(false),
+            Err(Error::NotFound(_) | Error::Unreadable { .. }) => {}
+            Err(e) => return Err(e),
         }
-        let cgroup_file = dir.path.join(crate::state::CGROUP_FILE);
-        if let Ok(json) = std::fs::read(&cgroup_file) {
-            let path: husk_cgroups::CgroupPath =
-                serde_json::from_slice(&json).map_err(|e| Error::Spec {
-                    path: cgroup_file.clone(),
-                    msg: e.to_string(),
-                })?;
+        if let Some(path) = dir.recorded_cgroup()? {
             let cg = husk_cgroups::manager(&path).map_err(|e| Error::Cgroup(e.to_string()))?;
-            let _ = cg.thaw();
-            let _ = cg.kill_all(libc::SIGKILL);
-            remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+            kill_and_remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
         }
         let _ = crate::rootfs::caller_ns::detach_recorded(&dir.path);
         dir.remove()?;
         Ok(true)
     }
 
+    /// Remove the container. Created and stopped containers are removed; running or paused
+    /// ones only with `force` (they are killed first). Failed poststop hooks are warnings,
+    /// printed on stderr (see [`Container::delete_with_warnings`]).
     pub fn delete(self, force: bool) -> Result<()> {
         self.delete_with_warnings(force, &mut crate::hooks::warn_stderr)
     }
@@ -323,6 +356,25 @@ impl Container {
     pub fn unreaped_exit_code(&self) -> Option<i32> {
         sys::zombie_status(self.state.pid, self.state.pid_start_time).map(sys::exit_code)
     }
+}
+
+/// Kill everything in a cgroup and remove it (with the parents made for it). Killing is
+/// repeated until the directories go: a process of a killed create may still be on its way
+/// in (a v1 `tasks` write) after the first round.
+fn kill_and_remove_cgroup(cg: &dyn husk_cgroups::CgroupManager, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // A frozen cgroup would hold SIGKILL back.
+        let _ = cg.thaw();
+        let _ = cg.kill_all(libc::SIGKILL);
+        match cg.destroy() {
+            Ok(()) => break,
+            Err(e) if Instant::now() > deadline => return Err(Error::Cgroup(e.to_string())),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let _ = husk_cgroups::prune_empty_parents(cg.path());
+    Ok(())
 }
 
 /// Remove a container's cgroup, retrying while its last (killed) processes leave it, then the

@@ -137,12 +137,18 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                 cg.path()
             )));
         }
+        // Noted before the first mkdir, so that a create killed at any instant leaves
+        // nothing `delete --force` cannot find (state.json comes much later).
+        dir.record_cgroup(&cg_path)?;
+        undo.cgroup = Some(cg);
         match cg.create() {
             Ok(()) => {}
             // v2 without a delegated subtree: run without a cgroup unless limits were asked for.
             Err(e) if opts.rootless => {
                 crate::rootless::cgroup_refused(&opts.id, &cg_path, resources, &e, warn)?;
+                undo.cgroup = None;
                 cgroup = None;
+                let _ = std::fs::remove_file(dir.path.join(crate::state::CGROUP_FILE));
             }
             Err(e) => return Err(Error::Cgroup(e.to_string())),
         }
@@ -157,12 +163,6 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         }
     }
     if let Some(cg) = cgroup {
-        undo.cgroup = Some(cg);
-        // Until state.json exists, this is how `delete --force` finds what a create that
-        // was killed half-way left behind.
-        let cg_json = serde_json::to_vec(&cg_path).expect("a CgroupPath serializes");
-        std::fs::write(dir.path.join(crate::state::CGROUP_FILE), cg_json)
-            .ctx("writing", dir.path.join(crate::state::CGROUP_FILE))?;
         let mut rules = crate::rootfs::devices::cgroup_rules(resources);
         if opts.rootless {
             // Device rules need privilege (a BPF program); a user namespace cannot mknod

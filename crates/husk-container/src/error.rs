@@ -14,6 +14,12 @@ pub enum Error {
     /// runc's text: callers (containerd's shim, CRI-O) look for "does not exist".
     #[error("container does not exist")]
     NotFound(String),
+    /// The state dir exists but its state.json is unreadable (`reason` says why): the
+    /// container can only be removed, with `delete --force`.
+    #[error(
+        "container state is unreadable ({reason}); `delete --force {id}` removes the container"
+    )]
+    Unreadable { id: String, reason: String },
     #[error("invalid container id: {0}")]
     InvalidId(String),
     #[error("{op} {}: {source}", path.display())]

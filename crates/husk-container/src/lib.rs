@@ -80,7 +80,7 @@ pub mod terminal;
 pub mod validate;
 
 pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};
-pub use container::Container;
+pub use container::{Container, Listed};
 pub use error::{Error, Result};
 /// Sub-cgroups for `exec --cgroup` (see [`TenantContainerBuilder::sub_cgroups`]).
 pub use husk_cgroups::SubCgroups;

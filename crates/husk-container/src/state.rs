@@ -12,7 +12,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
-/// The resolved cgroup path (JSON), written as soon as the cgroup exists (before state.json).
+/// The resolved cgroup path (JSON), written atomically *before* the cgroup is made, and
+/// independent of state.json: whatever happens to `create` or to state.json, `delete --force`
+/// finds every cgroup directory the container may have from this file.
 pub const CGROUP_FILE: &str = "cgroup";
 
 /// What husk remembers about a container (state.json). The status is never stored: it is
@@ -92,10 +94,51 @@ impl StateDir {
         Ok(Lock(fd))
     }
 
+    /// Like [`StateDir::lock`], but `None` at once when someone else holds the lock (a
+    /// create in progress holds it until state.json is written).
+    pub fn try_lock(&self) -> Result<Option<Lock>> {
+        let fd =
+            sys::open(&self.path, libc::O_RDONLY | libc::O_DIRECTORY).ctx("locking", &self.path)?;
+        let r = sys::retry(|| {
+            sys::check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) })
+        });
+        match r {
+            Ok(_) => Ok(Some(Lock(fd))),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io("locking", &self.path, e)),
+        }
+    }
+
+    /// Note where the container's cgroup is (see [`CGROUP_FILE`]).
+    pub fn record_cgroup(&self, path: &husk_cgroups::CgroupPath) -> Result<()> {
+        let json = serde_json::to_vec(path).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&self.path.join(CGROUP_FILE), &json)
+    }
+
+    /// The cgroup [`StateDir::record_cgroup`] noted, if any.
+    pub fn recorded_cgroup(&self) -> Result<Option<husk_cgroups::CgroupPath>> {
+        let p = self.path.join(CGROUP_FILE);
+        match std::fs::read(&p) {
+            Ok(json) => serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| Error::Spec {
+                    path: p,
+                    msg: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", p, e)),
+        }
+    }
+
+    /// The container's state. A missing state.json is `NotFound` (a create in progress, or
+    /// one that died before writing it); one that cannot be parsed is `Unreadable`.
     pub fn read(&self, id: &str) -> Result<ContainerState> {
         let p = self.path.join(STATE_FILE);
         match std::fs::read(&p) {
-            Ok(b) => ContainerState::parse(&b, &p),
+            Ok(b) => ContainerState::parse(&b, &p).map_err(|e| Error::Unreadable {
+                id: id.to_string(),
+                reason: e.to_string(),
+            }),
             // Being created right now, or a crashed create: not a container yet.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::NotFound(id.to_string()))

@@ -151,7 +151,7 @@ fn status_of(c: Option<&Container>) -> &'static str {
         Some(Status::Running) => "running",
         Some(Status::Paused) => "paused",
         Some(Status::Created | Status::Creating) => "created",
-        Some(Status::Stopped) | None => "exited",
+        Some(Status::Stopped | Status::Unknown) | None => "exited",
     }
 }
 

@@ -14,6 +14,9 @@ pub enum Status {
     Running,
     Paused,
     Stopped,
+    /// Only in `list`: a state dir whose state.json is missing or unreadable (a create
+    /// killed half-way, a damaged disk); `delete --force` removes it.
+    Unknown,
 }
 
 impl fmt::Display for Status {
@@ -24,6 +27,7 @@ impl fmt::Display for Status {
             Status::Running => "running",
             Status::Paused => "paused",
             Status::Stopped => "stopped",
+            Status::Unknown => "unknown",
         })
     }
 }

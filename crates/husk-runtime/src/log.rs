@@ -81,6 +81,13 @@ impl Logger {
         self.emit(Level::Warning, msg);
     }
 
+    /// A warning the caller must see even with `--log` (runc's `list` writes its "load
+    /// container" lines straight to stderr): on stderr, and in the log file too.
+    pub fn warn_stderr(&mut self, msg: &str) {
+        write_stderr(Level::Warning, msg);
+        self.write_file(Level::Warning, msg);
+    }
+
     pub fn debug(&mut self, msg: &str) {
         if self.debug {
             self.emit(Level::Debug, msg);

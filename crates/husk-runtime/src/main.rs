@@ -9,7 +9,7 @@ mod spec_template;
 
 use clap::Parser;
 use cli::{Cli, Command, CreateArgs, ListFormat};
-use husk_container::{Container, ContainerBuilder, Status};
+use husk_container::{Container, ContainerBuilder, Listed, Status};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -154,22 +154,11 @@ fn run(
             Ok(0)
         }
         Command::Delete { id, force } => {
-            match Container::load(root, &id) {
-                Ok(c) => c
-                    .delete_with_warnings(force, &mut |w| log.warn(&format!("delete {id}: {w}")))
-                    .map_err(|e| format!("delete {id}: {e}"))?,
-                // runc: deleting a missing container is fine with --force; husk also
-                // removes what a create killed half-way left (no state.json yet).
-                Err(husk_container::Error::NotFound(_)) if force => {
-                    Container::delete_incomplete(root, &id)
-                        .map_err(|e| format!("delete {id}: {e}"))?;
-                }
-                Err(e) => return Err(format!("delete {id}: {e}").into()),
-            }
+            delete(root, &id, force, log).map_err(|e| format!("delete {id}: {e}"))?;
             log.debug(&format!("delete {id}: removed"));
             Ok(0)
         }
-        Command::List { format, quiet } => Ok(list(root, format, quiet)?),
+        Command::List { format, quiet } => Ok(list(root, format, quiet, log)?),
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
             if path.exists() {
@@ -203,6 +192,37 @@ fn created(c: &Container) -> String {
         .cgroup_path()
         .map_or_else(|| "none".to_string(), |p| p.to_string());
     format!("create {}: init pid {}, cgroup {cgroup}", c.id(), c.pid())
+}
+
+/// `delete [--force] ID`. runc: deleting a missing container is fine with --force; husk
+/// also removes what cannot be loaded (a create killed half-way, an unreadable state.json).
+fn delete(
+    root: &Path,
+    id: &str,
+    force: bool,
+    log: &mut log::Logger,
+) -> Result<(), husk_container::Error> {
+    // A create that finishes while we wait for its lock turns into a complete container:
+    // then it is deleted as one.
+    for _ in 0..3 {
+        match Container::load(root, id) {
+            Ok(c) => {
+                return c
+                    .delete_with_warnings(force, &mut |w| log.warn(&format!("delete {id}: {w}")))
+            }
+            Err(husk_container::Error::NotFound(_) | husk_container::Error::Unreadable { .. })
+                if force =>
+            {
+                if Container::delete_unloadable(root, id)? {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(husk_container::Error::Other(
+        "the container kept changing while being deleted".into(),
+    ))
 }
 
 fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
@@ -334,18 +354,36 @@ fn run_container(
     Ok(code)
 }
 
-fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<i32, String> {
+fn list(
+    root: &Path,
+    format: ListFormat,
+    quiet: bool,
+    log: &mut log::Logger,
+) -> Result<i32, String> {
     let all = Container::list(root).map_err(|e| format!("list: {e}"))?;
+    // A container whose state cannot be read is shown, not hidden: it may still hold
+    // processes and cgroups. One warning line each says why and what removes it.
+    let states: Vec<husk_container::StateOutput> = all
+        .iter()
+        .map(|l| match l {
+            Listed::Container(c) => c.state(),
+            Listed::Unknown { id, reason } => {
+                log.warn_stderr(&format!(
+                    "list: container {id}: status unknown: {reason}; `delete --force {id}` removes it"
+                ));
+                unknown_state(id)
+            }
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if quiet {
-        for c in &all {
-            let _ = writeln!(out, "{}", c.id());
+        for s in &states {
+            let _ = writeln!(out, "{}", s.id);
         }
         return Ok(0);
     }
     match format {
         ListFormat::Json => {
-            let states: Vec<_> = all.iter().map(|c| c.state()).collect();
             let _ = writeln!(
                 out,
                 "{}",
@@ -358,13 +396,11 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<i32, String> {
                 "{:<12} {:<10} {:<10} {:<40} {:<31} OWNER",
                 "ID", "PID", "STATUS", "BUNDLE", "CREATED"
             );
-            for c in &all {
-                let s = c.state();
+            for s in &states {
                 let owner = if s.owner.is_empty() { "root" } else { &s.owner };
-                let pid = if s.status == Status::Stopped {
-                    0
-                } else {
-                    s.pid
+                let pid = match s.status {
+                    Status::Stopped | Status::Unknown => 0,
+                    _ => s.pid,
                 };
                 let _ = writeln!(
                     out,
@@ -379,4 +415,19 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> Result<i32, String> {
         }
     }
     Ok(0)
+}
+
+/// What `list` shows for a container whose state.json cannot be read: its id and `unknown`.
+fn unknown_state(id: &str) -> husk_container::StateOutput {
+    husk_container::StateOutput {
+        oci_version: String::new(),
+        id: id.to_string(),
+        pid: 0,
+        status: Status::Unknown,
+        bundle: PathBuf::new(),
+        rootfs: PathBuf::new(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: Default::default(),
+    }
 }

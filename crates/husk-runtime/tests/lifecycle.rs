@@ -331,3 +331,112 @@ fn delete_force_cleans_up_after_a_create_killed_half_way() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A container whose state.json is empty, garbage or missing (its create died) is shown by
+/// `list` as `unknown` with one warning line each, `state` says what is wrong in one line,
+/// and `delete --force` kills its init (found through the cgroup path noted in the state
+/// dir) and removes its cgroups and state dir.
+#[test]
+fn unreadable_state_is_listed_as_unknown_and_delete_force_recovers_it() {
+    let damage: [(&str, Option<&str>); 3] = [
+        ("empty", Some("")),
+        ("garbage", Some("{\"id\": ")),
+        ("missing", None),
+    ];
+    let ctxs: Vec<_> = damage
+        .iter()
+        .map(|(name, _)| Ctx::new(&format!("broken-{name}"), &["sleep", "1000"], |_| {}))
+        .collect();
+    // One state root for all three, so one `list` sees them.
+    let root = ctxs[0].root.clone();
+    let in_root = |ctx: &Ctx, args: &[&str]| {
+        let mut c = std::process::Command::new(BIN);
+        c.arg("--root")
+            .arg(&root)
+            .args(args)
+            .current_dir(&ctx.bundle)
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    let mut pids = Vec::new();
+    for (ctx, (_, content)) in ctxs.iter().zip(&damage) {
+        let out = output_via_files(in_root(ctx, &["create", &ctx.id]), &ctx.bundle);
+        assert!(out.status.success(), "{}", text(&out));
+        let st: serde_json::Value =
+            serde_json::from_slice(&in_root(ctx, &["state", &ctx.id]).output().unwrap().stdout)
+                .unwrap();
+        pids.push(st["pid"].as_i64().unwrap());
+        let file = root.join(&ctx.id).join("state.json");
+        match content {
+            Some(c) => std::fs::write(&file, c).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+    }
+    let list = in_root(&ctxs[0], &["list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    for ctx in &ctxs {
+        let entry = listed
+            .iter()
+            .find(|e| e["id"] == ctx.id.as_str())
+            .unwrap_or_else(|| panic!("{} not listed: {}", ctx.id, text(&list)));
+        assert_eq!(entry["status"], "unknown", "{entry}");
+    }
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert_eq!(
+        stderr.lines().count(),
+        3,
+        "one warning per container: {stderr}"
+    );
+    for ctx in &ctxs {
+        let line = stderr.lines().find(|l| l.contains(&ctx.id)).unwrap();
+        assert!(
+            line.contains("level=warning") && line.contains("delete --force"),
+            "{line}"
+        );
+    }
+    // The table too.
+    let table = in_root(&ctxs[0], &["list"]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    for ctx in &ctxs {
+        let row = table.lines().find(|l| l.starts_with(&ctx.id)).unwrap();
+        assert!(row.contains("unknown"), "{row}");
+    }
+
+    // `state` of a damaged one: one line saying what is wrong and what removes it.
+    let out = in_root(&ctxs[0], &["state", &ctxs[0].id]).output().unwrap();
+    assert_one_line_error(&out, "state.json");
+    assert!(text(&out).contains("delete --force"), "{}", text(&out));
+    // Plain `delete` refuses (the container may be running), `--force` recovers.
+    assert!(!in_root(&ctxs[1], &["delete", &ctxs[1].id])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    for (ctx, pid) in ctxs.iter().zip(&pids) {
+        let out = in_root(ctx, &["delete", "--force", &ctx.id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!root.join(&ctx.id).exists(), "state dir of {} left", ctx.id);
+        assert_no_cgroup(&ctx.id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "init {pid} of {} survived",
+                ctx.id
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let list = in_root(&ctxs[0], &["list", "-q"]).output().unwrap();
+    assert!(
+        list.stdout.is_empty() && list.stderr.is_empty(),
+        "{}",
+        text(&list)
+    );
+}
