@@ -23,6 +23,7 @@ pub struct ContainerBuilder {
     listen_fds: u32,
     notify_socket: Option<PathBuf>,
     rootless: bool,
+    interruptible: bool,
 }
 
 impl ContainerBuilder {
@@ -38,6 +39,7 @@ impl ContainerBuilder {
             listen_fds: 0,
             notify_socket: None,
             rootless: crate::rootless::is_unprivileged(),
+            interruptible: false,
         }
     }
 
@@ -52,6 +54,15 @@ impl ContainerBuilder {
     /// for) and device rules are left to the bind-mounted devices.
     pub fn rootless(mut self, v: bool) -> Self {
         self.rootless = v;
+        self
+    }
+
+    /// Give up cleanly on SIGTERM, SIGINT or SIGHUP while creating: everything made so far
+    /// is removed and the build fails with [`crate::Error::Interrupted`] (the caller exits
+    /// 128 + the signal). For single-threaded callers: it blocks those signals in the
+    /// calling thread for the duration (see `interrupt.rs`). Off by default.
+    pub fn interruptible(mut self, v: bool) -> Self {
+        self.interruptible = v;
         self
     }
 
@@ -150,6 +161,7 @@ impl InitContainerBuilder {
                 no_pivot: b.no_pivot,
                 no_new_keyring: b.no_new_keyring,
                 rootless: b.rootless,
+                interruptible: b.interruptible,
             },
             warn,
         )

@@ -361,7 +361,10 @@ impl Container {
 /// Kill everything in a cgroup and remove it (with the parents made for it). Killing is
 /// repeated until the directories go: a process of a killed create may still be on its way
 /// in (a v1 `tasks` write) after the first round.
-fn kill_and_remove_cgroup(cg: &dyn husk_cgroups::CgroupManager, timeout: Duration) -> Result<()> {
+pub(crate) fn kill_and_remove_cgroup(
+    cg: &dyn husk_cgroups::CgroupManager,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         // A frozen cgroup would hold SIGKILL back.

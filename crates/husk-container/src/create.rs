@@ -6,6 +6,7 @@ use crate::channel::{Channel, Msg};
 use crate::container::Container;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks;
+use crate::interrupt::{self, Interrupt};
 use crate::process::clone::clone_child;
 use crate::process::gate;
 use crate::process::init::{self, InitConfig};
@@ -29,12 +30,16 @@ pub(crate) struct CreateOptions {
     pub listen_fds: u32,
     pub notify_socket: Option<PathBuf>,
     pub rootless: bool,
+    /// Undo and fail on SIGTERM/SIGINT/SIGHUP (see `interrupt.rs`).
+    pub interruptible: bool,
 }
 
 /// What a failed create must take back, in reverse order of making.
 struct Undo<'a> {
     dir: Option<&'a StateDir>,
     cgroup: Option<&'a dyn CgroupManager>,
+    /// The cgroup had processes before (runc allows that): only init is killed, not them.
+    cgroup_shared: bool,
     init: Option<(i32, Option<OwnedFd>)>,
     /// Without a mount namespace: the rootfs bind in our mount namespace, and its path.
     caller_root: Option<(PathBuf, OwnedFd)>,
@@ -56,8 +61,13 @@ impl Drop for Undo<'_> {
             let _ = crate::rootfs::caller_ns::detach(&path, &bound);
         }
         if let Some(cg) = self.cgroup.take() {
-            // The killed init may take a moment to leave the cgroup.
-            let _ = crate::container::remove_cgroup(cg, std::time::Duration::from_millis(500));
+            let wait = std::time::Duration::from_millis(500);
+            // The killed init may take a moment to leave the cgroup; what it started (a
+            // createContainer hook, without a pid namespace) is killed with it.
+            let _ = match self.cgroup_shared {
+                true => crate::container::remove_cgroup(cg, wait),
+                false => crate::container::kill_and_remove_cgroup(cg, wait),
+            };
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.remove();
@@ -68,6 +78,13 @@ impl Drop for Undo<'_> {
 /// `warn` gets what does not stop the container but should be said (rootless without a
 /// cgroup).
 pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Result<Container> {
+    // First of all, and dropped last: the undo below must run before the signals are
+    // unblocked again.
+    let intr = match opts.interruptible {
+        true => Some(Interrupt::new().ctx("blocking signals for", &opts.root)?),
+        false => None,
+    };
+    let intr = intr.as_ref();
     husk_oci::validate_id(&opts.id).map_err(Error::InvalidId)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
     for w in bundle.warnings.drain(..) {
@@ -124,6 +141,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     let mut undo = Undo {
         dir: Some(&dir),
         cgroup: None,
+        cgroup_shared: false,
         init: None,
         caller_root: None,
     };
@@ -157,6 +175,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         // runc 1.1 allows a cgroup that already has processes but says so: they share the
         // container's limits, and `delete` of the container will kill them.
         if n > 0 {
+            undo.cgroup_shared = true;
             warn(format!(
                 "container's cgroup is not empty: {n} process(es) found"
             ));
@@ -223,8 +242,13 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             drop(main_end);
             init::run_intermediate(&cfg, &child_end)
         };
-        let reply = main_end.recv();
+        let reply = interrupt::wait_readable(intr, main_end.as_raw_fd()).map(|()| main_end.recv());
+        if reply.is_err() {
+            // Init (if cloned yet) sees our end close and gives up by itself.
+            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+        }
         let _ = sys::waitpid(child.pid, 0);
+        let reply = reply?;
         match reply {
             Ok(Some(Msg::InitPid(pid))) => (pid, sys::pidfd_open(pid).ok(), false),
             Ok(Some(Msg::Failed(m))) => return Err(m.into()),
@@ -287,6 +311,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     // A failed send means init already died; its Failed message is read just below.
     let _ = main_end.send(&Msg::Joined);
     loop {
+        interrupt::wait_readable(intr, main_end.as_raw_fd())?;
         match main_end.recv() {
             Ok(Some(Msg::Ready)) => break,
             // Init waits before pivot_root: our hooks run now, then it runs its own.
@@ -298,8 +323,16 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                     &bundle.path,
                     &bundle.rootfs,
                 );
-                hooks::run_create_runtime(&bundle.spec, &state, &bundle.path)
-                    .map_err(Error::Setup)?;
+                hooks::run_create_runtime(
+                    &bundle.spec,
+                    &state,
+                    &bundle.path,
+                    intr.map(Interrupt::fd),
+                )
+                .map_err(|e| match intr.and_then(Interrupt::caught) {
+                    Some(sig) => Error::Interrupted(sig),
+                    None => Error::Setup(e),
+                })?;
                 let state = String::from_utf8_lossy(&state).into_owned();
                 main_end.send(&Msg::HookState(state)).map_err(gone)?;
             }
@@ -308,6 +341,10 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         }
     }
     hooks::save(&dir, &bundle.spec)?;
+    // The last moment a caller's signal can still undo everything.
+    if let Some(i) = intr {
+        i.check()?;
+    }
 
     let (start_time, _) = sys::proc_start_time(pid)
         .ok_or_else(|| Error::Setup("the init process exited after setup".into()))?;

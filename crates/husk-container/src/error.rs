@@ -50,6 +50,10 @@ pub enum Error {
         status: husk_oci::Status,
         msg: String,
     },
+    /// SIGTERM, SIGINT or SIGHUP came while waiting (see `interrupt.rs`); what the
+    /// command had made is removed.
+    #[error("interrupted by {}: everything made so far was removed", husk_oci::signal::signal_name(*.0))]
+    Interrupted(i32),
     #[error("cgroup: {0}")]
     Cgroup(String),
     #[error("{0}")]

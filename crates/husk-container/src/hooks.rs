@@ -117,6 +117,9 @@ pub struct HookContext<'a> {
     pub cwd: Option<&'a Path>,
     /// Environment of a hook without `env`; `None` inherits the runtime's own.
     pub env: Option<&'a [String]>,
+    /// A signalfd (see `interrupt.rs`): when it becomes readable the hook is killed and
+    /// the run fails (the runtime's caller gave up).
+    pub interrupt: Option<RawFd>,
 }
 
 impl<'a> HookContext<'a> {
@@ -127,16 +130,25 @@ impl<'a> HookContext<'a> {
         HookContext {
             cwd: Some(bundle).filter(|b| b.is_dir()),
             env: None,
+            interrupt: None,
         }
     }
 }
 
 /// In the main process during create: the prestart then createRuntime hooks.
-pub fn run_create_runtime(spec: &Spec, state: &[u8], bundle: &Path) -> Result<(), String> {
+pub fn run_create_runtime(
+    spec: &Spec,
+    state: &[u8],
+    bundle: &Path,
+    interrupt: Option<RawFd>,
+) -> Result<(), String> {
     let Some(h) = spec_hooks(spec) else {
         return Ok(());
     };
-    let ctx = HookContext::in_bundle(bundle);
+    let ctx = HookContext {
+        interrupt,
+        ..HookContext::in_bundle(bundle)
+    };
     run_all("prestart", list(h.prestart()), state, ctx)?;
     run_all("createRuntime", list(h.create_runtime()), state, ctx)
 }
@@ -228,10 +240,15 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Resul
         .spawn()
         .map_err(|e| format!("{}: {}", what(), strerror(&e)))?;
     let deadline = timeout.map(|t| Instant::now() + t);
-    let io_result = pump(&mut child, state, deadline);
+    let io_result = pump(&mut child, state, deadline, ctx.interrupt);
     let (stdout, stderr) = match io_result {
-        Ok(Some(output)) => output,
-        Ok(None) => {
+        Ok(Pumped::Done(output)) => output,
+        Ok(Pumped::Interrupted) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{}: interrupted by a signal", what()));
+        }
+        Ok(Pumped::TimedOut) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
@@ -284,9 +301,22 @@ fn set_nonblocking(fd: RawFd) {
 /// What a hook wrote: (stdout, stderr), each cut at `OUTPUT_KEEP`.
 type Output = (Vec<u8>, Vec<u8>);
 
-/// Feed `state` to the child's stdin and collect its stdout and stderr until it exits.
-/// `Ok(None)` when the deadline passed first.
-fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Result<Option<Output>> {
+/// How a hook's run ended.
+enum Pumped {
+    Done(Output),
+    TimedOut,
+    /// The runtime's caller gave up (the interrupt fd became readable).
+    Interrupted,
+}
+
+/// Feed `state` to the child's stdin and collect its stdout and stderr until it exits, the
+/// deadline passes or `interrupt` (a signalfd, see `interrupt.rs`) becomes readable.
+fn pump(
+    child: &mut Child,
+    state: &[u8],
+    deadline: Option<Instant>,
+    interrupt: Option<RawFd>,
+) -> io::Result<Pumped> {
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -308,7 +338,7 @@ fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Resul
     let mut written = 0;
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     loop {
-        let mut fds = Vec::with_capacity(4);
+        let mut fds = Vec::with_capacity(5);
         let mut push = |fd: RawFd, events: libc::c_short| {
             fds.push(libc::pollfd {
                 fd,
@@ -320,9 +350,10 @@ fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Resul
         push(stdout.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
         push(stderr.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
         push(pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+        push(interrupt.unwrap_or(-1), libc::POLLIN);
         let now = Instant::now();
         let mut wait_ms: i32 = match deadline {
-            Some(d) if d <= now => return Ok(None),
+            Some(d) if d <= now => return Ok(Pumped::TimedOut),
             Some(d) => (d - now).as_millis().min(i32::MAX as u128) as i32 + 1,
             None => -1,
         };
@@ -365,7 +396,10 @@ fn pump(child: &mut Child, state: &[u8], deadline: Option<Instant>) -> io::Resul
             // What it wrote before exiting is still in the pipes.
             while stdout.is_some() && read_some(&mut stdout, &mut out_buf) {}
             while stderr.is_some() && read_some(&mut stderr, &mut err_buf) {}
-            return Ok(Some((out_buf, err_buf)));
+            return Ok(Pumped::Done((out_buf, err_buf)));
+        }
+        if fds[4].revents != 0 {
+            return Ok(Pumped::Interrupted);
         }
     }
 }

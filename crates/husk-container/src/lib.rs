@@ -64,6 +64,7 @@ mod error;
 pub mod fuzzing;
 mod hooks;
 mod identity;
+mod interrupt;
 pub mod lsm;
 mod netdev;
 mod process;

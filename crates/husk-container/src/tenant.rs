@@ -23,6 +23,7 @@ use crate::builder::ContainerBuilder;
 use crate::channel::{Channel, Msg};
 use crate::container::Container;
 use crate::error::{Error, IoContext, Result};
+use crate::interrupt::Interrupt;
 use crate::process::clone::clone_child;
 use crate::process::{finish, SetupError};
 use crate::state::write_atomic;
@@ -60,6 +61,7 @@ pub struct TenantContainerBuilder {
     ignore_paused: bool,
     pidfd_socket: Option<PathBuf>,
     sub_cgroups: husk_cgroups::SubCgroups,
+    interruptible: bool,
 }
 
 /// A process started by [`TenantContainerBuilder::build`].
@@ -125,6 +127,7 @@ impl ContainerBuilder {
             ignore_paused: false,
             pidfd_socket: None,
             sub_cgroups: Default::default(),
+            interruptible: false,
         }
     }
 }
@@ -192,6 +195,15 @@ impl TenantContainerBuilder {
     }
 
     /// Connected unix socket path that receives a pidfd of the process (SCM_RIGHTS).
+    /// Give up on SIGTERM, SIGINT or SIGHUP while the process is being set up: it is killed
+    /// and the build fails with [`Error::Interrupted`] (see `interrupt.rs`; for
+    /// single-threaded callers). A foreground caller that forwards signals to the process
+    /// leaves this off: what it is sent meanwhile is meant for the process.
+    pub fn interruptible(mut self, v: bool) -> Self {
+        self.interruptible = v;
+        self
+    }
+
     pub fn pidfd_socket(mut self, p: impl Into<PathBuf>) -> Self {
         self.pidfd_socket = Some(p.into());
         self
@@ -252,6 +264,11 @@ impl TenantContainerBuilder {
     /// [`Self::build`], with warnings (capability names ignored) handed to `warn` instead of
     /// printed on stderr.
     pub fn build_with_warnings(mut self, warn: &mut dyn FnMut(String)) -> Result<TenantProcess> {
+        let intr = match self.interruptible {
+            true => Some(Interrupt::new().ctx("blocking signals for", self.root.join(&self.id))?),
+            false => None,
+        };
+        let intr = intr.as_ref();
         let c = Container::load(&self.root, &self.id)?;
         let id = c.id().to_string();
         match c.status() {
@@ -391,6 +408,18 @@ impl TenantContainerBuilder {
         let mut tenant: Option<(i32, Option<OwnedFd>)> = None;
         let mut failure = None;
         loop {
+            if let Err(e) = crate::interrupt::wait_readable(intr, main_end.as_raw_fd()) {
+                // The caller gave up: the process must not start after all.
+                if let Some((pid, pidfd)) = &tenant {
+                    match pidfd {
+                        Some(fd) => drop(sys::pidfd_send_signal(fd, libc::SIGKILL)),
+                        None => unsafe {
+                            libc::kill(*pid, libc::SIGKILL);
+                        },
+                    }
+                }
+                return Err(kill_joiner(e));
+            }
             match main_end.recv() {
                 Ok(Some(Msg::InitPid(pid))) => {
                     tenant = Some((pid, sys::pidfd_open(pid).ok()));
@@ -434,6 +463,13 @@ impl TenantContainerBuilder {
             pidfd,
             detached: self.detach,
         };
+        if let Some(Err(e)) = intr.map(Interrupt::check) {
+            let _ = tenant.signal(libc::SIGKILL);
+            if !self.detach {
+                let _ = tenant.wait();
+            }
+            return Err(e);
+        }
         if let Some(p) = &self.pid_file {
             // As runc: a process whose pid cannot be recorded is not left running unseen.
             if let Err(e) = write_atomic(p, pid.to_string().as_bytes()) {

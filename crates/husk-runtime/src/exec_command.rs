@@ -145,6 +145,9 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
         .detach(a.detach)
         .ignore_paused(a.ignore_paused)
         .sub_cgroups(subs)
+        // Detached, a caller that gives up gets no process; in the foreground what is sent
+        // meanwhile is forwarded to the process once it runs, as runc does.
+        .interruptible(a.detach)
         .process(proc_);
     if let Some(p) = &a.pidfd_socket {
         t = t.pidfd_socket(p);
@@ -152,7 +155,13 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
 
     // Blocked before the clone, so that nothing sent to us meanwhile is lost.
     let set = (!a.detach).then(husk_container::supervise::block_signals);
-    let tenant = t.build().map_err(|e| fail(e.to_string()))?;
+    let tenant = t.build().map_err(|e| match e {
+        husk_container::Error::Interrupted(sig) => Failure {
+            msg: format!("exec {id}: {e}"),
+            code: 128 + sig,
+        },
+        e => fail(e.to_string()),
+    })?;
     log.debug(&format!("exec {id}: process pid {}", tenant.pid()));
     let Some(set) = set else { return Ok(0) };
     let Some(console) = console else {

@@ -107,7 +107,7 @@ fn run(
             log.debug(&format!("create {id}: bundle {}", args.bundle.display()));
             let c = builder(root, rootless, &args, None)
                 .build_with_warnings(&mut |w| log.warn(&format!("create {id}: {w}")))
-                .map_err(|e| format!("create {id}: {e}"))?;
+                .map_err(|e| create_failure(format!("create {id}"), e))?;
             log.debug(&created(&c));
             Ok(0)
         }
@@ -225,6 +225,19 @@ fn delete(
     ))
 }
 
+/// A failed create: exit 128 + the signal when a caller's signal interrupted it (what a
+/// process killed by it shows), else 1.
+fn create_failure(what: String, e: husk_container::Error) -> Failure {
+    let code = match e {
+        husk_container::Error::Interrupted(sig) => 128 + sig,
+        _ => 1,
+    };
+    Failure {
+        msg: format!("{what}: {e}"),
+        code,
+    }
+}
+
 fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
     Container::load(root, id).map_err(|e| format!("{op} {id}: {e}"))
 }
@@ -241,7 +254,9 @@ fn builder(
         .preserve_fds(a.preserve_fds)
         .no_pivot(a.no_pivot)
         .no_new_keyring(a.no_new_keyring)
-        .listen_fds(listen_fds());
+        .listen_fds(listen_fds())
+        // A caller that gives up (timeout, Ctrl-C) gets everything undone, as with runc.
+        .interruptible(true);
     if let Some(sock) = std::env::var_os("NOTIFY_SOCKET") {
         b = b.notify_socket(sock);
     }
@@ -279,7 +294,7 @@ fn run_container(
     keep: bool,
     no_subreaper: bool,
     log: &mut log::Logger,
-) -> Result<i32, String> {
+) -> Result<i32, Failure> {
     let id = &args.id;
     if !detach && !no_subreaper {
         // Orphans of the container (and init itself when cloned via an intermediate) come to us.
@@ -299,14 +314,14 @@ fn run_container(
     };
     let mut c = builder(root, rootless, args, console.as_ref().map(|l| l.path()))
         .build_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}")))
-        .map_err(|e| format!("run {id}: {e}"))?;
+        .map_err(|e| create_failure(format!("run {id}"), e))?;
     log.debug(&created(&c));
     let master = match &console {
         Some(l) => match l.receive_master() {
             Ok(m) => Some(m),
             Err(e) => {
                 let _ = Container::load(root, id).map(|c| c.delete(true));
-                return Err(format!("run {id}: {e}"));
+                return Err(format!("run {id}: {e}").into());
             }
         },
         None => None,
@@ -318,7 +333,7 @@ fn run_container(
     if let Err(e) = c.start_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}"))) {
         drop(raw);
         let _ = Container::load(root, id).map(|c| c.delete(true));
-        return Err(format!("run {id}: {e}"));
+        return Err(format!("run {id}: {e}").into());
     }
     log.debug(&format!("run {id}: started"));
     let Some(all) = all else { return Ok(0) };

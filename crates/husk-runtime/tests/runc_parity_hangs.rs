@@ -293,3 +293,102 @@ fn a_seccomp_listener_that_accepts_nothing_fails_create_in_time() {
     drop(held);
     let _ = std::fs::remove_file(&sock);
 }
+
+/// Processes whose environment holds `marker` (the hooks of the test below carry it).
+fn processes_with_env(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A caller that gives up on a `create` or `run` blocked in a slow createRuntime hook —
+/// `timeout -s TERM` (which signals its whole process group, the hook included), or a
+/// SIGINT/SIGHUP to the runtime alone — finds nothing left, as with runc: no state dir, no
+/// cgroup, no process of the container, no hook; the exit status is 128 + the signal and
+/// one error line says so.
+#[test]
+fn a_caller_giving_up_on_a_blocked_create_leaves_nothing() {
+    let cases = [
+        ("create", libc::SIGTERM, true),
+        ("create", libc::SIGINT, false),
+        ("run", libc::SIGHUP, false),
+        ("run", libc::SIGTERM, true),
+    ];
+    for (cmd, sig, via_timeout) in cases {
+        let ctx = Ctx::new(&format!("giveup{cmd}{sig}"), &["true"], |_| {});
+        // The hook is found by its environment (a hook with `env` gets only that).
+        let marker = format!("HUSK_TEST_HOOK={}", ctx.id);
+        let cfg = ctx.bundle.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        spec["hooks"] = serde_json::json!({"createRuntime": [
+            {"path": "/bin/sleep", "args": ["sleep", "30"], "env": [marker]}
+        ]});
+        std::fs::write(&cfg, spec.to_string()).unwrap();
+
+        let mut command = if via_timeout {
+            let mut c = Command::new("timeout");
+            c.args(["-s", &sig.to_string(), "1", BIN, "--root"])
+                .arg(&ctx.root)
+                .args([cmd, &ctx.id])
+                .current_dir(&ctx.bundle);
+            c
+        } else {
+            ctx.cmd(&[cmd, &ctx.id])
+        };
+        let err_file = ctx
+            .bundle
+            .parent()
+            .unwrap()
+            .join(format!("giveup.err.{sig}"));
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_file).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LIMIT);
+        if !via_timeout {
+            // Wait for the hook to block, then give up on the runtime alone.
+            while processes_with_env(&marker).is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{cmd}: hook never ran"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{cmd} did not give up on signal {sig}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stderr = std::fs::read_to_string(&err_file).unwrap();
+        // timeout(1) exits 124 itself; the runtime's own status shows when signalled directly.
+        let want = if via_timeout { 124 } else { 128 + sig };
+        assert_eq!(status.code(), Some(want), "{cmd} {sig}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            error_msg(&stderr).is_some_and(|m| m.contains("interrupted by SIG")),
+            "{stderr}"
+        );
+        ctx.assert_clean();
+        assert_no_process_of(&ctx.id);
+        assert_eq!(
+            processes_with_env(&marker),
+            Vec::<String>::new(),
+            "hook left running"
+        );
+    }
+}

@@ -211,6 +211,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         let ctx = hooks::HookContext {
             cwd: Some(cfg.rootfs),
             env: Some(process.env().as_deref().unwrap_or_default()),
+            interrupt: None,
         };
         let seen = hooks::as_seen_by_init(&state, husk_oci::Status::Creating);
         hooks::run_all("createContainer", hooks::create_container(spec), &seen, ctx)
@@ -330,6 +331,7 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
         let ctx = hooks::HookContext {
             cwd: None,
             env: Some(&p.env),
+            interrupt: None,
         };
         if let Err(e) = hooks::run_all("startContainer", hooks, &state, ctx) {
             let _ = conn.write_all(e.as_bytes());
