@@ -206,15 +206,11 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         false => Vec::new(),
     };
     if !plan.contains(oci_spec::runtime::LinuxNamespaceType::Mount) {
-        let bound = crate::rootfs::caller_ns::bind_rootfs(&bundle.rootfs).ctx(
+        let bound = crate::rootfs::caller_ns::bind_rootfs(&bundle.rootfs, &dir.path).ctx(
             "bind-mounting the rootfs (no mount namespace)",
             &bundle.rootfs,
         )?;
         undo.caller_root = Some((bundle.rootfs.clone(), bound));
-        if let Some((path, bound)) = &undo.caller_root {
-            crate::rootfs::caller_ns::record(&dir.path, path, bound)
-                .ctx("writing", dir.path.join(crate::rootfs::caller_ns::FILE))?;
-        }
     }
     let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
     let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;

@@ -1,7 +1,9 @@
 //! `create` SIGKILLed at random instants, then `delete --force`: nothing may be left — no
 //! cgroup directory in any hierarchy, no mount, no process, no state dir. `create` notes
-//! the cgroup path in the state dir before it makes the cgroup, so this holds whenever the
-//! kill lands. The instants come from a seeded generator; the seed is printed, and
+//! the cgroup path in the state dir before it makes the cgroup (and, for a container
+//! without a mount namespace, the rootfs bind before attaching it in ours), so this holds
+//! whenever the kill lands. Every other round has no mount namespace: its mounts are made
+//! in this test's (the host's) mount namespace, where a leak would show. The instants come from a seeded generator; the seed is printed, and
 //! HUSK_KILL_SEED=N replays a run.
 //!
 //! This binary holds this one test: it reaps every orphan (it is their subreaper), which
@@ -74,6 +76,17 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
     eprintln!("create_killed: seed {seed} (HUSK_KILL_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     let ctx = Ctx::new("killed", &["sleep", "1000"], |_| {});
+    let nomnt = Ctx::new("killednomnt", &["sleep", "1000"], without_mount_ns);
+    let rootfs = rootfs().to_str().unwrap().to_string();
+    let our_mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&rootfs))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mounts_before = our_mounts();
 
     // How long an undisturbed create takes here (the faster of two: the first one pays
     // for cold caches): the kills are spread over that.
@@ -87,14 +100,14 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
     ctx.assert_clean();
     let span_us = (full.as_micros() as u64).max(1000);
 
-    let mountinfo_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let start = Instant::now();
     let mut rounds = 0;
     let mut finished = 0;
     while rounds < ROUNDS && start.elapsed() < BUDGET {
         let id = format!("{}-{rounds}", ctx.id);
         let delay = Duration::from_micros(rng.below(span_us));
-        let mut child = ctx
+        let bundle = if rounds % 2 == 0 { &ctx } else { &nomnt };
+        let mut child = bundle
             .cmd(&["create", &id])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,17 +118,22 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
         let status = child.wait().unwrap();
         finished += status.success() as usize;
 
-        let out = ctx.rt(&["delete", "--force", &id]);
+        let out = bundle.rt(&["delete", "--force", &id]);
         assert!(
             out.status.success(),
             "seed {seed}, round {rounds} (kill after {delay:?}): delete --force failed: {}",
             text(&out)
         );
         assert!(
-            !ctx.root.join(&id).exists(),
+            !bundle.root.join(&id).exists(),
             "seed {seed}, round {rounds} (kill after {delay:?}): state dir left"
         );
         assert_no_cgroup(&id);
+        assert_eq!(
+            our_mounts(),
+            mounts_before,
+            "seed {seed}, round {rounds} (kill after {delay:?}): mounts left"
+        );
         // What was outside the cgroup when it was killed (a child that had not joined yet)
         // exits by itself once it sees the runtime gone; give it a moment.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -134,16 +152,6 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
         rounds += 1;
     }
     reap_all();
-    // Nothing mounted on or below the rootfs in our mount namespace.
-    let mountinfo_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let rootfs = rootfs().to_str().unwrap().to_string();
-    let ours = |m: &str| {
-        m.lines()
-            .filter(|l| l.contains(&rootfs))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ours(&mountinfo_before), ours(&mountinfo_after));
     eprintln!(
         "create_killed: {rounds} rounds in {:?}, {finished} creates finished before the kill",
         start.elapsed()

@@ -164,16 +164,6 @@ fn run_from_own_mount_ns(ctx: &Ctx) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn without_mount_ns(s: &mut serde_json::Value) {
-    s["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|n| n["type"] != "mount");
-    let linux = s["linux"].as_object_mut().unwrap();
-    linux.remove("maskedPaths");
-    linux.remove("readonlyPaths");
-}
-
 #[test]
 fn without_a_mount_namespace_the_container_runs_in_the_callers() {
     // As runc: chrooted into the rootfs in the caller's mount namespace, with the spec's

@@ -13,21 +13,27 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Bind `rootfs` onto itself (recursively) in our mount namespace; an O_PATH fd of the bind.
-pub fn bind_rootfs(rootfs: &Path) -> io::Result<OwnedFd> {
+/// The bind is made detached (open_tree), noted in `state_dir` (see [`record`]), and only
+/// then attached: a create killed at any instant leaves either nothing mounted or a bind
+/// that `delete --force` finds.
+pub fn bind_rootfs(rootfs: &Path, state_dir: &Path) -> io::Result<OwnedFd> {
     let dir = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY)?;
-    let path = cstr(fd_path(&dir))?;
-    sys::mount(Some(&path), &path, None, libc::MS_BIND | libc::MS_REC, None)?;
+    let tree = sys::open_tree_clone(Path::new(&fd_path(&dir)), true)?;
+    record(state_dir, rootfs, &tree)?;
+    sys::move_mount_onto(&tree, &dir)?;
     sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY)
 }
 
 /// The state-dir file holding the bind's mount id and the rootfs path, for `delete`.
 pub const FILE: &str = "caller-root";
 
-/// Note the bind `bound` of `rootfs` in the state dir.
-pub fn record(state_dir: &Path, rootfs: &Path, bound: &OwnedFd) -> io::Result<()> {
+/// Note the bind `bound` of `rootfs` in the state dir (its mount id stays the same when a
+/// detached tree is attached).
+fn record(state_dir: &Path, rootfs: &Path, bound: &OwnedFd) -> io::Result<()> {
     let id = mount_id(bound.as_raw_fd(), c"", libc::AT_EMPTY_PATH)?;
     let text = format!("{id}\n{}", rootfs.display());
-    std::fs::write(state_dir.join(FILE), text)
+    crate::state::write_atomic(&state_dir.join(FILE), text.as_bytes())
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Detach the bind `bound` refers to, and everything below it (a failed create).
@@ -52,10 +58,14 @@ pub fn detach_recorded(state_dir: &Path) -> io::Result<()> {
     detach_if_top(rootfs, id)
 }
 
-/// Detach the mount `ours` if it is still the top mount at `rootfs`.
+/// Detach the mount `ours` if it is still the top mount at `rootfs`; nothing to do when it
+/// is mounted nowhere (a create killed before it attached the bind).
 fn detach_if_top(rootfs: &Path, ours: u64) -> io::Result<()> {
     let path = cstr(rootfs)?;
     let top = mount_id(libc::AT_FDCWD, &path, libc::AT_SYMLINK_NOFOLLOW)?;
+    if ours != top && !is_mounted(ours)? {
+        return Ok(());
+    }
     if ours != top {
         return Err(io::Error::other(format!(
             "the container's mounts at {} are covered by another mount: left in place",
@@ -63,6 +73,15 @@ fn detach_if_top(rootfs: &Path, ours: u64) -> io::Result<()> {
         )));
     }
     sys::check(unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
+/// Whether mount `id` is in our mount table (/proc/self/mountinfo's first field is the
+/// id statx reports as STATX_MNT_ID).
+fn is_mounted(id: u64) -> io::Result<bool> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(table
+        .lines()
+        .any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id)))
 }
 
 fn mount_id(dirfd: i32, path: &std::ffi::CStr, flags: libc::c_int) -> io::Result<u64> {

@@ -251,6 +251,18 @@ pub fn output_within(mut cmd: Command, dir: &Path, limit: std::time::Duration) -
     }
 }
 
+/// A spec edit for `Ctx::new`: no mount namespace (the container lives in the caller's, as
+/// runc allows), without the masked and read-only paths that need one.
+pub fn without_mount_ns(s: &mut Value) {
+    s["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    let linux = s["linux"].as_object_mut().unwrap();
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+}
+
 /// No cgroup directory named `id` anywhere under /sys/fs/cgroup.
 pub fn assert_no_cgroup(id: &str) {
     let out = Command::new("find")
