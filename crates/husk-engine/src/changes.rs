@@ -48,7 +48,7 @@ pub enum ChangesError {
 }
 
 /// What the runtime or the engine makes in every container, never the user.
-const MOUNT_POINTS: &[&str] = &[
+pub const MOUNT_POINTS: &[&str] = &[
     "/dev",
     "/dev/console",
     "/dev/mqueue",

@@ -140,7 +140,9 @@ pub enum Error {
     #[error(transparent)]
     Changes(#[from] crate::changes::ChangesError),
     #[error(transparent)]
-    Import(#[from] crate::export::ImportError),
+    Change(#[from] crate::commit::ChangeError),
+    #[error(transparent)]
+    Commit(#[from] crate::commit::CommitError),
     #[error(transparent)]
     Events(#[from] crate::events::EventsError),
     #[error(transparent)]

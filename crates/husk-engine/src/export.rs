@@ -9,7 +9,7 @@
 //!
 //! import stores the stream as it came (plain, gzip or zstd) as the layer blob, and writes
 //! a config and an OCI manifest for it; `--change` takes the Dockerfile instructions that
-//! only set the config (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL).
+//! only set the config, parsed as `commit` parses them (`crate::commit::ConfigChange`).
 
 use crate::engine::Engine;
 use crate::error::{During, Result};
@@ -17,23 +17,12 @@ use crate::os::IoContext;
 use crate::record::find;
 use husk_image::digest::{Digest, HashingWriter};
 use husk_image::tar::{Header, Kind, Writer};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
-
-/// A `--change` that import cannot apply.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(
-        "--change {0:?}: only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE and STOPSIGNAL"
-    )]
-    Unsupported(String),
-    #[error("--change {0:?}: expected {1}")]
-    Malformed(String, &'static str),
-}
 
 impl Engine {
     /// Write the container's filesystem to `w` as a tar stream.
@@ -64,7 +53,8 @@ impl Engine {
         message: Option<&str>,
     ) -> Result<Digest> {
         let what = name.unwrap_or("-");
-        let config = config_from_changes(changes).during("import", what)?;
+        let config =
+            crate::commit::config_with_changes(&json!({}), changes).during("import", what)?;
         let names = match name {
             Some(n) => vec![self
                 .parse_ref(n)
@@ -167,72 +157,6 @@ impl Engine {
     }
 }
 
-/// The image config's `config` object from Dockerfile instructions (`--change`).
-pub(crate) fn config_from_changes(changes: &[String]) -> Result<Value, ImportError> {
-    let mut c = Map::new();
-    for ch in changes {
-        let (inst, arg) = ch.trim().split_once([' ', '\t']).unwrap_or((ch.trim(), ""));
-        let arg = arg.trim();
-        let bad = |what| ImportError::Malformed(ch.clone(), what);
-        // The exec form (a JSON array), else the shell form run by /bin/sh -c.
-        let command = || match serde_json::from_str::<Vec<String>>(arg) {
-            Ok(v) => Ok(json!(v)),
-            Err(_) if arg.starts_with('[') => Err(bad("a JSON array of strings")),
-            Err(_) if arg.is_empty() => Err(bad("a command")),
-            Err(_) => Ok(json!(["/bin/sh", "-c", arg])),
-        };
-        let key_value = || {
-            arg.split_once('=')
-                .or_else(|| arg.split_once(' '))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| bad("KEY=VALUE"))
-        };
-        match inst.to_ascii_uppercase().as_str() {
-            "CMD" => {
-                c.insert("Cmd".into(), command()?);
-            }
-            "ENTRYPOINT" => {
-                c.insert("Entrypoint".into(), command()?);
-            }
-            "ENV" => {
-                let (k, v) = key_value()?;
-                let env = c.entry("Env").or_insert_with(|| json!([]));
-                let list = env.as_array_mut().expect("Env is a list");
-                list.retain(|e| {
-                    e.as_str().and_then(|e| e.split_once('=')).map(|x| x.0) != Some(&k)
-                });
-                list.push(format!("{k}={v}").into());
-            }
-            "LABEL" => {
-                let (k, v) = key_value()?;
-                c.entry("Labels").or_insert_with(|| json!({}))[k] = v.into();
-            }
-            "EXPOSE" if !arg.is_empty() => {
-                let port = if arg.contains('/') {
-                    arg.to_string()
-                } else {
-                    format!("{arg}/tcp")
-                };
-                c.entry("ExposedPorts").or_insert_with(|| json!({}))[port] = json!({});
-            }
-            "WORKDIR" if arg.starts_with('/') => {
-                c.insert("WorkingDir".into(), arg.into());
-            }
-            "USER" if !arg.is_empty() => {
-                c.insert("User".into(), arg.into());
-            }
-            "STOPSIGNAL" if !arg.is_empty() => {
-                c.insert("StopSignal".into(), arg.into());
-            }
-            "EXPOSE" | "USER" | "STOPSIGNAL" => return Err(bad("a value")),
-            "WORKDIR" => return Err(bad("an absolute path")),
-            _ => return Err(ImportError::Unsupported(ch.clone())),
-        }
-    }
-    Ok(Value::Object(c))
-}
-
 /// Append `dir` (its entries named below `prefix`) to `tar`; `links` maps an inode with
 /// more than one name to the first name written.
 fn walk<W: Write>(
@@ -304,60 +228,4 @@ fn walk<W: Write>(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn changes(c: &[&str]) -> Result<Value, String> {
-        let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
-        config_from_changes(&c).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn changes_become_the_config() {
-        assert_eq!(
-            changes(&[
-                r#"CMD ["cat", "/x"]"#,
-                "ENTRYPOINT /bin/run it",
-                "ENV A=1",
-                "ENV B 2",
-                "ENV A=3",
-                "WORKDIR /srv",
-                "USER app",
-                "LABEL org.x=\"y z\"",
-                "EXPOSE 80",
-                "expose 53/udp",
-                "STOPSIGNAL SIGINT",
-            ]),
-            Ok(json!({
-                "Cmd": ["cat", "/x"],
-                "Entrypoint": ["/bin/sh", "-c", "/bin/run it"],
-                "Env": ["B=2", "A=3"],
-                "WorkingDir": "/srv",
-                "User": "app",
-                "Labels": {"org.x": "y z"},
-                "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
-                "StopSignal": "SIGINT",
-            }))
-        );
-        assert_eq!(changes(&[]), Ok(json!({})));
-        assert_eq!(
-            changes(&["RUN true"]),
-            Err("--change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE and STOPSIGNAL".into())
-        );
-        assert_eq!(
-            changes(&["CMD [\"a\""]),
-            Err("--change \"CMD [\\\"a\\\"\": expected a JSON array of strings".into())
-        );
-        assert_eq!(
-            changes(&["WORKDIR rel"]),
-            Err("--change \"WORKDIR rel\": expected an absolute path".into())
-        );
-        assert_eq!(
-            changes(&["ENV"]),
-            Err("--change \"ENV\": expected KEY=VALUE".into())
-        );
-    }
 }

@@ -16,7 +16,8 @@
 //!   version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
 //!   [`history`], [`logs`], [`events`], [`system`]: the operations, as
-//!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`];
+//!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`]; [`commit`] makes new
+//!   images from layers (`husk commit`, and the API `husk build` uses);
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
 //! - [`config`]: options validated into a [`ContainerConfig`] (pure), with
@@ -33,6 +34,7 @@
 pub mod attach;
 pub mod build;
 pub mod changes;
+pub mod commit;
 pub mod config;
 pub mod containers;
 pub mod copy;

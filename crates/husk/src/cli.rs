@@ -310,6 +310,36 @@ pub enum ContainerOp {
         /// Container name, id or id prefix
         container: String,
     },
+    /// Make an image of a container's changes (its overlay upper dir as one new layer on
+    /// its image); prints the image id
+    Commit {
+        /// Container name, id or id prefix
+        container: String,
+        /// Name for the image: [REGISTRY/]REPOSITORY[:TAG]
+        reference: Option<String>,
+        /// A Dockerfile instruction setting the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER,
+        /// LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD
+        #[arg(short, long, value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        /// The comment of the new history entry
+        #[arg(short, long)]
+        message: Option<String>,
+        /// The image's author
+        #[arg(short, long)]
+        author: Option<String>,
+        /// Freeze a running container while its changes are read (--pause=false: don't)
+        #[arg(short, long, default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+              require_equals = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+        pause: bool,
+        /// Layer compression: gzip or zstd
+        #[arg(long, default_value = "gzip", value_name = "ALGO")]
+        compression: String,
+        /// Seconds since the epoch for the image's time, clamping the layer's mtimes
+        /// (default: $SOURCE_DATE_EPOCH when set, else now): the same changes give the
+        /// same image id
+        #[arg(long, value_name = "SECONDS")]
+        timestamp: Option<i64>,
+    },
     /// Show a running container's output from now until it exits, then exit with its code
     /// (output only: input does not reach it)
     Attach {
@@ -389,7 +419,7 @@ pub enum ImageOp {
         /// Name for the image: [REGISTRY/]REPOSITORY[:TAG]
         reference: Option<String>,
         /// A Dockerfile instruction setting the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER,
-        /// LABEL, EXPOSE, STOPSIGNAL
+        /// LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD
         #[arg(short, long, value_name = "INSTRUCTION")]
         change: Vec<String>,
         /// The comment of the image's history entry (default: "Imported from -")

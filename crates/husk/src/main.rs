@@ -312,6 +312,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Cmd::Ctr(ContainerOp::Commit {
+            container,
+            reference,
+            change,
+            message,
+            author,
+            pause,
+            compression,
+            timestamp,
+        }) => {
+            let o = options::commit(
+                reference,
+                change,
+                message,
+                author,
+                pause,
+                &compression,
+                timestamp,
+            )?;
+            println!("{}", e.commit(&container, &o)?);
+            Ok(())
+        }
         Cmd::Ctr(ContainerOp::Export { container, output }) => match &output {
             Some(p) => {
                 // The container first: no empty file for one that is not there.

@@ -105,3 +105,40 @@ impl From<HostFlags> for HostOptions {
         }
     }
 }
+
+/// `husk commit`'s flags as the engine's options; `SOURCE_DATE_EPOCH` stands in for a
+/// missing `--timestamp`, as build tools read it.
+pub fn commit(
+    name: Option<String>,
+    changes: Vec<String>,
+    message: Option<String>,
+    author: Option<String>,
+    pause: bool,
+    compression: &str,
+    timestamp: Option<i64>,
+) -> Result<husk_engine::commit::CommitOptions, String> {
+    use husk_engine::commit::Compression;
+    let compression = match compression {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        c => return Err(format!("commit: --compression {c:?}: gzip or zstd")),
+    };
+    let timestamp = match timestamp {
+        Some(t) => Some(t),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => Some(v.trim().parse::<i64>().map_err(|_| {
+                format!("commit: SOURCE_DATE_EPOCH={v:?}: expected seconds since the epoch")
+            })?),
+            _ => None,
+        },
+    };
+    Ok(husk_engine::commit::CommitOptions {
+        name,
+        changes,
+        message,
+        author,
+        pause,
+        compression,
+        timestamp,
+    })
+}

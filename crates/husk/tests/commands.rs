@@ -330,7 +330,7 @@ fn export_and_import() {
     assert_ne!(code, 0);
     assert_eq!(
         err.trim(),
-        "husk: import -: --change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE and STOPSIGNAL"
+        "husk: import -: --change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL and ONBUILD"
     );
     let tmp: Vec<_> = std::fs::read_dir(root.join("tmp"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
