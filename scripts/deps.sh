@@ -3,8 +3,8 @@
 #   scripts/deps.sh            the set for building, the demo and the tests
 #   scripts/deps.sh --bench    also the runtimes and tools the benchmarks compare against
 set -euo pipefail
-pkgs=(busybox-static cpio debootstrap qemu-system-x86 docker-registry skopeo openssl ca-certificates podman docker.io containerd iproute2 uidmap slirp4netns rootlesskit netavark aardvark-dns passt buildah)
-[ "${1:-}" = --bench ] && pkgs+=(runc crun hyperfine umoci)
+pkgs=(busybox-static gcc libc6-dev runc cpio debootstrap qemu-system-x86 docker-registry skopeo openssl ca-certificates podman docker.io containerd iproute2 uidmap slirp4netns rootlesskit netavark aardvark-dns passt buildah)
+[ "${1:-}" = --bench ] && pkgs+=(crun hyperfine umoci)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -322,7 +322,10 @@ impl ContainerConfig {
         let security = flags::Security::parse(&o.security_opt)?;
         let seccomp = match &security.seccomp {
             Seccomp::File(f) => Some(load_seccomp(f, &caps)?),
-            Seccomp::Default | Seccomp::Unconfined => None,
+            // As docker: --privileged runs unconfined unless a profile is named.
+            Seccomp::Default if o.privileged => None,
+            Seccomp::Default => Some(flags::default_seccomp(&caps)),
+            Seccomp::Unconfined => None,
         };
         let host = HostConfig::validate(&o.host, memory, network == Network::Host)?;
         let stop_signal = o
@@ -462,7 +465,19 @@ mod tests {
         assert_eq!(caps, default_caps);
         assert!(c.added_caps.is_empty());
         assert_eq!((c.memory, c.cpu_quota, c.pids_limit), (None, None, None));
-        assert_eq!((c.seccomp.is_none(), c.stop_signal), (true, None));
+        assert_eq!(c.stop_signal, None);
+        let seccomp = c.seccomp.expect("the default seccomp profile");
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        // --privileged and seccomp=unconfined: no filter
+        assert!(check(&with(|o| o.privileged = true))
+            .unwrap()
+            .seccomp
+            .is_none());
+        let c = check(&with(|o| {
+            o.security_opt = vec!["seccomp=unconfined".into()]
+        }))
+        .unwrap();
+        assert!(c.seccomp.is_none());
     }
 
     #[test]

@@ -309,6 +309,8 @@ pub struct InfoView {
     pub name: String,
     pub server_version: String,
     pub docker_root_dir: String,
+    /// docker's `name=seccomp,profile=builtin` entries: what confines a container by default.
+    pub security_options: Vec<String>,
 }
 
 /// docker's `time.Time{}` as JSON: what it shows for a start or finish that never was.
@@ -828,6 +830,9 @@ impl Engine {
                 .unwrap_or_default(),
             server_version: env!("CARGO_PKG_VERSION").into(),
             docker_root_dir: self.root().display().to_string(),
+            // The built-in profile applies to every container not run --privileged or
+            // with another --security-opt seccomp= (spec_from_image/seccomp_default.json).
+            security_options: vec!["name=seccomp,profile=builtin".into()],
         })
     }
 }

@@ -739,6 +739,20 @@ fn info(i: &views::InfoView, format: Option<&str>) -> Result<(), Failure> {
     writeln!(out, "Total Memory: {}", views::human_size(i.mem_total))?;
     writeln!(out, "Name: {}", i.name)?;
     writeln!(out, "Husk Root Dir: {}", i.docker_root_dir)?;
+    // docker's layout: each option's name, then its key=value pairs indented below it.
+    writeln!(out, "Security Options:")?;
+    for o in &i.security_options {
+        let mut parts = o.split(',');
+        let name = parts.next().unwrap_or_default();
+        writeln!(out, "  {}", name.trim_start_matches("name="))?;
+        for kv in parts {
+            if let Some((k, v)) = kv.split_once('=') {
+                let mut key = k.to_string();
+                key[..1].make_ascii_uppercase();
+                writeln!(out, "   {key}: {v}")?;
+            }
+        }
+    }
     Ok(())
 }
 

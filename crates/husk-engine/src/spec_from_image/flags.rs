@@ -331,7 +331,7 @@ pub fn cpu_quota(s: &str, host_cpus: usize) -> Result<i64, String> {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub enum Seccomp {
-    /// No option: husk run installs no filter by default.
+    /// No option: husk's default profile ([`DEFAULT_SECCOMP_PROFILE`]), none when privileged.
     #[default]
     Default,
     Unconfined,
@@ -505,6 +505,18 @@ pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String>
     Ok(p)
 }
 
+/// husk's default seccomp profile, in Docker's profile form (rules gated on capabilities
+/// with `includes`/`excludes`), written from the kernel's syscall tables: what it allows,
+/// gates and refuses, and why, is in the file's comments and in docs/security.md. One file,
+/// compiled into the binary; `husk info` names it as `builtin`.
+pub const DEFAULT_SECCOMP_PROFILE: &str = include_str!("seccomp_default.json");
+
+/// The default profile as `linux.seccomp` for a container whose bounding set is `bounding`.
+pub fn default_seccomp(bounding: &[String]) -> Value {
+    seccomp_profile(DEFAULT_SECCOMP_PROFILE, bounding)
+        .expect("the built-in seccomp profile is valid (unit-tested)")
+}
+
 /// A signal by name (`TERM`, `SIGTERM`, `sigterm`, `RTMIN+3`) or number, as `kill`
 /// takes it (husk-oci's parser), and one this system has.
 pub fn signal(s: &str) -> Result<i32, String> {
@@ -618,6 +630,99 @@ mod tests {
         assert_eq!(signal("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
         for bad in ["0", "65", "SIGFOO", "RTMIN+40", ""] {
             assert!(signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// What the default profile does with `name` (first argument `arg0`) for a container
+    /// with `caps`: the action of the first rule that names it and whose conditions hold
+    /// (the compiler's order: conditional rules first), else the default.
+    fn default_action(caps: &[&str], name: &str, arg0: u64) -> (String, i64) {
+        let p = default_seccomp(&v(caps));
+        let rules = p["syscalls"].as_array().unwrap();
+        let named: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
+            .collect();
+        let holds = |r: &&&Value| {
+            r["args"].as_array().is_some_and(|a| {
+                a.iter().all(|c| {
+                    let val = c["value"].as_u64().unwrap();
+                    match c["op"].as_str().unwrap() {
+                        "SCMP_CMP_EQ" => arg0 == val,
+                        "SCMP_CMP_MASKED_EQ" => arg0 & val == c["valueTwo"].as_u64().unwrap(),
+                        op => panic!("{op}"),
+                    }
+                })
+            })
+        };
+        let hit = named
+            .iter()
+            .find(holds)
+            .or_else(|| named.iter().find(|r| r.get("args").is_none()));
+        match hit {
+            Some(r) => (
+                r["action"].as_str().unwrap().to_string(),
+                r["errnoRet"].as_i64().unwrap_or(0),
+            ),
+            None => ("default".into(), p["defaultErrnoRet"].as_i64().unwrap()),
+        }
+    }
+
+    #[test]
+    fn default_seccomp_profile_gates_on_capabilities() {
+        let allow = ("SCMP_ACT_ALLOW".to_string(), 0);
+        let eperm = ("SCMP_ACT_ERRNO".to_string(), 1);
+        let enosys = ("default".to_string(), 38);
+        let base = crate::spec_from_image::CAPS;
+        let with = |c: &str| {
+            let mut v = base.to_vec();
+            v.push(Box::leak(c.to_string().into_boxed_str()));
+            v
+        };
+        assert_eq!(default_action(base, "read", 0), allow);
+        assert_eq!(default_action(base, "ptrace", 0), eperm);
+        assert_eq!(default_action(&with("CAP_SYS_PTRACE"), "ptrace", 0), allow);
+        assert_eq!(default_action(base, "mount", 0), eperm);
+        assert_eq!(default_action(&with("CAP_SYS_ADMIN"), "mount", 0), allow);
+        assert_eq!(default_action(base, "keyctl", 0), enosys);
+        assert_eq!(default_action(base, "io_uring_setup", 0), enosys);
+        assert_eq!(default_action(base, "personality", 0x40000), enosys);
+        assert_eq!(default_action(base, "personality", 0xffff_ffff), allow);
+        // unshare/clone: a user namespace yes, other namespaces only with CAP_SYS_ADMIN
+        let (newns, newuser) = (libc::CLONE_NEWNS as u64, libc::CLONE_NEWUSER as u64);
+        assert_eq!(default_action(base, "unshare", newns), eperm);
+        assert_eq!(default_action(base, "unshare", newuser), allow);
+        assert_eq!(default_action(base, "unshare", newuser | newns), allow);
+        assert_eq!(default_action(base, "clone", libc::SIGCHLD as u64), allow);
+        assert_eq!(
+            default_action(&with("CAP_SYS_ADMIN"), "unshare", newns),
+            allow
+        );
+        assert_eq!(
+            default_action(base, "clone3", 0),
+            ("SCMP_ACT_ERRNO".into(), 38)
+        );
+        assert_eq!(default_action(base, "reboot", 0), eperm);
+        assert_eq!(default_action(&with("CAP_SYS_BOOT"), "reboot", 0), allow);
+        // no name is both allowed outright and gated
+        let p = default_seccomp(&v(base));
+        let plain = &p["syscalls"][0]["names"];
+        for r in p["syscalls"].as_array().unwrap()[1..].iter() {
+            for n in r["names"].as_array().unwrap() {
+                assert!(!plain.as_array().unwrap().contains(n), "{n} twice");
+            }
+        }
+        // and it is a profile create accepts, for every capability set
+        for caps in [v(base), v(ALL_CAPS), vec![]] {
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                "linux": {"seccomp": default_seccomp(&caps),
+                          "namespaces": [{"type": "mount"}, {"type": "pid"}]}
+            }))
+            .unwrap();
+            husk_container::validate::validate_spec(&spec).unwrap();
         }
     }
 

@@ -960,3 +960,81 @@ pub fn stderr_of(c: &mut Child) -> String {
     }
     s
 }
+
+/// podman (Debian's 4.3) beside husk, for tests that compare the two: its own storage, run
+/// and temp roots under `dir`, the cgroupfs manager, file events, runc as its runtime
+/// (crun refuses a hybrid cgroup layout) and default ulimits no higher than this
+/// machine's hard limits. Images come from `import_busybox`.
+pub struct Podman {
+    dir: PathBuf,
+}
+
+impl Podman {
+    pub fn new(dir: &Path) -> Podman {
+        for bin in ["/usr/bin/podman", "/usr/sbin/runc"] {
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} is required (scripts/deps.sh installs it)"
+            );
+        }
+        let hard = |res| {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            unsafe { libc::getrlimit(res, &mut r) };
+            r.rlim_max
+        };
+        let (nofile, nproc) = (
+            hard(libc::RLIMIT_NOFILE).min(1024),
+            hard(libc::RLIMIT_NPROC).min(4096),
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("containers.conf"),
+            format!("[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n"),
+        )
+        .unwrap();
+        Podman { dir: dir.into() }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["120", "podman", "--runtime", "runc"])
+            .args(["--cgroup-manager=cgroupfs", "--events-backend=file"])
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("tmp"))
+            .args(args)
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"));
+        c
+    }
+
+    /// `podman ARGS`, which must succeed: its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The busybox base layer as image `name`.
+    pub fn import_busybox(&self, name: &str) {
+        let mut c = self.cmd(&["import", "-q", "-", name]);
+        c.stdin(Stdio::piped()).stdout(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&busybox_base_layer())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "podman import");
+    }
+}
