@@ -1,5 +1,6 @@
 //! `linux.netDevices`: move host network interfaces into the container's network namespace
 //! (renamed on the way), with one rtnetlink RTM_NEWLINK request each — no `ip` binary.
+//! And the loopback interface of a new network namespace, brought up as runc does.
 
 use crate::sys;
 use std::io;
@@ -23,6 +24,24 @@ pub fn valid_name(name: &str) -> bool {
         && !name
             .bytes()
             .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+}
+
+/// Bring up `lo` in the caller's network namespace (a new one starts with it down). runc
+/// does this for every new network namespace; engines and programs in the container rely
+/// on 127.0.0.1 working (a pod's containers talk over it).
+pub fn loopback_up() -> io::Result<()> {
+    let fd = sys::check(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    sys::check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
 }
 
 /// Move host interface `host_name` into the namespace `netns`, named `new_name` there.

@@ -452,7 +452,7 @@ mod tests {
     fn defaults_are_docker_like_and_locked_down() {
         let c = check(&RunOptions::new("img")).unwrap();
         assert_eq!(c.image, "img");
-        assert_eq!((c.restart, c.network), (Restart::No, Network::None));
+        assert_eq!((c.restart, &c.network), (Restart::No, &Network::None));
         assert!(!c.detach && !c.remove && !c.init && !c.privileged);
         assert!(c.no_new_privileges, "husk sets no_new_privs by default");
         let mut default_caps: Vec<String> = spec_from_image::CAPS
@@ -505,7 +505,10 @@ mod tests {
                 host_loopback: true
             }
         );
-        assert_eq!(Network::parse(&c.network.to_string()), Ok(c.network));
+        assert_eq!(
+            Network::parse(&c.network.to_string()),
+            Ok(c.network.clone())
+        );
         assert_eq!(c.memory, Some(64 << 20));
         assert_eq!(c.cpu_quota, Some(150_000));
         assert_eq!(c.pids_limit, Some(10));

@@ -147,6 +147,8 @@ impl Engine {
         // The monitor's helper reads the restart policy from the record; check it now.
         crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no"))
             .map_err(Error::Invalid)?;
+        // container:X namespaces: X's init of now (X must run).
+        crate::joins::refresh(&self.root, &r.dir, &r.meta["joins"])?;
         // A monitor that died may have left the runtime state and the overlay behind.
         if let Some(c) = r.runtime() {
             c.delete(true)?;

@@ -50,6 +50,7 @@ pub mod health;
 pub mod history;
 pub mod host_config;
 pub mod images;
+mod joins;
 pub mod logs;
 mod made;
 pub mod monitor;

@@ -10,6 +10,7 @@ use crate::error::{During, Error, Result, RunError};
 use crate::etc_files::{self, EtcInput};
 use crate::host_config::{self, NsMode, PullPolicy};
 use crate::images::PullRequest;
+use crate::joins;
 use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError};
@@ -82,27 +83,18 @@ impl Drop for CidFile {
     }
 }
 
-/// `--pid|--ipc container:X`: X's init namespaces, by /proc path (X must be running).
-fn joined_namespaces(
-    root: &Path,
-    h: &crate::host_config::HostConfig,
-) -> Result<Vec<(&'static str, String)>> {
-    let mut out = Vec::new();
-    for (kind, flag, mode) in [("pid", "--pid", &h.pid), ("ipc", "--ipc", &h.ipc)] {
-        let NsMode::Container(name) = mode else {
-            continue;
-        };
-        let rec = crate::record::find(root, name)?;
-        let running = rec
-            .runtime()
-            .filter(|c| matches!(c.status(), husk_container::Status::Running))
-            .ok_or_else(|| RunError::JoinNotRunning {
-                flag,
-                name: name.clone(),
-            })?;
-        out.push((kind, format!("/proc/{}/ns/{kind}", running.pid())));
+/// `--pid|--ipc|--network container:X`: what to take from which container.
+fn joins_asked(a: &ContainerConfig) -> Vec<(&'static str, String)> {
+    let mut wants = Vec::new();
+    for (kind, mode) in [("pid", &a.host.pid), ("ipc", &a.host.ipc)] {
+        if let NsMode::Container(name) = mode {
+            wants.push((kind, name.clone()));
+        }
     }
-    Ok(out)
+    if let Network::Container(name) = &a.network {
+        wants.push(("network", name.clone()));
+    }
+    wants
 }
 
 /// `--group-add`'s groups as ids: numbers as they are, names from the image's /etc/group.
@@ -226,7 +218,7 @@ impl Engine {
                 return Err(RunError::NameInUse(n.clone()).into());
             }
         }
-        let joined = joined_namespaces(&self.root, &a.host)?;
+        let joined = joins::resolve(&self.root, &joins_asked(a))?;
         let joins = !joined.is_empty();
         let id = new_id()?;
         let short = id[..12].to_string();
@@ -253,12 +245,13 @@ impl Engine {
             &EtcInput {
                 hostname: &hostname,
                 name: &name,
-                network: a.network,
+                network: a.network.clone(),
                 extra_hosts: &a.host.extra_hosts,
                 dns: &a.host.dns,
                 dns_search: a.host.dns_search.as_deref(),
             },
         )?;
+        joins::share_etc_files(&dir, &joined)?;
         let group_ids = group_ids(&RootfsView::Dir(rootfs.clone()), &a.host.group_add)?;
         // docker's: HOSTNAME, TERM with a terminal, and podman's `container` (what systemd
         // and others read to know they run in a container); -e and the image may change them.
@@ -326,7 +319,7 @@ impl Engine {
             &mut spec,
             &a.host,
             &spec_from_image::host::Resolved {
-                joined,
+                joined: joined.iter().map(|j| (j.kind, j.path.clone())).collect(),
                 group_ids,
                 devices,
             },
@@ -365,7 +358,12 @@ impl Engine {
             "exit_code": null,
             "stop_signal": stop_signal,
             "restart": a.restart.to_string(),
-            "network": a.network.to_string(),
+            // container:ID, not the name the user gave: the other container may be renamed.
+            "network": match joined.iter().find(|j| j.kind == "network") {
+                Some(j) => format!("container:{}", j.id),
+                None => a.network.to_string(),
+            },
+            "joins": joins::record(&joined),
             "remove": a.remove,
             // Us until the container is handed to a monitor (see record::runner).
             "runner": crate::record::runner(std::process::id() as i32),

@@ -93,6 +93,20 @@ fn user_namespace_mapping_and_time_offset() {
 }
 
 #[test]
+fn a_new_network_namespace_has_loopback_up() {
+    // As runc leaves it, also under a user namespace (rootless engines): 127.0.0.1 works.
+    let ctx = Ctx::new("lo-up", &["ip", "-o", "link", "show", "lo"], |spec| {
+        let ns = spec["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "user"}));
+        spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let out = ctx.run_ok();
+    assert!(out.contains("<LOOPBACK,UP,LOWER_UP>"), "{out}");
+    ctx.assert_clean();
+}
+
+#[test]
 fn joins_a_namespace_by_path() {
     // A netns made by a long-running container is joined by a second one.
     let a = Ctx::new("joina", &["sleep", "1000"], |_| {});

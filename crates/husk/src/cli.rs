@@ -658,8 +658,8 @@ pub struct RunArgs {
     /// Container host name (default: the name, or the short id)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// none (own namespace, loopback only), host, or slirp4netns[:allow_host_loopback=true]
-    /// (outbound through user-mode networking)
+    /// none (own namespace, loopback only), host, container:NAME (a running container's),
+    /// or slirp4netns[:allow_host_loopback=true] (outbound through user-mode networking)
     #[arg(long, default_value = "none")]
     pub network: String,
     /// Bind mount SRC:DST[:OPTIONS]: ro|rw, [r]shared|[r]slave|[r]private, z, Z, nocopy

@@ -175,6 +175,10 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         join_session_keyring()?;
     }
     set_names(spec, plan)?;
+    if plan.clone_flags & LinuxNamespaceType::Network as u64 != 0 {
+        crate::netdev::loopback_up()
+            .map_err(|e| SetupError::new("bringing up lo in the new network namespace", e))?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         sys::write_file(
             Path::new("/proc/self/oom_score_adj"),

@@ -1,5 +1,7 @@
 //! `--network`: `none` (the default: a network namespace of its own with only loopback),
-//! `host` (the host's), or `slirp4netns[:allow_host_loopback=true]`: user-mode networking
+//! `host` (the host's), `container:NAME` (another running container's namespace, joined
+//! through its init's /proc/PID/ns/net: see [`crate::joins`]), or
+//! `slirp4netns[:allow_host_loopback=true]`: user-mode networking
 //! for outbound traffic without privilege (Debian's slirp4netns), the way rootless podman
 //! gives it. slirp4netns runs beside the container (10.0.2.100 inside, gateway 10.0.2.2,
 //! DNS 10.0.2.3); the host's loopback stays out of reach unless allowed. Its pid and start
@@ -37,11 +39,15 @@ pub enum NetworkError {
     Sys(#[from] SysError),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Network {
     None,
     Host,
-    Slirp { host_loopback: bool },
+    Slirp {
+        host_loopback: bool,
+    },
+    /// Another container's network namespace (its name or id as given; its id once run).
+    Container(String),
 }
 
 impl Network {
@@ -58,30 +64,36 @@ impl Network {
             "slirp4netns:allow_host_loopback=false" => Ok(Network::Slirp {
                 host_loopback: false,
             }),
-            n => Err(format!(
-                "--network {n:?}: use none, host or slirp4netns[:allow_host_loopback=true]"
-            )),
+            n => match n.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => Ok(Network::Container(c.to_string())),
+                _ => Err(format!(
+                    "--network {n:?}: use none, host, container:NAME or \
+                     slirp4netns[:allow_host_loopback=true]"
+                )),
+            },
         }
     }
 
-    pub fn own_namespace(self) -> bool {
-        self != Network::Host
+    /// Whether the spec has a network namespace (its own, or one joined by path).
+    pub fn own_namespace(&self) -> bool {
+        *self != Network::Host
     }
 }
 
 /// The form [`Network::parse`] reads (container.json keeps it so).
 impl std::fmt::Display for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(match self {
-            Network::None => "none",
-            Network::Host => "host",
+        match self {
+            Network::None => f.write_str("none"),
+            Network::Host => f.write_str("host"),
             Network::Slirp {
                 host_loopback: false,
-            } => "slirp4netns",
+            } => f.write_str("slirp4netns"),
             Network::Slirp {
                 host_loopback: true,
-            } => "slirp4netns:allow_host_loopback=true",
-        })
+            } => f.write_str("slirp4netns:allow_host_loopback=true"),
+            Network::Container(c) => write!(f, "container:{c}"),
+        }
     }
 }
 
@@ -186,5 +198,9 @@ mod tests {
         assert!(Network::parse("bridge")
             .unwrap_err()
             .contains("slirp4netns"));
+        let c = Network::parse("container:web").unwrap();
+        assert_eq!(c, Network::Container("web".into()));
+        assert_eq!(c.to_string(), "container:web");
+        assert!(Network::parse("container:").is_err());
     }
 }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 /// What only the caller can know: the namespaces `container:X` names, as /proc paths.
 #[derive(Default)]
 pub struct Resolved {
-    /// (spec namespace type, /proc/PID/ns/… of the other container's init)
+    /// (spec namespace type, /proc/PID/ns/… of the other container's init): `container:X`
+    /// namespaces and a pod's.
     pub joined: Vec<(&'static str, String)>,
     /// --group-add's groups as ids.
     pub group_ids: Vec<u32>,
@@ -49,20 +50,18 @@ pub fn apply(spec: &mut Value, h: &HostConfig, r: &Resolved) {
         }
     }
     let linux = &mut spec["linux"];
+    let ns = linux["namespaces"]
+        .as_array_mut()
+        .expect("spec has namespaces");
     for (kind, mode) in [("pid", &h.pid), ("ipc", &h.ipc), ("uts", &h.uts)] {
-        let ns = linux["namespaces"]
-            .as_array_mut()
-            .expect("spec has namespaces");
-        match mode {
-            NsMode::Private => {}
-            NsMode::Host => ns.retain(|n| n["type"] != kind),
-            NsMode::Container(_) => {
-                if let Some((_, path)) = r.joined.iter().find(|(k, _)| *k == kind) {
-                    for n in ns.iter_mut().filter(|n| n["type"] == kind) {
-                        n["path"] = path.as_str().into();
-                    }
-                }
-            }
+        if *mode == NsMode::Host {
+            ns.retain(|n| n["type"] != kind);
+        }
+    }
+    // Another container's (container:X, or a pod's infra): joined by path.
+    for (kind, path) in &r.joined {
+        for n in ns.iter_mut().filter(|n| n["type"] == *kind) {
+            n["path"] = path.as_str().into();
         }
     }
     if h.uts != NsMode::Private {
