@@ -6,6 +6,9 @@
 //!   Statically linked because the image it runs in may have no C library, or another glibc
 //!   than the host's. Where static linking is impossible (no libc.a) husk still builds: the
 //!   embedded init is empty and `--init` says why it is refused.
+//! - pause/main.rs → husk-pause, the process of a pod's infra container (src/pod.rs), the
+//!   only file of the image it runs in: statically linked, or empty (pods refused) when
+//!   static linking is impossible.
 //! - monitor/main.rs → husk-monitor, the per-container process of `husk run -d` (see
 //!   src/monitor.rs). It runs on the host, so static linking is not needed to work, only to
 //!   stay small (no shared C library mapped): without libc.a it is linked dynamically.
@@ -67,6 +70,7 @@ fn rustc(src: &str, name: &str, out: &Path, link_static: bool) -> Result<(), Str
 fn main() {
     println!("cargo:rerun-if-changed=init/main.rs");
     println!("cargo:rerun-if-changed=monitor/main.rs");
+    println!("cargo:rerun-if-changed=pause/main.rs");
     println!("cargo:rerun-if-changed=build.rs");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
 
@@ -74,6 +78,12 @@ fn main() {
     if let Err(e) = rustc("init/main.rs", "husk_init", &init, true) {
         println!("cargo:warning=husk-init not built (husk run --init disabled): {e}");
         std::fs::write(&init, b"").expect("writing OUT_DIR/husk-init");
+    }
+
+    let pause = out_dir.join("husk-pause");
+    if let Err(e) = rustc("pause/main.rs", "husk_pause", &pause, true) {
+        println!("cargo:warning=husk-pause not built (husk pod disabled): {e}");
+        std::fs::write(&pause, b"").expect("writing OUT_DIR/husk-pause");
     }
 
     let monitor = out_dir.join("husk-monitor");

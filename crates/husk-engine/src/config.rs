@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub host: HostOptions,
     /// --health-* and --no-healthcheck (health.rs).
     pub health: HealthOptions,
+    /// `--pod`: join this pod's network, IPC and UTS namespaces (crate::pod).
+    pub pod: Option<String>,
 }
 
 impl RunOptions {
@@ -100,6 +102,7 @@ impl RunOptions {
             registry: RegistryOptions::default(),
             host: HostOptions::default(),
             health: HealthOptions::default(),
+            pod: None,
         }
     }
 }
@@ -228,6 +231,8 @@ pub struct ContainerConfig {
     pub host: HostConfig,
     /// What replaces the image's healthcheck.
     pub health: HealthOverrides,
+    /// The pod to join (name, id or id prefix).
+    pub pod: Option<String>,
 }
 
 impl ContainerConfig {
@@ -251,6 +256,9 @@ impl ContainerConfig {
             if o.remove {
                 return Err(ConfigError::RestartWithRemove);
             }
+        }
+        if o.pod.is_some() {
+            crate::pod::check_member(o).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         let network = Network::parse(&o.network)?;
         let volumes = o
@@ -365,6 +373,7 @@ impl ContainerConfig {
             registry: o.registry.clone(),
             host,
             health: HealthOverrides::validate(&o.health)?,
+            pod: o.pod.clone(),
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct ContainerSummary {
     pub network: String,
     /// Destinations of -v and --tmpfs mounts.
     pub mounts: Vec<String>,
+    /// The pod it belongs to: (id, name).
+    pub pod: Option<(String, String)>,
     /// starting, healthy, unhealthy; None without a health check.
     pub health: Option<String>,
 }
@@ -147,7 +149,8 @@ impl Engine {
         // The monitor's helper reads the restart policy from the record; check it now.
         crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no"))
             .map_err(Error::Invalid)?;
-        // container:X namespaces: X's init of now (X must run).
+        // container:X namespaces: X's init of now (X must run; a pod's infra is started).
+        self.before_member_start(&r)?;
         crate::joins::refresh(&self.root, &r.dir, &r.meta["joins"])?;
         // A monitor that died may have left the runtime state and the overlay behind.
         if let Some(c) = r.runtime() {
@@ -267,7 +270,9 @@ impl Engine {
                 continue;
             };
             let status = r.status();
-            if status == "created" || (status == "exited" && r.exit_code().is_some()) {
+            // A pod's infra goes with its pod (`pod rm`), not on its own.
+            let infra = r.meta["infra"] == true;
+            if !infra && (status == "created" || (status == "exited" && r.exit_code().is_some())) {
                 rm(&self.root, &r.id, false)?;
                 removed(&r.id);
             }
@@ -397,6 +402,7 @@ fn kill_and_wait(r: &Record, c: &Container) -> Result<(), ContainerError> {
 /// `rm`: remove a stopped container (a running one only with `force`, killing it).
 fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     let r = find(root, what)?;
+    crate::pod::check_removable(root, &r).during("rm", what)?;
     if let Some(c) = r.runtime() {
         if c.status() != Status::Stopped {
             if !force {

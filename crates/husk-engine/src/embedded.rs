@@ -1,5 +1,6 @@
-//! The two small executables the engine embeds (built by build.rs from init/ and monitor/)
-//! and the store's copies of them that containers and monitors run from.
+//! The small executables the engine embeds (built by build.rs from init/, monitor/ and
+//! pause/), the store's copies of them that containers and monitors run from, and the
+//! bytes of husk-pause for the pod infra image (src/pod.rs).
 
 use crate::os::{IoContext, IoError};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,11 @@ pub enum EmbeddedError {
     NoInit,
     #[error("--init: {0}")]
     InitCopy(IoError),
+    #[error(
+        "pods: this husk was built without husk-pause (linking it statically failed; \
+         install libc6-dev and rebuild)"
+    )]
+    NoPause,
     #[error("this husk was built without husk-monitor (see the build's warning)")]
     NoMonitor,
     #[error(transparent)]
@@ -29,6 +35,17 @@ pub(crate) fn init_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
         return Err(EmbeddedError::NoInit);
     }
     store_copy(root, "husk-init", HUSK_INIT).map_err(EmbeddedError::InitCopy)
+}
+
+/// husk-pause (pause/main.rs), linked statically by build.rs; empty if that was impossible.
+static HUSK_PAUSE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-pause"));
+
+/// husk-pause's bytes: the one file of the pod infra image.
+pub(crate) fn pause_binary() -> Result<&'static [u8], EmbeddedError> {
+    match HUSK_PAUSE.is_empty() {
+        true => Err(EmbeddedError::NoPause),
+        false => Ok(HUSK_PAUSE),
+    }
 }
 
 /// The store's copy of husk-monitor, which `run -d` and `start` execute.

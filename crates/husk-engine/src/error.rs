@@ -136,6 +136,8 @@ pub enum Error {
     #[error(transparent)]
     Monitor(#[from] crate::monitor::MonitorError),
     #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
+    #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]
     Changes(#[from] crate::changes::ChangesError),

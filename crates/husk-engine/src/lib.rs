@@ -25,6 +25,8 @@
 //!   limits) and [`spec_from_image`] making the OCI spec from the image and the config;
 //!   [`etc_files`], the container's /etc/hosts, hostname, resolv.conf; `made`, the
 //!   undo of a run's steps;
+//! - [`pod`] (pods: an infra container whose namespaces members join, as `joins` joins
+//!   `container:X` namespaces);
 //! - [`rootfs`] (overlay or copy), [`network`], [`attach`] (foreground pty and signals),
 //!   [`userns`] (rootless), [`record`] (the containers on disk), [`embedded`] (husk-init,
 //!   husk-monitor), [`engine`] (the store root and settings);
@@ -56,6 +58,7 @@ mod made;
 pub mod monitor;
 pub mod network;
 pub mod os;
+pub mod pod;
 pub mod record;
 pub mod rootfs;
 pub mod run;
@@ -76,6 +79,7 @@ pub use husk_image::pull::Progress;
 pub use images::{ArchiveFormat, ImageSummary, PullRequest};
 pub use logs::{LogLine, LogOptions, Stream};
 pub use network::Network;
+pub use pod::{PodOptions, PodSummary};
 pub use run::RunOutcome;
 pub use views::{ContainerFilter, ContainerInspect, ImageInspect, PsOptions};
 

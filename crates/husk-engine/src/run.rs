@@ -14,6 +14,7 @@ use crate::joins;
 use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError};
+use crate::pod::Membership;
 use crate::record::{lock_names, name_taken, state_root};
 use crate::spec_from_image::{self, flags};
 use crate::{embedded, rootfs};
@@ -25,7 +26,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-fn new_id() -> Result<String, IoError> {
+pub(crate) fn new_id() -> Result<String, IoError> {
     let mut b = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -83,9 +84,15 @@ impl Drop for CidFile {
     }
 }
 
-/// `--pid|--ipc|--network container:X`: what to take from which container.
-fn joins_asked(a: &ContainerConfig) -> Vec<(&'static str, String)> {
+/// `--pid|--ipc|--network container:X` and a pod's namespaces: what to take from which
+/// container.
+fn joins_asked(a: &ContainerConfig, pod: Option<&Membership>) -> Vec<(&'static str, String)> {
     let mut wants = Vec::new();
+    if let Some(p) = pod {
+        for kind in ["network", "ipc", "uts"] {
+            wants.push((kind, p.infra_id.clone()));
+        }
+    }
     for (kind, mode) in [("pid", &a.host.pid), ("ipc", &a.host.ipc)] {
         if let NsMode::Container(name) = mode {
             wants.push((kind, name.clone()));
@@ -210,6 +217,8 @@ impl Engine {
         let cfgb = store.read_blob(&rec.config_digest)?;
         let cfg = pull::parse_config(&cfgb)?;
 
+        // The pod's infra runs before its namespaces are looked up.
+        let pod = a.pod.as_deref().map(|p| self.pod_to_join(p)).transpose()?;
         let containers = crate::record::containers_dir(&self.root);
         // Held until container.json is written: two runs cannot both take one name.
         let names_lock = lock_names(&containers)?;
@@ -218,13 +227,15 @@ impl Engine {
                 return Err(RunError::NameInUse(n.clone()).into());
             }
         }
-        let joined = joins::resolve(&self.root, &joins_asked(a))?;
+        let joined = joins::resolve(&self.root, &joins_asked(a, pod.as_ref()))?;
         let joins = !joined.is_empty();
         let id = new_id()?;
         let short = id[..12].to_string();
         let name = a.name.clone().unwrap_or_else(|| short.clone());
         // The host's own name when its UTS namespace is shared (as docker).
         let hostname = match a.host.uts {
+            // A pod's: its name (the infra's hostname).
+            NsMode::Private if pod.is_some() => pod.as_ref().unwrap().name.clone(),
             NsMode::Private => a.hostname.clone().unwrap_or_else(|| name.clone()),
             _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
@@ -364,6 +375,8 @@ impl Engine {
                 None => a.network.to_string(),
             },
             "joins": joins::record(&joined),
+            "pod": pod.as_ref().map(|p| p.id.clone()),
+            "pod_name": pod.as_ref().map(|p| p.name.clone()),
             "remove": a.remove,
             // Us until the container is handed to a monitor (see record::runner).
             "runner": crate::record::runner(std::process::id() as i32),

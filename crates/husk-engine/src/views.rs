@@ -224,6 +224,9 @@ pub struct ContainerRow {
     pub mounts: String,
     pub networks: String,
     pub local_volumes: String,
+    /// The pod's short id and name (podman's `ps --pod`), empty outside a pod.
+    pub pod: String,
+    pub pod_name: String,
 }
 
 /// One row of `docker images`.
@@ -405,7 +408,7 @@ fn go_time(rfc3339: &str) -> String {
 }
 
 /// Seconds from `rfc3339` to `now` (0 when unparseable).
-fn since(rfc3339: &str, now: i64) -> i64 {
+pub fn since(rfc3339: &str, now: i64) -> i64 {
     husk_oci::time::parse_rfc3339(rfc3339).map_or(0, |t| now - t)
 }
 
@@ -903,6 +906,11 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
         mounts: c.mounts.join(","),
         networks: c.network.clone(),
         local_volumes: "0".into(),
+        pod: c.pod.as_ref().map_or(String::new(), |p| match no_trunc {
+            true => p.0.clone(),
+            false => p.0[..p.0.len().min(12)].to_string(),
+        }),
+        pod_name: c.pod.as_ref().map_or(String::new(), |p| p.1.clone()),
     }
 }
 
@@ -928,6 +936,9 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
         finished_at: r.meta["finished"].as_str().map(String::from),
         pid: (l.pid > 0).then_some(l.pid as i32),
         health: health_of(&r, l.status).map(|h| h.status),
+        pod: r.meta["pod"]
+            .as_str()
+            .map(|id| (id.to_string(), str_of(&r.meta["pod_name"]))),
         status: l.status,
         id: r.id,
     }

@@ -137,6 +137,11 @@ pub enum Cmd {
         #[arg(short, long)]
         format: Option<String>,
     },
+    /// Manage pods: containers sharing a network, IPC and UTS namespace
+    Pod {
+        #[command(subcommand)]
+        cmd: PodCmd,
+    },
     /// Run containers' health checks now
     Healthcheck {
         #[command(subcommand)]
@@ -194,6 +199,9 @@ pub struct PsArgs {
     /// table (default), json, `table TEMPLATE` or a Go template (`{{.ID}}\t{{.Names}}`)
     #[arg(long)]
     pub format: Option<String>,
+    /// Also the pod of each container (POD ID and PODNAME columns)
+    #[arg(long)]
+    pub pod: bool,
 }
 
 /// The commands on containers, at the top level (`husk run`) and under `husk container`
@@ -721,6 +729,66 @@ pub struct MoreRunArgs {
     /// Signal that stops the container (name or number; default: the image's, or SIGTERM)
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
+    /// Join this pod's network, IPC and UTS namespaces (its infra is started if need be)
+    #[arg(long, value_name = "POD")]
+    pub pod: Option<String>,
+}
+
+/// `husk pod …`, as podman's.
+#[derive(Subcommand)]
+pub enum PodCmd {
+    /// Create a pod (not started: its first container, or `pod start`, starts it); prints its id
+    Create {
+        /// Name of the pod (default: its short id)
+        #[arg(long)]
+        name: Option<String>,
+        /// The pod's network: none, host, or slirp4netns[:allow_host_loopback=true]
+        #[arg(long)]
+        network: Option<String>,
+        /// Set a label KEY[=VALUE] on the pod
+        #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+        label: Vec<String>,
+    },
+    /// List pods
+    #[command(alias = "list", alias = "ps")]
+    Ls {
+        /// Only pod ids
+        #[arg(short, long)]
+        quiet: bool,
+        /// Do not truncate ids
+        #[arg(long)]
+        no_trunc: bool,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.ID}} {{.Name}}`)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show pods as JSON: id, name, state, infra container, containers
+    Inspect {
+        /// Pod names, ids or id prefixes
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Start pods: the infra container, then every container of the pod
+    Start {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Stop pods: every container, the infra last
+    Stop {
+        /// Seconds to wait for each container to exit before SIGKILL
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Remove pods with their containers
+    Rm {
+        /// Also running pods (their containers are killed)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
 }
 
 /// docker's HostConfig flags: labels, /etc files, namespaces, devices, limits (boxed as

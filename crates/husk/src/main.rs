@@ -22,6 +22,7 @@ use std::time::Duration;
 mod cli;
 mod format;
 mod options;
+mod pod;
 mod progress;
 mod prompt;
 
@@ -154,6 +155,8 @@ const PS_HEADERS: &[(&str, &str)] = &[
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Pod", "POD ID"),
+    ("PodName", "PODNAME"),
 ];
 const DF_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
 const DF_HEADERS: &[(&str, &str)] = &[
@@ -616,6 +619,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Cmd::Pod { cmd } => pod::run(e, cmd),
         Cmd::Completion { .. } => unreachable!("answered before the engine is opened"),
         Cmd::Logout { registry, authfile } => {
             if e.logout(&registry, authfile)? {
@@ -653,9 +657,14 @@ fn ps(e: &Engine, a: &PsArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    // --pod: podman's two more columns.
+    let table = match a.pod {
+        true => format!("{PS_TABLE}\t{{{{.Pod}}}}\t{{{{.PodName}}}}"),
+        false => PS_TABLE.to_string(),
+    };
     Ok(print_rows(
         &rows,
-        &Format::parse(a.format.as_deref(), PS_TABLE),
+        &Format::parse(a.format.as_deref(), &table),
         PS_HEADERS,
     )?)
 }

@@ -55,6 +55,7 @@ impl From<RunArgs> for RunOptions {
             security_opt: m.security_opt,
             init: m.init,
             stop_signal: m.stop_signal,
+            pod: m.pod,
             registry: (*a.reg).into(),
             host: (*a.host).into(),
             health: (*a.health).into(),

@@ -64,7 +64,7 @@ pub fn apply(spec: &mut Value, h: &HostConfig, r: &Resolved) {
             n["path"] = path.as_str().into();
         }
     }
-    if h.uts != NsMode::Private {
+    if h.uts != NsMode::Private || r.joined.iter().any(|(k, _)| *k == "uts") {
         // A hostname needs a UTS namespace of the container's own.
         if let Some(m) = spec.as_object_mut() {
             m.remove("hostname");
