@@ -6,7 +6,11 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// pivot_root(".", ".") inside the rootfs, then detach the old root stacked on top of it.
-/// The old root is made rslave first so the unmount cannot propagate to the host.
+/// The unmount cannot propagate to the host: the whole tree, the old root included, was
+/// made rslave (or private) before anything was mounted (RootfsSetup::run). It is not made
+/// rslave again here: a mount(MS_SLAVE|MS_REC) on "." would reach the *new* root's tree
+/// (the cwd's mount, not the old root stacked on it) and turn a bind that asked for shared
+/// propagation (`rshared`) into a mere slave.
 pub fn pivot_root(root: &OwnedFd) -> Result<(), SetupError> {
     let fail = |what: &'static str| move |e: io::Error| SetupError::new(what, e);
     sys::check(unsafe { libc::fchdir(root.as_raw_fd()) }).map_err(fail("entering the rootfs"))?;
@@ -17,8 +21,6 @@ pub fn pivot_root(root: &OwnedFd) -> Result<(), SetupError> {
             io::Error::last_os_error(),
         ));
     }
-    sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
-        .map_err(fail("making the old root rslave"))?;
     sys::check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })
         .map_err(fail("unmounting the old root"))?;
     sys::check(unsafe { libc::chdir(c"/".as_ptr()) }).map_err(fail("chdir to the new root"))?;
