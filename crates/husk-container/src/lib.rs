@@ -87,6 +87,9 @@ pub use error::{Error, Result};
 pub use husk_cgroups::SubCgroups;
 pub use husk_oci::{StateOutput, Status};
 pub use process::ExecFailure;
+/// Copy one directory's content into another fd-relative, never following a symlink, with
+/// modes, owners and times (tmpcopyup's copy): what the engine fills a new volume with.
+pub use rootfs::copyup::copy_dir as copy_up_dir;
 /// Open a path confined to a root directory (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 /// or an equivalent walk): what the engine uses to reach into a container's rootfs.
 pub use rootfs::resolve::open_in_root;

@@ -8,8 +8,9 @@ use crate::engine::RegistryOptions;
 use crate::health::{HealthFlagError, HealthOptions, HealthOverrides};
 use crate::host_config::{HostConfig, HostOptions};
 use crate::network::Network;
+use crate::spec_from_image;
 use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
-use crate::spec_from_image::{self, Volume};
+use crate::volumes::flags::{self as mount_flags, MountRequest, VolumeMount};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -45,8 +46,10 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// none, host, slirp4netns[:allow_host_loopback=true|false]
     pub network: String,
-    /// SRC:DST[:ro|rw]
+    /// `-v`: /SRC:DST, NAME:DST or DST, with `:OPTIONS` (crate::volumes::flags).
     pub volumes: Vec<String>,
+    /// `--mount type=bind|volume|tmpfs,…` (docker's syntax).
+    pub mounts: Vec<String>,
     pub read_only: bool,
     /// N[b|k|m|g]
     pub memory: Option<String>,
@@ -87,6 +90,7 @@ impl RunOptions {
             hostname: None,
             network: "none".into(),
             volumes: Vec::new(),
+            mounts: Vec::new(),
             read_only: false,
             memory: None,
             pids_limit: None,
@@ -136,6 +140,9 @@ pub enum ConfigError {
     InitHidden,
     #[error(transparent)]
     Health(#[from] HealthFlagError),
+    /// docker's words.
+    #[error("duplicate mount point: {0}")]
+    DuplicateMount(String),
 }
 
 impl From<String> for ConfigError {
@@ -209,7 +216,11 @@ pub struct ContainerConfig {
     pub network: Network,
     /// -t, -i, -w, -u, and the environment: --env-file's lines, then -e's.
     pub process: ProcessOptions,
-    pub volumes: Vec<Volume>,
+    /// Bind mounts (`-v /SRC:DST`, `--mount type=bind`).
+    pub volumes: Vec<spec_from_image::Volume>,
+    /// Volumes (`-v NAME:DST`, `-v DST`, `--mount type=volume`), made or found at run.
+    pub volume_mounts: Vec<VolumeMount>,
+    /// `--tmpfs`, then `--mount type=tmpfs`.
     pub tmpfs: Vec<Tmpfs>,
     pub read_only: bool,
     /// Bytes.
@@ -261,11 +272,41 @@ impl ContainerConfig {
             crate::pod::check_member(o).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         let network = Network::parse(&o.network)?;
-        let volumes = o
+        let (mut volumes, mut volume_mounts, mut mount_tmpfs) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let requests = o
             .volumes
             .iter()
-            .map(|v| Volume::parse(v))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|v| mount_flags::parse_volume(v).map(|r| ("-v", r)))
+            .chain(
+                o.mounts
+                    .iter()
+                    .map(|m| mount_flags::parse_mount(m).map(|r| ("--mount", r))),
+            );
+        for r in requests {
+            match r? {
+                (flag, MountRequest::Bind(b)) => {
+                    if !Path::new(&b.source).exists() {
+                        return Err(ConfigError::VolumeSource(b.source.clone()));
+                    }
+                    mount_flags::check_propagation(flag, &b)?;
+                    volumes.push(b);
+                }
+                (_, MountRequest::Volume(v)) => volume_mounts.push(v),
+                (_, MountRequest::Tmpfs(t)) => mount_tmpfs.push(t),
+            }
+        }
+        let mut destinations: Vec<&str> = Vec::new();
+        for d in volumes
+            .iter()
+            .map(|v| v.destination.as_str())
+            .chain(volume_mounts.iter().map(|v| v.destination.as_str()))
+        {
+            if destinations.contains(&d) {
+                return Err(ConfigError::DuplicateMount(d.to_string()));
+            }
+            destinations.push(d);
+        }
         let memory = o
             .memory
             .as_deref()
@@ -284,11 +325,6 @@ impl ContainerConfig {
                 return Err(ConfigError::Name(n.clone()));
             }
         }
-        for v in &volumes {
-            if !Path::new(&v.source).exists() {
-                return Err(ConfigError::VolumeSource(v.source.clone()));
-            }
-        }
         let mut env = Vec::new();
         for f in &o.env_files {
             env.extend(flags::env_file(f, host_env)?);
@@ -298,26 +334,21 @@ impl ContainerConfig {
             true => Some(e.clone()),
             false => host_env(e).map(|v| format!("{e}={v}")),
         }));
-        let tmpfs = o
+        let mut tmpfs = o
             .tmpfs
             .iter()
             .map(|t| Tmpfs::parse(t))
             .collect::<Result<Vec<_>, _>>()?;
+        tmpfs.extend(mount_tmpfs);
         for (i, t) in tmpfs.iter().enumerate() {
             let dst = &t.destination;
             if tmpfs[..i].iter().any(|o| &o.destination == dst)
-                || volumes
-                    .iter()
-                    .any(|v| v.destination.trim_end_matches('/') == dst)
+                || destinations.contains(&dst.as_str())
             {
                 return Err(ConfigError::TmpfsTaken(dst.clone()));
             }
         }
-        if o.init
-            && volumes
-                .iter()
-                .any(|v| v.destination.trim_end_matches('/') == "/dev")
-        {
+        if o.init && destinations.contains(&"/dev") {
             return Err(ConfigError::InitHidden);
         }
         let cpu_quota = o
@@ -356,6 +387,7 @@ impl ContainerConfig {
                 ..o.process.clone()
             },
             volumes,
+            volume_mounts,
             tmpfs,
             read_only: o.read_only,
             memory,
@@ -606,10 +638,11 @@ mod tests {
         );
         // Values their parsers refuse: the message names the flag.
         type Change = fn(&mut RunOptions);
-        let cases: [(&str, Change); 10] = [
+        let cases: [(&str, Change); 11] = [
+            ("--mount", |o| o.mounts = vec!["type=bind,target=/x".into()]),
             ("--restart", |o| o.restart = "sometimes".into()),
             ("--network", |o| o.network = "bridge".into()),
-            ("-v", |o| o.volumes = vec!["relative:/x".into()]),
+            ("-v", |o| o.volumes = vec!["rel/ative:/x".into()]),
             ("--memory", |o| o.memory = Some("lots".into())),
             ("--cpus", |o| o.cpus = Some("8".into())),
             ("--cap-add", |o| o.cap_add = vec!["NOT_A_CAP".into()]),

@@ -92,7 +92,21 @@ impl Engine {
 
     /// Remove a stopped container (a running one only with `force`, killing it).
     pub fn remove(&self, what: &str, force: bool) -> Result<()> {
-        self.with_event(what, "destroy", &[], || rm(&self.root, what, force))
+        self.remove_with_volumes(what, force, false)
+    }
+
+    /// [`Engine::remove`]; with `volumes` (`rm -v`) also the container's anonymous
+    /// volumes that no other container uses (named ones always stay, as docker's).
+    pub fn remove_with_volumes(&self, what: &str, force: bool, volumes: bool) -> Result<()> {
+        let anonymous = match volumes {
+            true => find(&self.root, what)
+                .map(|r| crate::volumes::anonymous_of(&r.meta))
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        self.with_event(what, "destroy", &[], || rm(&self.root, what, force))?;
+        crate::volumes::remove_unused(&self.root, &anonymous, true);
+        Ok(())
     }
 
     /// Send `signal` (a name or number) to the container's main process.
@@ -169,6 +183,7 @@ impl Engine {
             dir: r.dir.clone(),
             overlay: Some(overlay),
             keep_dir: true,
+            volumes: Vec::new(),
         };
         Ok(crate::monitor::detach(&self.root, &r.id, made, remove)?)
     }

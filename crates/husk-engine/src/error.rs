@@ -159,6 +159,8 @@ pub enum Error {
     Health(#[from] crate::health::HealthError),
     #[error(transparent)]
     Images(#[from] ImageError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     /// From the image store or a registry.
     #[error(transparent)]
     Image(#[from] husk_image::Error),

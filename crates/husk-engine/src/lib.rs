@@ -12,10 +12,10 @@
 //!
 //! Modules, each one concern, dependencies pointing down this list (none in a circle):
 //!
-//! - [`views`]: docker's layout of containers and images (inspect, ps, images, stats,
-//!   version, info), for any front end;
+//! - [`views`]: docker's layout of containers, images and volumes (inspect, ps, images,
+//!   stats, version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],
-//!   [`history`], [`logs`], [`events`], [`system`]: the operations, as
+//!   [`history`], [`logs`], [`events`], [`system`], [`volumes`]: the operations, as
 //!   `impl Engine` blocks; [`run`] executes a [`ContainerConfig`]; [`commit`] makes new
 //!   images from layers (`husk commit`, and the API `husk build` uses);
 //! - [`error`]: every module's error composed into [`Error`];
@@ -66,6 +66,7 @@ pub mod spec_from_image;
 pub mod system;
 pub mod userns;
 pub mod views;
+pub mod volumes;
 
 pub use changes::{Change, ChangeKind};
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};

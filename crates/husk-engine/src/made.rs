@@ -1,5 +1,6 @@
-//! [`Made`]: what the engine has made for one container (its directory, the rootfs mount
-//! and, through the directory, its slirp4netns), undone on drop unless handed on.
+//! [`Made`]: what the engine has made for one container (its directory, the rootfs mount,
+//! its anonymous volumes and, through the directory, its slirp4netns), undone on drop
+//! unless handed on.
 
 use crate::rootfs;
 use std::path::PathBuf;
@@ -9,6 +10,9 @@ pub(crate) struct Made {
     pub(crate) dir: PathBuf,
     pub(crate) overlay: Option<rootfs::Overlay>,
     pub(crate) keep_dir: bool,
+    /// Volumes removed with the directory: the container's anonymous ones (`--rm`, or a
+    /// failed run), and until the container's record exists, the named ones it made.
+    pub(crate) volumes: Vec<String>,
 }
 
 impl Made {
@@ -30,6 +34,10 @@ impl Drop for Made {
         }
         if !self.keep_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
+            // The caller may hold the names lock (a run failing before its record is
+            // written): volume removal here does not take it again.
+            let root = crate::events::root_of(&self.dir);
+            crate::volumes::remove_unused(root, &self.volumes, false);
         }
     }
 }

@@ -349,7 +349,10 @@ pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>)
         let r = Record::load(dir);
         let _ = std::fs::remove_dir_all(dir);
         if let Ok(r) = r {
-            crate::events::container(crate::events::root_of(dir), &r, "destroy", &[]);
+            let root = crate::events::root_of(dir);
+            crate::events::container(root, &r, "destroy", &[]);
+            // --rm takes the container's anonymous volumes with it, as docker's.
+            crate::volumes::remove_unused(root, &crate::volumes::anonymous_of(&r.meta), true);
         }
         return;
     }

@@ -128,6 +128,22 @@ fn group_ids(root: &RootfsView, groups: &[String]) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// A bind as docker's HostConfig.Binds shows it: `SRC:DST[:ro][,PROPAGATION]`, the
+/// propagation only when it is not the default rprivate.
+fn bind_string(v: &spec_from_image::Volume) -> String {
+    let mut opts = Vec::new();
+    if v.readonly {
+        opts.push("ro");
+    }
+    if v.propagation != "rprivate" {
+        opts.push(&v.propagation);
+    }
+    match opts.is_empty() {
+        true => format!("{}:{}", v.source, v.destination),
+        false => format!("{}:{}:{}", v.source, v.destination, opts.join(",")),
+    }
+}
+
 /// How [`Engine::run`] ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -247,6 +263,7 @@ impl Engine {
             dir: dir.clone(),
             overlay: None,
             keep_dir: false,
+            volumes: Vec::new(),
         };
         let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
         let rootfs = ov.rootfs.clone();
@@ -282,8 +299,29 @@ impl Engine {
             env,
             workdir: a.process.workdir.clone(),
         };
-        let pv =
-            husk_image::config::process_from_config(&cfg, &RootfsView::Dir(rootfs), &overrides)?;
+        let pv = husk_image::config::process_from_config(
+            &cfg,
+            &RootfsView::Dir(rootfs.clone()),
+            &overrides,
+        )?;
+        // Volumes, named and anonymous (the image's VOLUME paths no other mount covers),
+        // filled from the image: the rootfs is mounted, the names lock is held.
+        let taken: Vec<String> = a
+            .volumes
+            .iter()
+            .map(|v| v.destination.clone())
+            .chain(a.tmpfs.iter().map(|t| t.destination.clone()))
+            .collect();
+        let attached = crate::volumes::attach::attach(
+            &self.root,
+            &rootfs,
+            &a.volume_mounts,
+            &pv.volumes,
+            &taken,
+        )?;
+        made.volumes = attached.made.clone();
+        let anonymous =
+            crate::volumes::anonymous_of(&serde_json::json!({"mounts": attached.records}));
         // The image's entrypoint or --entrypoint's: the first args of the process.
         let entrypoint_len = match &overrides.entrypoint {
             Some(e) => e.len(),
@@ -299,12 +337,12 @@ impl Engine {
             &spec_from_image::Options {
                 hostname: hostname.clone(),
                 host_network: !a.network.own_namespace(),
-                volumes: a.volumes.clone(),
+                volumes: a.volumes.iter().chain(&attached.binds).cloned().collect(),
                 read_only: a.read_only,
                 memory: a.memory,
                 pids_limit: a.pids_limit,
                 cgroups_path: format!("/husk-engine/{id}"),
-                tmpfs: a.tmpfs.clone(),
+                tmpfs: a.tmpfs.iter().chain(&attached.tmpfs).cloned().collect(),
                 cpu_quota: a.cpu_quota,
                 caps: a.caps.clone(),
                 added_caps: a.added_caps.clone(),
@@ -390,9 +428,9 @@ impl Engine {
             "interactive": a.process.interactive,
             // The image's, then --label's (docker's Config.Labels).
             "labels": pv.labels.iter().chain(&a.host.labels).collect::<std::collections::BTreeMap<_, _>>(),
-            "binds": a.volumes.iter().map(|v| {
-                format!("{}:{}{}", v.source, v.destination, if v.readonly { ":ro" } else { "" })
-            }).collect::<Vec<_>>(),
+            "binds": a.volumes.iter().map(bind_string).collect::<Vec<_>>(),
+            // Volumes as docker's inspect shows them, and which are anonymous.
+            "mounts": attached.records,
             "privileged": a.privileged,
             "init": a.init,
             "cap_add": a.added_caps,
@@ -405,6 +443,8 @@ impl Engine {
         }
         write("container.json", &meta)?;
         drop(names_lock);
+        // The record names its volumes now: named ones it made stay, whatever happens next.
+        made.volumes = anonymous;
         // docker writes it at create, so `create --cidfile` has it too.
         let mut cidfile = CidFile::write(a.host.cidfile.as_deref(), &id)?;
         let attrs = [("image", a.image.as_str()), ("name", name.as_str())];

@@ -29,6 +29,8 @@ pub const CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// A bind mount of the spec: `-v /src:/dst`, `--mount type=bind`, or a volume's directory
+/// (parsed in crate::volumes::flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
     pub source: String,
@@ -36,49 +38,6 @@ pub struct Volume {
     pub readonly: bool,
     /// The mount's propagation (`rprivate` unless asked: docker's default).
     pub propagation: String,
-}
-
-impl Volume {
-    /// `SRC:DST[:OPTIONS]`, SRC absolute (host path), DST absolute, OPTIONS a comma list
-    /// of `ro|rw`, a propagation (`[r]shared|[r]slave|[r]private`), and docker's `z`, `Z`
-    /// (SELinux relabelling: no SELinux is active where husk runs, so nothing to do, as
-    /// docker then) and `nocopy` (for named volumes; a bind has nothing to copy).
-    pub fn parse(s: &str) -> Result<Volume, String> {
-        let parts: Vec<&str> = s.split(':').collect();
-        let (src, dst, opts) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
-            _ => return Err(format!("-v {s:?}: expected SRC:DST[:OPTIONS]")),
-        };
-        if !src.starts_with('/') || !dst.starts_with('/') {
-            return Err(format!("-v {s:?}: SRC and DST must be absolute paths"));
-        }
-        let (mut rw, mut propagation) = (None, None);
-        for o in opts.split(',').filter(|o| !o.is_empty()) {
-            let (slot, v) = match o {
-                "ro" | "rw" => (&mut rw, o),
-                "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => {
-                    (&mut propagation, o)
-                }
-                "z" | "Z" | "nocopy" => continue,
-                _ => {
-                    return Err(format!(
-                        "-v {s:?}: unknown option {o:?} (use ro, rw, z, Z, nocopy, \
-                         [r]shared, [r]slave, [r]private)"
-                    ))
-                }
-            };
-            if slot.replace(v).is_some() {
-                return Err(format!("-v {s:?}: {o:?} conflicts with an earlier option"));
-            }
-        }
-        Ok(Volume {
-            source: src.into(),
-            destination: dst.into(),
-            readonly: rw == Some("ro"),
-            propagation: propagation.unwrap_or("rprivate").to_string(),
-        })
-    }
 }
 
 pub struct Options {
@@ -336,25 +295,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_volumes_parse() {
+    fn sizes_parse() {
         assert_eq!(parse_size("64m"), Ok(64 << 20));
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("512kb"), Ok(512 << 10));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("0").is_err() && parse_size("m").is_err() && parse_size("-1").is_err());
-        let v = Volume::parse("/a:/b:ro").unwrap();
-        assert_eq!(
-            (v.source.as_str(), v.destination.as_str(), v.readonly),
-            ("/a", "/b", true)
-        );
-        assert!(!Volume::parse("/a:/b").unwrap().readonly);
-        assert!(Volume::parse("a:/b").is_err() && Volume::parse("/a").is_err());
-        assert!(Volume::parse("/a:/b:rx").is_err());
-        let v = Volume::parse("/a:/b:ro,Z,rshared,nocopy").unwrap();
-        assert_eq!((v.readonly, v.propagation.as_str()), (true, "rshared"));
-        assert_eq!(Volume::parse("/a:/b:z").unwrap().propagation, "rprivate");
-        assert!(Volume::parse("/a:/b:ro,rw").is_err());
-        assert!(Volume::parse("/a:/b:shared,rslave").is_err());
     }
 
     fn process(uid: u32) -> ProcessValues {
@@ -405,7 +351,12 @@ mod tests {
                 flags::Tmpfs::parse("/dev/shm:size=1m").unwrap(),
                 flags::Tmpfs::parse("/a/b").unwrap(),
             ],
-            volumes: vec![Volume::parse("/x:/a").unwrap()],
+            volumes: vec![Volume {
+                source: "/x".into(),
+                destination: "/a".into(),
+                readonly: false,
+                propagation: "rprivate".into(),
+            }],
             cpu_quota: Some(50_000),
             caps: caps.clone(),
             added_caps: caps[1..].to_vec(),

@@ -3,8 +3,9 @@
 //!
 //! Images' sizes count each layer once however many images share it; an image is active
 //! while a container (of any state) was made from it. A container's size is what it wrote:
-//! its overlay upper dir (or its flattened copy). husk has no volumes and no build cache
-//! yet: their rows are zero, and `prune --volumes` has nothing more to remove.
+//! its overlay upper dir (or its flattened copy). A volume's size is its data directory's
+//! (a tmpfs volume has none on disk); it is active while a container names it. husk has no
+//! build cache yet: that row is zero.
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -41,6 +42,8 @@ pub struct PruneReport {
     pub containers: Vec<String>,
     /// "untagged: NAME" and "deleted: sha256:…" lines, as docker prints them.
     pub images: Vec<String>,
+    /// Names of the volumes removed (`--volumes`).
+    pub volumes: Vec<String>,
     /// Bytes: the disk use before less after.
     pub reclaimed: u64,
 }
@@ -63,7 +66,7 @@ fn row(kind: &str, total: usize, active: usize, size: u64, reclaimable: u64) -> 
 
 /// Bytes of the regular files below `dir` (links and directories not counted, nothing
 /// followed).
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -110,18 +113,22 @@ impl Engine {
                 _ => c_idle += written,
             }
         }
+        let volumes = self.volume_usage();
+        let v_active = volumes.iter().filter(|v| v.0).count();
+        let v_size: u64 = volumes.iter().map(|v| v.1).sum();
+        let v_idle: u64 = volumes.iter().filter(|v| !v.0).map(|v| v.1).sum();
         Ok(vec![
             row("Images", images.len(), active_images, size, unused),
             row("Containers", containers.len(), running, c_size, c_idle),
-            row("Local Volumes", 0, 0, 0, 0),
+            row("Local Volumes", volumes.len(), v_active, v_size, v_idle),
             row("Build Cache", 0, 0, 0, 0),
         ])
     }
 
     /// `system prune`: every stopped container, then images without a name (with `all`:
-    /// every image no container uses), then unused layers and blobs. `volumes` is accepted
-    /// for docker's command lines: there are no volumes yet.
-    pub fn system_prune(&self, all: bool, _volumes: bool) -> Result<PruneReport> {
+    /// every image no container uses), then unused layers and blobs; with `volumes`, every
+    /// volume no container uses (after the containers went: theirs are unused then).
+    pub fn system_prune(&self, all: bool, volumes: bool) -> Result<PruneReport> {
         let before: u64 = self.disk_usage()?.iter().map(|r| r.size_bytes).sum();
         let mut report = PruneReport::default();
         self.prune(&mut |id| report.containers.push(id.to_string()))?;
@@ -144,6 +151,9 @@ impl Engine {
             }
         }
         self.prune_images(true)?;
+        if volumes {
+            report.volumes = self.volume_prune()?.0;
+        }
         let after: u64 = self.disk_usage()?.iter().map(|r| r.size_bytes).sum();
         report.reclaimed = before.saturating_sub(after);
         Ok(report)

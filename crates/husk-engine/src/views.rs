@@ -115,14 +115,19 @@ pub struct RestartPolicy {
     pub maximum_retry_count: u64,
 }
 
-/// One entry of `.Mounts`: a bind mount (`-v`) or a tmpfs.
+/// One entry of `.Mounts`: a bind mount, a volume or a tmpfs.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountView {
     #[serde(rename = "Type")]
     pub kind: String,
+    /// A volume's name (docker shows Name and Driver for volumes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub source: String,
     pub destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
@@ -466,20 +471,42 @@ fn str_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
-/// `-v` binds and tmpfs mounts of a spec (not the engine's own /proc, /dev, … mounts).
-fn user_mounts(spec: &Value, binds: &[String]) -> Vec<MountView> {
+/// `-v` binds, volumes and tmpfs mounts of a container (not the engine's own /proc, /dev,
+/// … mounts): binds from the record's docker-form `binds`, volumes from its `mounts`,
+/// tmpfs mounts from the spec (those of tmpfs volumes shown as the volumes they are).
+fn user_mounts(spec: &Value, meta: &Value) -> Vec<MountView> {
     let mut out = Vec::new();
-    for b in binds {
+    for b in strings(&meta["binds"]) {
         let mut parts = b.splitn(3, ':');
         let (src, dst) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let mode = parts.next().unwrap_or("").to_string();
+        let propagation = mode
+            .split(',')
+            .find(|o| !o.is_empty() && *o != "ro" && *o != "rw")
+            .unwrap_or("rprivate")
+            .to_string();
         out.push(MountView {
             kind: "bind".into(),
+            name: None,
             source: src.into(),
             destination: dst.into(),
-            rw: mode != "ro",
+            driver: None,
+            rw: !mode.split(',').any(|o| o == "ro"),
             mode,
-            propagation: "rprivate".into(),
+            propagation,
+        });
+    }
+    let volumes = meta["mounts"].as_array().cloned().unwrap_or_default();
+    for v in &volumes {
+        out.push(MountView {
+            kind: "volume".into(),
+            name: Some(str_of(&v["Name"])),
+            source: str_of(&v["Source"]),
+            destination: str_of(&v["Destination"]),
+            driver: Some(str_of(&v["Driver"])),
+            mode: str_of(&v["Mode"]),
+            rw: v["RW"] != false,
+            propagation: str_of(&v["Propagation"]),
         });
     }
     for m in spec["mounts"].as_array().into_iter().flatten() {
@@ -494,11 +521,14 @@ fn user_mounts(spec: &Value, binds: &[String]) -> Vec<MountView> {
         ]
         .contains(&dst.as_str())
             || dst.starts_with("/sys/");
-        if m["type"] == "tmpfs" && !is_system {
+        let is_volume = volumes.iter().any(|v| v["Destination"] == dst.as_str());
+        if m["type"] == "tmpfs" && !is_system && !is_volume {
             let opts = strings(&m["options"]);
             out.push(MountView {
                 kind: "tmpfs".into(),
+                name: None,
                 source: String::new(),
+                driver: None,
                 rw: !opts.iter().any(|o| o == "ro"),
                 destination: dst,
                 mode: opts.join(","),
@@ -918,7 +948,6 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
 pub(crate) fn summary(r: Record) -> ContainerSummary {
     let l = live(&r);
     let spec = spec_of(&r);
-    let binds = strings(&r.meta["binds"]);
     ContainerSummary {
         name: r.name().to_string(),
         image: str_of(&r.meta["image"]),
@@ -928,9 +957,10 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
         command: strings(&spec["process"]["args"]),
         labels: labels_of(&r),
         network: r.meta["network"].as_str().unwrap_or("none").to_string(),
-        mounts: user_mounts(&spec, &binds)
+        // docker's column: a volume's name; a bind's or tmpfs's destination, as before.
+        mounts: user_mounts(&spec, &r.meta)
             .into_iter()
-            .map(|m| m.destination)
+            .map(|m| m.name.unwrap_or(m.destination))
             .collect(),
         started_at: l.started_at,
         finished_at: r.meta["finished"].as_str().map(String::from),
@@ -1065,7 +1095,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             security_opt,
             init: m["init"] == true,
         },
-        mounts: user_mounts(&spec, &binds),
+        mounts: user_mounts(&spec, m),
         network_settings: NetworkSettings {
             ports: BTreeMap::new(),
             networks: [(network, serde_json::json!({"IPAddress": ""}))].into(),
@@ -1135,6 +1165,39 @@ fn image_inspect(store: &Store, rec: &ImageRecord) -> Result<ImageInspect> {
             layers: rec.layers.iter().map(|l| l.diff_id.to_string()).collect(),
         },
     })
+}
+
+/// `volume inspect`: docker's layout of one volume.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeInspect {
+    /// RFC 3339.
+    pub created_at: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    /// The directory containers mount (ROOT/volumes/NAME/_data).
+    pub mountpoint: String,
+    pub name: String,
+    /// The driver's options (`--opt`).
+    pub options: BTreeMap<String, String>,
+    /// Always "local".
+    pub scope: String,
+}
+
+/// One `volume ls` row, with docker's `--format` field names.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeRow {
+    pub driver: String,
+    pub name: String,
+    pub mountpoint: String,
+    pub scope: String,
+    /// "KEY=VALUE,…".
+    pub labels: String,
+    /// How many containers use it.
+    pub links: String,
+    /// "N/A", as docker's outside `system df -v`.
+    pub size: String,
 }
 
 #[cfg(test)]

@@ -126,6 +126,11 @@ pub enum Cmd {
     /// Show what happened to containers and images (the engine's event log); without
     /// --until, keeps following
     Events(EventsArgs),
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: VolumeCmd,
+    },
     /// Disk use, pruning and events of the whole engine
     System {
         #[command(subcommand)]
@@ -370,6 +375,9 @@ pub enum ContainerOp {
         /// Also running containers: kill them first
         #[arg(short, long)]
         force: bool,
+        /// Also the container's anonymous volumes (named ones stay)
+        #[arg(short, long)]
+        volumes: bool,
         /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
@@ -504,7 +512,7 @@ pub enum SystemCmd {
         /// Also every image no container uses
         #[arg(short, long)]
         all: bool,
-        /// Also unused volumes (accepted: husk has no volumes yet)
+        /// Also every volume no container uses
         #[arg(long)]
         volumes: bool,
         /// Do not ask for confirmation
@@ -513,6 +521,62 @@ pub enum SystemCmd {
     },
     /// Show what happened to containers and images (as `husk events`)
     Events(EventsArgs),
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume (a random name when none is given); prints its name
+    Create {
+        /// Volume driver: local, the only one
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// Driver option: type=tmpfs|none, o=MOUNT-OPTIONS, device=/HOST/DIR (with o=bind)
+        #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+        opt: Vec<String>,
+        /// Set a label KEY[=VALUE] on the volume
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        label: Vec<String>,
+        /// Volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// dangling=true|false, name=SUBSTRING, driver=local, label=KEY[=VALUE] (repeatable)
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        filter: Vec<String>,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.Name}}`)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show volumes in docker's layout, as a JSON array or through a template
+    Inspect {
+        /// json (default) or a Go template (`{{.Mountpoint}}`)
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Volume names
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes no container uses
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// No error for a volume that does not exist (one in use still stays)
+        #[arg(short, long)]
+        force: bool,
+        /// Volume names
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove every volume no container uses
+    Prune {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -670,9 +734,14 @@ pub struct RunArgs {
     /// or slirp4netns[:allow_host_loopback=true] (outbound through user-mode networking)
     #[arg(long, default_value = "none")]
     pub network: String,
-    /// Bind mount SRC:DST[:OPTIONS]: ro|rw, [r]shared|[r]slave|[r]private, z, Z, nocopy
-    #[arg(short = 'v', long = "volume")]
+    /// Mount /HOST/DIR:DST, a volume NAME:DST (made on first use) or a new anonymous volume
+    /// DST; options after a colon: ro|rw, [r]shared|[r]slave|[r]private (binds), nocopy, z, Z
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:OPTIONS]")]
     pub volume: Vec<String>,
+    /// Mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…] (docker's syntax)
+    #[arg(long = "mount", value_name = "KEY=VALUE,…")]
+    pub mount: Vec<String>,
     /// Mount the container's root read-only
     #[arg(long)]
     pub read_only: bool,

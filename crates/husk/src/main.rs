@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser};
 use cli::{
     Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, HealthcheckCmd, ImageCmd, ImageOp,
-    InspectType, ListArgs, PsArgs, SystemCmd,
+    InspectType, ListArgs, PsArgs, SystemCmd, VolumeCmd,
 };
 use format::{print_items, print_rows, Format};
 use husk_engine::events::EventQuery;
@@ -389,6 +389,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if !r.images.is_empty() {
                 writeln!(o, "Deleted Images:\n{}\n", r.images.join("\n"))?;
             }
+            if !r.volumes.is_empty() {
+                writeln!(o, "Deleted Volumes:\n{}\n", r.volumes.join("\n"))?;
+            }
             writeln!(
                 o,
                 "Total reclaimed space: {}",
@@ -454,9 +457,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Ctr(ContainerOp::Stop { time, containers }) => {
             each(&containers, |c| e.stop(c, Duration::from_secs(time)))
         }
-        Cmd::Ctr(ContainerOp::Rm { force, containers }) => {
-            each(&containers, |c| e.remove(c, force))
-        }
+        Cmd::Ctr(ContainerOp::Rm {
+            force,
+            volumes,
+            containers,
+        }) => each(&containers, |c| e.remove_with_volumes(c, force, volumes)),
+        Cmd::Volume { cmd } => volume_cmd(e, cmd),
         Cmd::Img(ImageOp::Pull {
             reference,
             platform,
@@ -816,6 +822,79 @@ fn print_log_line(timestamps: bool) -> impl FnMut(husk_engine::LogLine) {
 }
 
 /// docker's warning before `system prune`, and whether the answer on stdin is yes.
+const VOLUME_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
+const VOLUME_HEADERS: &[(&str, &str)] = &[
+    ("Driver", "DRIVER"),
+    ("Name", "VOLUME NAME"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Scope", "SCOPE"),
+    ("Labels", "LABELS"),
+    ("Links", "LINKS"),
+    ("Size", "SIZE"),
+];
+
+/// `husk volume …`.
+fn volume_cmd(e: &Engine, cmd: VolumeCmd) -> Result<(), Failure> {
+    match cmd {
+        VolumeCmd::Create {
+            driver,
+            opt,
+            label,
+            name,
+        } => {
+            println!(
+                "{}",
+                e.volume_create(name.as_deref(), &driver, &opt, &label)?
+            );
+            Ok(())
+        }
+        VolumeCmd::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
+            let rows = e.volumes(&filter)?;
+            if quiet {
+                let mut o = std::io::stdout().lock();
+                for r in &rows {
+                    writeln!(o, "{}", r.name)?;
+                }
+                return Ok(());
+            }
+            Ok(print_rows(
+                &rows,
+                &Format::parse(format.as_deref(), VOLUME_TABLE),
+                VOLUME_HEADERS,
+            )?)
+        }
+        VolumeCmd::Inspect { format, volumes } => Ok(print_items(
+            &e.volume_inspect(&volumes)?,
+            format.as_deref(),
+        )?),
+        VolumeCmd::Rm { force, volumes } => each(&volumes, |v| e.volume_remove(v, force)),
+        VolumeCmd::Prune { force } => {
+            if !force {
+                eprint!(
+                    "WARNING! This will remove all local volumes not used by at least one \
+                     container.\nAre you sure you want to continue? [y/N] "
+                );
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Ok(());
+                }
+            }
+            let (names, bytes) = e.volume_prune()?;
+            let mut o = std::io::stdout().lock();
+            if !names.is_empty() {
+                writeln!(o, "Deleted Volumes:\n{}\n", names.join("\n"))?;
+            }
+            writeln!(o, "Total reclaimed space: {}", views::human_size(bytes))?;
+            Ok(())
+        }
+    }
+}
+
 fn confirm_prune(all: bool, volumes: bool) -> bool {
     let images = if all {
         "all images without at least one container associated to them"

@@ -43,6 +43,7 @@ impl From<RunArgs> for RunOptions {
             hostname: a.hostname,
             network: a.network,
             volumes: a.volume,
+            mounts: a.mount,
             read_only: a.read_only,
             memory: m.memory,
             pids_limit: m.pids_limit,

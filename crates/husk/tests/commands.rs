@@ -361,11 +361,24 @@ fn events_from_the_engines_log() {
     husk_ok(root, &["tag", &image, "local/t:1"]);
     husk_ok(root, &["rmi", "local/t:1"]);
 
-    // Everything so far, in order; --until ends it.
+    // Everything so far of containers and images, in order; --until ends it. (The image's
+    // VOLUME made anonymous volumes too: their events have no name, as docker's.)
     let f = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
     let got = husk_ok(
         root,
-        &["events", "--since", "10m", "--until", "0s", "--format", f],
+        &[
+            "events",
+            "--since",
+            "10m",
+            "--until",
+            "0s",
+            "--filter",
+            "type=container",
+            "--filter",
+            "type=image",
+            "--format",
+            f,
+        ],
     );
     let lines: Vec<&str> = got.lines().collect();
     let want = [
@@ -503,7 +516,8 @@ fn system_df_and_prune() {
     let f = "{{.Type}}|{{.TotalCount}}|{{.Active}}";
     assert_eq!(
         husk_ok(root, &["system", "df", "--format", f]),
-        "Images|2|1\nContainers|2|1\nLocal Volumes|0|0\nBuild Cache|0|0\n"
+        // each container has an anonymous volume for the image's VOLUME /data
+        "Images|2|1\nContainers|2|1\nLocal Volumes|2|2\nBuild Cache|0|0\n"
     );
     // The unused image's one layer (3 bytes) is what its row can reclaim.
     let f = "{{.Type}} {{.Reclaimable}}";
@@ -529,11 +543,11 @@ fn system_df_and_prune() {
         "{o}"
     );
     assert_eq!(containers(root).len(), 1);
-    // -a: also every image no container uses; --volumes is accepted.
+    // -a: also every image no container uses; --volumes: the pruned container's volume.
     let o = husk_ok(root, &["system", "prune", "-a", "-f", "--volumes"]);
     assert!(
         o.starts_with(&format!(
-            "Deleted Images:\nuntagged: docker.io/local/tiny:1\ndeleted: {}\n\nTotal reclaimed space: ",
+            "Deleted Images:\nuntagged: docker.io/local/tiny:1\ndeleted: {}\n\nDeleted Volumes:\n",
             tiny_id.trim()
         )),
         "{o}"

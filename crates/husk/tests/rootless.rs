@@ -563,3 +563,65 @@ fn rootfs_copy_fallback_as_an_ordinary_user() {
     r.ok(&["rm", "-f", "cp1"]);
     r.assert_nothing_left();
 }
+
+/// Volumes and --mount as an ordinary user: a named volume in the user's store, filled
+/// from the image with the owners the container sees (shifted into the subordinate ids on
+/// the host), shared by the next container; tmpfs and bind --mounts; the image's VOLUME
+/// as an anonymous volume that --rm takes along.
+#[test]
+fn volumes_and_mount_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "vol");
+    let reg_setup = registry("7");
+    let img = &reg_setup.image;
+    let run = |args: &[&str], script: &str| {
+        let mut a = vec!["run", "--rm", "--network", "none", "-u", "0"];
+        a.extend_from_slice(args);
+        a.extend([img.as_str(), script]);
+        r.ok(&a)
+    };
+    let o = run(
+        &["-v", "v:/srv"],
+        "stat -c '%n %u:%g %a' /srv/tool /srv/version; echo made > /srv/made",
+    );
+    assert_eq!(o, "/srv/tool 1000:1000 4755\n/srv/version 0:0 600\n");
+    let data = r.store().join("volumes/v/_data");
+    let owner = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(
+        owner(&data.join("tool")),
+        (SUB_START + 999, SUB_START + 999)
+    );
+    assert_eq!(owner(&data.join("made")), (u.uid, u.gid));
+    let host = r.home.join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::os::unix::fs::chown(&host, Some(u.uid), Some(u.gid)).unwrap();
+    let bind = format!("type=bind,src={},dst=/h", host.display());
+    let o = run(
+        &[
+            "--mount",
+            "type=volume,src=v,dst=/v,readonly",
+            "--mount",
+            "type=tmpfs,dst=/t,tmpfs-size=1m",
+            "--mount",
+            &bind,
+        ],
+        "cat /v/made; touch /v/x 2>/dev/null || echo ro; \
+         grep ' /t ' /proc/self/mountinfo | sed 's/.* - //'; echo hi > /h/f; ls /data; echo end",
+    );
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(&lines[..2], ["made", "ro"], "{o}");
+    assert!(
+        lines[2].starts_with("tmpfs ") && lines[2].contains("size=1024k"),
+        "{o}"
+    );
+    assert_eq!(lines[3], "end", "{o}");
+    assert_eq!(owner(&host.join("f")), (u.uid, u.gid));
+    // The image's VOLUME /data came and went with the container (--rm).
+    assert_eq!(r.ok(&["volume", "ls", "-q"]), "v\n");
+    r.ok(&["volume", "rm", "v"]);
+    assert!(!data.exists());
+    r.assert_nothing_left();
+}

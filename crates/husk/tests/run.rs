@@ -247,8 +247,9 @@ fn run_errors_leave_nothing_behind() {
     let before = containers(&s.root);
     let bad_image = format!("{}/nope:latest", s.image.split('/').next().unwrap());
     let dir = s.t.path().display().to_string();
+    // (`-v DIR` alone is an anonymous volume at DIR, as docker's: not an error)
     let (vol_no_dst, vol_rel, vol_mode) = (
-        dir.clone(),
+        format!("{dir}:/data:ro:extra"),
         format!("{dir}:data"),
         format!("{dir}:/data:bogus"),
     );
