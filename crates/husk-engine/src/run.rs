@@ -319,6 +319,7 @@ impl Engine {
             &pv.volumes,
             &taken,
         )?;
+        // Until the container starts, a failure removes every volume this run made.
         made.volumes = attached.made.clone();
         let anonymous =
             crate::volumes::anonymous_of(&serde_json::json!({"mounts": attached.records}));
@@ -443,8 +444,6 @@ impl Engine {
         }
         write("container.json", &meta)?;
         drop(names_lock);
-        // The record names its volumes now: named ones it made stay, whatever happens next.
-        made.volumes = anonymous;
         // docker writes it at create, so `create --cidfile` has it too.
         let mut cidfile = CidFile::write(a.host.cidfile.as_deref(), &id)?;
         let attrs = [("image", a.image.as_str()), ("name", name.as_str())];
@@ -495,6 +494,8 @@ impl Engine {
         .and_then(|()| Ok(c.start()?));
         if started.is_ok() {
             cidfile.keep();
+            // It ran: named volumes it made stay; --rm takes only the anonymous ones.
+            made.volumes = anonymous;
         }
         if let Err(e) = started {
             let _ = c.kill(libc::SIGKILL, true);

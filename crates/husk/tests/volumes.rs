@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// The image's /data: owned by 1000:1000 (mode 0750) with a file, a private subdir, and
-/// two symlinks that point out of the image (copied as links, never followed).
+/// two symlinks that point out of the image (copied as links, never followed); and
+/// /escape, a link to ../../…/etc.
 fn data_layer() -> Vec<u8> {
     let mut w = Writer::new(Vec::new());
     let entry = |w: &mut Writer<Vec<u8>>, kind, path: &str, mode, data: &[u8]| {
@@ -31,6 +32,8 @@ fn data_layer() -> Vec<u8> {
     entry(&mut w, Kind::File, "data/sub/deep", 0o600, b"deep\n");
     w.symlink("data/passwd", "/etc/passwd").unwrap();
     w.symlink("data/up", "../../../../../../../etc").unwrap();
+    // A volume destination that is itself a link out of the image: resolved inside it.
+    w.symlink("escape", "../../../../../../../../etc").unwrap();
     w.finish().unwrap()
 }
 
@@ -113,6 +116,21 @@ fn named_volume_copy_up_sharing_and_in_use() {
         .file_type()
         .is_symlink());
     assert_eq!(std::fs::read_to_string(data.join("new")).unwrap(), "kept\n");
+    // A destination that is a link out of the image copies the image's /etc, not the host's
+    // (hostname, hosts, resolv.conf: the mount points of the container's own /etc files).
+    sh(&s, &["--rm", "-v", "esc:/escape"], "true");
+    let esc = s.root.join("volumes/esc/_data");
+    let passwd = std::fs::read_to_string(esc.join("passwd")).unwrap();
+    assert!(passwd.contains("app:x:1000:1000"), "{passwd}");
+    let names: Vec<String> = std::fs::read_dir(&esc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "fstab" || n == "os-release"),
+        "{names:?}"
+    );
+    husk_ok(&s.root, &["volume", "rm", "esc"]);
 
     // It outlives the container, is not copied into again, and two containers share it.
     let id = sh(
@@ -410,8 +428,27 @@ fn mount_flag_types_and_errors() {
         code == 125 && e.contains("duplicate mount point: /x"),
         "{e}"
     );
+    // A run that fails after its volumes were made (the kernel refuses the tmpfs size)
+    // takes along the ones it made: the new named one and the image's anonymous one.
+    let (code, _, e) = out(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "fresh:/f",
+            "--tmpfs",
+            "/t:size=lots",
+            &s.image,
+            "true",
+        ],
+    );
+    assert!(code != 0 && e.contains("/t"), "{e}");
     assert_eq!(volume_names(&s), before);
     assert!(containers(&s.root).is_empty());
+    assert!(mounts_below(&s.root).is_empty());
 }
 
 #[test]
