@@ -587,7 +587,7 @@ pub struct EventsArgs {
     /// Only events until this time, then exit (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// type=container|image, event=ACTION, container=NAME|ID, image=NAME (repeatable)
+    /// type=container|image|volume, event=ACTION, container=NAME|ID, image=NAME (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// json (one object a line) or a Go template (`{{.Action}} {{.Actor.ID}}`)
