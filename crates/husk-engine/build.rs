@@ -71,6 +71,7 @@ fn main() {
     println!("cargo:rerun-if-changed=init/main.rs");
     println!("cargo:rerun-if-changed=monitor/main.rs");
     println!("cargo:rerun-if-changed=pause/main.rs");
+    println!("cargo:rerun-if-changed=monitor/attach.rs");
     println!("cargo:rerun-if-changed=build.rs");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
 

@@ -21,8 +21,13 @@
 //!   time, the first one interval after the start and each next one interval after the
 //!   previous one ended (docker's rhythm).
 //!
+//! - it serves DIR/attach.sock while the container runs (attach.rs): its output to
+//!   attached clients, their input to its stdin (-i).
+//!
 //! The first start's outcome goes to the `husk run -d` that started us, on the ready pipe:
 //! "ok", or the error (the caller then cleans up, and we exit).
+
+mod attach;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -206,6 +211,22 @@ impl Monitor {
     ) -> Result<i32, String> {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
+        let dir = std::path::Path::new(&self.dir);
+        // -i: init reads a pipe whose write end attached clients feed (without a tty).
+        let stdin_mode = attach::stdin_mode(dir);
+        let (in_r, in_w) = match stdin_mode {
+            Some(_) => {
+                let (r, w) = pipe()?;
+                (Some(r), Some(w))
+            }
+            None => (None, None),
+        };
+        // Bound before the start, so that `start -a` sees the container's first output;
+        // without it the container still runs (only attaching is impossible).
+        let mut att = attach::Attach::open(dir, stdin_mode == Some(true)).ok();
+        if let Some(a) = &mut att {
+            a.wait_first(dir);
+        }
         let mut sv = [0; 2];
         if unsafe { socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
             return Err(os_error("socketpair"));
@@ -213,14 +234,14 @@ impl Monitor {
         let (answer, theirs) =
             unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
         let fds = [
-            null.as_raw_fd(),
+            in_r.as_ref().map_or(null.as_raw_fd(), |r| r.as_raw_fd()),
             out_w.as_raw_fd(),
             err_w.as_raw_fd(),
             theirs.as_raw_fd(),
         ];
         let mut helper = self.helper("start", &[], fds)?;
         // From here on only the container holds the pipes' write ends: EOF means it is gone.
-        drop((out_w, err_w, theirs));
+        drop((out_w, err_w, theirs, in_r));
         let got = receive(&answer);
         drop(answer);
         let _ = helper.wait();
@@ -235,13 +256,29 @@ impl Monitor {
         if let Some(mut f) = ready.take() {
             let _ = f.write_all(b"ok");
         }
+        let master = master.map(File::from);
+        if let Some(a) = &mut att {
+            // With a tty, input goes to the pty (-i only); else to the stdin pipe.
+            let tty_in = master.as_ref().filter(|_| stdin_mode.is_some());
+            a.set_stdin(match tty_in {
+                Some(m) => m.try_clone().ok(),
+                None => in_w.map(File::from),
+            });
+        }
         let mut sources = vec![(File::from(out_r), "stdout"), (File::from(err_r), "stderr")];
-        sources.extend(master.map(|m| (File::from(m), "stdout")));
-        let mut health = HealthTimer::read(std::path::Path::new(&self.dir));
-        copy_to_log(sources, log, &mut || match &mut health {
-            Some(h) => h.tick(self, null),
-            None => -1,
-        });
+        sources.extend(master.map(|m| (m, "stdout")));
+        let mut health = HealthTimer::read(dir);
+        copy_to_log(
+            sources,
+            log,
+            &mut || match &mut health {
+                Some(h) => h.tick(self, null),
+                None => -1,
+            },
+            att.as_mut(),
+        );
+        // Clients see the end of the stream; the exit code is in the record soon after.
+        drop(att);
         wait_for(pid)
     }
 
@@ -504,6 +541,7 @@ pub(crate) fn copy_to_log(
     sources: Vec<(File, &'static str)>,
     log: &mut impl Write,
     tick: &mut dyn FnMut() -> c_int,
+    mut attach: Option<&mut attach::Attach>,
 ) {
     let mut open: Vec<(File, &str, Vec<u8>)> = sources
         .into_iter()
@@ -511,10 +549,13 @@ pub(crate) fn copy_to_log(
         .collect();
     let mut buf = vec![0u8; MAX_RECORD];
     while !open.is_empty() {
+        let extra = attach.as_ref().map(|a| a.fds()).unwrap_or_default();
         let mut polled: Vec<PollFd> = open
             .iter()
-            .map(|(f, _, _)| PollFd {
-                fd: f.as_raw_fd(),
+            .map(|(f, _, _)| f.as_raw_fd())
+            .chain(extra.iter().copied())
+            .map(|fd| PollFd {
+                fd,
                 events: POLLIN,
                 revents: 0,
             })
@@ -525,6 +566,12 @@ pub(crate) fn copy_to_log(
                 continue;
             }
             return;
+        }
+        let (polled, extra) = polled.split_at(open.len());
+        if let Some(a) = attach.as_mut() {
+            for p in extra.iter().filter(|p| p.revents != 0) {
+                a.ready(p.fd);
+            }
         }
         // Backwards: a source at its end goes without moving those still to be looked at.
         for (i, p) in polled.iter().enumerate().rev() {
@@ -543,6 +590,9 @@ pub(crate) fn copy_to_log(
                 }
                 Ok(n) => n,
             };
+            if let Some(a) = attach.as_mut() {
+                a.output(stream, &buf[..n]);
+            }
             pending.extend_from_slice(&buf[..n]);
             loop {
                 let end = match pending.iter().position(|&b| b == b'\n') {

@@ -151,10 +151,16 @@ impl Engine {
     /// --rm) it was created with.
     pub fn start(&self, what: &str) -> Result<()> {
         let r = find(&self.root, what)?;
-        self.start_again(r).during("start", what)
+        self.start_again(r, false).during("start", what).map(drop)
     }
 
-    fn start_again(&self, mut r: Record) -> Result<()> {
+    /// [`Engine::start`] of a container found; with `attach`, its monitor waits for us to
+    /// connect to its attach socket before it starts the container: the connection.
+    pub(crate) fn start_again(
+        &self,
+        mut r: Record,
+        attach: bool,
+    ) -> Result<Option<std::os::unix::net::UnixStream>> {
         if r.runtime().is_some_and(|c| c.status() != Status::Stopped) {
             return Err(ContainerError::NotExited(r.status()).into());
         }
@@ -185,7 +191,12 @@ impl Engine {
             keep_dir: true,
             volumes: Vec::new(),
         };
-        Ok(crate::monitor::detach(&self.root, &r.id, made, remove)?)
+        if attach {
+            crate::attach_socket::ask_to_wait(&r.dir)?;
+        }
+        Ok(crate::monitor::detach_attached(
+            &self.root, &r.id, made, remove, attach,
+        )?)
     }
 
     /// The image record of the container's image (by id: its tag may have moved since).

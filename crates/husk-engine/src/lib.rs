@@ -34,6 +34,7 @@
 //!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
 
 pub mod attach;
+pub mod attach_socket;
 pub mod build;
 pub mod changes;
 pub mod commit;
@@ -68,6 +69,7 @@ pub mod userns;
 pub mod views;
 pub mod volumes;
 
+pub use attach_socket::{AttachEnd, AttachOptions};
 pub use changes::{Change, ChangeKind};
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};

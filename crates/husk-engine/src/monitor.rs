@@ -79,6 +79,18 @@ fn dup_high(fd: &impl AsRawFd) -> Result<OwnedFd, SysError> {
 /// Start the container under a monitor; returns once it runs. Until then `made` stays
 /// ours: if the container does not start, dropping it cleans up.
 pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), MonitorError> {
+    detach_attached(root, id, made, rm, false).map(drop)
+}
+
+/// [`detach`]; with `attach`, connected to the monitor's attach socket before it starts
+/// the container (it waits for that: DIR/attach-wait): the connection.
+pub(crate) fn detach_attached(
+    root: &Path,
+    id: &str,
+    made: Made,
+    rm: bool,
+    attach: bool,
+) -> Result<Option<std::os::unix::net::UnixStream>, MonitorError> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let abs = |p: &Path| std::path::absolute(p).ctx("resolving", p);
@@ -114,12 +126,19 @@ pub(crate) fn detach(root: &Path, id: &str, made: Made, rm: bool) -> Result<(), 
         source,
     })?;
     drop((ready_w, husk));
+    let sock = attach
+        .then(|| crate::attach_socket::connect_early(&dir, &ready_r))
+        .flatten();
     let mut msg = String::new();
     let _ = File::from(ready_r).read_to_string(&mut msg);
+    if attach {
+        // Normally taken by the monitor; not left for the next start after a failure.
+        let _ = std::fs::remove_file(dir.join("attach-wait"));
+    }
     match msg.strip_prefix("ok") {
         Some(_) => {
             made.disarm(); // the monitor owns the overlay and the directory now
-            Ok(())
+            Ok(sock)
         }
         None if msg.is_empty() => Err(MonitorError::Died),
         None => {
@@ -456,6 +475,7 @@ mod tests {
             vec![(std::fs::File::from(r), "stdout")],
             &mut log,
             &mut || -1,
+            None,
         );
         writer.join().unwrap();
         let text = std::fs::read_to_string(&log_path).unwrap();

@@ -394,6 +394,7 @@ impl Engine {
             &a.health,
         );
         crate::health::write_monitor_file(&dir, healthcheck.as_ref())?;
+        crate::attach_socket::write_stdin_mode(&dir, a.process.interactive, create_only)?;
         if let Some((size, files)) = a.host.log_rotate {
             // Read by the monitor (monitor/main.rs: RotatingLog).
             let p = dir.join("log-opts");

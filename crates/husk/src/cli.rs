@@ -279,6 +279,15 @@ pub enum ContainerOp {
     },
     /// Start created containers, or exited ones again, detached
     Start {
+        /// Attach to the container's output (one container), then exit with its code
+        #[arg(short, long)]
+        attach: bool,
+        /// With -a, also send our stdin to the container (made with -i)
+        #[arg(short, long)]
+        interactive: bool,
+        /// With -a: the keys that detach and leave it running (default ctrl-p,ctrl-q)
+        #[arg(long, value_name = "KEYS")]
+        detach_keys: Option<String>,
         /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
@@ -353,14 +362,20 @@ pub enum ContainerOp {
         #[arg(long, value_name = "SECONDS")]
         timestamp: Option<i64>,
     },
-    /// Show a running container's output from now until it exits, then exit with its code
-    /// (output only: input does not reach it)
+    /// Attach to a running container: its output from now on, our input to it (made with
+    /// -i), until it exits (then its exit code) or the detach keys leave it running
     Attach {
         /// Container name, id or id prefix
         container: String,
-        /// Accepted as docker's: stdin is never attached
+        /// Do not send our stdin
         #[arg(long)]
         no_stdin: bool,
+        /// The keys that detach (default ctrl-p,ctrl-q; ctrl-X or a letter, comma-separated)
+        #[arg(long, value_name = "KEYS")]
+        detach_keys: Option<String>,
+        /// Forward the signals husk gets to the container (not with a tty)
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+        sig_proxy: bool,
     },
     /// Write a container's filesystem (running or not) as a tar stream
     Export {

@@ -258,9 +258,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Cmd::Container {
             cmd: ContainerCmd::Ls(a),
         } => ps(e, &a),
-        Cmd::Ctr(ContainerOp::Attach { container, .. }) => {
-            let code = e.attach(&container, &mut print_log_line(false))?;
-            std::process::exit(code.clamp(0, 255) as i32)
+        Cmd::Ctr(ContainerOp::Attach {
+            container,
+            no_stdin,
+            detach_keys,
+            sig_proxy,
+        }) => {
+            let o = husk_engine::AttachOptions {
+                stdin: !no_stdin,
+                detach_keys,
+                sig_proxy,
+            };
+            attach_end(e.attach_to(&container, &o)?)
         }
         Cmd::Ctr(ContainerOp::Logs {
             follow,
@@ -290,7 +299,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(InspectType::Container),
             format.as_deref(),
         ),
-        Cmd::Ctr(ContainerOp::Start { containers }) => each(&containers, |c| e.start(c)),
+        Cmd::Ctr(ContainerOp::Start {
+            attach: true,
+            interactive,
+            detach_keys,
+            containers,
+        }) => {
+            let [c] = &containers[..] else {
+                return Err("start -a: one container at a time".into());
+            };
+            let o = husk_engine::AttachOptions {
+                stdin: interactive,
+                detach_keys,
+                sig_proxy: true,
+            };
+            attach_end(e.start_attached(c, &o)?)
+        }
+        Cmd::Ctr(ContainerOp::Start { containers, .. }) => each(&containers, |c| e.start(c)),
         Cmd::Ctr(ContainerOp::Restart { time, containers }) => each(&containers, |c| {
             e.stop(c, Duration::from_secs(time))?;
             e.start(c)
@@ -818,6 +843,14 @@ fn print_log_line(timestamps: bool) -> impl FnMut(husk_engine::LogLine) {
             let mut o = std::io::stdout().lock();
             write!(o, "{prefix}{}", l.text).and_then(|_| o.flush())
         };
+    }
+}
+
+/// Exit as an attach ended: with the container's code, or 0 when detached from it.
+fn attach_end(end: husk_engine::AttachEnd) -> ! {
+    match end {
+        husk_engine::AttachEnd::Exited(code) => std::process::exit(code.clamp(0, 255) as i32),
+        husk_engine::AttachEnd::Detached => std::process::exit(0),
     }
 }
 
