@@ -260,6 +260,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         r.meta["monitor_pid"] = monitor.into();
         r.meta["runner"] = crate::record::runner(monitor);
         r.meta["started"] = husk_oci::time::rfc3339_now().into();
+        r.meta["oom_killed"] = false.into();
         let _ = r.save();
         crate::health::reset(dir, &r);
         crate::events::container(crate::events::root_of(dir), &r, "start", &[]);
@@ -309,9 +310,11 @@ fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()
 /// delete its runtime state, then either decide to start it again (true) or clean up and
 /// record the end.
 fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
+    // Read before release deletes the cgroup that counts it.
+    let oom = Container::load(&state_root(), id).is_ok_and(|c| oom_killed(&c));
     let deleted = release(dir, id);
     if error.is_none() {
-        died(dir, code);
+        died(dir, code, oom);
     }
     // `husk stop` marks the container so that its policy does not bring it back.
     let stopping = || Record::load(dir).map_or(true, |r| r.meta["stopping"] == true);
@@ -336,9 +339,25 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
     false
 }
 
-/// The "die" event of the container in `dir`, which exited with `code`.
-fn died(dir: &Path, code: i32) {
-    if let Ok(r) = Record::load(dir) {
+/// Whether the kernel's OOM killer killed a process of the container (its memory
+/// cgroup's oom_kill counter, read before the cgroup goes): docker's State.OOMKilled. Any
+/// process counts, not only init, as in docker (which learns it from the OOM event).
+pub(crate) fn oom_killed(c: &Container) -> bool {
+    c.cgroup_path()
+        .and_then(|p| husk_cgroups::manager(p).ok())
+        .and_then(|m| m.stats().ok())
+        .is_some_and(|s| s.memory.oom_kill > 0)
+}
+
+/// The end of a run as events and State: "oom" (when `oom`, which the record keeps for
+/// inspect's OOMKilled), then "die" with `code`, for the container in `dir`.
+fn died(dir: &Path, code: i32, oom: bool) {
+    if let Ok(mut r) = Record::load(dir) {
+        if oom {
+            r.meta["oom_killed"] = true.into();
+            let _ = r.save();
+            crate::events::container(crate::events::root_of(dir), &r, "oom", &[]);
+        }
         let code = code.to_string();
         crate::events::container(
             crate::events::root_of(dir),
@@ -409,13 +428,14 @@ pub(crate) fn settle_orphan(r: &Record, signalled: Option<i32>) -> bool {
         .as_ref()
         .and_then(Container::unreaped_exit_code)
         .or(signalled.map(|s| 128 + s));
+    let oom = c.as_ref().is_some_and(oom_killed);
     let released = release(&r.dir, &r.id);
     let unknown = "its monitor died before it: the exit status is unknown".to_string();
     let error = match code {
         Some(_) => released.err(),
         None => Some(unknown),
     };
-    died(&r.dir, code.unwrap_or(-1));
+    died(&r.dir, code.unwrap_or(-1), oom);
     record_end(&r.dir, code.unwrap_or(-1), r.meta["remove"] == true, error);
     true
 }

@@ -510,6 +510,11 @@ impl Engine {
             None => c.wait().map_err(Error::from),
         };
         attach::stop_forwarding();
+        let oom = crate::monitor::oom_killed(&c);
+        if oom {
+            meta["oom_killed"] = true.into();
+            crate::events::emit(&self.root, "container", "oom", &id, &attrs);
+        }
         let deleted = c.delete(true);
         crate::network::stop_slirp(&dir);
         let code = waited?;

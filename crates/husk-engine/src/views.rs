@@ -1037,7 +1037,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             running: l.status == "running" || l.status == "paused",
             paused: l.status == "paused",
             restarting: false,
-            oom_killed: false,
+            oom_killed: m["oom_killed"] == true,
             dead: false,
             pid: l.pid,
             exit_code: exit_code.unwrap_or(0),

@@ -261,3 +261,65 @@ fn health_checks_run_by_the_monitor_and_on_demand() {
     husk_ok(root, &["rm", "-f", "h1", "h2", "h3", "h4"]);
     assert!(containers(root).is_empty());
 }
+
+/// A container whose memory cgroup OOM-kills a process shows OOMKilled and an "oom"
+/// event, foreground or detached; one that did not, not.
+#[test]
+fn oom_kills_are_reported() {
+    let s = setup("oom");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+    // The shell keeps 100 MB in a variable: far past the 10 MiB limit (no swap here, and
+    // --memory-swap keeps it so elsewhere).
+    let hog = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived";
+    let limits = [
+        "--network",
+        "none",
+        "-u",
+        "0",
+        "--memory",
+        "10m",
+        "--memory-swap",
+        "10m",
+    ];
+    let args = [
+        &["run", "--name", "fg"][..],
+        &limits,
+        &[image.as_str(), hog],
+    ]
+    .concat();
+    let (code, o, err) = out(root, &args);
+    assert_eq!((code, o.as_str()), (137, ""), "{err}");
+    assert_eq!(inspect(root, "fg")["State"]["OOMKilled"], true);
+
+    let args = [
+        &["run", "-d", "--name", "bg"][..],
+        &limits,
+        &[image.as_str(), hog],
+    ]
+    .concat();
+    husk_ok(root, &args);
+    assert_eq!(husk_ok(root, &["wait", "bg"]).trim(), "137");
+    assert_eq!(inspect(root, "bg")["State"]["OOMKilled"], true);
+
+    husk_ok(
+        root,
+        &["run", "--name", "ok", "--network", "none", &image, "true"],
+    );
+    assert_eq!(inspect(root, "ok")["State"]["OOMKilled"], false);
+
+    let events = husk_ok(
+        root,
+        &[
+            "events",
+            "--until",
+            "0s",
+            "--filter",
+            "event=oom",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ],
+    );
+    assert_eq!(events, "fg\nbg\n");
+    husk_ok(root, &["rm", "fg", "bg", "ok"]);
+}
