@@ -11,6 +11,7 @@ use crate::network::Network;
 use crate::spec_from_image;
 use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
 use crate::volumes::flags::{self as mount_flags, MountRequest, VolumeMount};
+use crate::writable::{StorageOptions, WritableLayer};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,8 @@ pub struct RunOptions {
     pub health: HealthOptions,
     /// `--pod`: join this pod's network, IPC and UTS namespaces (crate::pod).
     pub pod: Option<String>,
+    /// --storage-opt, --rootfs-tmpfs (writable.rs).
+    pub storage: StorageOptions,
 }
 
 impl RunOptions {
@@ -107,6 +110,7 @@ impl RunOptions {
             host: HostOptions::default(),
             health: HealthOptions::default(),
             pod: None,
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -244,6 +248,8 @@ pub struct ContainerConfig {
     pub health: HealthOverrides,
     /// The pod to join (name, id or id prefix).
     pub pod: Option<String>,
+    /// Where the container's writes go: a size-limited layer, or a tmpfs.
+    pub writable: WritableLayer,
 }
 
 impl ContainerConfig {
@@ -406,6 +412,7 @@ impl ContainerConfig {
             host,
             health: HealthOverrides::validate(&o.health)?,
             pod: o.pod.clone(),
+            writable: WritableLayer::validate(&o.storage)?,
         })
     }
 }

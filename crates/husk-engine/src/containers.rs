@@ -184,7 +184,12 @@ impl Engine {
         // Us until the new monitor takes over: the dead one must not look like an orphan.
         r.meta["runner"] = crate::record::runner(std::process::id() as i32);
         r.save()?;
-        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?;
+        let writable = crate::writable::WritableLayer::from_json(&r.meta["writable"]);
+        crate::writable::prepare_again(&r.dir, &r.id, writable)?;
+        let overlay = {
+            let _caps = crate::writable::without_sys_resource(writable);
+            crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?
+        };
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),
@@ -445,6 +450,7 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     }
     crate::network::stop_slirp(&r.dir);
     crate::rootfs::unmount_leftover(&r.dir)?;
+    crate::writable::release(&r.dir);
     match std::fs::remove_dir_all(&r.dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -158,6 +158,8 @@ pub enum Error {
     #[error(transparent)]
     Health(#[from] crate::health::HealthError),
     #[error(transparent)]
+    Writable(#[from] crate::writable::WritableError),
+    #[error(transparent)]
     AttachSocket(#[from] crate::attach_socket::AttachSocketError),
     #[error(transparent)]
     Images(#[from] ImageError),

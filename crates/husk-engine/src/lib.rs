@@ -68,6 +68,7 @@ pub mod system;
 pub mod userns;
 pub mod views;
 pub mod volumes;
+pub mod writable;
 
 pub use attach_socket::{AttachEnd, AttachOptions};
 pub use changes::{Change, ChangeKind};
@@ -85,6 +86,7 @@ pub use network::Network;
 pub use pod::{PodOptions, PodSummary};
 pub use run::RunOutcome;
 pub use views::{ContainerFilter, ContainerInspect, ImageInspect, PsOptions};
+pub use writable::{StorageOptions, WritableLayer};
 
 /// Prepare this process to run containers; call it first in `main()`, while the process is
 /// still single-threaded:

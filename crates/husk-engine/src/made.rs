@@ -33,6 +33,7 @@ impl Drop for Made {
             let _ = o.unmount();
         }
         if !self.keep_dir {
+            crate::writable::release(&self.dir);
             let _ = std::fs::remove_dir_all(&self.dir);
             // The caller may hold the names lock (a run failing before its record is
             // written): volume removal here does not take it again.

@@ -385,6 +385,7 @@ pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>)
     let _ = crate::rootfs::unmount_leftover(dir);
     if rm {
         let r = Record::load(dir);
+        crate::writable::release(dir);
         let _ = std::fs::remove_dir_all(dir);
         if let Ok(r) = r {
             let root = crate::events::root_of(dir);

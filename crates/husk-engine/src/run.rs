@@ -265,7 +265,11 @@ impl Engine {
             keep_dir: false,
             volumes: Vec::new(),
         };
-        let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
+        crate::writable::prepare(&dir, &id, a.writable)?;
+        let ov = {
+            let _caps = crate::writable::without_sys_resource(a.writable);
+            rootfs::prepare(&dir, &store, &rec, &*self.warn)?
+        };
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
         etc_files::write(
@@ -437,6 +441,7 @@ impl Engine {
             "init": a.init,
             "cap_add": a.added_caps,
             "healthcheck": healthcheck,
+            "writable": a.writable.to_json(),
         });
         if create_only {
             // No runner to die: nothing for settle_orphan to settle until `start`.

@@ -767,6 +767,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub health: Box<HealthFlags>,
     #[command(flatten)]
+    pub storage: Box<StorageFlags>,
+    #[command(flatten)]
     pub reg: Box<RegistryArgs>,
     /// Image name, id or id prefix (pulled when not in the store)
     pub image: String,
@@ -963,6 +965,19 @@ pub enum HealthcheckCmd {
         /// Container name, id or id prefix
         container: String,
     },
+}
+
+/// Limits of the container's writable layer (boxed as [`MoreRunArgs`]).
+#[derive(Args)]
+pub struct StorageFlags {
+    /// size=SIZE: limit what the container writes to its root filesystem (a project quota:
+    /// the store on xfs, or ext4 with project quotas, mounted with prjquota)
+    #[arg(long, value_name = "size=SIZE")]
+    pub storage_opt: Vec<String>,
+    /// Keep the container's writable layer on a tmpfs of SIZE: nothing it writes to its
+    /// root filesystem touches the disk (lost when the machine restarts)
+    #[arg(long, value_name = "SIZE")]
+    pub rootfs_tmpfs: Option<String>,
 }
 
 /// Health checks (boxed as [`MoreRunArgs`]).

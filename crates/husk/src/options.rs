@@ -2,7 +2,9 @@
 //! definitions build without the engine: build.rs makes the man pages from them).
 
 use crate::cli::{HealthFlags, HostFlags, ProcessFlags, RegistryArgs, RunArgs};
-use husk_engine::{HealthOptions, HostOptions, ProcessOptions, RegistryOptions, RunOptions};
+use husk_engine::{
+    HealthOptions, HostOptions, ProcessOptions, RegistryOptions, RunOptions, StorageOptions,
+};
 
 impl From<RegistryArgs> for RegistryOptions {
     fn from(a: RegistryArgs) -> RegistryOptions {
@@ -60,6 +62,10 @@ impl From<RunArgs> for RunOptions {
             registry: (*a.reg).into(),
             host: (*a.host).into(),
             health: (*a.health).into(),
+            storage: StorageOptions {
+                storage_opts: a.storage.storage_opt,
+                rootfs_tmpfs: a.storage.rootfs_tmpfs,
+            },
         }
     }
 }
