@@ -13,6 +13,8 @@
 #   VMTEST_TEST_ARGS  arguments for every test binary (default: none)
 #   VMTEST_MEM        guest memory in MiB (default 1024)
 #   VMTEST_VERBOSE=1  show kernel messages (drops "quiet")
+#   VMTEST_APPEND     extra kernel command line (e.g. "apparmor=1 security=apparmor")
+#   VMTEST_ENV        NAME=VALUE words exported to the test binaries
 #   VMTEST_FILES      extra host files (absolute paths, space-separated) copied to the same
 #                     path in the guest with their shared libraries, e.g. a binary whose path
 #                     a test has compiled in (CARGO_BIN_EXE_*)
@@ -122,6 +124,9 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp RUST_BACKTRACE=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# AppArmor's interface (and the LSM list) live in securityfs.
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true
+export ${VMTEST_ENV:-}
 # The root is already a tmpfs: no tmpfs over /tmp, which would hide VMTEST_FILES placed
 # there (a checkout under /tmp puts the binaries the tests exec there).
 chmod 1777 /tmp
@@ -131,7 +136,7 @@ for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
 done
 [ -f /lib/modules/overlay.ko ] && insmod /lib/modules/overlay.ko
 grep -q overlay /proc/filesystems && ovl=yes || ovl=no
-echo "vmtest: kernel \$(uname -r), overlay: \$ovl, cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
+echo "vmtest: kernel \$(uname -r), overlay: \$ovl, LSMs: \$(cat /sys/kernel/security/lsm 2>/dev/null), cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
 fail=0
 for t in /tests/*; do
 	echo "vmtest: running \$t"
@@ -158,7 +163,7 @@ initrd="$cache/initrd.cpio.gz"
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
 
 # ---- boot --------------------------------------------------------------------------
-append="console=ttyS0 panic=-1"
+append="console=ttyS0 panic=-1 ${VMTEST_APPEND:-}"
 [ "${VMTEST_VERBOSE:-0}" = 1 ] || append="$append quiet"
 log="$cache/last-run.log"
 echo "vmtest: booting $(basename "$vmlinuz") with $# test binar$([ $# = 1 ] && echo y || echo ies); log in $log" >&2

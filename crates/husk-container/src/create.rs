@@ -97,11 +97,8 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     )?;
     let plan = NamespacePlan::from_spec(&bundle.spec)?;
     // A label the host cannot enforce must not silently run the container unconfined.
-    crate::lsm::check(
-        &crate::lsm::Labels::from_spec(&bundle.spec),
-        &crate::lsm::active(Path::new("/sys/kernel/security/lsm")),
-    )
-    .map_err(Error::InvalidConfig)?;
+    crate::lsm::check_process(&crate::lsm::Labels::from_spec(&bundle.spec))
+        .map_err(Error::InvalidConfig)?;
     // Connect to the console socket before anything is made, so a bad path costs nothing.
     let console = match &opts.console_socket {
         Some(p) => Some(crate::console::connect(p).ctx("connecting to console socket", p)?),

@@ -2,11 +2,21 @@
 //! `linux.mountLabel`).
 //!
 //! A label that cannot be applied must fail `create`: running the container unconfined
-//! while its config asks for confinement is a silent security downgrade. What would be
-//! written is computed by pure functions (`exec_label_writes`, `mount_label_option`) so unit
-//! tests check it exactly; applying is one write per entry, done by the caller.
+//! while its config asks for confinement is a silent security downgrade. So the main
+//! process refuses, before anything is made, a label of an LSM the kernel does not run and
+//! an AppArmor profile the kernel has not loaded ([`check_process`]); init (and an `exec`'s
+//! process) then writes the label for its execve as root, before it drops privileges and
+//! installs its seccomp filter, as runc does ([`apply_exec_labels`]). What is written is
+//! computed by pure functions (`exec_label_writes`, `mount_label_option`) so unit tests
+//! check it exactly; the AppArmor part is tested for real in the VM (vmtest/, with
+//! `apparmor=1`).
 
 use std::path::Path;
+
+/// Where the kernel lists its active LSMs.
+pub const LSM_FILE: &str = "/sys/kernel/security/lsm";
+/// Every AppArmor profile the kernel has loaded, one `NAME (MODE)` a line.
+pub const APPARMOR_PROFILES: &str = "/sys/kernel/security/apparmor/profiles";
 
 /// The LSMs the running kernel has active (`/sys/kernel/security/lsm`; empty when
 /// securityfs is missing).
@@ -27,16 +37,73 @@ pub struct Labels {
     pub mount: Option<String>,
 }
 
+fn nonempty(s: Option<&String>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).cloned()
+}
+
 impl Labels {
     pub fn from_spec(spec: &oci_spec::runtime::Spec) -> Labels {
         let p = spec.process().as_ref();
-        let nonempty = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned();
         Labels {
-            apparmor: nonempty(p.and_then(|p| p.apparmor_profile().as_ref())),
-            selinux: nonempty(p.and_then(|p| p.selinux_label().as_ref())),
             mount: nonempty(spec.linux().as_ref().and_then(|l| l.mount_label().as_ref())),
+            ..p.map(Labels::of_process).unwrap_or_default()
         }
     }
+
+    /// The labels of one process (no mount label: that belongs to the container).
+    pub fn of_process(p: &oci_spec::runtime::Process) -> Labels {
+        Labels {
+            apparmor: nonempty(p.apparmor_profile().as_ref()),
+            selinux: nonempty(p.selinux_label().as_ref()),
+            mount: None,
+        }
+    }
+}
+
+/// Refuse an AppArmor profile that is not loaded (`profiles`: the kernel's list, see
+/// [`APPARMOR_PROFILES`]); "unconfined" always exists.
+pub fn check_apparmor_profile(profile: &str, profiles: &str) -> Result<(), String> {
+    let loaded = profiles
+        .lines()
+        .filter_map(|l| l.rsplit_once(" ("))
+        .any(|(name, _)| name == profile);
+    if profile == "unconfined" || loaded {
+        return Ok(());
+    }
+    Err(format!(
+        "process.apparmorProfile {profile:?} is not loaded in the kernel \
+         (load it with apparmor_parser; {APPARMOR_PROFILES} lists what is)"
+    ))
+}
+
+/// Everything [`check`] refuses on this host, and an AppArmor profile it has not loaded.
+pub fn check_process(labels: &Labels) -> Result<(), String> {
+    check(labels, &active(Path::new(LSM_FILE)))?;
+    if let Some(p) = &labels.apparmor {
+        let profiles = std::fs::read_to_string(APPARMOR_PROFILES)
+            .map_err(|e| format!("reading {APPARMOR_PROFILES}: {e}"))?;
+        check_apparmor_profile(p, &profiles)?;
+    }
+    Ok(())
+}
+
+/// Label the next execve of the calling thread (in init or an exec's process, through the
+/// container's /proc, while still root). The AppArmor profile comes into force at execve,
+/// so the runtime's own remaining steps are not confined by it.
+pub fn apply_exec_labels(labels: &Labels) -> Result<(), crate::process::SetupError> {
+    let stacked = Path::new("/proc/thread-self/attr/apparmor").exists();
+    for (file, data) in exec_label_writes(labels, stacked) {
+        crate::sys::write_file(Path::new(&file), &data).map_err(|e| {
+            crate::process::SetupError::new(
+                format!(
+                    "applying the label {:?} ({file})",
+                    String::from_utf8_lossy(&data)
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Refuse labels the host cannot enforce, as one line naming the field.
@@ -123,6 +190,17 @@ mod tests {
             mount_label_option("system_u:object_r:container_file_t:s0"),
             "context=\"system_u:object_r:container_file_t:s0\""
         );
+    }
+
+    #[test]
+    fn only_loaded_profiles_pass() {
+        let profiles = "husk-default (enforce)\n/usr/bin/man (complain)\nmy profile (enforce)\n";
+        assert!(check_apparmor_profile("husk-default", profiles).is_ok());
+        assert!(check_apparmor_profile("/usr/bin/man", profiles).is_ok());
+        assert!(check_apparmor_profile("my profile", profiles).is_ok());
+        assert!(check_apparmor_profile("unconfined", "").is_ok());
+        let e = check_apparmor_profile("husk", profiles).unwrap_err();
+        assert!(e.contains("\"husk\" is not loaded"), "{e}");
     }
 
     #[test]

@@ -242,16 +242,7 @@ impl TenantContainerBuilder {
                 "process.terminal is true but no console socket was given".into(),
             ));
         }
-        for (what, set) in [
-            ("apparmorProfile", p.apparmor_profile().is_some()),
-            ("selinuxLabel", p.selinux_label().is_some()),
-        ] {
-            if set {
-                return Err(Error::InvalidConfig(format!(
-                    "process.{what} is set but no LSM is active on this host"
-                )));
-            }
-        }
+        // Labels are checked against the running kernel by `build_with_warnings`.
         Ok(p)
     }
 
@@ -283,6 +274,9 @@ impl TenantContainerBuilder {
             s => return Err(c.wrong_state(s, "cannot exec in a stopped container")),
         }
         let process = self.resolve_process(&c, warn)?;
+        // As at create: a label the host cannot apply fails here, before anything starts.
+        crate::lsm::check_process(&crate::lsm::Labels::of_process(&process))
+            .map_err(Error::InvalidConfig)?;
         // The container's seccomp filter applies to every process in it (as in runc).
         let seccomp = c
             .config()?
@@ -680,6 +674,7 @@ fn setup_tenant<'a>(
         listener,
     )?;
     let env = finish::env_with_home(process);
+    crate::lsm::apply_exec_labels(&crate::lsm::Labels::of_process(process))?;
     finish::apply_identity(process, cfg.set_groups)?;
     finish::prepare_exec(process.args().as_deref().unwrap_or_default(), &env).map(|p| (p, filter))
 }

@@ -86,14 +86,6 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
         msg: format!("exec {id}: {e}"),
         code: 255,
     };
-    if a.process_label.is_some() || a.apparmor.is_some() {
-        let flag = if a.apparmor.is_some() {
-            "--apparmor"
-        } else {
-            "--process-label"
-        };
-        return Err(fail(format!("{flag}: no LSM is active on this host")));
-    }
     let subs = parse_cgroup_flags(&a.cgroup).map_err(fail)?;
     let mut b = ContainerBuilder::new(id.clone())
         .root_path(root)
@@ -123,6 +115,14 @@ pub fn exec(root: &Path, a: &ExecArgs, log: &mut Logger) -> Result<i32, Failure>
             p
         }
     };
+    // runc: the flags override the process's labels, given by -p or taken from config.json.
+    // A label the host cannot apply is refused by the library, before anything starts.
+    if let Some(p) = &a.apparmor {
+        proc_.set_apparmor_profile(Some(p.clone()));
+    }
+    if let Some(l) = &a.process_label {
+        proc_.set_selinux_label(Some(l.clone()));
+    }
     // A terminal without --console-socket, in the foreground: we are the terminal's other end.
     let tty = proc_.terminal().unwrap_or(false);
     let console = (tty && !a.detach && a.console_socket.is_none())

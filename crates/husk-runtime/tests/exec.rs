@@ -417,10 +417,15 @@ fn bad_executable_is_one_line_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&ctx.id));
     let out = exec(&ctx, &["--cwd", "/nonexistent", &ctx.id, "true"]);
     assert_one_line_error(&out, "/nonexistent");
+    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    assert!(
+        !lsms.contains("apparmor") && !lsms.contains("selinux"),
+        "{lsms}"
+    );
     let out = exec(&ctx, &["--apparmor", "p", &ctx.id, "true"]);
-    assert_one_line_error(&out, "no LSM is active");
+    assert_one_line_error(&out, "apparmor is not an active LSM");
     let out = exec(&ctx, &["--process-label", "l", &ctx.id, "true"]);
-    assert_one_line_error(&out, "no LSM is active");
+    assert_one_line_error(&out, "selinux is not an active LSM");
     assert_eq!(ctx.status(), "running");
     finish(ctx);
 }

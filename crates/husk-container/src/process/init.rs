@@ -267,6 +267,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
     let set_groups = !plan.in_userns()
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow");
     let env = finish::env_with_home(process);
+    crate::lsm::apply_exec_labels(&crate::lsm::Labels::of_process(process))?;
     finish::apply_identity(process, set_groups)?;
 
     finish::prepare_exec(process.args().as_deref().unwrap_or_default(), &env)
