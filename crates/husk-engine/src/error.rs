@@ -165,6 +165,8 @@ pub enum Error {
     Images(#[from] ImageError),
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     /// From the image store or a registry.
     #[error(transparent)]
     Image(#[from] husk_image::Error),
@@ -196,6 +198,7 @@ impl Error {
         match self.root() {
             Error::Runtime(e) => crate::exit_status::of_runtime(e),
             Error::Monitor(crate::monitor::MonitorError::Start { status, .. }) => *status,
+            Error::Build(b) => b.exit_code(),
             _ => crate::exit_status::ENGINE,
         }
     }

@@ -12,6 +12,7 @@
 //!
 //! Modules, each one concern, dependencies pointing down this list (none in a circle):
 //!
+//! - [`build`]: `husk build`, images from a Containerfile (parser, cache, steps);
 //! - [`views`]: docker's layout of containers, images and volumes (inspect, ps, images,
 //!   stats, version, info), for any front end;
 //! - [`run`], [`containers`], [`exec`], [`copy`], [`changes`], [`export`], [`images`],

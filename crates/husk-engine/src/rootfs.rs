@@ -115,8 +115,8 @@ fn overlay_unusable(e: &RootfsError) -> bool {
 }
 
 /// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work; on failure the
-/// message and mount(2)'s errno.
-fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsError> {
+/// message and mount(2)'s errno. (Also a build step's filesystem: build/work.rs.)
+pub(crate) fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsError> {
     if lowers.is_empty() {
         return Err(RootfsError::NoLayers);
     }

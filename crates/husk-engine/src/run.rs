@@ -37,7 +37,7 @@ pub(crate) fn new_id() -> Result<String, IoError> {
 /// husk-container's build must run single-threaded (its children continue on copies of
 /// this stack). The pull's download threads are joined through a scope, which returns a
 /// moment before the OS threads are gone: wait for them to disappear.
-fn single_threaded() -> Result<()> {
+pub(crate) fn single_threaded() -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let n = std::fs::read_dir("/proc/self/task")

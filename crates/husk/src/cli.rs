@@ -424,8 +424,11 @@ pub enum ContainerCmd {
 
 /// The commands on images, at the top level (`husk pull`) and under `husk image` (`husk
 /// image pull`).
+#[allow(clippy::large_enum_variant)] // as Cmd: parsed once
 #[derive(Subcommand)]
 pub enum ImageOp {
+    /// Build an image from a Containerfile (or Dockerfile) and a context directory
+    Build(BuildArgs),
     /// Show how an image was made: its config's history, newest first
     History {
         /// Image name, id or id prefix
@@ -623,6 +626,7 @@ pub struct ListArgs {
     pub no_trunc: bool,
 }
 
+#[allow(clippy::large_enum_variant)] // as Cmd
 #[derive(Subcommand)]
 pub enum ImageCmd {
     #[command(flatten)]
@@ -1086,4 +1090,56 @@ mod tests {
             .to_string();
         assert!(!help.contains("--root"), "{help}");
     }
+}
+
+/// `husk build`: buildah's and docker's flags.
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The build context: the directory COPY and ADD read from
+    pub context: PathBuf,
+    /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile); - for stdin
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Name the image [REGISTRY/]REPOSITORY[:TAG] (repeatable)
+    #[arg(short, long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// An ARG's value, KEY=VALUE (KEY alone: from the environment) (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub build_arg: Vec<String>,
+    /// Build up to this stage (name or index; default: the last)
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Build every step again, without the cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Base images: pull always, when missing (default) or never
+    #[arg(long, default_value = "missing", value_name = "POLICY")]
+    pub pull: String,
+    /// os/arch[/variant] of the base images
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A label on the image, KEY=VALUE (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// RUN's network: none (default) or host
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// A secret for RUN --mount=type=secret: id=ID,src=PATH (repeatable)
+    #[arg(long, value_name = "id=ID,src=PATH")]
+    pub secret: Vec<String>,
+    /// Write the image id to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Seconds since the epoch for every time in the image (default: $SOURCE_DATE_EPOCH):
+    /// the same inputs then give the same image digest
+    #[arg(long, value_name = "SECONDS")]
+    pub timestamp: Option<i64>,
+    /// Layer compression: gzip (default) or zstd
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    #[command(flatten)]
+    pub reg: RegistryArgs,
 }

@@ -34,7 +34,7 @@ fn main() {
     // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
     let failed = match cli::subcommand(&args) {
         // `healthcheck run` keeps 1 for a failed check (podman's codes).
-        Some("run" | "exec" | "create" | "healthcheck") => EXIT_ENGINE,
+        Some("run" | "exec" | "create" | "healthcheck" | "build") => EXIT_ENGINE,
         _ => 1,
     };
     // `husk images | head -1`: a closed stdout ends husk quietly, as it ends any Unix
@@ -60,7 +60,7 @@ fn main() {
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
     // husk_container::selfexe), so no container can write the host's copy.
     if args.iter().skip(1).any(|a| {
-        ["run", "exec", "start", "restart", "healthcheck"]
+        ["run", "exec", "start", "restart", "healthcheck", "build"]
             .iter()
             .any(|c| a.as_os_str() == *c)
     }) {
@@ -88,6 +88,10 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         match e.downcast_ref::<husk_engine::Error>() {
+            // A build's failed RUN exits with the command's status (as buildah).
+            Some(e) if cli::subcommand(&args) == Some("build") => {
+                fail_with(&with_hint(e), e.exit_code())
+            }
             Some(e) => fail_with(&with_hint(e), failed),
             None => fail_with(&e.to_string(), failed),
         }
@@ -444,6 +448,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 &Format::parse(format.as_deref(), HISTORY_TABLE),
                 HISTORY_HEADERS,
             )?)
+        }
+        Cmd::Img(ImageOp::Build(a)) => {
+            let stdin_file = if a.file.as_deref() == Some("-") {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                    .map_err(|err| format!("build: reading the Containerfile from stdin: {err}"))?;
+                Some(t)
+            } else {
+                None
+            };
+            let o = options::build_options(a, stdin_file).map_err(|m| format!("build: {m}"))?;
+            let mut out = std::io::stdout();
+            let done = e.build(&o, &mut out)?;
+            println!(
+                "{}",
+                if o.quiet {
+                    done.id.to_string()
+                } else {
+                    done.id.hex().to_string()
+                }
+            );
+            Ok(())
         }
         Cmd::Img(ImageOp::Import {
             file,

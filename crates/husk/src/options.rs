@@ -150,3 +150,82 @@ pub fn commit(
         timestamp,
     })
 }
+
+/// `husk build`'s flags as the engine's [`husk_engine::build::BuildOptions`]; a bad value
+/// is one line naming the flag. `stdin_file`: the Containerfile read from stdin (`-f -`).
+pub fn build_options(
+    a: crate::cli::BuildArgs,
+    stdin_file: Option<String>,
+) -> Result<husk_engine::build::BuildOptions, String> {
+    use husk_engine::build::{parse_secret, BuildOptions, RunNetwork};
+    use husk_engine::PullPolicy;
+    let mut build_args = std::collections::BTreeMap::new();
+    for b in &a.build_arg {
+        match b.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            // KEY alone: the environment's value, or nothing when it is unset (as docker).
+            None => {
+                if let Ok(v) = std::env::var(b) {
+                    build_args.insert(b.clone(), v);
+                }
+            }
+        }
+    }
+    let mut labels = Vec::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            return Err(format!("--label {l:?}: expected KEY=VALUE"));
+        }
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let mut secrets = std::collections::BTreeMap::new();
+    for s in &a.secret {
+        let (id, src) = parse_secret(s).map_err(|e| e.to_string())?;
+        secrets.insert(id, src);
+    }
+    let timestamp = match a.timestamp {
+        Some(t) => Some(t),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) if !v.is_empty() => Some(
+                v.parse()
+                    .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?}: not a number of seconds"))?,
+            ),
+            _ => None,
+        },
+    };
+    Ok(BuildOptions {
+        context: a.context,
+        file: a.file.filter(|f| f != "-").map(Into::into),
+        file_text: stdin_file,
+        tags: a.tags,
+        build_args,
+        target: a.target,
+        no_cache: a.no_cache,
+        pull: match a.pull.as_str() {
+            "always" | "true" => PullPolicy::Always,
+            "missing" => PullPolicy::Missing,
+            "never" | "false" => PullPolicy::Never,
+            p => return Err(format!("--pull {p:?}: always, missing or never")),
+        },
+        platform: a.platform,
+        labels,
+        network: match a.network.as_str() {
+            "none" => RunNetwork::None,
+            "host" => RunNetwork::Host,
+            n => return Err(format!("--network {n:?}: none or host")),
+        },
+        secrets,
+        iidfile: a.iidfile,
+        quiet: a.quiet,
+        timestamp,
+        zstd: match a.compression.as_str() {
+            "gzip" => false,
+            "zstd" => true,
+            c => return Err(format!("--compression {c:?}: gzip or zstd")),
+        },
+        registry: a.reg.into(),
+    })
+}

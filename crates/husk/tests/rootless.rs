@@ -625,3 +625,44 @@ fn volumes_and_mount_as_an_ordinary_user() {
     assert!(!data.exists());
     r.assert_nothing_left();
 }
+
+#[test]
+fn build_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "build");
+    // The base image from a tar in the user's home; a context they own.
+    let base = r.home.join("bb.tar");
+    std::fs::write(&base, busybox_base_layer()).unwrap();
+    let ctx = r.home.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("f"), "copied\n").unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM localhost/bb\nCOPY --chown=1000:1000 f /f\n\
+         RUN echo ran > /r && chown 1000:1000 /r && rm /etc/remove-me\nCMD [\"cat\", \"/f\"]\n",
+    )
+    .unwrap();
+    for p in [&base, &ctx, &ctx.join("f"), &ctx.join("Containerfile")] {
+        std::os::unix::fs::chown(p, Some(r.user.uid), Some(r.user.gid)).unwrap();
+    }
+    r.ok(&["import", base.to_str().unwrap(), "localhost/bb"]);
+    let o = r.ok(&["build", "-t", "localhost/rl", ctx.to_str().unwrap()]);
+    let id = o.lines().last().unwrap().to_string();
+    let o = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/rl",
+        "sh",
+        "-c",
+        "cat /f /r; ls -ln /f /r | while read m l u g rest; do echo $u:$g; done; \
+         test -e /etc/remove-me || echo removed",
+    ]);
+    assert_eq!(o, "copied\nran\n1000:1000\n1000:1000\nremoved\n");
+    // Cached the second time, the same image.
+    let o = r.ok(&["build", "-t", "localhost/rl", ctx.to_str().unwrap()]);
+    assert_eq!(o.matches("Using cache").count(), 2, "{o}");
+    assert_eq!(o.lines().last().unwrap(), id);
+    r.assert_nothing_left();
+}
