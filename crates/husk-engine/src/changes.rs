@@ -8,8 +8,8 @@
 
 use crate::engine::Engine;
 use crate::error::{During, Result};
-use crate::os::IoContext;
 use crate::record::find;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -79,12 +79,12 @@ impl Engine {
         let rec = self.image_of(&store, &r)?;
         let lowers = crate::rootfs::layer_dirs(&store, &rec);
         let mut changes = Vec::new();
-        walk(&upper, Path::new("/"), &lowers, &mut changes)?;
+        walk(&upper, &lowers, &mut changes)?;
         Ok(without_mount_points(changes))
     }
 }
 
-/// An overlay whiteout: a character device 0:0.
+/// An overlay whiteout in a lower layer dir: a character device 0:0.
 fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
@@ -98,33 +98,58 @@ fn in_image(lowers: &[PathBuf], rel: &Path) -> bool {
         .is_some_and(|m| !is_whiteout(&m))
 }
 
-fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .ctx("reading", dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .ctx("reading", dir)?;
-    names.sort();
-    for n in names {
-        let (p, r) = (dir.join(&n), rel.join(&n));
-        // Not followed: a symlink is an entry like any other.
-        let m = std::fs::symlink_metadata(&p).ctx("reading", &p)?;
-        let kind = if is_whiteout(&m) {
-            ChangeKind::Deleted
-        } else if in_image(lowers, &r) {
-            ChangeKind::Changed
-        } else {
-            ChangeKind::Added
+/// The upper dir's changes, read with the layer writer's walk (`husk_image::layer`), so
+/// that `diff` shows what `commit` would write: whiteouts `D`, the rest `A` or `C` by
+/// whether the image has the path; what the image has in a directory made opaque (deleted
+/// and made again) and the upper dir does not is `D` too.
+fn walk(upper: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
+    use husk_image::layer::{overlay_xattr_prefix, walk_upper, UpperKind};
+    let abs = |rel: &[u8]| Path::new("/").join(std::ffi::OsStr::from_bytes(rel));
+    walk_upper(upper, &[], overlay_xattr_prefix(), &mut |e| {
+        let path = abs(e.path);
+        let kind = match e.kind {
+            UpperKind::Whiteout => ChangeKind::Deleted,
+            _ if in_image(lowers, &path) => ChangeKind::Changed,
+            _ => ChangeKind::Added,
         };
         out.push(Change {
             kind,
-            path: r.display().to_string(),
+            path: path.display().to_string(),
         });
-        if m.is_dir() {
-            walk(&p, &r, lowers, out)?;
+        if let UpperKind::Dir { opaque: true } = e.kind {
+            out.extend(hidden_by_opaque(upper, lowers, &path));
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `D` for what the image has in `dir` that the upper dir, opaque there, does not.
+fn hidden_by_opaque(upper: &Path, lowers: &[PathBuf], dir: &Path) -> Vec<Change> {
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    let names = |d: &Path| -> std::collections::BTreeSet<std::ffi::OsString> {
+        std::fs::read_dir(d)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    let kept = names(&upper.join(rel));
+    let mut below = std::collections::BTreeSet::new();
+    for l in lowers {
+        below.extend(names(&l.join(rel)));
+        // an opaque dir in a layer hides the layers below it
+        if husk_image::layer::is_opaque_dir(&l.join(rel), husk_image::layer::overlay_xattr_prefix())
+        {
+            break;
         }
     }
-    Ok(())
+    below
+        .into_iter()
+        .filter(|n| !kept.contains(n) && in_image(lowers, &dir.join(n)))
+        .map(|n| Change {
+            kind: ChangeKind::Deleted,
+            path: dir.join(n).display().to_string(),
+        })
+        .collect()
 }
 
 /// `changes` less the runtime's mount points, and less the directories changed only to

@@ -20,9 +20,10 @@
 //! this host; `config` from the parent's with the changes; `rootfs.diff_ids` and `history`
 //! the parent's plus the steps'), an OCI manifest (the parent's layer descriptors — docker
 //! media types turned into their OCI names, same bytes — plus the new ones), stored and
-//! registered as any loaded image (`husk_image::archive::import`): the new layers are
-//! unpacked from their blobs into the store's layer dirs, so containers of the new image
-//! run on overlay like any other.
+//! registered as any loaded image (`husk_image::archive::import`). The new layers'
+//! dirs, which `store_layer` unpacked from the same tar stream, move into the store's
+//! `layers/` under their chain ids (a layer whose dir is gone is unpacked from its blob),
+//! so containers of the new image run on overlay like any other.
 //!
 //! Between the two calls a garbage collection (`image prune`) could remove a blob no image
 //! uses yet: a caller making several layers holds the store's lock across
@@ -496,6 +497,7 @@ impl Engine {
                 }))
             })
             .collect::<Result<_, CommitError>>()?;
+        let mut new_layers: Vec<&NewLayer> = Vec::new();
         for s in &img.steps {
             let mut h = Map::new();
             h.insert("created".into(), created.clone().into());
@@ -512,6 +514,7 @@ impl Engine {
                         return Err(CommitError::MissingBlob(l.digest.clone()).into());
                     }
                     diff_ids.push(l.diff_id.to_string().into());
+                    new_layers.push(l);
                     layers.push(json!({
                         "mediaType": l.media_type,
                         "digest": l.digest.to_string(),
@@ -542,13 +545,35 @@ impl Engine {
             "layers": layers,
         }))
         .expect("serializable");
-        let record = husk_image::archive::import(
-            &store,
-            &manifest,
-            husk_image::registry::MT_OCI_MANIFEST,
-            None,
-            &names,
-        )?;
+        // The layers store_layer unpacked on the way go into place under their chain ids;
+        // import unpacks the others (and any whose unpacked dir is gone) from their blobs.
+        let all_diff_ids: Vec<Digest> = parent_layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .chain(new_layers.iter().map(|l| l.diff_id.clone()))
+            .collect();
+        let chains = husk_image::digest::chain_ids(&all_diff_ids);
+        let adopted = new_layers
+            .iter()
+            .zip(&chains[parent_layers.len()..])
+            .try_for_each(|(l, chain)| {
+                husk_image::layer::adopt_unpacked(&store, l, chain).map(drop)
+            });
+        let record = adopted.and_then(|()| {
+            husk_image::archive::import(
+                &store,
+                &manifest,
+                husk_image::registry::MT_OCI_MANIFEST,
+                None,
+                &names,
+            )
+        });
+        if record.is_err() {
+            new_layers
+                .iter()
+                .for_each(|l| husk_image::layer::discard_unpacked(l));
+        }
+        let record = record?;
         for n in &names {
             crate::events::emit(
                 &self.root,

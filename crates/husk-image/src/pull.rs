@@ -247,10 +247,20 @@ where
 }
 
 /// Reads decompressed chunks produced by another thread.
-struct ChunkReader {
+pub(crate) struct ChunkReader {
     rx: Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(rx: Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
 }
 
 impl Read for ChunkReader {

@@ -180,6 +180,15 @@ fn commit_keeps_every_kind_of_change_and_is_reproducible() {
         "2023-11-14T22:13:20.000000000Z"
     );
 
+    // The layer dirs went into place from tmp/ (unpacked while the blobs were written).
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".unpacked") || n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
     // Errors: one line naming what failed.
     let (code, _, err) = out(root, &["commit", "nosuch", "local/n:1"]);
     assert_ne!(code, 0);

@@ -293,6 +293,38 @@ fn detached_exec_logs_stop_rm_as_an_ordinary_user() {
     r.assert_nothing_left();
 }
 
+/// `commit` in the user's namespace: the upper dir's markers are overlay's `user.*` ones
+/// (userxattr), owners are the namespace's; the new image runs with the changes.
+#[test]
+fn commit_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "commit");
+    let reg_setup = registry("commit");
+    let img = &reg_setup.image;
+    let script = "busybox rm /srv/new; busybox rm -r /opq; busybox mkdir /opq; \
+                  echo fresh > /opq/fresh; echo h > /srv/a; busybox ln /srv/a /srv/b; \
+                  busybox chown 1000:1000 /srv/a";
+    r.ok(&["run", "-u", "0", "--name", "c", img, script]);
+    let diff = r.ok(&["diff", "c"]);
+    for line in [
+        "D /srv/new",
+        "C /opq",
+        "D /opq/c",
+        "A /opq/fresh",
+        "A /srv/b",
+    ] {
+        assert!(diff.lines().any(|l| l == line), "{line}: {diff}");
+    }
+    let id = r.ok(&["commit", "c", "localhost/mine:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let check = "busybox ls /opq; [ -e /srv/new ] || echo new-gone; \
+                 busybox stat -c '%h %u' /srv/b";
+    let out = r.ok(&["run", "--rm", "-u", "0", "localhost/mine:1", check]);
+    assert_eq!(out, "fresh\nnew-gone\n2 1000\n");
+    r.ok(&["rm", "c"]);
+    r.assert_nothing_left();
+}
+
 #[test]
 fn interactive_terminal_as_an_ordinary_user() {
     let (u, _) = users();
