@@ -13,6 +13,7 @@ vmtest/cgroups.sh
 if [ -x vmtest/runtime.sh ]; then
   vmtest/runtime.sh
 fi
+vmtest/quota.sh
 # Fuzz what husk reads from bundles, registries, layers and its state dir (fuzz/): 20 s per
 # target keeps the nine targets within about 3 minutes.
 fuzz/run.sh 20

@@ -18,6 +18,8 @@
 #   VMTEST_FILES      extra host files (absolute paths, space-separated) copied to the same
 #                     path in the guest with their shared libraries, e.g. a binary whose path
 #                     a test has compiled in (CARGO_BIN_EXE_*)
+#   VMTEST_MODULES    kernel modules to load before the tests, in order (space-separated
+#                     names from the list kept in the cache below, e.g. "loop ext4")
 #
 # Needs: apt-get/apt-cache/dpkg (Debian), busybox-static, cpio, gzip, qemu-system-x86.
 set -eu
@@ -43,6 +45,13 @@ fi
 
 # ---- kernel: Debian's, unpacked once into the cache --------------------------------
 kdir="$cache/kernel"
+# The modules kept from the package: overlay for the runtime, and what the disk-quota test
+# needs (a loop device with ext4 and its quota format). A cache pruned with fewer is renewed.
+keep="overlay loop ext4 jbd2 mbcache crc16 crc32c_generic quota_tree quota_v2"
+if ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1 &&
+	! find "$kdir/lib/modules" -name 'quota_v2.ko*' | grep -q .; then
+	rm -rf "$kdir"
+fi
 if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
 		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
@@ -52,8 +61,12 @@ if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
 	mkdir -p "$cache/dl"
 	(cd "$cache/dl" && apt-get download "$pkg" >&2)
 	dpkg -x "$cache"/dl/*.deb "$kdir.tmp"
-	# keep the kernel image and the one module we load; drop the other ~400 MB
-	find "$kdir.tmp/lib/modules" -type f ! -name 'overlay.ko*' -delete
+	# keep the kernel image and the modules we load; drop the other ~400 MB
+	names=$(for m in $keep; do printf " ! -name %s.ko*" "$m"; done)
+	set -f # the patterns are find's, not the shell's
+	# shellcheck disable=SC2086 # $names is a list of find arguments
+	find "$kdir.tmp/lib/modules" -type f $names -delete
+	set +f
 	rm -rf "$kdir" "$cache/dl"
 	mv "$kdir.tmp" "$kdir"
 fi
@@ -95,13 +108,17 @@ for f in ${VMTEST_FILES:-}; do
 	copy_libs "$f"
 done
 
-# overlay is a module in Debian's kernel; the runtime's tests will want it
-ovl=$(find "$kdir/lib/modules" -name 'overlay.ko*' 2>/dev/null | head -n 1 || true)
-case "$ovl" in
-*.ko) cp "$ovl" "$stage/lib/modules/overlay.ko" ;;
-*.ko.xz) xz -dc "$ovl" >"$stage/lib/modules/overlay.ko" ;;
-*.ko.zst) zstd -dc "$ovl" >"$stage/lib/modules/overlay.ko" ;;
-esac
+# overlay is a module in Debian's kernel; the runtime's tests will want it (and the
+# VMTEST_MODULES asked for)
+for m in overlay ${VMTEST_MODULES:-}; do
+	ko=$(find "$kdir/lib/modules" -name "$m.ko*" 2>/dev/null | head -n 1 || true)
+	case "$ko" in
+	*.ko) cp "$ko" "$stage/lib/modules/$m.ko" ;;
+	*.ko.xz) xz -dc "$ko" >"$stage/lib/modules/$m.ko" ;;
+	*.ko.zst) zstd -dc "$ko" >"$stage/lib/modules/$m.ko" ;;
+	*) die "no module $m in the kernel package (add it to keep)" ;;
+	esac
+done
 
 echo "root:x:0:0:root:/tmp:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
@@ -135,6 +152,9 @@ for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
 	echo "+\$c" > /sys/fs/cgroup/cgroup.subtree_control || echo "vmtest: cannot enable \$c"
 done
 [ -f /lib/modules/overlay.ko ] && insmod /lib/modules/overlay.ko
+for m in ${VMTEST_MODULES:-}; do
+	insmod /lib/modules/\$m.ko || echo "vmtest: cannot load \$m"
+done
 grep -q overlay /proc/filesystems && ovl=yes || ovl=no
 echo "vmtest: kernel \$(uname -r), overlay: \$ovl, LSMs: \$(cat /sys/kernel/security/lsm 2>/dev/null), cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
 fail=0

@@ -186,10 +186,7 @@ impl Engine {
         r.save()?;
         let writable = crate::writable::WritableLayer::from_json(&r.meta["writable"]);
         crate::writable::prepare_again(&r.dir, &r.id, writable)?;
-        let overlay = {
-            let _caps = crate::writable::without_sys_resource(writable);
-            crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?
-        };
+        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?;
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),

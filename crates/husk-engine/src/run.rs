@@ -266,10 +266,7 @@ impl Engine {
             volumes: Vec::new(),
         };
         crate::writable::prepare(&dir, &id, a.writable)?;
-        let ov = {
-            let _caps = crate::writable::without_sys_resource(a.writable);
-            rootfs::prepare(&dir, &store, &rec, &*self.warn)?
-        };
+        let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
         etc_files::write(

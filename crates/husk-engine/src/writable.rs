@@ -347,38 +347,6 @@ fn fs_name(magic: i64) -> String {
     }
 }
 
-/// While the overlay is mounted for a container with a quota: overlay writes to the upper
-/// dir with the mounter's credentials, and the generic quota code (ext4) lets a holder of
-/// CAP_SYS_RESOURCE past hard limits. So the mount is made with that capability out of our
-/// effective set (restored on drop); xfs does not need it, and it harms nothing there.
-pub(crate) struct WithoutSysResource(Option<[u32; 6]>);
-
-pub(crate) fn without_sys_resource(w: WritableLayer) -> WithoutSysResource {
-    if !matches!(w, WritableLayer::Quota(_)) {
-        return WithoutSysResource(None);
-    }
-    // capget/capset, _LINUX_CAPABILITY_VERSION_3: two 32-bit words of (eff, perm, inh).
-    let mut hdr = [0x2008_0522u32, 0];
-    let mut data = [0u32; 6];
-    if unsafe { libc::syscall(libc::SYS_capget, hdr.as_mut_ptr(), data.as_mut_ptr()) } != 0 {
-        return WithoutSysResource(None);
-    }
-    let saved = data;
-    const CAP_SYS_RESOURCE: u32 = 24;
-    data[0] &= !(1 << CAP_SYS_RESOURCE);
-    unsafe { libc::syscall(libc::SYS_capset, hdr.as_mut_ptr(), data.as_ptr()) };
-    WithoutSysResource(Some(saved))
-}
-
-impl Drop for WithoutSysResource {
-    fn drop(&mut self) {
-        if let Some(saved) = self.0 {
-            let mut hdr = [0x2008_0522u32, 0];
-            unsafe { libc::syscall(libc::SYS_capset, hdr.as_mut_ptr(), saved.as_ptr()) };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
