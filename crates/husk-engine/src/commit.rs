@@ -7,7 +7,9 @@
 //!    zstd or none with [`LayerOptions::compression`]; mtimes clamped to
 //!    [`LayerOptions::timestamp`]). A dir without changes gives an empty layer and no
 //!    blob. Give `skip: runtime_mount_points()` for the upper dir of a container that ran
-//!    (the mount points the runtime made there are not the user's changes).
+//!    (the mount points the runtime made there are not the user's changes), and
+//!    `unpack: true` to have the layer dir made from the same stream (else `commit_image`
+//!    unpacks it from the blob).
 //! 2. [`Engine::commit_image`] with a [`NewImage`]: the parent (an image of the store, or
 //!    `None` for `scratch`), the [`Step`]s in order — each a history entry (`created_by`,
 //!    `comment`) with at most one layer (an empty layer, or none, makes the entry
@@ -37,6 +39,7 @@
 //! let layer = engine.store_layer(upper, &LayerOptions {
 //!     timestamp: Some(0),
 //!     skip: runtime_mount_points(),
+//!     unpack: true,
 //!     ..Default::default()
 //! })?;
 //! let done = engine.commit_image(&NewImage {
@@ -618,6 +621,7 @@ impl Engine {
                     compression: o.compression,
                     timestamp: o.timestamp,
                     skip: runtime_mount_points(),
+                    unpack: true,
                     ..Default::default()
                 },
             )?

@@ -66,6 +66,10 @@ pub struct LayerOptions {
     /// The namespace of overlay's xattrs in the upper dir: `trusted.` (host root) or
     /// `user.` (rootless, overlay with `userxattr`).
     pub overlay_xattr_prefix: &'static str,
+    /// [`store_layer`] also unpacks the tar stream into the store's tmp/
+    /// ([`NewLayer::unpacked`]), for [`adopt_unpacked`] (what `commit_image` does). Off
+    /// for a caller that makes the layer dir otherwise (a build moves its upper dir).
+    pub unpack: bool,
 }
 
 impl Default for LayerOptions {
@@ -75,6 +79,7 @@ impl Default for LayerOptions {
             timestamp: None,
             skip: Vec::new(),
             overlay_xattr_prefix: overlay_xattr_prefix(),
+            unpack: false,
         }
     }
 }
@@ -619,8 +624,8 @@ impl<W: Write> Write for TarTee<W> {
 /// failure or kill leaves at most files in the store's tmp/). A directory without changes
 /// gives an empty [`NewLayer`] and no blob.
 ///
-/// The same tar stream is unpacked meanwhile, on a second thread, into a directory of the
-/// store's tmp/ ([`NewLayer::unpacked`]): the layer dir an image needs then costs no second
+/// With [`LayerOptions::unpack`], the same tar stream is unpacked meanwhile, on a second
+/// thread, into a directory of the store's tmp/ ([`NewLayer::unpacked`]): the layer dir an image needs then costs no second
 /// pass over the data (reading and decompressing the blob), and the file writes overlap the
 /// compression, which is the slow part (gzip ~20–25 MB/s of tar on this loaded 2-core VM,
 /// release build; the tar itself 170 MB/s).
@@ -635,12 +640,28 @@ pub fn store_layer(store: &Store, upper: &Path, opts: &LayerOptions) -> Result<N
     let base = format!("layer-{}-{n}", std::process::id());
     let tmp = store.tmp_dir().join(format!("{base}.tmp"));
     let staged = store.tmp_dir().join(format!("{base}.unpacked"));
-    let res = store_layer_inner(store, upper, opts, &tmp, &staged);
+    let res = match opts.unpack {
+        true => store_layer_inner(store, upper, opts, &tmp, &staged),
+        false => store_blob(store, upper, opts, &tmp),
+    };
     if res.as_ref().map_or(true, |l| l.unpacked.is_none()) {
         let _ = fsutil::remove_tree(&staged);
     }
     let _ = std::fs::remove_file(&tmp);
     res
+}
+
+/// The blob alone.
+fn store_blob(store: &Store, upper: &Path, opts: &LayerOptions, tmp: &Path) -> Result<NewLayer> {
+    let f = std::fs::File::create(tmp).ctx("creating", tmp)?;
+    let mut bw = io::BufWriter::with_capacity(256 << 10, f);
+    let l = write_layer(upper, &mut bw, opts)?;
+    bw.into_inner()
+        .map_err(|e| Error::io("writing", tmp, e.into_error()))?;
+    if !l.is_empty() && !store.has_blob(&l.digest) {
+        store.commit_blob_file(tmp, &l.digest)?;
+    }
+    Ok(l)
 }
 
 fn store_layer_inner(
