@@ -63,7 +63,7 @@ pub struct RunOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub privileged: bool,
-    /// no-new-privileges[=true|false], seccomp=unconfined|FILE
+    /// no-new-privileges[=true|false], seccomp=unconfined|FILE, apparmor=unconfined|PROFILE
     pub security_opt: Vec<String>,
     pub init: bool,
     pub stop_signal: Option<String>,
@@ -239,6 +239,9 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// linux.seccomp of a seccomp=FILE profile, already checked as `create` would.
     pub seccomp: Option<serde_json::Value>,
+    /// `--security-opt apparmor=…`; which profile that means is decided at run time, where
+    /// the kernel's LSMs are known (`crate::apparmor`).
+    pub apparmor: flags::AppArmor,
     pub init: bool,
     /// A signal number; None: the image's StopSignal, else SIGTERM.
     pub stop_signal: Option<i32>,
@@ -406,6 +409,7 @@ impl ContainerConfig {
             // off); --privileged turns it off unless it is asked for.
             no_new_privileges: security.no_new_privileges.unwrap_or(!o.privileged),
             seccomp,
+            apparmor: security.apparmor.clone(),
             init: o.init,
             stop_signal,
             registry: o.registry.clone(),

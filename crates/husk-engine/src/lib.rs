@@ -34,6 +34,7 @@
 //! - [`os`]: errors naming the operation and the path, pipes, locks, pid files;
 //!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
 
+pub mod apparmor;
 pub mod attach;
 pub mod attach_socket;
 pub mod build;

@@ -334,6 +334,8 @@ impl Engine {
                 .map_or(0, |e| e.len()),
         }
         .min(pv.args.len());
+        let apparmor_profile = crate::apparmor::prepare(&a.apparmor, a.privileged)
+            .map_err(crate::config::ConfigError::from)?;
         let mut spec = spec_from_image::spec(
             &pv,
             &spec_from_image::Options {
@@ -353,6 +355,7 @@ impl Engine {
                 // off); --privileged turns it off unless it is asked for.
                 no_new_privileges: a.no_new_privileges,
                 seccomp: a.seccomp.clone(),
+                apparmor_profile,
                 init,
                 terminal: a.process.tty,
                 // A rootless user cannot mount cgroup v1 hierarchies, nor has it a cgroup of

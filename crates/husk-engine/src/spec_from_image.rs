@@ -63,6 +63,8 @@ pub struct Options {
     pub no_new_privileges: bool,
     /// `linux.seccomp` (OCI form); None: no filter.
     pub seccomp: Option<Value>,
+    /// `process.apparmorProfile`; None: unconfined.
+    pub apparmor_profile: Option<String>,
     /// Host path of husk-init: bind-mounted read-only at INIT_PATH and run as PID 1.
     pub init: Option<PathBuf>,
     /// process.terminal: the process gets a pty, sent to the console socket.
@@ -92,6 +94,7 @@ impl Default for Options {
             privileged: false,
             no_new_privileges: true,
             seccomp: None,
+            apparmor_profile: None,
             init: None,
             terminal: false,
             cgroupns: false,
@@ -286,6 +289,9 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     });
     if let Some(s) = &o.seccomp {
         spec["linux"]["seccomp"] = s.clone();
+    }
+    if let Some(p) = &o.apparmor_profile {
+        spec["process"]["apparmorProfile"] = Value::from(p.as_str());
     }
     spec
 }

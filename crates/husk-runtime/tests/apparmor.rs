@@ -38,10 +38,16 @@ fn apparmor_active() -> bool {
         .any(|l| l.trim() == "apparmor")
 }
 
-/// `apparmor_parser ARGS… FILE` with the test profile in FILE.
-fn parser(args: &[&str]) {
-    let file = std::env::temp_dir().join(format!("husk-vmtest-profile-{}", std::process::id()));
-    std::fs::write(&file, PROFILE_TEXT).unwrap();
+/// husk's default profile, which `husk run` loads and applies where AppArmor is on.
+const HUSK_DEFAULT_TEXT: &str =
+    include_str!("../../husk-engine/src/spec_from_image/apparmor_default.profile");
+
+/// `apparmor_parser ARGS… FILE` with `profile` in FILE.
+fn parser(args: &[&str], profile: &str) {
+    // One file per profile: the tests of this binary run in parallel.
+    let name = profile.split_whitespace().nth(1).unwrap_or("profile");
+    let file = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::write(&file, profile).unwrap();
     let bin = std::env::var("HUSK_APPARMOR_PARSER").unwrap_or("apparmor_parser".into());
     let out = Command::new(&bin).args(args).arg(&file).output().unwrap();
     assert!(out.status.success(), "{bin} {args:?}: {}", text(&out));
@@ -69,7 +75,7 @@ fn apparmor_profiles_confine_create_and_exec() {
         return;
     }
     assert!(Path::new("/sys/kernel/security/apparmor/profiles").exists());
-    parser(&["-r", "-K"]);
+    parser(&["-r", "-K"], PROFILE_TEXT);
 
     // The container's process runs confined: it sees its profile and cannot write /tmp,
     // while the same (writable) root file system takes a write elsewhere.
@@ -121,5 +127,59 @@ fn apparmor_profiles_confine_create_and_exec() {
     );
     ctx.assert_clean();
 
-    parser(&["-R"]);
+    parser(&["-R"], PROFILE_TEXT);
+}
+
+/// husk-default (the engine's profile, loaded here as `husk run` loads it) denies what the
+/// other layers would allow a root container with CAP_SYS_ADMIN, no read-only /proc/sys:
+/// writing a kernel tunable, mounting. The same container without it does both.
+#[test]
+fn husk_default_profile_denies_tunables_and_mounts() {
+    if !apparmor_active() {
+        let required = std::env::var("HUSK_REQUIRE_APPARMOR").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "HUSK_REQUIRE_APPARMOR=1 but AppArmor is not active"
+        );
+        // Nothing to load here; the profile must at least name itself as the engine does.
+        assert!(HUSK_DEFAULT_TEXT.contains("profile husk-default "));
+        return;
+    }
+    parser(&["-r", "-K"], HUSK_DEFAULT_TEXT);
+    let script = "cat /proc/self/attr/current; \
+                  echo renamed > /proc/sys/kernel/hostname && echo WROTE-SYSCTL; \
+                  mount -t tmpfs none /mnt && echo MOUNTED; \
+                  echo y > /root/ok && echo WROTE-ROOT";
+    let run = |profile: Option<&'static str>| {
+        let ctx = Ctx::new("aa-default", &["sh", "-c", script], |s| {
+            if let Some(p) = profile {
+                with_profile(p)(s);
+            }
+            s["root"]["readonly"] = Value::from(false);
+            s["linux"].as_object_mut().unwrap().remove("readonlyPaths");
+            for set in ["bounding", "effective", "permitted"] {
+                s["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(Value::from("CAP_SYS_ADMIN"));
+            }
+        });
+        let (_, out, err) = ctx.run();
+        ctx.assert_clean();
+        (out, err)
+    };
+    let (out, err) = run(None);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["unconfined", "WROTE-SYSCTL", "MOUNTED", "WROTE-ROOT"],
+        "{out} {err}"
+    );
+    let (out, err) = run(Some("husk-default"));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["husk-default (enforce)", "WROTE-ROOT"],
+        "{out} {err}"
+    );
+    assert!(err.contains("Permission denied"), "{err}");
+    parser(&["-R"], HUSK_DEFAULT_TEXT);
 }

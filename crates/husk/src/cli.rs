@@ -809,7 +809,8 @@ pub struct MoreRunArgs {
     /// All capabilities, no masked or read-only paths, all devices allowed, no seccomp
     #[arg(long)]
     pub privileged: bool,
-    /// no-new-privileges[=true|false], seccomp=unconfined, seccomp=FILE (OCI or Docker form;
+    /// no-new-privileges[=true|false], apparmor=unconfined|PROFILE (default: husk-default where
+    /// AppArmor is on), seccomp=unconfined, seccomp=FILE (OCI or Docker form;
     /// without it, husk's built-in profile)
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,

@@ -441,6 +441,41 @@ fn security_opts_no_new_privileges_and_seccomp() {
     assert_eq!(o, "ok\nunshare=1\n");
 }
 
+/// `--security-opt apparmor=`: on this host AppArmor is off, so no profile is applied by
+/// default and `unconfined` runs; a named profile reaches the runtime, which refuses it
+/// with one line rather than run the container unconfined. (Confinement itself, and the
+/// husk-default profile, are tested in the VM: husk-runtime's tests/apparmor.rs.)
+#[test]
+fn security_opt_apparmor_reaches_the_runtime() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    assert!(
+        !lsms.contains("apparmor"),
+        "this test expects a host without AppArmor"
+    );
+    let s = pulled("ro-apparmor");
+    assert_eq!(sh(&s, &[], "echo ok"), "ok\n");
+    assert_eq!(
+        sh(&s, &["--security-opt", "apparmor=unconfined"], "echo ok"),
+        "ok\n"
+    );
+    let out = husk(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "apparmor=husk-nope",
+            &s.image,
+            "true",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apparmor is not an active LSM"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
 /// Read stdout lines of a running `husk run` until one equals `want`.
 fn wait_line(r: &mut impl BufRead, want: &str) {
     let mut seen = String::new();

@@ -338,12 +338,23 @@ pub enum Seccomp {
     File(PathBuf),
 }
 
+/// `--security-opt apparmor=…` (see `crate::apparmor`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AppArmor {
+    /// No option: husk-default where AppArmor is on (not for --privileged).
+    #[default]
+    Default,
+    Unconfined,
+    Profile(String),
+}
+
 /// `--security-opt` values.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Security {
     /// `no-new-privileges[=true|false]` (also Docker's `:` form); None when not given.
     pub no_new_privileges: Option<bool>,
     pub seccomp: Seccomp,
+    pub apparmor: AppArmor,
 }
 
 impl Security {
@@ -359,10 +370,15 @@ impl Security {
                 ("no-new-privileges", Some("false")) => s.no_new_privileges = Some(false),
                 ("seccomp", Some("unconfined")) => s.seccomp = Seccomp::Unconfined,
                 ("seccomp", Some(f)) if !f.is_empty() => s.seccomp = Seccomp::File(f.into()),
+                ("apparmor", Some("unconfined")) => s.apparmor = AppArmor::Unconfined,
+                ("apparmor", Some(p)) if !p.is_empty() => {
+                    s.apparmor = AppArmor::Profile(p.to_string())
+                }
                 _ => {
                     return Err(format!(
                         "--security-opt {v:?}: use no-new-privileges[=true|false], \
-                         seccomp=unconfined or seccomp=FILE"
+                         seccomp=unconfined, seccomp=FILE, apparmor=unconfined or \
+                         apparmor=PROFILE"
                     ))
                 }
             }
@@ -621,7 +637,17 @@ mod tests {
             (s.no_new_privileges, s.seccomp),
             (Some(false), Seccomp::Unconfined)
         );
-        for bad in ["label=disable", "seccomp=", "no-new-privileges=maybe"] {
+        let s = Security::parse(&v(&["apparmor=unconfined"])).unwrap();
+        assert_eq!(s.apparmor, AppArmor::Unconfined);
+        let s = Security::parse(&v(&["apparmor:my-profile"])).unwrap();
+        assert_eq!(s.apparmor, AppArmor::Profile("my-profile".into()));
+        assert_eq!(Security::parse(&[]).unwrap().apparmor, AppArmor::Default);
+        for bad in [
+            "label=disable",
+            "seccomp=",
+            "no-new-privileges=maybe",
+            "apparmor=",
+        ] {
             assert!(Security::parse(&v(&[bad])).is_err(), "{bad}");
         }
         assert_eq!(signal("term"), Ok(libc::SIGTERM));
