@@ -222,8 +222,13 @@ fn session(
         .unwrap_or_default();
     let tty = spec["process"]["terminal"] == true;
     let input = o.stdin && r.meta["interactive"] == true;
-    let _raw = (tty && input && unsafe { libc::isatty(0) } == 1)
-        .then(husk_container::terminal::RawMode::enter);
+    let on_terminal = tty && input && unsafe { libc::isatty(0) } == 1;
+    let _raw = on_terminal.then(husk_container::terminal::RawMode::enter);
+    let pty = on_terminal.then(|| container_pty(r)).flatten();
+    if let Some(p) = &pty {
+        husk_container::terminal::copy_window_size(p);
+        watch_window_size();
+    }
     if o.sig_proxy && !tty {
         if let Some(c) = r.runtime() {
             crate::attach::forward_signals(c.pid());
@@ -246,8 +251,14 @@ fn session(
                 revents: 0,
             });
         }
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
-            continue; // EINTR: a forwarded signal
+        let polled = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if let Some(p) = &pty {
+            if WINCH.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                husk_container::terminal::copy_window_size(p);
+            }
+        }
+        if polled < 0 {
+            continue; // EINTR: a forwarded signal, or SIGWINCH
         }
         if fds.get(1).is_some_and(|f| f.revents != 0) {
             let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
@@ -281,6 +292,36 @@ fn session(
     crate::attach::stop_forwarding();
     drop(_raw);
     Ok(end)
+}
+
+/// The container's pty, opened through its init's stdin (the pty's slave side): where our
+/// window size goes. The monitor holds the master, but the size is the tty's, either side.
+fn container_pty(r: &Record) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let pid = r.runtime()?.pid();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/fd/0"))
+        .ok()?;
+    (unsafe { libc::isatty(f.as_raw_fd()) } == 1).then(|| f.into())
+}
+
+static WINCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_winch(_: libc::c_int) {
+    WINCH.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGWINCH sets [`WINCH`] and interrupts the session's poll (no SA_RESTART).
+fn watch_window_size() {
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_winch as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGWINCH, &sa, std::ptr::null_mut());
+    }
 }
 
 /// Write the whole frames of `pending` (stream byte, big-endian length, bytes) to our

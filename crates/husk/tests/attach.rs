@@ -20,11 +20,13 @@ struct Attached {
 }
 
 fn spawn(root: &Path, args: &[&str]) -> Attached {
-    let mut child = Command::new(HUSK)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("HOME", root)
+    let mut c = Command::new(HUSK);
+    c.arg("--root").arg(root).args(args).env("HOME", root);
+    spawn_cmd(c)
+}
+
+fn spawn_cmd(mut c: Command) -> Attached {
+    let mut child = c
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -181,6 +183,24 @@ fn attach_sends_input_detaches_and_forwards_signals() {
     a.write(b"\x10\x11");
     assert_eq!(a.exit_code(), 0);
     assert_eq!(status(root, "a3"), "running");
+    // On a terminal (script's pty, 33x77), the container's pty takes our window size.
+    let mut c = Command::new("script");
+    c.args([
+        "-qec",
+        &format!(
+            "stty rows 33 cols 77; {HUSK} --root {} attach a3",
+            root.display()
+        ),
+        "/dev/null",
+    ])
+    .env("SHELL", "/bin/sh")
+    .env("HOME", root);
+    let mut a = spawn_cmd(c);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    a.write(b"stty size\n");
+    a.expect("33 77");
+    a.write(b"\x10\x11");
+    assert_eq!(a.exit_code(), 0);
 
     // Without a tty, signals to attach go to the container (--sig-proxy, the default).
     husk_ok(
