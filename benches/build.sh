@@ -7,7 +7,7 @@
 # Both use their own store in a temp dir, RUN steps without network, the same base image
 # (busybox-static, imported into husk and pulled into buildah from husk's docker-archive).
 #
-# Needs (Debian): buildah busybox-static hyperfine. Root.
+# Needs (Debian): buildah runc busybox-static hyperfine. Root.
 # Usage: benches/build.sh [RUNS]   (default 5)
 set -euo pipefail
 
@@ -41,7 +41,6 @@ tar -C "$WORK/rfs" -cf "$WORK/base.tar" .
 $H import "$WORK/base.tar" localhost/bench-base:latest >/dev/null
 $H save -o "$WORK/base-archive.tar" localhost/bench-base:latest
 $B pull -q "docker-archive:$WORK/base-archive.tar" >/dev/null
-$B tag "$($B images -q | head -1)" localhost/bench-base:latest
 
 echo "== context: 10 steps, 4 COPYs, 4 RUNs"
 CTX="$WORK/ctx"
@@ -63,9 +62,11 @@ RUN ls /app > /app/list
 EOF
 
 husk_build() { $H build -q "$@" "$CTX" >/dev/null; }
-bah_build() { $B bud -q --layers --network none --pull-never "$@" -f "$CTX/Containerfile" "$CTX" >/dev/null 2>&1; }
+# crun refuses this machine's hybrid cgroup layout: buildah runs RUN steps with runc.
+bah_build() { $B bud -q --runtime "$RUNC" --layers --network none --pull-never "$@" -f "$CTX/Containerfile" "$CTX" >/dev/null 2>&1; }
 export -f husk_build bah_build
-export H B CTX
+RUNC=$(command -v runc)
+export H B CTX RUNC
 
 echo "== cold (--no-cache)"
 hyperfine -N --style basic -w 1 -r "$RUNS" \

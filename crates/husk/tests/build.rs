@@ -347,6 +347,24 @@ fn build_cache_hits_misses_and_reproducible_digests() {
     assert_eq!(last_line(&String::from_utf8_lossy(&o.stdout)), a);
     let cfg = b.config(&a);
     assert_eq!(cfg["Created"], "2023-11-14T22:13:20Z");
+    // --compression zstd: the new layers' media type.
+    let z = last_line(&b.build_ok(&["--no-cache", "--compression", "zstd"]));
+    let recs: Vec<Value> = std::fs::read_dir(b.root.join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect();
+    let rec = recs
+        .iter()
+        .find(|r| r["config_digest"] == format!("sha256:{z}"))
+        .unwrap();
+    let mts: Vec<&str> = rec["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["media_type"].as_str().unwrap())
+        .collect();
+    assert!(mts[1..].iter().all(|m| m.ends_with("+zstd")), "{mts:?}");
 }
 
 #[test]
@@ -363,7 +381,8 @@ fn build_run_mounts_and_network() {
              RUN --mount=type=cache,target=/cache sh -c 'cat /cache/n 2>/dev/null; echo x >> /cache/n' > /cache-seen\n\
              RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && cat /scratch/t > /tmpfs-seen'\n\
              RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in > /bind-seen\n\
-             RUN --network=none sh -c 'ls /sys/class/net' > /nets\n"
+             RUN --network=none sh -c 'ls /sys/class/net' > /nets\n\
+             RUN --network=host sh -c 'ls /sys/class/net | wc -l' > /host-nets\n"
         ),
     );
     let s = format!("id=tok,src={}", secret.display());
@@ -374,6 +393,12 @@ fn build_run_mounts_and_network() {
     );
     // Mount points the image did not have are not in it; only loopback in network none.
     assert_eq!(r, "s3cret\nt\nbound\nlo\n4\n");
+    // RUN --network=host sees the host's interfaces.
+    let host_nets = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(
+        b.run("localhost/m1", "cat /host-nets"),
+        format!("{host_nets}\n")
+    );
     // The cache mount keeps its content for the next build (--no-cache builds again).
     b.build_ok(&["--no-cache", "--secret", &s, "-t", "localhost/m2"]);
     assert_eq!(b.run("localhost/m2", "cat /cache-seen"), "x\n");
@@ -451,6 +476,11 @@ fn build_errors_name_the_line() {
         ),
         format!("{}\n0\n", host_secret.display())
     );
+    // --pull never: a base image that is not in the store.
+    b.file("Containerfile", "FROM localhost/missing\n");
+    let (code, _, e) = b.build(&["--pull", "never"]);
+    assert_eq!(code, 125);
+    assert!(e.contains("Containerfile:1: localhost/missing"), "{e}");
     // No Containerfile at all.
     std::fs::remove_file(b.ctx.join("Containerfile")).unwrap();
     let (code, _, e) = b.build(&[]);
