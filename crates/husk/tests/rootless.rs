@@ -698,3 +698,41 @@ fn build_as_an_ordinary_user() {
     assert_eq!(o.lines().last().unwrap(), id);
     r.assert_nothing_left();
 }
+
+#[test]
+fn rootfs_tmpfs_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "rootfs-tmpfs");
+    let reg_setup = registry("rootfs-tmpfs");
+    let img = &reg_setup.image;
+    // The tmpfs belongs to the user's mapped root: root in the container writes to it, up
+    // to its size and no further.
+    let script = "busybox df -k / | busybox tail -n 1; \
+                  busybox dd if=/dev/zero of=/small bs=1M count=1 2>/dev/null && echo small-ok; \
+                  busybox dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null || echo big-failed";
+    let out = r.ok(&[
+        "run",
+        "--name",
+        "t",
+        "-u",
+        "0",
+        "--rootfs-tmpfs",
+        "4m",
+        img,
+        script,
+    ]);
+    let size_k = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
+    assert_eq!(size_k, "4096", "{out}");
+    assert!(
+        out.contains("small-ok\n") && out.contains("big-failed\n"),
+        "{out}"
+    );
+    r.ok(&["rm", "t"]);
+    r.assert_nothing_left();
+}
