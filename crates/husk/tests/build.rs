@@ -429,6 +429,10 @@ fn build_errors_name_the_line() {
             "Containerfile:2: COPY ../outside: outside the build context",
         ),
         ("RUN true\n", "only ARG may come before the first FROM"),
+        (
+            "FROM localhost/bb\nCOPY --parents a b\n",
+            "Containerfile:2: COPY --parents is not supported",
+        ),
     ];
     for (file, want) in cases {
         b.file("Containerfile", file);
@@ -513,6 +517,13 @@ fn tmp_build_dirs(root: &Path) -> Vec<String> {
 
 #[test]
 fn killed_build_leaves_nothing() {
+    // kill -9, and Ctrl-C (SIGINT, which ends husk just as abruptly).
+    for sig in [libc::SIGKILL, libc::SIGINT] {
+        killed_build(sig);
+    }
+}
+
+fn killed_build(sig: i32) {
     let b = setup_build("build-kill");
     b.file(
         "Containerfile",
@@ -549,7 +560,7 @@ fn killed_build_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(300));
-    c.kill().unwrap();
+    unsafe { libc::kill(c.id() as i32, sig) };
     c.wait().unwrap();
     // The guardian removes the container and the work dir; the mounts went with the
     // build's own mount namespace.
@@ -564,7 +575,7 @@ fn killed_build_leaves_nothing() {
         }
         assert!(
             Instant::now() < deadline,
-            "left after kill -9: {left:?} {:?}",
+            "left after signal {sig}: {left:?} {:?}",
             tmp_build_dirs(&b.root)
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -775,6 +775,9 @@ impl Build<'_> {
             let m = self.expand(st, i.line, m)?;
             mounts.push(run::parse_mount(&m, &workdir).map_err(|e| self.err(i.line, e))?);
         }
+        if let Some(sec) = i.flag("security").filter(|s| *s != "sandbox") {
+            return Err(self.err(i.line, format!("RUN --security={sec} is not supported")));
+        }
         let network = match i.flag("network") {
             None | Some("default") => self.o.network,
             Some("none") => RunNetwork::None,
@@ -1062,6 +1065,12 @@ impl Build<'_> {
             _ => unreachable!(),
         };
         let kw = if add { "ADD" } else { "COPY" };
+        // Known to docker, not done here: refused rather than silently ignored.
+        for f in ["parents", "exclude", "keep-git-dir"] {
+            if i.flag(f).is_some() {
+                return Err(self.err(i.line, format!("{kw} --{f} is not supported")));
+            }
+        }
         let exp = |s: &str| -> crate::Result<String> {
             if a.json {
                 expand_text(s, self.escape, &|k| st.scope.get(k)).map_err(|e| self.err(i.line, e))
