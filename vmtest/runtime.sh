@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build husk-runtime and its cgroup and AppArmor integration tests for the host and run the
+# Build husk-runtime and its cgroup, AppArmor and killed-create integration tests for the host and run the
 # tests in the cgroup-v2 VM, booted with AppArmor on and Debian's apparmor_parser (from the
 # `apparmor` package, downloaded once into target/vmtest/apparmor; it needs only libc).
 # The tests exec the binary at the path cargo compiled into them
@@ -8,7 +8,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
-artifacts=$(cargo test -p husk-runtime --test cgroups --test apparmor --no-run --message-format=json 2>/dev/null)
+artifacts=$(cargo test -p husk-runtime --test cgroups --test apparmor --test create_killed --no-run --message-format=json 2>/dev/null)
 tests=$(echo "$artifacts" | grep '"reason":"compiler-artifact"' | grep '"kind":\["test"\]' |
 	sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 bin=$(echo "$artifacts" | grep '"reason":"compiler-artifact"' | grep '"kind":\["bin"\]' |
@@ -26,5 +26,6 @@ if [ ! -x "$aa/sbin/apparmor_parser" ]; then
 	rm -rf "$aa.dl"
 fi
 export VMTEST_APPEND="apparmor=1 security=apparmor"
-export VMTEST_ENV="HUSK_REQUIRE_APPARMOR=1 HUSK_APPARMOR_PARSER=$aa/sbin/apparmor_parser"
+# create_killed: a few dozen kills on cgroup v2 (each round is slow under emulation).
+export VMTEST_ENV="HUSK_REQUIRE_APPARMOR=1 HUSK_APPARMOR_PARSER=$aa/sbin/apparmor_parser HUSK_KILL_ROUNDS=8"
 VMTEST_FILES="$bin $aa/sbin/apparmor_parser" VMTEST_TEST_ARGS="${*:---nocapture}" exec "$here/run.sh" $tests

@@ -15,7 +15,8 @@ use common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Enough kills to land in every step of a ~20 ms create several times over.
+/// Enough kills to land in every step of a ~20 ms create several times over
+/// (HUSK_KILL_ROUNDS=N: fewer in the slow, emulated VM, where cgroup v2 is tested).
 const ROUNDS: usize = 300;
 /// The whole test stops after this, however many rounds it has done (a loaded CI machine).
 const BUDGET: Duration = Duration::from_secs(30);
@@ -75,6 +76,10 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
         });
     eprintln!("create_killed: seed {seed} (HUSK_KILL_SEED={seed} replays it)");
     let mut rng = Rng(seed);
+    let target = std::env::var("HUSK_KILL_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ROUNDS);
     let ctx = Ctx::new("killed", &["sleep", "1000"], |_| {});
     let nomnt = Ctx::new("killednomnt", &["sleep", "1000"], without_mount_ns);
     let rootfs = rootfs().to_str().unwrap().to_string();
@@ -103,7 +108,7 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
     let start = Instant::now();
     let mut rounds = 0;
     let mut finished = 0;
-    while rounds < ROUNDS && start.elapsed() < BUDGET {
+    while rounds < target && start.elapsed() < BUDGET {
         let id = format!("{}-{rounds}", ctx.id);
         let delay = Duration::from_micros(rng.below(span_us));
         let bundle = if rounds % 2 == 0 { &ctx } else { &nomnt };
@@ -156,5 +161,8 @@ fn create_killed_at_any_instant_leaves_nothing_delete_force_cannot_remove() {
         "create_killed: {rounds} rounds in {:?}, {finished} creates finished before the kill",
         start.elapsed()
     );
-    assert!(rounds >= 50, "only {rounds} rounds in {BUDGET:?}");
+    assert!(
+        rounds >= (target / 2).min(50),
+        "only {rounds} rounds in {BUDGET:?}"
+    );
 }
