@@ -891,6 +891,14 @@ mod tests {
                 (".wh.xgone".into(), vec![]),
             ]
         );
+        // A redirected dir (overlay with redirect_dir) does not hold its content: refused.
+        std::fs::create_dir(d.join("moved")).unwrap();
+        set(&d.join("moved"), "trusted.overlay.redirect", b"/old");
+        let err = write_tar(&d, &mut Vec::new(), &LayerOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("overlay's redirect xattr"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

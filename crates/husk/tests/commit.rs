@@ -200,6 +200,21 @@ fn commit_keeps_every_kind_of_change_and_is_reproducible() {
     assert_ne!(code, 0);
     assert!(err.contains("--change \"RUN true\": only CMD"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    // A container on a flattened copy has no upper dir to take a layer from.
+    let o = Command::new(HUSK)
+        .arg("--root")
+        .arg(root)
+        .args(["run", "--name", "flat", &image, "true"])
+        .env("HUSK_ROOTFS", "copy")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (code, _, err) = out(root, &["commit", "flat"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("commit flat: its rootfs is a flattened copy"),
+        "{err}"
+    );
 }
 
 /// A running container is frozen while its upper dir is read, and thawed after.
