@@ -59,6 +59,10 @@ pub fn empty_diff_id() -> Digest {
 pub struct LayerOptions {
     /// Gzip (the default: what every client reads), zstd, or none.
     pub compression: Compression,
+    /// The compressor's level (gzip 1–9, zstd 1–19); None: gzip 6, zstd 3. gzip 1 is about
+    /// twice as fast as 6 for some 15% more bytes (zlib on this machine: 64 MB of tar in
+    /// 3.7 s and 20.6 MB vs 8.0 s and 17.9 MB). The same level gives the same bytes.
+    pub level: Option<u32>,
     /// Seconds since the epoch: mtimes later than this are clamped to it (SOURCE_DATE_EPOCH).
     pub timestamp: Option<i64>,
     /// Paths (relative, `etc/hosts`) left out together with everything below them.
@@ -76,6 +80,7 @@ impl Default for LayerOptions {
     fn default() -> Self {
         LayerOptions {
             compression: Compression::Gzip,
+            level: None,
             timestamp: None,
             skip: Vec::new(),
             overlay_xattr_prefix: overlay_xattr_prefix(),
@@ -499,7 +504,7 @@ enum Compressor<W: Write> {
 }
 
 impl<W: Write> Compressor<W> {
-    fn new(c: Compression, w: W) -> io::Result<Self> {
+    fn new(c: Compression, level: Option<u32>, w: W) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::None(w),
             // No mtime, no file name, OS "unknown": a header that depends on nothing.
@@ -507,9 +512,12 @@ impl<W: Write> Compressor<W> {
                 flate2::GzBuilder::new()
                     .mtime(0)
                     .operating_system(255)
-                    .write(w, flate2::Compression::default()),
+                    .write(w, flate2::Compression::new(level.unwrap_or(6).clamp(1, 9))),
             ),
-            Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(w, 3)?),
+            Compression::Zstd => Compressor::Zstd(zstd::stream::write::Encoder::new(
+                w,
+                level.unwrap_or(3).clamp(1, 19) as i32,
+            )?),
         })
     }
     fn finish(self) -> io::Result<W> {
@@ -561,7 +569,7 @@ fn write_layer_teed(
 ) -> Result<NewLayer> {
     let io_err = |e: io::Error| Error::io("writing the layer of", upper, e);
     let outer = HashingWriter::new(w);
-    let comp = Compressor::new(opts.compression, outer).map_err(io_err)?;
+    let comp = Compressor::new(opts.compression, opts.level, outer).map_err(io_err)?;
     let buf = io::BufWriter::with_capacity(256 << 10, comp);
     let mut inner = HashingWriter::new(TarTee {
         inner: buf,
@@ -834,6 +842,14 @@ mod tests {
                 .unwrap();
             assert_eq!(la.diff_id, Digest::of(&plain));
             assert_eq!(la.media_type, media_type(c));
+            // Another level: other bytes, the same tar.
+            let fast = LayerOptions {
+                level: Some(1),
+                ..opts.clone()
+            };
+            let l1 = write_layer(&d, &mut Vec::new(), &fast).unwrap();
+            assert_eq!(l1.diff_id, la.diff_id);
+            assert_eq!(l1.digest == la.digest, c == Compression::None);
         }
         let _ = std::fs::remove_dir_all(&d);
     }
