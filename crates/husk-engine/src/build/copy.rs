@@ -318,7 +318,7 @@ impl Dest {
                     let s = openat(src.as_fd(), &n, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                     let d = make_dir(dst, &n)?;
                     self.copy_dir_contents(from, &s, child, &d, o)?;
-                    set_meta(&d, &st, from.context, o, true)?;
+                    set_meta(&d, &st, from.context, o)?;
                 }
                 libc::S_IFREG => {
                     let s = openat(src.as_fd(), &n, libc::O_RDONLY, 0)?;
@@ -435,13 +435,9 @@ fn set_times(fd: BorrowedFd, sec: i64, nsec: i64) -> io::Result<()> {
     cvt(unsafe { libc::futimens(fd.as_raw_fd(), [t, t].as_ptr()) }).map(|_| ())
 }
 
-fn set_meta(
-    fd: &OwnedFd,
-    st: &libc::stat,
-    context: bool,
-    o: &CopyOptions,
-    dir: bool,
-) -> io::Result<()> {
+/// Owner, mode and mtime of a copied file or directory: `--chown`/`--chmod`/`--timestamp`
+/// where given, else the source's (owner 0:0 from the context, as docker's).
+fn set_meta(fd: &OwnedFd, st: &libc::stat, context: bool, o: &CopyOptions) -> io::Result<()> {
     let (uid, gid) = owner(st, context, o);
     cvt(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) })?;
     let mode = match o.mode {
@@ -449,7 +445,6 @@ fn set_meta(
         None => st.st_mode & 0o7777,
     };
     cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
-    let _ = dir;
     match o.mtime {
         Some(t) => set_times(fd.as_fd(), t, 0),
         None => set_times(fd.as_fd(), st.st_mtime, st.st_mtime_nsec),
@@ -475,7 +470,7 @@ fn copy_file(
     let mut inp = File::from(src);
     io::copy(&mut inp, &mut out)?;
     let fd: OwnedFd = out.into();
-    set_meta(&fd, st, context, o, false)
+    set_meta(&fd, st, context, o)
 }
 
 /// Whether the open file `path_fd` is a tar archive (plain, gzip or zstd): what ADD

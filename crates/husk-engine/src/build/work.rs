@@ -44,16 +44,11 @@ pub fn sweep(tmp: &Path, state_root: &Path) {
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("build-") else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if crate::os::live_pid(&e.path().join("owner")).is_some() {
+        // build-PID-N, owned by a process that is gone (pid and start time: a reused pid
+        // does not count as alive).
+        if !name.starts_with("build-") || crate::os::live_pid(&e.path().join("owner")).is_some() {
             continue;
         }
-        let _ = pid;
         if let Ok(ids) = std::fs::read_to_string(e.path().join("containers")) {
             for id in ids.lines().filter(|l| !l.is_empty()) {
                 super::run::remove_container(state_root, id);
