@@ -15,9 +15,14 @@ for a in sh dd echo; do ln -s busybox "/tmp/bb/bin/$a"; done
 tar -C /tmp/bb -cf /tmp/bb.tar .
 h() { "$husk" --root /q/store "$@"; }
 h import /tmp/bb.tar localhost/bb:latest >/dev/null
-run() { h run --rm --network none --storage-opt size=8m localhost/bb /bin/sh -c "$1"; }
-out=$(run 'dd if=/dev/zero of=/within bs=1M count=4 2>&1 && echo within-ok') || fail "within the limit: $out"
+# No apparmor_parser in this guest: unconfined (AppArmor is not what is tested here).
+run() { h run --rm --network none --security-opt apparmor=unconfined --storage-opt size=8m localhost/bb /bin/sh -c "$1"; }
+out=$(h run --name q1 --network none --security-opt apparmor=unconfined --storage-opt size=8m localhost/bb /bin/sh -c \
+	'dd if=/dev/zero of=/within bs=1M count=4 2>&1 && echo within-ok') || fail "within the limit: $out"
 echo "$out" | grep -q within-ok || fail "within the limit: $out"
+opt=$(h inspect -f '{{json .HostConfig.StorageOpt}}' q1)
+[ "$opt" = '{"size":"8388608"}' ] || fail "inspect's StorageOpt: $opt"
+h rm q1
 out=$(run 'dd if=/dev/zero of=/past bs=1M count=32 2>&1; echo "dd exit $?"') || fail "past the limit: $out"
 echo "$out"
 echo "$out" | grep -q "dd exit 1" || fail "a 32 MiB write under an 8 MiB limit did not fail"

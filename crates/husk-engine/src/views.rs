@@ -104,6 +104,9 @@ pub struct HostConfig {
     pub cap_add: Vec<String>,
     pub security_opt: Vec<String>,
     pub init: bool,
+    /// `--storage-opt size=…` as docker shows it (`{"size": "5242880"}`), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<BTreeMap<String, String>>,
 }
 
 /// `.HostConfig.RestartPolicy`.
@@ -1094,6 +1097,12 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             cap_add: strings(&m["cap_add"]),
             security_opt,
             init: m["init"] == true,
+            storage_opt: match crate::writable::WritableLayer::from_json(&m["writable"]) {
+                crate::writable::WritableLayer::Quota(n) => {
+                    Some([("size".to_string(), n.to_string())].into())
+                }
+                _ => None,
+            },
         },
         mounts: user_mounts(&spec, m),
         network_settings: NetworkSettings {
