@@ -134,6 +134,8 @@ pub enum Error {
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
+    Pasta(#[from] crate::network::pasta::PastaError),
+    #[error(transparent)]
     Monitor(#[from] crate::monitor::MonitorError),
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),

@@ -102,6 +102,8 @@ pub fn resolv_conf(i: &EtcInput, host: &str) -> String {
         i.dns.iter().map(|d| d.to_string()).collect()
     } else if matches!(i.network, Network::Slirp { .. }) {
         vec![SLIRP_DNS.to_string()]
+    } else if matches!(i.network, Network::Pasta(_)) {
+        vec![crate::network::pasta::DNS.to_string()]
     } else {
         let own_netns = i.network != Network::Host;
         nameservers(host)

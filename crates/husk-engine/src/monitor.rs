@@ -226,11 +226,21 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     }
     // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
     // warning on every start.
-    let mut c = b.as_init(dir).build_with_warnings(&mut |_| {})?;
     let network = Record::load(dir)
         .ok()
         .and_then(|r| r.meta["network"].as_str().map(String::from));
     let network = Network::parse(network.as_deref().unwrap_or("none")).map_err(HelperError::from);
+    // pasta's namespace exists before the container, which joins it by path.
+    if let Ok(Network::Pasta(opts)) = &network {
+        crate::network::pasta::connect(dir, &crate::network::pasta::forwards_of(dir), opts)?;
+    }
+    let mut c = match b.as_init(dir).build_with_warnings(&mut |_| {}) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::network::stop_slirp(dir);
+            return Err(e.into());
+        }
+    };
     let master = console
         .as_ref()
         .map(|l| l.receive_master())

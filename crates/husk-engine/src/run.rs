@@ -244,7 +244,8 @@ impl Engine {
             }
         }
         let joined = joins::resolve(&self.root, &joins_asked(a, pod.as_ref()))?;
-        let joins = !joined.is_empty();
+        // pasta's namespace is joined by path too.
+        let joins = !joined.is_empty() || matches!(a.network, Network::Pasta(_));
         let id = new_id()?;
         let short = id[..12].to_string();
         let name = a.name.clone().unwrap_or_else(|| short.clone());
@@ -373,7 +374,14 @@ impl Engine {
             &mut spec,
             &a.host,
             &spec_from_image::host::Resolved {
-                joined: joined.iter().map(|j| (j.kind, j.path.clone())).collect(),
+                joined: joined
+                    .iter()
+                    .map(|j| (j.kind, j.path.clone()))
+                    .chain(matches!(a.network, Network::Pasta(_)).then(|| {
+                        let ns = crate::network::pasta::netns_file(&dir);
+                        ("network", ns.display().to_string())
+                    }))
+                    .collect(),
                 group_ids,
                 devices,
             },
@@ -484,6 +492,10 @@ impl Engine {
         }
         // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
         // warning on every run.
+        if let Network::Pasta(opts) = &a.network {
+            // Undone by `made` (stop_slirp) should anything below fail.
+            crate::network::pasta::connect(&dir, &crate::network::pasta::forwards_of(&dir), opts)?;
+        }
         let mut c = builder.as_init(&dir).build_with_warnings(&mut |_| {})?;
         // For `ps` and for settling the container should we die first (record::runner).
         meta["pid"] = c.pid().into();

@@ -750,7 +750,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub hostname: Option<String>,
     /// none (own namespace, loopback only), host, container:NAME (a running container's),
-    /// or slirp4netns[:allow_host_loopback=true] (outbound through user-mode networking)
+    /// pasta[:OPTION,...] or slirp4netns[:allow_host_loopback=true] (outbound through
+    /// user-mode networking)
     #[arg(long, default_value = "none")]
     pub network: String,
     /// Mount /HOST/DIR:DST, a volume NAME:DST (made on first use) or a new anonymous volume
@@ -833,7 +834,7 @@ pub enum PodCmd {
         /// Name of the pod (default: its short id)
         #[arg(long)]
         name: Option<String>,
-        /// The pod's network: none, host, or slirp4netns[:allow_host_loopback=true]
+        /// The pod's network: none, host, pasta[:OPTIONS] or slirp4netns[:allow_host_loopback=true]
         #[arg(long)]
         network: Option<String>,
         /// Set a label KEY[=VALUE] on the pod

@@ -79,6 +79,35 @@ impl Rootless {
         c.output().unwrap()
     }
 
+    /// [`Rootless::husk`] inside the network namespace `ns` (made by [`TestNetns`]).
+    fn husk_in(&self, ns: &TestNetns, args: &[&str]) -> Output {
+        let env = [
+            format!("XDG_RUNTIME_DIR={}", self.runtime_dir().display()),
+            format!("XDG_DATA_HOME={}", self.home.join("data").display()),
+            format!("XDG_CONFIG_HOME={}", self.home.join("config").display()),
+        ];
+        let c = self.user.command(&self.path, &env, "husk");
+        let mut wrapped = std::process::Command::new("ip");
+        wrapped
+            .args(["netns", "exec", &ns.name])
+            .arg(c.get_program())
+            .args(c.get_args())
+            .args(args)
+            .current_dir(&self.home)
+            .stdin(std::process::Stdio::null());
+        wrapped.output().unwrap()
+    }
+
+    fn ok_in(&self, ns: &TestNetns, args: &[&str]) -> String {
+        let o = self.husk_in(ns, args);
+        assert!(
+            o.status.success(),
+            "husk {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.husk(args);
         assert!(
@@ -734,5 +763,180 @@ fn rootfs_tmpfs_as_an_ordinary_user() {
         "{out}"
     );
     r.ok(&["rm", "t"]);
+    r.assert_nothing_left();
+}
+
+/// A network namespace of the test's own (`ip netns add`), the only network pasta sees:
+/// loopback, and a veth pair whose two ends both stay inside (10.99.0.1 with the default
+/// route, 10.99.0.5 for servers), because pasta wants an interface with a route to copy.
+/// Nothing in it leads to the machine's real interfaces. Deleted on drop.
+struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    fn new(tag: &str) -> TestNetns {
+        let name = format!("husk-{tag}-{}", std::process::id());
+        let ip = |args: &str| {
+            let o = std::process::Command::new("ip")
+                .args(args.split_whitespace())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "ip {args}: {o:?}");
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .output();
+        ip(&format!("netns add {name}"));
+        let ns = TestNetns { name };
+        let n = &ns.name;
+        ip(&format!("-n {n} link set lo up"));
+        ip(&format!("-n {n} link add hv0 type veth peer name hv1"));
+        ip(&format!("-n {n} addr add 10.99.0.1/24 dev hv0"));
+        ip(&format!("-n {n} addr add 10.99.0.5/24 dev hv1"));
+        ip(&format!("-n {n} link set hv0 up"));
+        ip(&format!("-n {n} link set hv1 up"));
+        ip(&format!("-n {n} route add default via 10.99.0.2 dev hv0"));
+        ns
+    }
+
+    /// A root command in the namespace.
+    fn cmd(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A child process killed and reaped on drop (also when an assertion fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The user's pasta processes (zombies aside).
+fn pastas(u: &User) -> String {
+    let o = std::process::Command::new("pgrep")
+        // -f: Debian's pasta runs as pasta.avx2 where the CPU has it.
+        .args([
+            "-a",
+            "-f",
+            "-u",
+            &u.uid.to_string(),
+            "--runstates",
+            "RSDT",
+            "pasta.netns",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Mounts of pasta's namespace files in the user's mount namespace (its holder's view).
+fn netns_mounts(r: &Rootless) -> Vec<String> {
+    let pid =
+        std::fs::read_to_string(r.runtime_dir().join("husk-engine/userns.pid")).unwrap_or_default();
+    let pid = pid.split_whitespace().next().unwrap_or("0").to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("pasta.netns"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn rootless_pasta_outbound_and_published_ports() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "pasta");
+    let reg_setup = registry("pasta");
+    let img = &reg_setup.image;
+    r.ok(&["pull", img]);
+    let ns = TestNetns::new("pasta");
+    // A server in the test's namespace, on its second address.
+    let www = r.home.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hi"), "from-the-test-netns\n").unwrap();
+    let _server = Killed(
+        ns.cmd("busybox")
+            .args(["httpd", "-f", "-p", "10.99.0.5:8181", "-h"])
+            .arg(&www)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Outbound through pasta: the container's interface and route are copies of the
+    // namespace's, its nameserver pasta's forwarder.
+    let fetch =
+        "for i in 1 2 3 4 5; do wget -q -O - http://10.99.0.5:8181/hi && break; sleep 0.2; done";
+    let out = r.ok_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pasta",
+            img,
+            &format!("ip -4 route; grep nameserver /etc/resolv.conf; {fetch}"),
+        ],
+    );
+    assert!(out.contains("default via 10.99.0.2"), "{out}");
+    assert!(out.contains("nameserver 169.254.1.1"), "{out}");
+    assert!(out.contains("from-the-test-netns"), "{out}");
+
+    // Detached: pasta lives as long as the container, and goes with it.
+    r.ok_in(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pd",
+            "--network",
+            "pasta",
+            img,
+            "exec sleep 300",
+        ],
+    );
+    assert!(pastas(u).contains("pasta.netns"), "no pasta: {}", pastas(u));
+    let out = r.ok_in(&ns, &["exec", "pd", "sh", "-c", fetch]);
+    assert!(out.contains("from-the-test-netns"), "{out}");
+    r.ok(&["rm", "-f", "pd"]);
+
+    // pasta refuses an option: one error line, nothing left behind.
+    let o = r.husk_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pasta:--no-such-option",
+            img,
+            "true",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{e}");
+    assert!(e.contains("pasta did not configure the network"), "{e}");
+
+    assert_eq!(pastas(u), "", "pasta left running");
+    assert_eq!(
+        netns_mounts(&r),
+        Vec::<String>::new(),
+        "namespace files left mounted"
+    );
     r.assert_nothing_left();
 }

@@ -6,7 +6,10 @@
 //! gives it. slirp4netns runs beside the container (10.0.2.100 inside, gateway 10.0.2.2,
 //! DNS 10.0.2.3); the host's loopback stays out of reach unless allowed. Its pid and start
 //! time go into the container's directory, and whoever cleans up after the container ends
-//! it ([`stop_slirp`]).
+//! it ([`stop_slirp`]). `pasta[:OPTIONS]`: the same through pasta, which also forwards
+//! published ports (see [`pasta`]).
+
+pub mod pasta;
 
 use crate::os::{IoContext, IoError, SysError};
 use std::io::Read;
@@ -48,6 +51,8 @@ pub enum Network {
     },
     /// Another container's network namespace (its name or id as given; its id once run).
     Container(String),
+    /// pasta, with the options after `pasta:` passed on.
+    Pasta(Vec<String>),
 }
 
 impl Network {
@@ -64,10 +69,11 @@ impl Network {
             "slirp4netns:allow_host_loopback=false" => Ok(Network::Slirp {
                 host_loopback: false,
             }),
+            n if pasta::parse(n).is_some() => Ok(Network::Pasta(pasta::parse(n).unwrap())),
             n => match n.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(Network::Container(c.to_string())),
                 _ => Err(format!(
-                    "--network {n:?}: use none, host, container:NAME or \
+                    "--network {n:?}: use none, host, container:NAME, pasta[:OPTIONS] or \
                      slirp4netns[:allow_host_loopback=true]"
                 )),
             },
@@ -93,6 +99,8 @@ impl std::fmt::Display for Network {
                 host_loopback: true,
             } => f.write_str("slirp4netns:allow_host_loopback=true"),
             Network::Container(c) => write!(f, "container:{c}"),
+            Network::Pasta(o) if o.is_empty() => f.write_str("pasta"),
+            Network::Pasta(o) => write!(f, "pasta:{}", o.join(",")),
         }
     }
 }
@@ -164,8 +172,10 @@ fn wait_readable(f: &std::fs::File, timeout: Duration) -> bool {
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) > 0 }
 }
 
-/// End the container's slirp4netns, if it has one (and it is still that process).
+/// End the container's slirp4netns or pasta, if it has one (and it is still that process);
+/// pasta's namespace file goes too.
 pub fn stop_slirp(dir: &Path) {
+    pasta::stop(dir);
     let file = dir.join(SLIRP_PID_FILE);
     if let Some(pid) = crate::os::live_pid(&file) {
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -202,5 +212,9 @@ mod tests {
         assert_eq!(c, Network::Container("web".into()));
         assert_eq!(c.to_string(), "container:web");
         assert!(Network::parse("container:").is_err());
+        let p = Network::parse("pasta:--mtu,1500").unwrap();
+        assert_eq!(p, Network::Pasta(vec!["--mtu".into(), "1500".into()]));
+        assert_eq!(p.to_string(), "pasta:--mtu,1500");
+        assert_eq!(Network::parse("pasta").unwrap().to_string(), "pasta");
     }
 }
