@@ -46,9 +46,10 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg, LinuxSeccompFilterFlag as Flag,
     LinuxSeccompOperator as Op,
 };
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::str::FromStr;
+use std::sync::OnceLock;
 
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -166,28 +167,44 @@ impl Table {
     }
 
     fn nr(self, name: &str) -> Option<u32> {
-        match self {
-            Table::X86_64 => syscalls::x86_64::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Table::X32 => x32_only(name)
-                .or_else(|| {
-                    syscalls::x86_64::Sysno::from_str(name)
-                        .ok()
-                        .map(|s| s.id() as u32)
-                })
-                .map(|n| n | X32_SYSCALL_BIT),
-            Table::X86 => syscalls::x86::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Table::Aarch64 => syscalls::aarch64::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-            Table::Arm => syscalls::arm::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32),
-        }
+        let t = names_of(self);
+        t.binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| t[i].1)
     }
+}
+
+/// Every name of one table with its number, sorted by name. Compiling a profile looks each
+/// name up once per table (thousands of lookups for a default profile, twice per `create`:
+/// once to validate, once in init); the `syscalls` crate's `from_str` is a linear match,
+/// which made those lookups most of the compile time. Built once per process.
+fn names_of(table: Table) -> &'static [(&'static str, u32)] {
+    macro_rules! all {
+        ($t:ty) => {{
+            let mut v = Vec::new();
+            let mut s = Some(<$t>::first());
+            while let Some(x) = s {
+                v.push((x.name(), x.id() as u32));
+                s = x.next();
+            }
+            v
+        }};
+    }
+    static TABLES: [OnceLock<Vec<(&'static str, u32)>>; 5] = [const { OnceLock::new() }; 5];
+    TABLES[table as usize].get_or_init(|| {
+        let mut v = match table {
+            Table::X86_64 => all!(syscalls::x86_64::Sysno),
+            Table::X32 => all!(syscalls::x86_64::Sysno)
+                .into_iter()
+                .map(|(n, nr)| (n, x32_only(n).unwrap_or(nr) | X32_SYSCALL_BIT))
+                .collect(),
+            Table::X86 => all!(syscalls::x86::Sysno),
+            Table::Aarch64 => all!(syscalls::aarch64::Sysno),
+            Table::Arm => all!(syscalls::arm::Sysno),
+        };
+        v.sort_unstable();
+        v
+    })
 }
 
 /// x32 has its own numbers (512…) for the calls whose arguments differ from x86_64's.
@@ -522,17 +539,22 @@ fn table_body(
 ) -> Result<Vec<libc::sock_filter>, String> {
     // Group the rules by syscall number, keeping first-seen order.
     let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<u32, usize> = HashMap::new();
     for (i, (names, _, _)) in rules.iter().enumerate() {
         for name in names.iter() {
             // Unknown names are skipped, as runc does (profiles list calls of newer kernels).
             let Some(nr) = table.nr(name) else { continue };
-            match groups.iter_mut().find(|(n, _)| *n == nr) {
-                Some((_, v)) => {
-                    if !v.contains(&i) {
+            match group_of.get(&nr) {
+                Some(&g) => {
+                    let v = &mut groups[g].1;
+                    if v.last() != Some(&i) {
                         v.push(i)
                     }
                 }
-                None => groups.push((nr, vec![i])),
+                None => {
+                    group_of.insert(nr, groups.len());
+                    groups.push((nr, vec![i]));
+                }
             }
         }
     }
