@@ -9,7 +9,7 @@ use crate::health::{HealthFlagError, HealthOptions, HealthOverrides};
 use crate::host_config::{HostConfig, HostOptions};
 use crate::network::Network;
 use crate::spec_from_image;
-use crate::spec_from_image::flags::{self, Seccomp, Tmpfs};
+use crate::spec_from_image::flags::{self, Seccomp, Tmpfs, Userns};
 use crate::volumes::flags::{self as mount_flags, MountRequest, VolumeMount};
 use crate::writable::{StorageOptions, WritableLayer};
 use std::fmt;
@@ -76,6 +76,8 @@ pub struct RunOptions {
     pub pod: Option<String>,
     /// --storage-opt, --rootfs-tmpfs (writable.rs).
     pub storage: StorageOptions,
+    /// `host` (or empty), `auto[:size=N]`, `keep-id`
+    pub userns: String,
 }
 
 impl RunOptions {
@@ -111,6 +113,7 @@ impl RunOptions {
             health: HealthOptions::default(),
             pod: None,
             storage: StorageOptions::default(),
+            userns: String::new(),
         }
     }
 }
@@ -253,6 +256,8 @@ pub struct ContainerConfig {
     pub pod: Option<String>,
     /// Where the container's writes go: a size-limited layer, or a tmpfs.
     pub writable: WritableLayer,
+    /// --userns: the host's (default), or a range of the husk user's subordinate ids.
+    pub userns: Userns,
 }
 
 impl ContainerConfig {
@@ -376,6 +381,7 @@ impl ContainerConfig {
             Seccomp::Unconfined => None,
         };
         let host = HostConfig::validate(&o.host, memory, network == Network::Host)?;
+        let userns = Userns::parse(&o.userns, husk_container::rootless::is_unprivileged())?;
         let stop_signal = o
             .stop_signal
             .as_deref()
@@ -414,6 +420,7 @@ impl ContainerConfig {
             stop_signal,
             registry: o.registry.clone(),
             host,
+            userns,
             health: HealthOverrides::validate(&o.health)?,
             pod: o.pod.clone(),
             writable: WritableLayer::validate(&o.storage)?,

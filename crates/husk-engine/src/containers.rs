@@ -186,7 +186,9 @@ impl Engine {
         r.save()?;
         let writable = crate::writable::WritableLayer::from_json(&r.meta["writable"]);
         crate::writable::prepare_again(&r.dir, &r.id, writable)?;
-        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, &*self.warn)?;
+        let ns = crate::userns::for_container(&self.root, &r.id)?;
+        let idmap = crate::rootfs::Idmapped::of(&ns);
+        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, idmap.as_ref(), &*self.warn)?;
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),
@@ -449,10 +451,12 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     crate::rootfs::unmount_leftover(&r.dir)?;
     crate::writable::release(&r.dir);
     match std::fs::remove_dir_all(&r.dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).ctx("removing", &r.dir).during("rm", what),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).ctx("removing", &r.dir).during("rm", what),
     }
+    // After the directory: a range whose container still exists is never free.
+    crate::userns::release(root, &r.id).during("rm", what)
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.

@@ -24,6 +24,8 @@ pub enum RunError {
     NotLocal(husk_image::Error),
     #[error("--group-add {0}: no such group in the image's /etc/group")]
     NoGroup(String),
+    #[error("--userns keep-id: not supported yet")]
+    KeepIdUnsupported,
 }
 
 /// A container in the wrong state for what was asked.
@@ -151,6 +153,8 @@ pub enum Error {
     Events(#[from] crate::events::EventsError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
+    #[error(transparent)]
+    UsernsAuto(#[from] crate::userns::AutoError),
     #[error(transparent)]
     Embedded(#[from] crate::embedded::EmbeddedError),
     #[error(transparent)]

@@ -39,6 +39,13 @@ impl Drop for Made {
             // written): volume removal here does not take it again.
             let root = crate::events::root_of(&self.dir);
             crate::volumes::remove_unused(root, &self.volumes, false);
+            // ROOT/containers/ID: its --userns=auto range goes with it.
+            if let (Some(id), Some(root)) = (
+                self.dir.file_name().and_then(|n| n.to_str()),
+                self.dir.parent().and_then(|p| p.parent()),
+            ) {
+                let _ = crate::userns::release(root, id);
+            }
         }
     }
 }

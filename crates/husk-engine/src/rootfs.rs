@@ -4,10 +4,20 @@
 //! use as upper, a user namespace on an old kernel) — or with HUSK_ROOTFS=copy — the image's
 //! layers are unpacked, flattened, into the container's own rootfs directory instead: slower
 //! and bigger, but the same tree. The copy stays with the container, as an upper dir would.
+//!
+//! A container with a user namespace of its own (`--userns=auto`) sees the layers through
+//! idmapped mounts: each layer dir is cloned (open_tree), given the container's id map
+//! (mount_setattr MOUNT_ATTR_IDMAP) and used as an overlay lower, so a file owned by 0 in
+//! the store is owned by the container's root — the map's first host id — without touching
+//! the shared layers; the upper dir belongs to that id too, so what the container writes
+//! is owned by it on the host. Where idmapped mounts are refused, the flattened copy is
+//! made and its owners shifted instead.
 
 use crate::os::{IoContext, IoError};
+use crate::userns::IdMap;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +43,19 @@ pub enum RootfsError {
         #[source]
         source: io::Error,
     },
+    #[error("id-mapping layer {}: {op}: {source}", path.display())]
+    Idmap {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("shifting the owners of {} to the container's ids: {source}", path.display())]
+    Shift {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("copying the image's layers into {}: {source}", path.display())]
     Copy {
         path: PathBuf,
@@ -53,18 +76,36 @@ fn cstr(p: &Path) -> Result<CString, RootfsError> {
 /// Marks DIR/rootfs as a flattened copy (reused by `start`, never unmounted).
 const COPY_MARK: &str = "rootfs.copy";
 
+/// A container's own id map and a user namespace holding it (for the idmapped mounts).
+pub struct Idmapped<'a> {
+    pub map: IdMap,
+    pub userns: BorrowedFd<'a>,
+}
+
+impl<'a> Idmapped<'a> {
+    /// From what [`crate::userns::for_container`] returns.
+    pub fn of(ns: &'a Option<(IdMap, OwnedFd)>) -> Option<Idmapped<'a>> {
+        use std::os::fd::AsFd;
+        ns.as_ref().map(|(map, fd)| Idmapped {
+            map: *map,
+            userns: fd.as_fd(),
+        })
+    }
+}
+
 /// The rootfs of the container in DIR for image `rec`: the overlay, or the copy (`warn`
-/// hears why overlay could not be used).
+/// hears why overlay could not be used); with `idmap`, as its user namespace sees it.
 pub fn prepare(
     dir: &Path,
     store: &husk_image::store::Store,
     rec: &husk_image::store::ImageRecord,
+    idmap: Option<&Idmapped>,
     warn: &dyn Fn(&str),
 ) -> Result<Overlay, RootfsError> {
     let rootfs = dir.join("rootfs");
     let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
     if !forced && !dir.join(COPY_MARK).exists() {
-        match mount(dir, &layer_dirs(store, rec)) {
+        match mount(dir, &layer_dirs(store, rec), idmap) {
             Ok(o) => return Ok(o),
             Err(e) if !overlay_unusable(&e) => return Err(e),
             Err(e) => warn(&format!(
@@ -78,6 +119,9 @@ pub fn prepare(
             path: rootfs.clone(),
             source,
         })?;
+        if let Some(m) = idmap {
+            shift_owners(&rootfs, &m.map)?;
+        }
         std::fs::write(dir.join(COPY_MARK), b"").ctx("writing", dir.join(COPY_MARK))?;
     }
     Ok(Overlay {
@@ -93,6 +137,7 @@ pub fn mount_existing(
     dir: &Path,
     store: &husk_image::store::Store,
     rec: &husk_image::store::ImageRecord,
+    idmap: Option<&Idmapped>,
 ) -> Result<Overlay, RootfsError> {
     if dir.join(COPY_MARK).exists() {
         return Ok(Overlay {
@@ -100,12 +145,12 @@ pub fn mount_existing(
             mounted: false,
         });
     }
-    mount(dir, &layer_dirs(store, rec))
+    mount(dir, &layer_dirs(store, rec), idmap)
 }
 
 /// Errors of mount(2) that say overlay cannot work here, rather than that something is wrong.
 fn overlay_unusable(e: &RootfsError) -> bool {
-    let RootfsError::Mount { source, .. } = e else {
+    let (RootfsError::Mount { source, .. } | RootfsError::Idmap { source, .. }) = e else {
         return false;
     };
     matches!(
@@ -115,8 +160,15 @@ fn overlay_unusable(e: &RootfsError) -> bool {
 }
 
 /// Mount `lowers` (top first) at DIR/rootfs with DIR/upper and DIR/work; on failure the
-/// message and mount(2)'s errno. (Also a build step's filesystem: build/work.rs.)
-pub(crate) fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsError> {
+/// message and mount(2)'s errno (also a build step's filesystem: build/work.rs). With
+/// `idmap`, the lowers are idmapped clones attached under DIR/lower only until the overlay
+/// holds them (it keeps private clones of its layers), and the upper dir is owned by the
+/// container's root.
+pub(crate) fn mount(
+    dir: &Path,
+    lowers: &[PathBuf],
+    idmap: Option<&Idmapped>,
+) -> Result<Overlay, RootfsError> {
     if lowers.is_empty() {
         return Err(RootfsError::NoLayers);
     }
@@ -124,6 +176,122 @@ pub(crate) fn mount(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsErr
     for d in [&upper, &work, &rootfs] {
         std::fs::create_dir_all(d).ctx("creating", d)?;
     }
+    let Some(idmap) = idmap else {
+        return mount_overlay(dir, lowers);
+    };
+    std::os::unix::fs::lchown(&upper, Some(idmap.map.uid), Some(idmap.map.gid))
+        .ctx("chowning", &upper)?;
+    let staging = dir.join("lower");
+    let mut attached = Vec::new();
+    let result = (|| {
+        std::fs::create_dir_all(&staging).ctx("creating", &staging)?;
+        for (i, l) in lowers.iter().enumerate() {
+            let at = staging.join(i.to_string());
+            std::fs::create_dir_all(&at).ctx("creating", &at)?;
+            attach_idmapped(l, &at, idmap.userns)?;
+            attached.push(at);
+        }
+        mount_overlay(dir, &attached)
+    })();
+    for at in &attached {
+        if let Ok(c) = cstr(at) {
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Clone the mount of `layer`, give the clone the id map of `userns` and attach it at `at`.
+fn attach_idmapped(layer: &Path, at: &Path, userns: BorrowedFd) -> Result<(), RootfsError> {
+    let err = |op: &'static str| RootfsError::Idmap {
+        op,
+        path: layer.to_path_buf(),
+        source: io::Error::last_os_error(),
+    };
+    let src = cstr(layer)?;
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(err("open_tree"));
+    }
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct mount_attr: attr_set, attr_clr, propagation, userns_fd.
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let attr: [u64; 4] = [MOUNT_ATTR_IDMAP, 0, 0, userns.as_raw_fd() as u64];
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if rc != 0 {
+        return Err(err("mount_setattr"));
+    }
+    let to = cstr(at)?;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(err("move_mount"));
+    }
+    Ok(())
+}
+
+/// A flattened copy's owners as the container's user namespace needs them: every id below
+/// the map's size moved up by the map's start (ids beyond it stay, seen as nobody).
+/// chown clears set-id bits, so the mode is put back after it.
+fn shift_owners(rootfs: &Path, map: &IdMap) -> Result<(), RootfsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fail = |p: &Path, source| RootfsError::Shift {
+        path: p.to_path_buf(),
+        source,
+    };
+    let mut todo = vec![rootfs.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let md = std::fs::symlink_metadata(&p).map_err(|e| fail(&p, e))?;
+        let (uid, gid) = (
+            map.host_uid(md.uid()).unwrap_or(md.uid()),
+            map.host_gid(md.gid()).unwrap_or(md.gid()),
+        );
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| fail(&p, e))?;
+        if md.file_type().is_symlink() {
+            continue;
+        }
+        if md.mode() & 0o6000 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+                .map_err(|e| fail(&p, e))?;
+        }
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).map_err(|e| fail(&p, e))? {
+                todo.push(e.map_err(|e| fail(&p, e))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The overlay itself, over `lowers` as they are.
+fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> Result<Overlay, RootfsError> {
+    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     for l in lowers {
         let s = l.to_string_lossy();
         if s.contains([',', ':']) {

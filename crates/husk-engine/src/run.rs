@@ -16,7 +16,7 @@ use crate::network::Network;
 use crate::os::{IoContext, IoError};
 use crate::pod::Membership;
 use crate::record::{lock_names, name_taken, state_root};
-use crate::spec_from_image::{self, flags};
+use crate::spec_from_image::{self, flags, flags::Userns};
 use crate::{embedded, rootfs};
 use husk_container::ContainerBuilder;
 use husk_image::config::{Overrides, RootfsView};
@@ -267,7 +267,23 @@ impl Engine {
             volumes: Vec::new(),
         };
         crate::writable::prepare(&dir, &id, a.writable)?;
-        let ov = rootfs::prepare(&dir, &store, &rec, &*self.warn)?;
+        // --userns=auto: the container's own ids, and the layers seen through them.
+        let idmap = match a.userns {
+            Userns::Auto { size } => Some(crate::userns::allocate(&self.root, &id, size)?),
+            Userns::Host => None,
+            Userns::KeepId => return Err(RunError::KeepIdUnsupported.into()),
+        };
+        let ns = idmap
+            .map(|m| crate::userns::namespace_fd(&m).map(|fd| (m, fd)))
+            .transpose()
+            .map_err(crate::userns::UsernsError::from)?;
+        let ov = rootfs::prepare(
+            &dir,
+            &store,
+            &rec,
+            rootfs::Idmapped::of(&ns).as_ref(),
+            &*self.warn,
+        )?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
         etc_files::write(
@@ -364,6 +380,7 @@ impl Engine {
                 cgroupns: a.host.cgroupns == NsMode::Private
                     && !husk_container::rootless::is_unprivileged(),
                 etc_dir: Some(dir.clone()),
+                idmap,
             },
         );
         let mut devices = a.host.devices.clone();

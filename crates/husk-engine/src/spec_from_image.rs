@@ -75,6 +75,8 @@ pub struct Options {
     /// The directory holding the container's hostname, hosts and resolv.conf
     /// ([`crate::etc_files`]), bind-mounted over the image's /etc files.
     pub etc_dir: Option<PathBuf>,
+    /// A user namespace of the container's own with these ids (`--userns=auto`).
+    pub idmap: Option<crate::userns::IdMap>,
 }
 
 impl Default for Options {
@@ -99,6 +101,7 @@ impl Default for Options {
             terminal: false,
             cgroupns: false,
             etc_dir: None,
+            idmap: None,
         }
     }
 }
@@ -210,6 +213,9 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     if o.cgroupns {
         namespaces.push(json!({"type": "cgroup"}));
     }
+    if o.idmap.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
     let mut resources = json!({"devices": [{"allow": o.privileged, "access": "rwm"}]});
     if let Some(m) = o.memory {
         resources["memory"] = json!({"limit": m});
@@ -292,6 +298,11 @@ pub fn spec(p: &ProcessValues, o: &Options) -> Value {
     }
     if let Some(p) = &o.apparmor_profile {
         spec["process"]["apparmorProfile"] = Value::from(p.as_str());
+    }
+    if let Some(m) = &o.idmap {
+        let (uids, gids) = m.oci();
+        spec["linux"]["uidMappings"] = uids;
+        spec["linux"]["gidMappings"] = gids;
     }
     spec
 }

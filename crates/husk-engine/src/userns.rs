@@ -253,3 +253,277 @@ fn hold_forever() -> ! {
 unsafe fn close_fds_from(from: u32) {
     libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// Per-container user namespaces for root (`--userns=auto`): each container gets its own
+// range of the `husk` user's subordinate ids, so that its root is an unprivileged id on
+// the host. Ranges are recorded under the engine root, one file per container in
+// ROOT/userns/ (written under ROOT/userns/lock, renamed into place), and released by `rm`;
+// a file whose container directory is gone (a crash between the two) is reclaimed by the
+// next allocation.
+
+/// The user whose /etc/subuid and /etc/subgid lines hold the ranges (as podman's
+/// `containers`).
+pub const AUTO_USER: &str = "husk";
+/// Ids per container unless `--userns=auto:size=N` says otherwise (podman's default).
+pub const AUTO_SIZE: u32 = 65536;
+
+/// One container's ids: container 0..size are host uid..uid+size and gid..gid+size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdMap {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+/// Allocating a range for `--userns=auto` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AutoError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(
+        "--userns=auto: no {file} line for user {AUTO_USER:?}; as root, add one such as \
+         \"{AUTO_USER}:2147483648:2147483648\" to /etc/subuid and /etc/subgid"
+    )]
+    NoRanges { file: &'static str },
+    #[error("--userns=auto: no free range of {size} ids left in {file} for {AUTO_USER:?} ({used} containers hold ranges)")]
+    Exhausted {
+        file: &'static str,
+        size: u32,
+        used: usize,
+    },
+}
+
+fn auto_dir(root: &Path) -> PathBuf {
+    root.join("userns")
+}
+
+impl IdMap {
+    fn parse(text: &str) -> Option<IdMap> {
+        let mut f = text.split_whitespace().map(|v| v.parse::<u32>());
+        let (uid, gid, size) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
+        (size > 0).then_some(IdMap { uid, gid, size })
+    }
+
+    /// The OCI `linux.uidMappings`/`gidMappings` pair.
+    pub fn oci(&self) -> (serde_json::Value, serde_json::Value) {
+        let m =
+            |host: u32| serde_json::json!([{"containerID": 0, "hostID": host, "size": self.size}]);
+        (m(self.uid), m(self.gid))
+    }
+
+    /// A host id of this map, from the container's id (ids outside it are the overflow id).
+    pub fn host_uid(&self, id: u32) -> Option<u32> {
+        (id < self.size).then(|| self.uid + id)
+    }
+
+    pub fn host_gid(&self, id: u32) -> Option<u32> {
+        (id < self.size).then(|| self.gid + id)
+    }
+}
+
+/// The range recorded for container `id`, if it has one.
+pub fn allocation(root: &Path, id: &str) -> Option<IdMap> {
+    IdMap::parse(&std::fs::read_to_string(auto_dir(root).join(id)).ok()?)
+}
+
+/// Give container `id` (its directory already made under ROOT/containers) `size` ids of
+/// its own from the husk user's subordinate ranges, disjoint from every other container's.
+pub fn allocate(root: &Path, id: &str, size: u32) -> Result<IdMap, AutoError> {
+    let dir = auto_dir(root);
+    std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
+    // The container's root (an unprivileged id on the host) must be able to pass through
+    // the engine root to reach its rootfs: search permission only, nothing listable.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root)
+            .ctx("reading", root)?
+            .permissions()
+            .mode();
+        if mode & 0o011 != 0o011 {
+            std::fs::set_permissions(
+                root,
+                std::fs::Permissions::from_mode((mode | 0o011) & 0o7777),
+            )
+            .ctx("allowing search on", root)?;
+        }
+    }
+    let _lock = crate::os::lock_file(&dir.join("lock"))?;
+    let containers = crate::record::containers_dir(root);
+    let mut taken = Vec::new();
+    for e in std::fs::read_dir(&dir).ctx("reading", &dir)? {
+        let e = e.ctx("reading", &dir)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "lock" || name.starts_with('.') {
+            continue;
+        }
+        if !containers.join(&name).is_dir() {
+            // Its container is gone without `rm` (killed mid-run): the range is free again.
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        if let Some(m) = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|t| IdMap::parse(&t))
+        {
+            taken.push(m);
+        }
+    }
+    let pick = |file: &'static str, used: Vec<(u32, u32)>| -> Result<u32, AutoError> {
+        let ranges = rootless::sub_id_ranges(Path::new(file), AUTO_USER, auto_user_id())
+            .ctx("reading", file)?;
+        if ranges.is_empty() {
+            return Err(AutoError::NoRanges { file });
+        }
+        first_free(&ranges, &used, size).ok_or(AutoError::Exhausted {
+            file,
+            size,
+            used: used.len(),
+        })
+    };
+    let uid = pick(
+        "/etc/subuid",
+        taken.iter().map(|m| (m.uid, m.size)).collect(),
+    )?;
+    let gid = pick(
+        "/etc/subgid",
+        taken.iter().map(|m| (m.gid, m.size)).collect(),
+    )?;
+    let map = IdMap { uid, gid, size };
+    let tmp = dir.join(format!(".{id}.tmp"));
+    std::fs::write(&tmp, format!("{uid} {gid} {size}\n")).ctx("writing", &tmp)?;
+    std::fs::rename(&tmp, dir.join(id)).ctx("renaming", &tmp)?;
+    Ok(map)
+}
+
+/// Release container `id`'s range (no range is fine).
+pub fn release(root: &Path, id: &str) -> Result<(), IoError> {
+    let p = auto_dir(root).join(id);
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).ctx("removing", p),
+        _ => Ok(()),
+    }
+}
+
+/// The husk user's uid when it exists (subuid lines may name it by number).
+fn auto_user_id() -> u32 {
+    let name = std::ffi::CString::new(AUTO_USER).expect("no NUL");
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        u32::MAX
+    } else {
+        unsafe { (*pw).pw_uid }
+    }
+}
+
+/// The lowest start of `size` ids inside one of `ranges` that overlaps none of `used`
+/// (start, size).
+fn first_free(ranges: &[rootless::SubIdRange], used: &[(u32, u32)], size: u32) -> Option<u32> {
+    let end = |s: u32, n: u32| s as u64 + n as u64;
+    for r in ranges {
+        let mut start = r.start as u64;
+        loop {
+            if start + size as u64 > end(r.start, r.count) {
+                break;
+            }
+            match used
+                .iter()
+                .filter(|(s, n)| (*s as u64) < start + size as u64 && end(*s, *n) > start)
+                .map(|(s, n)| end(*s, *n))
+                .max()
+            {
+                Some(next) => start = next,
+                None => return Some(start as u32),
+            }
+        }
+    }
+    None
+}
+
+/// A user namespace with `map` (uid and gid), for idmapped mounts: a forked child unshares
+/// one and waits while we write its maps and open it; the child then exits.
+pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, UsernsStep> {
+    let (ready_r, ready_w) = crate::os::pipe()?;
+    let (go_r, go_w) = crate::os::pipe()?;
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(SysError::last("fork").into());
+    }
+    if pid == 0 {
+        // Our copy of the parent's ends would keep the pipe from ever reaching EOF.
+        drop((ready_r, go_w));
+        unsafe {
+            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+            if ok {
+                libc::write(ready_w.as_raw_fd(), b"u".as_ptr().cast(), 1);
+            }
+            // Wait until the parent is done with us (it closes its end).
+            let mut b = [0u8; 1];
+            libc::read(go_r.as_raw_fd(), b.as_mut_ptr().cast(), 1);
+            libc::_exit(if ok { 0 } else { 125 });
+        }
+    }
+    drop((ready_w, go_r));
+    let result = (|| {
+        let mut b = [0u8; 1];
+        if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err(UsernsStep::NoUserNamespace);
+        }
+        for (file, start) in [("uid_map", map.uid), ("gid_map", map.gid)] {
+            let p = PathBuf::from(format!("/proc/{pid}/{file}"));
+            std::fs::write(&p, format!("0 {start} {}\n", map.size)).ctx("writing", &p)?;
+        }
+        let p = PathBuf::from(format!("/proc/{pid}/ns/user"));
+        Ok(OwnedFd::from(std::fs::File::open(&p).ctx("opening", &p)?))
+    })();
+    drop(go_w);
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    result
+}
+
+/// Container `id`'s id map with a user namespace holding it, when it has one
+/// (`--userns=auto`): what mounting its rootfs again needs.
+pub fn for_container(root: &Path, id: &str) -> Result<Option<(IdMap, OwnedFd)>, UsernsError> {
+    match allocation(root, id) {
+        None => Ok(None),
+        Some(m) => Ok(Some((m, namespace_fd(&m)?))),
+    }
+}
+
+#[cfg(test)]
+mod auto_tests {
+    use super::*;
+    use husk_container::rootless::SubIdRange;
+
+    #[test]
+    fn ranges_are_disjoint_and_reused() {
+        let r = [
+            SubIdRange {
+                start: 100,
+                count: 30,
+            },
+            SubIdRange {
+                start: 1000,
+                count: 100,
+            },
+        ];
+        assert_eq!(first_free(&r, &[], 10), Some(100));
+        assert_eq!(first_free(&r, &[(100, 10)], 10), Some(110));
+        assert_eq!(first_free(&r, &[(100, 10), (110, 10)], 10), Some(120));
+        // not enough left in the first range: the next one
+        assert_eq!(first_free(&r, &[(100, 25)], 10), Some(1000));
+        // a gap that a release left is taken again
+        assert_eq!(first_free(&r, &[(100, 10), (120, 10)], 10), Some(110));
+        assert_eq!(first_free(&r, &[(100, 30), (1000, 100)], 10), None);
+        assert_eq!(first_free(&r, &[], 200), None);
+        assert_eq!(
+            IdMap::parse("5 6 7\n"),
+            Some(IdMap {
+                uid: 5,
+                gid: 6,
+                size: 7
+            })
+        );
+        assert_eq!(IdMap::parse("5 6"), None);
+    }
+}

@@ -815,6 +815,10 @@ pub struct MoreRunArgs {
     /// without it, husk's built-in profile)
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// User namespace: host (default), auto[:size=N] (root: ids of its own from the husk
+    /// user's /etc/subuid and /etc/subgid ranges), keep-id (rootless)
+    #[arg(long, value_name = "MODE", default_value = "host")]
+    pub userns: String,
     /// Run a small init as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,

@@ -66,6 +66,7 @@ impl From<RunArgs> for RunOptions {
                 storage_opts: a.storage.storage_opt,
                 rootfs_tmpfs: a.storage.rootfs_tmpfs,
             },
+            userns: m.userns,
         }
     }
 }

@@ -533,6 +533,42 @@ pub fn default_seccomp(bounding: &[String]) -> Value {
         .expect("the built-in seccomp profile is valid (unit-tested)")
 }
 
+/// `--userns`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Userns {
+    /// The engine's own: root's for root, the user's rootless namespace otherwise.
+    #[default]
+    Host,
+    /// A user namespace of its own with `size` of the husk user's subordinate ids (root).
+    Auto { size: u32 },
+    /// Rootless: the user's own uid and gid inside too (podman's keep-id).
+    KeepId,
+}
+
+impl Userns {
+    pub fn parse(s: &str, rootless: bool) -> Result<Userns, String> {
+        let bad = |why: &str| format!("--userns {s:?}: {why}");
+        match s {
+            "" | "host" => Ok(Userns::Host),
+            "keep-id" if rootless => Ok(Userns::KeepId),
+            "keep-id" => Err(bad(
+                "keep-id is for rootless husk (root has no id of its own to keep)",
+            )),
+            _ if rootless && s.starts_with("auto") => Err(bad(
+                "auto is for root (rootless containers already share the user's namespace)",
+            )),
+            "auto" => Ok(Userns::Auto {
+                size: crate::userns::AUTO_SIZE,
+            }),
+            _ => match s.strip_prefix("auto:size=").map(str::parse::<u32>) {
+                Some(Ok(size)) if size > 0 => Ok(Userns::Auto { size }),
+                Some(_) => Err(bad("size must be a positive number of ids")),
+                None => Err(bad("use host, auto, auto:size=N or keep-id")),
+            },
+        }
+    }
+}
+
 /// A signal by name (`TERM`, `SIGTERM`, `sigterm`, `RTMIN+3`) or number, as `kill`
 /// takes it (husk-oci's parser), and one this system has.
 pub fn signal(s: &str) -> Result<i32, String> {
@@ -649,6 +685,26 @@ mod tests {
             "apparmor=",
         ] {
             assert!(Security::parse(&v(&[bad])).is_err(), "{bad}");
+        }
+        assert_eq!(Userns::parse("", false), Ok(Userns::Host));
+        assert_eq!(Userns::parse("host", true), Ok(Userns::Host));
+        assert_eq!(
+            Userns::parse("auto", false),
+            Ok(Userns::Auto { size: 65536 })
+        );
+        assert_eq!(
+            Userns::parse("auto:size=1000", false),
+            Ok(Userns::Auto { size: 1000 })
+        );
+        assert_eq!(Userns::parse("keep-id", true), Ok(Userns::KeepId));
+        for (bad, rootless) in [
+            ("keep-id", false),
+            ("auto", true),
+            ("auto:size=0", false),
+            ("auto:size=x", false),
+            ("private", false),
+        ] {
+            assert!(Userns::parse(bad, rootless).is_err(), "{bad}");
         }
         assert_eq!(signal("term"), Ok(libc::SIGTERM));
         assert_eq!(signal("SIGUSR1"), Ok(libc::SIGUSR1));
