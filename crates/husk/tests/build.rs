@@ -517,13 +517,19 @@ fn tmp_build_dirs(root: &Path) -> Vec<String> {
 
 #[test]
 fn killed_build_leaves_nothing() {
-    // kill -9, and Ctrl-C (SIGINT, which ends husk just as abruptly).
-    for sig in [libc::SIGKILL, libc::SIGINT] {
-        killed_build(sig);
+    // kill -9 and Ctrl-C (SIGINT, which ends husk just as abruptly) while the RUN runs,
+    // and kill -9 the moment its state dir appears (likely inside the runtime's create,
+    // before state.json exists).
+    for (sig, settle) in [
+        (libc::SIGKILL, 300),
+        (libc::SIGINT, 300),
+        (libc::SIGKILL, 0),
+    ] {
+        killed_build(sig, settle);
     }
 }
 
-fn killed_build(sig: i32) {
+fn killed_build(sig: i32, settle_ms: u64) {
     let b = setup_build("build-kill");
     b.file(
         "Containerfile",
@@ -559,7 +565,7 @@ fn killed_build(sig: i32) {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(settle_ms));
     unsafe { libc::kill(c.id() as i32, sig) };
     c.wait().unwrap();
     // The guardian removes the container and the work dir; the mounts went with the

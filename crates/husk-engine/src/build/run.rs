@@ -301,11 +301,25 @@ pub fn run(state_root: &Path, r: &RunSpec) -> Result<i32, crate::Error> {
     code
 }
 
-/// Remove a RUN container a killed build left (kill, delete); errors ignored.
+/// Remove a RUN container a killed build left (kill, delete); errors ignored. The build
+/// may have died inside `create`, before state.json existed: that half is removed from
+/// the cgroup the runtime noted first.
 pub fn remove_container(state_root: &Path, id: &str) {
-    if let Ok(c) = husk_container::Container::load(state_root, id) {
-        let _ = c.kill(libc::SIGKILL, true);
-        let _ = c.delete(true);
+    use husk_container::Container;
+    match Container::load(state_root, id) {
+        Ok(c) => {
+            let _ = c.kill(libc::SIGKILL, true);
+            let _ = c.delete(true);
+        }
+        Err(_) => {
+            if let Ok(false) = Container::delete_unloadable(state_root, id) {
+                // Completed meanwhile: an ordinary one after all.
+                if let Ok(c) = Container::load(state_root, id) {
+                    let _ = c.kill(libc::SIGKILL, true);
+                    let _ = c.delete(true);
+                }
+            }
+        }
     }
 }
 
