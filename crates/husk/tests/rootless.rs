@@ -914,7 +914,17 @@ fn rootless_pasta_outbound_and_published_ports() {
     assert!(pastas(u).contains("pasta.netns"), "no pasta: {}", pastas(u));
     let out = r.ok_in(&ns, &["exec", "pd", "sh", "-c", fetch]);
     assert!(out.contains("from-the-test-netns"), "{out}");
+    // Its monitor killed: `rm -f` ends pasta and removes the namespace file all the same.
+    let meta = std::fs::read(containers(&r.store())[0].join("container.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    let monitor = meta["monitor_pid"].as_i64().unwrap() as i32;
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
     r.ok(&["rm", "-f", "pd"]);
+    assert_eq!(
+        pastas(u),
+        "",
+        "pasta outlived rm -f after its monitor's death"
+    );
 
     // pasta refuses an option: one error line, nothing left behind.
     let o = r.husk_in(
