@@ -266,7 +266,7 @@ fn commit_of_a_running_container_pauses_it() {
 }
 
 /// zstd layers go through the loopback registry and come back runnable; skopeo sees an
-/// OCI manifest; podman pulls and runs the gzip image.
+/// OCI manifest; podman pulls and runs the gzip image, and one `husk build` made.
 #[test]
 fn committed_images_travel_to_skopeo_and_podman() {
     let s = setup("commit-interop");
@@ -281,6 +281,28 @@ fn committed_images_travel_to_skopeo_and_podman() {
     );
     husk_ok(root, &["push", "-q", "local/z:1", &z]);
     husk_ok(root, &["push", "-q", "local/g:1", &g]);
+    // and an image husk build makes (the same layer writer, its own manifest)
+    let ctx = s.t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {image}\nUSER root\nRUN busybox rm /srv/new && echo built > /built\n"),
+    )
+    .unwrap();
+    let b = format!("{}/committed/b:1", s.reg.host());
+    husk_ok(
+        root,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            &b,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    husk_ok(root, &["push", "-q", &b]);
 
     // skopeo: an OCI manifest, the new layer zstd.
     let o = Command::new("skopeo")
@@ -361,6 +383,16 @@ fn committed_images_travel_to_skopeo_and_podman() {
         "ls /opq; [ -e /srv/new ] || echo new-gone; busybox stat -c %h /srv/a",
     ]);
     assert_eq!(o, "fresh\nnew-gone\n2\n");
+    podman(&["pull", "-q", "--tls-verify=false", &b]);
+    let o = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &b,
+        "cat /built; [ -e /srv/new ] || echo new-gone",
+    ]);
+    assert_eq!(o, "built\nnew-gone\n");
     let _ = Command::new("umount").arg("-R").arg(&p).output();
 }
 
@@ -373,8 +405,9 @@ fn text(o: &std::process::Output) -> String {
 }
 
 /// `husk save` of a committed image → `docker load` (a private dockerd: own data and exec
-/// roots, no bridge, no iptables) → `docker run` with docker's own runc. The parent's
-/// layers are all gzip: docker 20.10 cannot read zstd ones.
+/// roots, no bridge, no iptables) → `docker run` with docker's own runc; the same for an
+/// image `husk build` made. The parent's layers are all gzip: docker 20.10 cannot read
+/// zstd ones.
 #[test]
 fn docker_loads_and_runs_a_saved_commit() {
     let s = setup("commit-docker");
@@ -409,6 +442,31 @@ fn docker_loads_and_runs_a_saved_commit() {
             archive.to_str().unwrap(),
             "local/for-docker:1",
         ],
+    );
+    // and an image husk build makes
+    let ctx = s.t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {image}\nUSER root\nRUN echo built > /built\n"),
+    )
+    .unwrap();
+    husk_ok(
+        root,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            "local/built:1",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let built = s.t.path().join("built.tar");
+    husk_ok(
+        root,
+        &["save", "-o", built.to_str().unwrap(), "local/built:1"],
     );
 
     let dir = s.t.path().join("docker");
@@ -465,6 +523,15 @@ fn docker_loads_and_runs_a_saved_commit() {
         "-c",
         "echo $COMMITTED; busybox ls /opq; [ -e /srv/new ] || echo new-gone; cat /srv/b",
     ]);
+    let load_built = docker(&["load", "-i", built.to_str().unwrap()]);
+    let run_built = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "local/built:1",
+        "cat /built",
+    ]);
     unsafe { libc::kill(dockerd.id() as i32, libc::SIGTERM) };
     let _ = dockerd.wait();
     assert!(load.status.success(), "docker load: {}", text(&load));
@@ -473,4 +540,15 @@ fn docker_loads_and_runs_a_saved_commit() {
         String::from_utf8_lossy(&run.stdout),
         "yes\nfresh\nnew-gone\nh\n"
     );
+    assert!(
+        load_built.status.success(),
+        "docker load: {}",
+        text(&load_built)
+    );
+    assert!(
+        run_built.status.success(),
+        "docker run: {}",
+        text(&run_built)
+    );
+    assert_eq!(String::from_utf8_lossy(&run_built.stdout), "built\n");
 }
