@@ -102,7 +102,10 @@ impl Store {
             std::fs::create_dir_all(&p).ctx("creating store directory", &p)?;
         }
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700));
+        // Private, but search permission stays where the engine granted it: a container
+        // with a user namespace of its own (--userns=auto) reaches its rootfs through here.
+        let search = std::fs::metadata(&root).map_or(0, |m| m.permissions().mode() & 0o011);
+        let _ = std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700 | search));
         Ok(Store { root })
     }
 

@@ -168,6 +168,27 @@ fn auto_ranges_own_files_are_disjoint_and_released() {
     let o = run(&["--rm", "--userns=auto"], "cat /proc/self/uid_map");
     assert_eq!(host_range(&o), (a_host, 65536));
 
+    // create, then start (twice): the rootfs is mounted again through the same range
+    husk_ok(
+        &root,
+        &[
+            "create",
+            "--name",
+            "s",
+            "--network",
+            "none",
+            "--userns=auto",
+            "img:1",
+            "cat",
+            "/proc/self/uid_map",
+        ],
+    );
+    for _ in 0..2 {
+        let o = husk_ok(&root, &["start", "-a", "s"]);
+        assert_eq!(host_range(&o), (a_host, 65536), "{o}");
+    }
+    husk_ok(&root, &["rm", "s"]);
+
     // Where idmapped mounts cannot be used: a copy with shifted owners, same result.
     let mut c = std::process::Command::new(HUSK);
     c.arg("--root").arg(&root).env("HUSK_ROOTFS", "copy").args([
