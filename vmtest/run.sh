@@ -143,6 +143,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 # AppArmor's interface (and the LSM list) live in securityfs.
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true
+# Loopback, for tests that serve an image registry in-process.
+ip link set lo up 2>/dev/null || true
 export ${VMTEST_ENV:-}
 # The root is already a tmpfs: no tmpfs over /tmp, which would hide VMTEST_FILES placed
 # there (a checkout under /tmp puts the binaries the tests exec there).

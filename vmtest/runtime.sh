@@ -15,6 +15,13 @@ bin=$(echo "$artifacts" | grep '"reason":"compiler-artifact"' | grep '"kind":\["
 	grep '"name":"husk-runtime"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 [ -n "$tests" ] || { echo "vmtest: the husk-runtime cgroups test binary was not built" >&2; exit 2; }
 [ -n "$bin" ] || { echo "vmtest: the husk-runtime binary was not built" >&2; exit 2; }
+# husk run under AppArmor: the engine's own test, with the husk binary it runs.
+husk_artifacts=$(cargo test -p husk --test apparmor_run --no-run --message-format=json 2>/dev/null)
+husk_test=$(echo "$husk_artifacts" | grep '"reason":"compiler-artifact"' | grep '"kind":\["test"\]' |
+	grep apparmor_run | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+husk_bin=$(echo "$husk_artifacts" | grep '"reason":"compiler-artifact"' | grep '"kind":\["bin"\]' |
+	grep '"name":"husk"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+[ -n "$husk_test" ] && [ -n "$husk_bin" ] || { echo "vmtest: husk's apparmor_run test was not built" >&2; exit 2; }
 aa="$PWD/target/vmtest/apparmor"
 if [ ! -x "$aa/sbin/apparmor_parser" ]; then
 	rm -rf "$aa.dl" "$aa"
@@ -27,5 +34,5 @@ if [ ! -x "$aa/sbin/apparmor_parser" ]; then
 fi
 export VMTEST_APPEND="apparmor=1 security=apparmor"
 # create_killed: a few dozen kills on cgroup v2 (each round is slow under emulation).
-export VMTEST_ENV="HUSK_REQUIRE_APPARMOR=1 HUSK_APPARMOR_PARSER=$aa/sbin/apparmor_parser HUSK_KILL_ROUNDS=8"
-VMTEST_FILES="$bin $aa/sbin/apparmor_parser" VMTEST_TEST_ARGS="${*:---nocapture}" exec "$here/run.sh" $tests
+export VMTEST_ENV="HUSK_REQUIRE_APPARMOR=1 HUSK_APPARMOR_PARSER=$aa/sbin/apparmor_parser HUSK_KILL_ROUNDS=8 PATH=/bin:/sbin:/usr/bin:/usr/sbin:$aa/sbin"
+VMTEST_FILES="$bin $husk_bin $aa/sbin/apparmor_parser" VMTEST_TEST_ARGS="${*:---nocapture}" exec "$here/run.sh" $tests $husk_test
