@@ -6,7 +6,9 @@
 //! (1 stdout, 2 stderr; a pty's output is 1), the length (4 bytes, big-endian), the bytes.
 //! From a client, raw bytes for the container's stdin — only when it was made with -i
 //! (DIR/attach-stdin: "open", or "once" to close the container's stdin when a client's
-//! input ends, docker's StdinOnce of `create -i`). Input the container does not read is
+//! input ends, docker's StdinOnce of `create -i`). A client's input ends when it shuts down
+//! its write side and goes on reading; one that closes altogether (the detach keys) leaves
+//! the container's stdin open. Input the container does not read is
 //! dropped once its pipe (or pty) is full: the monitor never blocks on a container.
 //! Detach keys and signals are the client's business; the monitor never interprets input.
 
@@ -18,6 +20,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 const POLLOUT: i16 = 4;
+const POLLHUP: i16 = 0x10;
 
 pub(crate) struct Attach {
     listener: UnixListener,
@@ -110,8 +113,8 @@ impl Attach {
         v
     }
 
-    /// `fd` (one of [`Attach::fds`]) is readable.
-    pub(crate) fn ready(&mut self, fd: RawFd) {
+    /// `fd` (one of [`Attach::fds`]) is readable (poll's `revents`).
+    pub(crate) fn ready(&mut self, fd: RawFd, revents: i16) {
         if fd == self.listener.as_raw_fd() {
             return self.accept();
         }
@@ -121,6 +124,11 @@ impl Attach {
         let mut buf = [0u8; 4096];
         match self.clients[i].sock.read(&mut buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Gone altogether (detached, or died): the container's stdin stays open.
+            Ok(0) if revents & POLLHUP != 0 => {
+                self.clients.remove(i);
+            }
+            // Its input ended (shutdown of its write side), it still reads our output.
             Ok(0) => {
                 self.clients[i].reading = false;
                 if self.once {

@@ -570,7 +570,7 @@ pub(crate) fn copy_to_log(
         let (polled, extra) = polled.split_at(open.len());
         if let Some(a) = attach.as_mut() {
             for p in extra.iter().filter(|p| p.revents != 0) {
-                a.ready(p.fd);
+                a.ready(p.fd, p.revents);
             }
         }
         // Backwards: a source at its end goes without moving those still to be looked at.

@@ -157,8 +157,15 @@ fn attach_sends_input_detaches_and_forwards_signals() {
     );
     let mut a = spawn(root, &["start", "-a", "-i", "a2"]);
     a.expect("first\n");
-    a.write(b"one\ntwo\n");
-    a.expect("one\ntwo\n");
+    a.write(b"one\n");
+    a.expect("one\n");
+    // Detaching is not the end of input: cat goes on reading.
+    a.write(b"\x10\x11");
+    assert_eq!(a.exit_code(), 0);
+    assert_eq!(status(root, "a2"), "running");
+    let mut a = spawn(root, &["attach", "a2"]);
+    a.write(b"two\n");
+    a.expect("two\n");
     drop(a.stdin.take());
     a.expect("done\n");
     assert_eq!(a.exit_code(), 4);
