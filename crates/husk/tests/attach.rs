@@ -72,10 +72,10 @@ impl Attached {
         }
     }
 
-    /// Its exit code, which it must give within 10 s.
+    /// Its exit code, which it must give within 30 s (a loaded 2-core machine).
     fn exit_code(mut self) -> i32 {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s.code().unwrap_or(-1);
@@ -134,8 +134,7 @@ fn attach_sends_input_detaches_and_forwards_signals() {
     let mut a = spawn(root, &["attach", "a1"]);
     a.write(b"third\n");
     a.expect("third\n");
-    // (cat, as PID 1, ignores SIGTERM: stop kills it.)
-    husk_ok(root, &["stop", "-t", "1", "a1"]);
+    husk_ok(root, &["kill", "a1"]);
     assert_eq!(a.exit_code(), 137);
     // Its log has what went through it.
     let logs = husk_ok(root, &["logs", "a1"]);
