@@ -59,7 +59,7 @@ run_true="run --rm --network none localhost/bench:latest true"
 crun="$work/podman.sh --runtime crun $run_true"
 mountpoint -q /sys/fs/cgroup/unified && crun="$work/in-v1-ns.sh $crun"
 columns=(
-  -n husk "$husk --root $work/husk run --rm localhost/bench:latest true"
+  -n husk "$husk --root $work/husk run --rm --network none localhost/bench:latest true"
   -n podman-runc "$work/podman.sh --runtime runc $run_true"
 )
 if err=$($crun 2>&1 >/dev/null); then
@@ -93,7 +93,7 @@ for k in ("podman-runc", "podman-crun", "podman-husk"):
 PY
 
 # Resident set of what stays alive per detached container.
-"$husk" --root "$work/husk" run -d --name mon localhost/bench:latest sleep 1000 >/dev/null
+"$husk" --root "$work/husk" run -d --name mon --network none localhost/bench:latest sleep 1000 >/dev/null
 mon=$(python3 -c 'import json,sys,glob; print(json.load(open(glob.glob(sys.argv[1]+"/containers/*/container.json")[0]))["monitor_pid"])' "$work/husk")
 echo "  husk monitor RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$mon/status)"
 podman_ --runtime runc run -d --name mon --network none localhost/bench:latest sleep 1000 >/dev/null

@@ -21,4 +21,5 @@ trap 'rm -rf "$work"' EXIT
 scripts/make-image.sh "$work/busybox.tar" localhost/busybox:latest
 husk load -q -i "$work/busybox.tar"
 [ $# -gt 0 ] || set -- sh -c 'echo hello from husk; hostname; id'
-husk run --rm localhost/busybox:latest "$@"
+# --network none: the demo leaves the machine's own network as it is (no bridge, no rules).
+husk run --rm --network none localhost/busybox:latest "$@"

@@ -7,7 +7,9 @@
 use crate::engine::RegistryOptions;
 use crate::health::{HealthFlagError, HealthOptions, HealthOverrides};
 use crate::host_config::{HostConfig, HostOptions};
-use crate::network::Network;
+use crate::network::ports::{self, PortMapping};
+use crate::network::setup::Wanted;
+use crate::network::{store, Network};
 use crate::spec_from_image;
 use crate::spec_from_image::flags::{self, Seccomp, Tmpfs, Userns};
 use crate::volumes::flags::{self as mount_flags, MountRequest, VolumeMount};
@@ -45,8 +47,19 @@ pub struct RunOptions {
     /// Replaces the image's entrypoint ("" clears it).
     pub entrypoint: Option<String>,
     pub hostname: Option<String>,
-    /// none, host, slirp4netns[:allow_host_loopback=true|false]
-    pub network: String,
+    /// `--network`, repeatable: network names, or one of none, host,
+    /// slirp4netns[:allow_host_loopback=true|false]. Empty: the default (root: the
+    /// `bridge` network; rootless: none).
+    pub network: Vec<String>,
+    /// `--network-alias`: more names on the user-defined networks.
+    pub network_alias: Vec<String>,
+    /// `--ip`, `--mac-address`: on the first network.
+    pub ip: Option<String>,
+    pub mac_address: Option<String>,
+    /// `-p [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]`
+    pub publish: Vec<String>,
+    /// `-P`: every port the image exposes, on free host ports.
+    pub publish_all: bool,
     /// `-v`: /SRC:DST, NAME:DST or DST, with `:OPTIONS` (crate::volumes::flags).
     pub volumes: Vec<String>,
     /// `--mount type=bind|volume|tmpfs,…` (docker's syntax).
@@ -93,7 +106,12 @@ impl RunOptions {
             name: None,
             entrypoint: None,
             hostname: None,
-            network: "none".into(),
+            network: Vec::new(),
+            network_alias: Vec::new(),
+            ip: None,
+            mac_address: None,
+            publish: Vec::new(),
+            publish_all: false,
             volumes: Vec::new(),
             mounts: Vec::new(),
             read_only: false,
@@ -221,6 +239,12 @@ pub struct ContainerConfig {
     pub remove: bool,
     pub restart: Restart,
     pub network: Network,
+    /// With [`Network::Bridge`]: the networks, the first one's interface eth0.
+    pub networks: Vec<Wanted>,
+    /// `-p`'s ports (host port 0: a free one).
+    pub ports: Vec<PortMapping>,
+    /// `-P`: also the image's exposed ports.
+    pub publish_all: bool,
     /// -t, -i, -w, -u, and the environment: --env-file's lines, then -e's.
     pub process: ProcessOptions,
     /// Bind mounts (`-v /SRC:DST`, `--mount type=bind`).
@@ -285,7 +309,17 @@ impl ContainerConfig {
         if o.pod.is_some() {
             crate::pod::check_member(o).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
-        let network = Network::parse(&o.network)?;
+        let (network, networks) = networks(o)?;
+        let mut ports = Vec::new();
+        for p in &o.publish {
+            ports.extend(ports::parse(p)?);
+        }
+        if network != Network::Bridge && (!ports.is_empty() || o.publish_all) {
+            let flag = if o.publish_all { "-P" } else { "-p" };
+            return Err(ConfigError::Invalid(format!(
+                "{flag}: --network {network} publishes no ports (ports need a bridge network)"
+            )));
+        }
         let (mut volumes, mut volume_mounts, mut mount_tmpfs) =
             (Vec::new(), Vec::new(), Vec::new());
         let requests = o
@@ -397,6 +431,9 @@ impl ContainerConfig {
             remove: o.remove,
             restart,
             network,
+            networks,
+            ports,
+            publish_all: o.publish_all,
             process: ProcessOptions {
                 env,
                 ..o.process.clone()
@@ -426,6 +463,119 @@ impl ContainerConfig {
             writable: WritableLayer::validate(&o.storage)?,
         })
     }
+}
+
+/// `--network` (repeated), `--network-alias`, `--ip`, `--mac-address`: the mode, and the
+/// networks with what each is asked for.
+fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
+    if o.pod.is_some() && o.network.is_empty() {
+        // The pod's network (its infra container's namespace, joined through crate::joins).
+        for (flag, given) in [
+            ("-p", !o.publish.is_empty() || o.publish_all),
+            ("--network-alias", !o.network_alias.is_empty()),
+            ("--ip", o.ip.is_some()),
+            ("--mac-address", o.mac_address.is_some()),
+        ] {
+            if given {
+                return Err(ConfigError::Invalid(format!(
+                    "{flag}: network cannot be configured when it is shared with a pod"
+                )));
+            }
+        }
+        return Ok((Network::None, Vec::new()));
+    }
+    let given: Vec<String> = if o.network.is_empty() {
+        // Root: docker's default bridge; rootless: no bridge of its own (docs/rootless.md).
+        vec![match husk_container::rootless::is_unprivileged() {
+            true => "none".to_string(),
+            false => store::DEFAULT.to_string(),
+        }]
+    } else {
+        o.network.clone()
+    };
+    let modes = given
+        .iter()
+        .map(|n| Network::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = modes[0].clone();
+    if modes.len() > 1 && modes.iter().any(|m| *m != Network::Bridge) {
+        return Err(ConfigError::Invalid(format!(
+            "--network {}: none, host, container: and slirp4netns cannot be combined with \
+             other networks",
+            given.join(" --network ")
+        )));
+    }
+    let ip =
+        o.ip.as_deref()
+            .map(|i| {
+                i.parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("--ip {i:?}: not an IP address"))
+            })
+            .transpose()?;
+    if let Some(m) = &o.mac_address {
+        let b: Vec<&str> = m.split(':').collect();
+        let ok = b.len() == 6
+            && b.iter()
+                .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
+        if !ok || u8::from_str_radix(b[0], 16).unwrap() & 1 == 1 {
+            return Err(ConfigError::Invalid(format!(
+                "--mac-address {m:?}: not a unicast MAC address (xx:xx:xx:xx:xx:xx)"
+            )));
+        }
+    }
+    if mode != Network::Bridge {
+        for (flag, given) in [
+            ("--network-alias", !o.network_alias.is_empty()),
+            ("--ip", ip.is_some()),
+            ("--mac-address", o.mac_address.is_some()),
+        ] {
+            if given {
+                return Err(ConfigError::Invalid(format!(
+                    "{flag}: needs a bridge network, not --network {mode}"
+                )));
+            }
+        }
+        return Ok((mode, Vec::new()));
+    }
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for n in &given {
+        if wanted.iter().any(|w| &w.network == n) {
+            return Err(ConfigError::Invalid(format!("--network {n}: given twice")));
+        }
+        let user_defined = n != store::DEFAULT;
+        wanted.push(Wanted {
+            network: n.clone(),
+            // As docker: names are served on user-defined networks only.
+            aliases: if user_defined {
+                o.network_alias.clone()
+            } else {
+                Vec::new()
+            },
+            ip: None,
+            mac: None,
+        });
+    }
+    if !o.network_alias.is_empty() && wanted.iter().all(|w| w.network == store::DEFAULT) {
+        return Err(ConfigError::Invalid(
+            "--network-alias: aliases are served on user-defined networks only (as docker's)"
+                .into(),
+        ));
+    }
+    for a in &o.network_alias {
+        if !valid_name(a) {
+            return Err(ConfigError::Invalid(format!(
+                "--network-alias {a:?}: not a valid name"
+            )));
+        }
+    }
+    if ip.is_some() && wanted[0].network == store::DEFAULT {
+        return Err(ConfigError::Invalid(
+            "--ip: a chosen address needs a user-defined network (as docker's)".into(),
+        ));
+    }
+    wanted[0].ip = ip;
+    wanted[0].mac = o.mac_address.clone();
+    Ok((Network::Bridge, wanted))
 }
 
 pub(crate) fn valid_name(n: &str) -> bool {
@@ -511,7 +661,11 @@ mod tests {
     fn defaults_are_docker_like_and_locked_down() {
         let c = check(&RunOptions::new("img")).unwrap();
         assert_eq!(c.image, "img");
-        assert_eq!((c.restart, &c.network), (Restart::No, &Network::None));
+        assert_eq!(c.restart, Restart::No);
+        // root's default: the `bridge` network
+        assert_eq!(c.network, Network::Bridge);
+        assert_eq!(c.networks.len(), 1);
+        assert_eq!(c.networks[0].network, "bridge");
         assert!(!c.detach && !c.remove && !c.init && !c.privileged);
         assert!(c.no_new_privileges, "husk sets no_new_privs by default");
         let mut default_caps: Vec<String> = spec_from_image::CAPS
@@ -544,7 +698,7 @@ mod tests {
         let c = check(&with(|o| {
             o.detach = true;
             o.restart = "on-failure:2".into();
-            o.network = "slirp4netns:allow_host_loopback=true".into();
+            o.network = vec!["slirp4netns:allow_host_loopback=true".into()];
             o.memory = Some("64m".into());
             o.cpus = Some("1.5".into());
             o.pids_limit = Some(10);
@@ -659,7 +813,7 @@ mod tests {
         let cases: [(&str, Change); 11] = [
             ("--mount", |o| o.mounts = vec!["type=bind,target=/x".into()]),
             ("--restart", |o| o.restart = "sometimes".into()),
-            ("--network", |o| o.network = "bridge".into()),
+            ("--network", |o| o.network = vec!["a:b".into()]),
             ("-v", |o| o.volumes = vec!["rel/ative:/x".into()]),
             ("--memory", |o| o.memory = Some("lots".into())),
             ("--cpus", |o| o.cpus = Some("8".into())),
@@ -677,6 +831,48 @@ mod tests {
             let e = err(f);
             assert!(matches!(e, Invalid(_)), "{flag}: {e:?}");
             assert!(e.to_string().contains(flag), "{flag}: {e}");
+        }
+    }
+
+    #[test]
+    fn networks_ports_aliases_and_addresses() {
+        let c = check(&with(|o| {
+            o.network = vec!["front".into(), "back".into()];
+            o.network_alias = vec!["www".into()];
+            o.ip = Some("10.5.0.9".into());
+            o.mac_address = Some("02:42:ac:11:00:09".into());
+            o.publish = vec!["8080:80".into(), "53:53/udp".into()];
+        }))
+        .unwrap();
+        assert_eq!(c.network, Network::Bridge);
+        let names: Vec<&str> = c.networks.iter().map(|w| w.network.as_str()).collect();
+        assert_eq!(names, ["front", "back"]);
+        assert_eq!(c.networks[0].ip, Some("10.5.0.9".parse().unwrap()));
+        assert_eq!(c.networks[1].ip, None);
+        assert_eq!(c.networks[1].aliases, ["www"]);
+        assert_eq!(c.ports.len(), 2);
+        for (f, needle) in [
+            (
+                (|o: &mut RunOptions| o.publish = vec!["80".into()]) as fn(&mut RunOptions),
+                "-p",
+            ),
+            (|o| o.publish_all = true, "-P"),
+            (|o| o.network_alias = vec!["a".into()], "user-defined"),
+            (|o| o.ip = Some("10.0.0.2".into()), "user-defined"),
+            (
+                |o| o.mac_address = Some("01:00:00:00:00:01".into()),
+                "unicast",
+            ),
+            (|o| o.network = vec!["n".into(), "n".into()], "twice"),
+            (|o| o.network = vec!["n".into(), "host".into()], "combined"),
+        ] {
+            let mut o = RunOptions::new("img");
+            f(&mut o);
+            if needle == "-p" || needle == "-P" {
+                o.network = vec!["none".into()];
+            }
+            let e = check(&o).expect_err(needle).to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
         }
     }
 }

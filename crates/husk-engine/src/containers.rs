@@ -35,8 +35,10 @@ pub struct ContainerSummary {
     /// The process's command line.
     pub command: Vec<String>,
     pub labels: std::collections::BTreeMap<String, String>,
-    /// none, host, slirp4netns.
+    /// Its bridge networks (`,`-joined), else none, host, slirp4netns.
     pub network: String,
+    /// Published ports, docker's `0.0.0.0:8080->80/tcp, …` (while it is on its networks).
+    pub ports: String,
     /// Destinations of -v and --tmpfs mounts.
     pub mounts: Vec<String>,
     /// The pod it belongs to: (id, name).
@@ -195,6 +197,16 @@ impl Engine {
             keep_dir: true,
             volumes: Vec::new(),
         };
+        // Its networks again (torn down when it last ended), and the /etc files with the
+        // addresses they gave; undone with `made` if the start fails.
+        let network = crate::network::Network::parse(r.meta["network"].as_str().unwrap_or("none"))
+            .map_err(Error::Invalid)?;
+        if network == crate::network::Network::Bridge {
+            let wanted: Vec<crate::network::setup::Wanted> = field(&r, "networks");
+            let ports: Vec<crate::network::ports::PortMapping> = field(&r, "ports");
+            let etc: crate::networks::EtcRequest = field(&r, "etc");
+            self.connect_container(&r.dir, &r.id, &network, &wanted, &ports, &etc)?;
+        }
         if attach {
             crate::attach_socket::ask_to_wait(&r.dir)?;
         }
@@ -448,6 +460,7 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
         c.delete(true).during("rm", what)?;
     }
     crate::network::stop_slirp(&r.dir);
+    crate::network::setup::teardown(&r.dir).during("rm", what)?;
     crate::rootfs::unmount_leftover(&r.dir)?;
     crate::writable::release(&r.dir);
     match std::fs::remove_dir_all(&r.dir) {
@@ -457,6 +470,11 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     }
     // After the directory: a range whose container still exists is never free.
     crate::userns::release(root, &r.id).during("rm", what)
+}
+
+/// container.json's `k`, read back as what run wrote there (its default when missing).
+fn field<T: serde::de::DeserializeOwned + Default>(r: &Record, k: &str) -> T {
+    serde_json::from_value(r.meta[k].clone()).unwrap_or_default()
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.

@@ -30,6 +30,14 @@ pub struct EtcInput<'a> {
     pub extra_hosts: &'a [(String, IpAddr)],
     pub dns: &'a [IpAddr],
     pub dns_search: Option<&'a [String]>,
+    /// On a bridge network: the container's own address (its first network's).
+    pub address: Option<IpAddr>,
+    /// aardvark-dns's addresses and search domain, on networks with DNS: containers
+    /// resolve each other's names through it, and it forwards the rest.
+    pub network_dns: &'a [IpAddr],
+    pub network_search: &'a [String],
+    /// The settings' nameservers, instead of the host's.
+    pub default_dns: &'a [IpAddr],
 }
 
 /// `/etc/hosts`: docker's loopback lines, --add-host's, then the container's own name.
@@ -54,9 +62,10 @@ pub fn hosts(i: &EtcInput, host_hosts: &str) -> String {
     if i.network != Network::Host {
         // The container's own address: slirp4netns's fixed one, else (loopback only)
         // Debian's 127.0.1.1 convention for the machine's own name.
-        let own = match i.network {
-            Network::Slirp { .. } => "10.0.2.100",
-            _ => "127.0.1.1",
+        let own = match (&i.network, i.address) {
+            (_, Some(a)) => a.to_string(),
+            (Network::Slirp { .. }, _) => "10.0.2.100".to_string(),
+            _ => "127.0.1.1".to_string(),
         };
         let names = if i.name == i.hostname {
             i.hostname.to_string()
@@ -98,12 +107,21 @@ pub fn resolv_conf(i: &EtcInput, host: &str) -> String {
     if i.network == Network::Host && i.dns.is_empty() && i.dns_search.is_none() {
         return host.to_string();
     }
-    let mut servers: Vec<String> = if !i.dns.is_empty() {
+    let mut servers: Vec<String> = if !i.network_dns.is_empty() {
+        // aardvark first: the names of the network's containers; --dns's after it.
+        i.network_dns
+            .iter()
+            .chain(i.dns)
+            .map(|d| d.to_string())
+            .collect()
+    } else if !i.dns.is_empty() {
         i.dns.iter().map(|d| d.to_string()).collect()
     } else if matches!(i.network, Network::Slirp { .. }) {
         vec![SLIRP_DNS.to_string()]
     } else if matches!(i.network, Network::Pasta(_)) {
         vec![crate::network::pasta::DNS.to_string()]
+    } else if !i.default_dns.is_empty() {
+        i.default_dns.iter().map(|d| d.to_string()).collect()
     } else {
         let own_netns = i.network != Network::Host;
         nameservers(host)
@@ -116,15 +134,20 @@ pub fn resolv_conf(i: &EtcInput, host: &str) -> String {
         servers = DEFAULT_DNS.iter().map(|s| s.to_string()).collect();
     }
     let mut out = String::new();
+    let mut search: Vec<String> = i.network_search.to_vec();
     for l in host.lines() {
         let t = l.trim();
-        let keep = t.starts_with("options") || (i.dns_search.is_none() && t.starts_with("search"));
-        if keep {
+        if t.starts_with("options") {
             out.push_str(t);
             out.push('\n');
+        } else if i.dns_search.is_none() {
+            if let Some(s) = t.strip_prefix("search") {
+                search.extend(s.split_whitespace().map(String::from));
+            }
         }
     }
-    if let Some(search) = i.dns_search.filter(|s| !s.is_empty()) {
+    search.extend(i.dns_search.unwrap_or_default().iter().cloned());
+    if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
     }
     for s in servers {
@@ -161,6 +184,10 @@ mod tests {
             extra_hosts: &[],
             dns: &[],
             dns_search: None,
+            address: None,
+            network_dns: &[],
+            network_search: &[],
+            default_dns: &[],
         }
     }
 
@@ -241,5 +268,35 @@ mod tests {
         assert_eq!(host_resolv_conf(stub, None), stub);
         let real = "nameserver 192.0.2.1\n";
         assert_eq!(host_resolv_conf(real, Some(up)), real);
+    }
+
+    #[test]
+    fn bridge_networks_give_the_address_and_aardvark() {
+        let gw = ["10.89.0.1".parse().unwrap()];
+        let dns = ["192.0.2.53".parse().unwrap()];
+        let search = ["dns.podman".to_string()];
+        let i = EtcInput {
+            address: Some("10.89.0.5".parse().unwrap()),
+            network_dns: &gw,
+            network_search: &search,
+            dns: &dns,
+            ..input(Network::Bridge)
+        };
+        assert!(hosts(&i, "").ends_with("10.89.0.5\tweb web-1\n"));
+        let r = resolv_conf(&i, "nameserver 192.0.2.1\nsearch lan\n");
+        assert_eq!(
+            r,
+            "search dns.podman lan\nnameserver 10.89.0.1\nnameserver 192.0.2.53\n"
+        );
+        // the settings' nameservers stand in for the host's
+        let default = ["192.0.2.99".parse().unwrap()];
+        let i = EtcInput {
+            default_dns: &default,
+            ..input(Network::Bridge)
+        };
+        assert_eq!(
+            resolv_conf(&i, "nameserver 192.0.2.1\n"),
+            "nameserver 192.0.2.99\n"
+        );
     }
 }

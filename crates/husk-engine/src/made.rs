@@ -1,6 +1,6 @@
 //! [`Made`]: what the engine has made for one container (its directory, the rootfs mount,
-//! its anonymous volumes and, through the directory, its slirp4netns), undone on drop
-//! unless handed on.
+//! its anonymous volumes and, through the directory, its slirp4netns or bridge networks),
+//! undone on drop unless handed on.
 
 use crate::rootfs;
 use std::path::PathBuf;
@@ -27,9 +27,10 @@ impl Made {
 
 impl Drop for Made {
     fn drop(&mut self) {
-        // Still ours (not handed to a monitor): the container's slirp4netns too.
+        // Still ours (not handed to a monitor): the container's slirp4netns and networks too.
         if let Some(mut o) = self.overlay.take() {
             crate::network::stop_slirp(&self.dir);
+            let _ = crate::network::setup::teardown(&self.dir);
             let _ = o.unmount();
         }
         if !self.keep_dir {

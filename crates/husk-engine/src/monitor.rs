@@ -389,10 +389,17 @@ pub(crate) fn release(dir: &Path, id: &str) -> Result<(), String> {
     }
 }
 
-/// The end of a container, once [`release`]d: its rootfs unmounted, and its exit recorded
+/// The end of a container, once [`release`]d: its rootfs unmounted, its networks torn
+/// down, and its exit recorded
 /// (or, with `rm`, its directory removed).
 pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>) {
     let _ = crate::rootfs::unmount_leftover(dir);
+    // Kept across restarts of the policy (the namespace stays the container's); its end
+    // releases it.
+    let torn = crate::network::setup::teardown(dir)
+        .err()
+        .map(|e| e.to_string());
+    let error = error.or(torn);
     if rm {
         let r = Record::load(dir);
         crate::writable::release(dir);

@@ -266,7 +266,7 @@ impl Engine {
         infra.hostname = Some(name.clone());
         infra.detach = true;
         if let Some(n) = &o.network {
-            infra.network = n.clone();
+            infra.network = vec![n.clone()];
         }
         let cfg = ContainerConfig::validate(&infra)?;
         self.pause_image(&image)?;
@@ -458,7 +458,7 @@ mod tests {
     fn members_cannot_set_the_pods_network_or_hostname() {
         let mut o = RunOptions::new("img");
         assert!(check_member(&o).is_ok());
-        o.network = "host".into();
+        o.network = vec!["host".into()];
         assert_eq!(
             check_member(&o).unwrap_err().to_string(),
             "--network: network cannot be configured when it is shared with a pod"

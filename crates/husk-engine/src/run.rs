@@ -7,7 +7,6 @@ use crate::attach::{self, Tty};
 use crate::config::ContainerConfig;
 use crate::engine::Engine;
 use crate::error::{During, Error, Result, RunError};
-use crate::etc_files::{self, EtcInput};
 use crate::host_config::{self, NsMode, PullPolicy};
 use crate::images::PullRequest;
 use crate::joins;
@@ -243,9 +242,16 @@ impl Engine {
                 return Err(RunError::NameInUse(n.clone()).into());
             }
         }
+        // Networks that do not exist are refused at create too, before anything is made.
+        if a.network == Network::Bridge {
+            self.check_networks(&a.networks)?;
+        }
         let joined = joins::resolve(&self.root, &joins_asked(a, pod.as_ref()))?;
-        // pasta's namespace is joined by path too.
-        let joins = !joined.is_empty() || matches!(a.network, Network::Pasta(_));
+        // A namespace joined by path (another container's, pasta's or the bridge network's
+        // netns file) makes init the runtime's grandchild.
+        let joins = !joined.is_empty()
+            || matches!(a.network, Network::Pasta(_))
+            || a.network == Network::Bridge;
         let id = new_id()?;
         let short = id[..12].to_string();
         let name = a.name.clone().unwrap_or_else(|| short.clone());
@@ -286,17 +292,31 @@ impl Engine {
         )?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
-        etc_files::write(
-            &dir,
-            &EtcInput {
-                hostname: &hostname,
-                name: &name,
-                network: a.network.clone(),
-                extra_hosts: &a.host.extra_hosts,
-                dns: &a.host.dns,
-                dns_search: a.host.dns_search.as_deref(),
-            },
-        )?;
+        let etc = crate::networks::EtcRequest {
+            hostname: hostname.clone(),
+            name: name.clone(),
+            extra_hosts: a.host.extra_hosts.clone(),
+            dns: a.host.dns.clone(),
+            dns_search: a.host.dns_search.clone(),
+        };
+        // -p's ports, and with -P those the image exposes.
+        let mut ports = a.ports.clone();
+        if a.publish_all {
+            let exposed = cfg
+                .config()
+                .as_ref()
+                .and_then(|c| c.exposed_ports().clone())
+                .unwrap_or_default();
+            let more = crate::network::ports::exposed(&exposed, &ports);
+            ports.extend(more);
+        }
+        // The network namespace, addresses and ports before the container: its spec joins
+        // the namespace by path. `create` leaves that to `start`.
+        if create_only {
+            self.write_etc(&dir, &a.network, &etc, None)?;
+        } else {
+            self.connect_container(&dir, &id, &a.network, &a.networks, &ports, &etc)?;
+        }
         joins::share_etc_files(&dir, &joined)?;
         let group_ids = group_ids(&RootfsView::Dir(rootfs.clone()), &a.host.group_add)?;
         // docker's: HOSTNAME, TERM with a terminal, and podman's `container` (what systemd
@@ -403,6 +423,9 @@ impl Engine {
                 devices,
             },
         );
+        if a.network == Network::Bridge {
+            crate::network::join_netns(&mut spec, &crate::network::setup::netns_path(&id));
+        }
         // What `husk stop` sends (a number): --stop-signal, else the image's StopSignal,
         // else SIGTERM.
         let stop_signal = a
@@ -446,6 +469,10 @@ impl Engine {
             "joins": joins::record(&joined),
             "pod": pod.as_ref().map(|p| p.id.clone()),
             "pod_name": pod.as_ref().map(|p| p.name.clone()),
+            // What `start` sets up again (network/setup.rs), and makes the /etc files from.
+            "networks": a.networks,
+            "ports": ports,
+            "etc": etc,
             "remove": a.remove,
             // Us until the container is handed to a monitor (see record::runner).
             "runner": crate::record::runner(std::process::id() as i32),
@@ -551,11 +578,13 @@ impl Engine {
         }
         let deleted = c.delete(true);
         crate::network::stop_slirp(&dir);
+        let torn = crate::network::setup::teardown(&dir);
         let code = waited?;
         let exit = code.to_string();
         let died = [attrs[0], attrs[1], ("exitCode", exit.as_str())];
         crate::events::emit(&self.root, "container", "die", &id, &died);
         deleted.map_err(RunError::Delete)?;
+        torn?;
         if let Some(mut o) = made.overlay.take() {
             o.unmount()?;
         }

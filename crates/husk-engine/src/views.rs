@@ -137,17 +137,96 @@ pub struct MountView {
     pub propagation: String,
 }
 
-/// `.NetworkSettings`: husk has no bridge yet, so the networks are the modes.
+/// `.NetworkSettings`: the bridge networks the container is on (or its mode: none, host,
+/// slirp4netns) with docker's endpoint fields, and its published ports.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NetworkSettings {
-    /// Published ports (none yet).
+    /// "80/tcp" → [{"HostIp", "HostPort"}] (docker's PortMap).
     pub ports: BTreeMap<String, Value>,
-    /// The network mode's name → docker's endpoint (no addresses without a bridge).
+    /// Network name → docker's endpoint (IPAddress, Gateway, MacAddress, Aliases, …).
     pub networks: BTreeMap<String, Value>,
+    /// The first network's, as docker's top-level fields.
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
+    pub gateway: String,
+    pub mac_address: String,
     pub sandbox_key: String,
+}
+
+/// docker's NetworkSettings from what the container's network setup recorded (none when
+/// it is not on a bridge now: only the mode, without addresses).
+fn network_settings(r: &Record, mode: String, sandbox_key: String) -> NetworkSettings {
+    let Some(a) = crate::network::setup::load(&r.dir) else {
+        return NetworkSettings {
+            ports: BTreeMap::new(),
+            networks: [(mode, serde_json::json!({"IPAddress": ""}))].into(),
+            ip_address: String::new(),
+            gateway: String::new(),
+            mac_address: String::new(),
+            sandbox_key,
+        };
+    };
+    let s = |ip: Option<std::net::IpAddr>| ip.map(|i| i.to_string()).unwrap_or_default();
+    let networks = a
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.network.clone(),
+                serde_json::json!({
+                    "NetworkID": e.network_id,
+                    "EndpointID": "",
+                    "Aliases": e.aliases,
+                    "IPAddress": s(e.ip),
+                    "IPPrefixLen": e.prefix_len,
+                    "Gateway": s(e.gateway),
+                    "GlobalIPv6Address": s(e.ipv6),
+                    "GlobalIPv6PrefixLen": e.ipv6_prefix_len,
+                    "IPv6Gateway": s(e.ipv6_gateway),
+                    "MacAddress": e.mac,
+                }),
+            )
+        })
+        .collect();
+    let mut ports: BTreeMap<String, Value> = BTreeMap::new();
+    for m in &a.ports {
+        let host = serde_json::json!({
+            "HostIp": m.host_ip.map_or("0.0.0.0".to_string(), |i| i.to_string()),
+            "HostPort": m.host_port.to_string(),
+        });
+        match ports.entry(m.key()).or_insert_with(|| Value::Array(vec![])) {
+            Value::Array(v) => v.push(host),
+            _ => unreachable!(),
+        }
+    }
+    let first = a.endpoints.first();
+    NetworkSettings {
+        ports,
+        networks,
+        ip_address: s(first.and_then(|e| e.ip)),
+        gateway: s(first.and_then(|e| e.gateway)),
+        mac_address: first.map(|e| e.mac.clone()).unwrap_or_default(),
+        sandbox_key: a.netns.display().to_string(),
+    }
+}
+
+/// `ps`'s PORTS column: docker's `0.0.0.0:8080->80/tcp, …`.
+fn ports_column(r: &Record) -> String {
+    let Some(a) = crate::network::setup::load(&r.dir) else {
+        return String::new();
+    };
+    a.ports
+        .iter()
+        .map(|m| {
+            let ip = m.host_ip.map_or("0.0.0.0".to_string(), |i| match i {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            });
+            format!("{ip}:{}->{}", m.host_port, m.key())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `docker image inspect IMAGE`.
@@ -924,7 +1003,7 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
         }),
         created_at: go_time(&c.created),
         running_for: format!("{} ago", human_duration(since(&c.created, now))),
-        ports: String::new(),
+        ports: c.ports.clone(),
         state: c.status.to_string(),
         status: ps_status(
             c.status,
@@ -947,6 +1026,21 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
     }
 }
 
+/// The container's networks as docker names them: the bridge networks it was asked to be
+/// on (`,`-joined), else its mode.
+fn networks_of(r: &Record) -> String {
+    let names: Vec<String> = r.meta["networks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["network"].as_str().map(String::from))
+        .collect();
+    match names.is_empty() {
+        true => r.meta["network"].as_str().unwrap_or("none").to_string(),
+        false => names.join(","),
+    }
+}
+
 /// What `ps` needs of a record beyond its summary.
 pub(crate) fn summary(r: Record) -> ContainerSummary {
     let l = live(&r);
@@ -959,7 +1053,8 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
         exit_code: r.exit_code(),
         command: strings(&spec["process"]["args"]),
         labels: labels_of(&r),
-        network: r.meta["network"].as_str().unwrap_or("none").to_string(),
+        network: networks_of(&r),
+        ports: ports_column(&r),
         // docker's column: a volume's name; a bind's or tmpfs's destination, as before.
         mounts: user_mounts(&spec, &r.meta)
             .into_iter()
@@ -1017,7 +1112,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
         (Some(q), Some(p)) if q > 0 && p > 0 => q * 1_000_000_000 / p as i64,
         _ => 0,
     };
-    let network = m["network"].as_str().unwrap_or("none").to_string();
+    let network = networks_of(r);
     let exit_code = r.exit_code();
     let finished = m["finished"].as_str().map(String::from);
     let user = &spec["process"]["user"];
@@ -1105,16 +1200,15 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             },
         },
         mounts: user_mounts(&spec, m),
-        network_settings: NetworkSettings {
-            ports: BTreeMap::new(),
-            networks: [(network, serde_json::json!({"IPAddress": ""}))].into(),
-            ip_address: String::new(),
-            sandbox_key: if l.pid > 0 {
+        network_settings: network_settings(
+            r,
+            network,
+            if l.pid > 0 {
                 format!("/proc/{}/ns/net", l.pid)
             } else {
                 String::new()
             },
-        },
+        ),
     }
 }
 
@@ -1288,5 +1382,107 @@ mod tests {
         assert!(f(&["color=red"]).is_err());
         assert!(f(&["status=sleepy"]).is_err());
         assert!(f(&["name"]).is_err());
+    }
+}
+
+/// One row of `docker network ls`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkRow {
+    /// 12 hex digits.
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub scope: String,
+    #[serde(rename = "IPv6")]
+    pub ipv6: bool,
+    pub internal: bool,
+    pub created_at: String,
+}
+
+pub fn network_row(d: &crate::network::store::NetworkDef) -> NetworkRow {
+    NetworkRow {
+        id: d.id[..12.min(d.id.len())].to_string(),
+        name: d.name.clone(),
+        driver: d.driver.clone(),
+        scope: "local".into(),
+        ipv6: d.ipv6_enabled,
+        internal: d.internal,
+        created_at: d.created.clone(),
+    }
+}
+
+/// `docker network inspect NETWORK`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Value,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    /// Container id → its endpoint (Name, MacAddress, IPv4Address "ADDR/LEN", IPv6Address).
+    pub containers: BTreeMap<String, Value>,
+    /// `com.docker.network.bridge.name` (the bridge interface) and whether DNS serves names.
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+pub fn network_inspect(n: &crate::networks::NetworkInfo) -> NetworkInspect {
+    let d = &n.def;
+    let cidr = |ip: Option<std::net::IpAddr>, len: u8| {
+        ip.map(|i| format!("{i}/{len}")).unwrap_or_default()
+    };
+    NetworkInspect {
+        name: d.name.clone(),
+        id: d.id.clone(),
+        created: d.created.clone(),
+        scope: "local".into(),
+        driver: d.driver.clone(),
+        enable_ipv6: d.ipv6_enabled,
+        ipam: serde_json::json!({
+            "Driver": "default",
+            "Options": {},
+            "Config": d.subnets.iter().map(|s| serde_json::json!({
+                "Subnet": s.subnet,
+                "Gateway": s.gateway.clone().unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+        }),
+        internal: d.internal,
+        attachable: false,
+        ingress: false,
+        containers: n
+            .containers
+            .iter()
+            .map(|(id, name, e)| {
+                (
+                    id.clone(),
+                    serde_json::json!({
+                        "Name": name,
+                        "EndpointID": "",
+                        "MacAddress": e.mac,
+                        "IPv4Address": cidr(e.ip, e.prefix_len),
+                        "IPv6Address": cidr(e.ipv6, e.ipv6_prefix_len),
+                    }),
+                )
+            })
+            .collect(),
+        options: [
+            (
+                "com.docker.network.bridge.name".to_string(),
+                d.network_interface.clone(),
+            ),
+            ("dns_enabled".to_string(), d.dns_enabled.to_string()),
+        ]
+        .into(),
+        labels: BTreeMap::new(),
     }
 }

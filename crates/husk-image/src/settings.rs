@@ -1,5 +1,6 @@
 //! husk's own configuration file (JSON): store root, default registry, insecure registries,
-//! certificate directory and credentials file.
+//! certificate directory and credentials file; the engine's default bridge subnet and
+//! nameservers.
 //!
 //! Looked up at `$HUSK_CONFIG`, else `/etc/husk/husk.json` for root and
 //! `$XDG_CONFIG_HOME/husk/husk.json` (or `~/.config/husk/husk.json`) otherwise.
@@ -20,6 +21,11 @@ pub struct Settings {
     pub max_layer_bytes: Option<u64>,
     /// Most entries one layer may hold (default 10 million).
     pub max_layer_entries: Option<u64>,
+    /// The engine's default bridge network's subnet (default 172.17.0.0/16, or a free one
+    /// when a route of the host overlaps it).
+    pub bridge_subnet: Option<String>,
+    /// Nameservers for containers instead of the host's (docker's daemon.json `dns`).
+    pub dns: Vec<String>,
 }
 
 fn config_home() -> PathBuf {

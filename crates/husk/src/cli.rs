@@ -131,6 +131,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: VolumeCmd,
     },
+    /// Manage networks (bridges through netavark)
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
     /// Disk use, pruning and events of the whole engine
     System {
         #[command(subcommand)]
@@ -223,6 +228,13 @@ pub enum ContainerOp {
         /// Container names, ids or id prefixes
         #[arg(required = true)]
         containers: Vec<String>,
+    },
+    /// List a container's published ports (or the host address of one of them)
+    Port {
+        /// Container name, id or id prefix
+        container: String,
+        /// PRIVATE_PORT[/tcp|udp]
+        port: Option<String>,
     },
     /// Rename a container
     Rename {
@@ -518,6 +530,62 @@ pub enum ImageOp {
 }
 
 #[derive(Subcommand)]
+pub enum NetworkCmd {
+    /// Make a bridge network (containers on it resolve each other's names)
+    Create {
+        /// Its IPv4 subnet (default: a free /16 of 172.18-31, else a /24 of 10.89)
+        #[arg(long)]
+        subnet: Option<String>,
+        /// The bridge's address in the subnet (default: the first)
+        #[arg(long)]
+        gateway: Option<String>,
+        /// No route out of the bridge
+        #[arg(long)]
+        internal: bool,
+        /// An IPv6 subnet (unique-local /64) too
+        #[arg(long)]
+        ipv6: bool,
+        /// bridge (the only driver)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// The network's name
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// Only the ids
+        #[arg(short, long)]
+        quiet: bool,
+        /// table (default), json, `table TEMPLATE` or a Go template (`{{.Name}}`)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show networks in docker's layout, with the containers on them
+    Inspect {
+        /// json (default) or a Go template
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Network names, ids or id prefixes
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks no container is on
+    #[command(alias = "remove")]
+    Rm {
+        /// Network names, ids or id prefixes
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every user-defined network no container is on
+    Prune {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum SystemCmd {
     /// Disk use of images, containers, volumes and build cache
     Df {
@@ -749,11 +817,27 @@ pub struct RunArgs {
     /// Container host name (default: the name, or the short id)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// none (own namespace, loopback only), host, container:NAME (a running container's),
+    /// A network's name (repeatable; default for root: `bridge`), none (own namespace,
+    /// loopback only; rootless default), host, container:NAME (a running container's),
     /// pasta[:OPTION,...] or slirp4netns[:allow_host_loopback=true] (outbound through
     /// user-mode networking)
-    #[arg(long, default_value = "none")]
-    pub network: String,
+    #[arg(long = "network", alias = "net", value_name = "NETWORK")]
+    pub network: Vec<String>,
+    /// Another name of the container on its user-defined networks (repeatable)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 or IPv6 address on its (first, user-defined) network
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// The container's MAC address on its first network
+    #[arg(long)]
+    pub mac_address: Option<String>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], ranges as N-M
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Mount /HOST/DIR:DST, a volume NAME:DST (made on first use) or a new anonymous volume
     /// DST; options after a colon: ro|rw, [r]shared|[r]slave|[r]private (binds), nocopy, z, Z
     #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:OPTIONS]")]

@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser};
 use cli::{
     Cli, Cmd, ContainerCmd, ContainerOp, EventsArgs, HealthcheckCmd, ImageCmd, ImageOp,
-    InspectType, ListArgs, PsArgs, SystemCmd, VolumeCmd,
+    InspectType, ListArgs, NetworkCmd, PsArgs, SystemCmd, VolumeCmd,
 };
 use format::{print_items, print_rows, Format};
 use husk_engine::events::EventQuery;
@@ -254,6 +254,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             container,
             new_name,
         }) => Ok(e.rename(&container, &new_name)?),
+        Cmd::Ctr(ContainerOp::Port { container, port }) => {
+            print_ports(e, &container, port.as_deref())
+        }
+        Cmd::Network { cmd } => network(e, cmd),
         Cmd::Ctr(ContainerOp::Exec(a)) => match e.exec(&a.container, &a.cmd, &a.process.into()) {
             Ok(code) => std::process::exit(code),
             Err(err) => fail_with(&with_hint(&err), err.exit_code()),
@@ -880,7 +884,119 @@ fn attach_end(end: husk_engine::AttachEnd) -> ! {
     }
 }
 
-/// docker's warning before `system prune`, and whether the answer on stdin is yes.
+/// `husk port`: docker's `80/tcp -> 0.0.0.0:8080` lines, or for one port its host addresses.
+fn print_ports(e: &Engine, container: &str, which: Option<&str>) -> Result<(), Failure> {
+    let ports = e.container_ports(container)?;
+    let which = which.map(|p| match p.contains('/') {
+        true => p.to_string(),
+        false => format!("{p}/tcp"),
+    });
+    let mut out = std::io::stdout().lock();
+    let mut found = false;
+    for m in &ports {
+        let host = match m.host_ip {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", m.host_port),
+            Some(ip) => format!("{ip}:{}", m.host_port),
+            None => format!("0.0.0.0:{}", m.host_port),
+        };
+        match &which {
+            Some(w) if *w == m.key() => writeln!(out, "{host}")?,
+            Some(_) => continue,
+            None => writeln!(out, "{} -> {host}", m.key())?,
+        }
+        found = true;
+    }
+    if let (Some(w), false) = (&which, found) {
+        return Err(format!("port {container}: no public port {w} published").into());
+    }
+    Ok(())
+}
+
+const NETWORKS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+const NETWORKS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("Internal", "INTERNAL"),
+    ("CreatedAt", "CREATED AT"),
+];
+
+/// `husk network …`.
+fn network(e: &Engine, cmd: NetworkCmd) -> Result<(), Failure> {
+    match cmd {
+        NetworkCmd::Create {
+            subnet,
+            gateway,
+            internal,
+            ipv6,
+            driver,
+            name,
+        } => {
+            if driver != "bridge" {
+                return Err(
+                    format!("network create {name}: driver {driver:?}: only bridge").into(),
+                );
+            }
+            let d = e.network_create(&husk_engine::NetworkCreateOptions {
+                name,
+                subnet,
+                gateway,
+                internal,
+                ipv6,
+            })?;
+            println!("{}", d.id);
+        }
+        NetworkCmd::Ls { quiet, format } => {
+            let rows: Vec<views::NetworkRow> =
+                e.network_list()?.iter().map(views::network_row).collect();
+            if quiet {
+                for r in rows {
+                    println!("{}", r.id);
+                }
+                return Ok(());
+            }
+            print_rows(
+                &rows,
+                &Format::parse(format.as_deref(), NETWORKS_TABLE),
+                NETWORKS_HEADERS,
+            )?;
+        }
+        NetworkCmd::Inspect { format, networks } => {
+            let items = networks
+                .iter()
+                .map(|n| e.network_inspect(n).map(|i| views::network_inspect(&i)))
+                .collect::<Result<Vec<_>, _>>()?;
+            print_items(&items, format.as_deref())?;
+        }
+        NetworkCmd::Rm { networks } => {
+            for n in &networks {
+                e.network_remove(n)?;
+                println!("{n}");
+            }
+        }
+        NetworkCmd::Prune { force } => {
+            if !force {
+                eprint!(
+                    "WARNING! This will remove all custom networks not used by at least one \
+                     container.\nAre you sure you want to continue? [y/N] "
+                );
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Ok(());
+                }
+            }
+            let removed = e.network_prune()?;
+            if !removed.is_empty() {
+                println!("Deleted Networks:\n{}", removed.join("\n"));
+            }
+        }
+    }
+    Ok(())
+}
+
 const VOLUME_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 const VOLUME_HEADERS: &[(&str, &str)] = &[
     ("Driver", "DRIVER"),
@@ -954,6 +1070,7 @@ fn volume_cmd(e: &Engine, cmd: VolumeCmd) -> Result<(), Failure> {
     }
 }
 
+/// docker's warning before `system prune`, and whether the answer on stdin is yes.
 fn confirm_prune(all: bool, volumes: bool) -> bool {
     let images = if all {
         "all images without at least one container associated to them"

@@ -21,7 +21,11 @@ fn skipped(rel: &Path) -> bool {
 fn debian_rootfs() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-rootfs");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/debian-rootfs.sh");
-    let out = Command::new(&script).arg(&dir).output().unwrap();
+    // debootstrap downloads from the package registry: outside the tests' namespace.
+    let out = in_host_netns(&mut Command::new(&script))
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "scripts/debian-rootfs.sh {}: {}",

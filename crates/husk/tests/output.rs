@@ -128,7 +128,11 @@ fn docker_layout_templates_and_ps_options() {
         (&"bind".into(), &"/mnt".into(), &Value::Bool(false))
     );
     assert_eq!(m["Source"], vol.display().to_string());
-    assert!(c["NetworkSettings"]["Networks"]["none"].is_object(), "{c}");
+    // the default bridge, with the address netavark was given
+    let ip = c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .unwrap_or("");
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{c}");
     let ex = &json(&husk_ok(root, &["inspect", "ex"]))[0];
     assert_eq!(
         (&ex["State"]["Status"], &ex["State"]["ExitCode"]),

@@ -285,7 +285,11 @@ fn bad_pod_input_is_one_line_and_leaves_nothing() {
         "no such pod: nosuch",
     );
     one_line(&["pod", "create", "--name=-x"], 1, "--name \"-x\"");
-    one_line(&["pod", "create", "--network", "bogus"], 1, "--network");
+    one_line(
+        &["pod", "create", "--network", "bogus"],
+        1,
+        "no such network: bogus",
+    );
     one_line(&["pod", "rm", "nosuch"], 1, "no such pod: nosuch");
     husk_ok(&s.root, &["pod", "create", "--name", "p"]);
     one_line(

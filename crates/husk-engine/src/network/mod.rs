@@ -1,4 +1,5 @@
-//! `--network`: `none` (the default: a network namespace of its own with only loopback),
+//! `--network`: a bridge network (root's default: `bridge`; see [`store`], [`setup`]),
+//! `none` (a network namespace of its own with only loopback; rootless husk's default),
 //! `host` (the host's), `container:NAME` (another running container's namespace, joined
 //! through its init's /proc/PID/ns/net: see [`crate::joins`]), or
 //! `slirp4netns[:allow_host_loopback=true]`: user-mode networking
@@ -11,6 +12,13 @@
 
 pub mod pasta;
 
+pub mod cidr;
+pub mod netavark;
+pub mod netns;
+pub mod ports;
+pub mod setup;
+pub mod store;
+
 use crate::os::{IoContext, IoError, SysError};
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -19,9 +27,47 @@ use std::time::Duration;
 
 const SLIRP_PID_FILE: &str = "slirp4netns.pid";
 
-/// Starting slirp4netns for a container.
+/// Starting slirp4netns for a container; networks and their setup.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("subnet {subnet} overlaps network {network} ({other})")]
+    Overlap {
+        subnet: String,
+        network: String,
+        other: String,
+    },
+    #[error("network {network} is in use by container(s) {containers}")]
+    InUse { network: String, containers: String },
+    #[error("no free subnet left for a new network: give --subnet")]
+    NoFreeSubnet,
+    #[error("network {0} has no free address left")]
+    Exhausted(String),
+    #[error("address {ip} is already in use by container {container}")]
+    AddressInUse {
+        ip: std::net::IpAddr,
+        container: String,
+    },
+    #[error("port {port} is already in use: {why}")]
+    PortInUse { port: String, why: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("reading {}: {reason}", path.display())]
+    Corrupt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("bridge networks need root (rootless: --network slirp4netns)")]
+    NeedsRoot,
+    #[error("netavark not found (install Debian's netavark and aardvark-dns packages)")]
+    NetavarkMissing,
+    #[error("netavark {op}: {msg}")]
+    Netavark { op: &'static str, msg: String },
+    #[error("making the container's network namespace: {0}")]
+    Netns(std::io::Error),
     #[error(
         "--network slirp4netns needs /dev/net/tun, which this user cannot open ({0}); \
          make it usable (as root: chmod 0666 /dev/net/tun, Debian's default)"
@@ -53,11 +99,16 @@ pub enum Network {
     Container(String),
     /// pasta, with the options after `pasta:` passed on.
     Pasta(Vec<String>),
+    /// On bridge networks (which ones: the config's `networks`), through netavark.
+    Bridge,
 }
 
 impl Network {
+    /// A mode, or a network's name ([`Network::Bridge`]).
     pub fn parse(s: &str) -> Result<Network, String> {
         match s {
+            "bridge" => Ok(Network::Bridge),
+            n if store::valid_name(n) => Ok(Network::Bridge),
             "none" => Ok(Network::None),
             "host" => Ok(Network::Host),
             "slirp4netns" => Ok(Network::Slirp {
@@ -73,7 +124,8 @@ impl Network {
             n => match n.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(Network::Container(c.to_string())),
                 _ => Err(format!(
-                    "--network {n:?}: use none, host, container:NAME, pasta[:OPTIONS] or \
+                    "--network {n:?}: use a network's name, none, host, container:NAME, \
+                     pasta[:OPTIONS] or \
                      slirp4netns[:allow_host_loopback=true]"
                 )),
             },
@@ -101,6 +153,31 @@ impl std::fmt::Display for Network {
             Network::Container(c) => write!(f, "container:{c}"),
             Network::Pasta(o) if o.is_empty() => f.write_str("pasta"),
             Network::Pasta(o) => write!(f, "pasta:{}", o.join(",")),
+            Network::Bridge => f.write_str("bridge"),
+        }
+    }
+}
+
+/// Make the spec's network namespace the one at `path` (made and configured before the
+/// container, [`setup::connect`]), with docker's sysctls for a container's own network
+/// (any user may bind low ports and ping: the namespace is the container's alone) where
+/// --sysctl did not set them.
+pub(crate) fn join_netns(spec: &mut serde_json::Value, path: &Path) {
+    let linux = &mut spec["linux"];
+    if let Some(ns) = linux["namespaces"].as_array_mut() {
+        for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+            n["path"] = path.to_string_lossy().into_owned().into();
+        }
+    }
+    if !linux["sysctl"].is_object() {
+        linux["sysctl"] = serde_json::json!({});
+    }
+    for (k, v) in [
+        ("net.ipv4.ip_unprivileged_port_start", "0"),
+        ("net.ipv4.ping_group_range", "0 2147483647"),
+    ] {
+        if linux["sysctl"][k].is_null() {
+            linux["sysctl"][k] = v.into();
         }
     }
 }
@@ -205,7 +282,9 @@ mod tests {
                 host_loopback: true
             })
         );
-        assert!(Network::parse("bridge")
+        assert_eq!(Network::parse("bridge"), Ok(Network::Bridge));
+        assert_eq!(Network::parse("my-net"), Ok(Network::Bridge));
+        assert!(Network::parse("slirp4netns:x")
             .unwrap_err()
             .contains("slirp4netns"));
         let c = Network::parse("container:web").unwrap();

@@ -1,5 +1,16 @@
 //! Test helpers: a real docker-registry on a loopback port, a tiny scriptable fake registry
 //! (bearer tokens, slow bodies, corrupt blobs, Range logging), images built from busybox.
+//!
+//! Where the tests send traffic: every test binary that uses these helpers runs, as a
+//! whole, in a network namespace of its own ([`enter_test_netns`], before `main`): only
+//! loopback, with 10.200.53.53 on it as the one nameserver containers are given (husk.json's
+//! `dns`, through HUSK_CONFIG). The registries, husk, its default bridge, the networks
+//! tests make, netavark's firewall and NAT rules, aardvark-dns and every published port
+//! live there, and it has no interface or route off this machine: no packet and no DNS
+//! query can leave it, and nothing is added to the host's network namespace. The
+//! namespace goes when the binary and the containers it started are gone. The one step
+//! that needs the outside (debootstrap, in debian.rs) runs in the host's namespace
+//! through [`in_host_netns`].
 #![allow(dead_code)]
 
 use husk_image::digest::Digest;
@@ -19,6 +30,67 @@ pub const HUSK: &str = match option_env!("CARGO_BIN_EXE_husk") {
     Some(p) => p,
     None => "husk",
 };
+
+/// The nameserver containers in the test namespace are given: an address of its loopback
+/// where nothing answers, so that a lookup fails at once and stays inside.
+pub const TEST_DNS: &str = "10.200.53.53";
+
+/// An fd of the host's network namespace, opened before this binary left it.
+static HOST_NETNS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Runs before `main` (and so before the test harness starts any thread, which would stay
+/// behind in the host's namespace): move this process into a new network namespace.
+#[used]
+#[link_section = ".init_array"]
+static ENTER_TEST_NETNS: extern "C" fn() = enter_test_netns;
+
+extern "C" fn enter_test_netns() {
+    let host = unsafe {
+        libc::open(
+            c"/proc/self/ns/net".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if host < 0 || unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        eprintln!(
+            "husk tests: cannot make the tests' network namespace ({}): run them as root",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(1);
+    }
+    HOST_NETNS.store(host, Ordering::Relaxed);
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec!["addr", "add", &format!("{TEST_DNS}/32"), "dev", "lo"],
+    ] {
+        let ok = Command::new("ip")
+            .args(&args)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("husk tests: ip {args:?} failed in the tests' network namespace");
+            std::process::exit(1);
+        }
+    }
+    let cfg = std::env::temp_dir().join(format!("husk-it-config-{}.json", std::process::id()));
+    std::fs::write(&cfg, format!("{{\"dns\": [\"{TEST_DNS}\"]}}")).unwrap();
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("HUSK_CONFIG", &cfg) };
+}
+
+/// `cmd` run in the host's network namespace (for what must reach outside: debootstrap).
+pub fn in_host_netns(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    let fd = HOST_NETNS.load(Ordering::Relaxed);
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
 
 pub struct TempDir(pub PathBuf);
 impl TempDir {
