@@ -173,3 +173,53 @@ impl Engine {
         Ok(setup::load(&r.dir).map(|a| a.ports).unwrap_or_default())
     }
 }
+
+impl Engine {
+    /// `network connect`: the running container `what` on `network` too (its aliases
+    /// and, optionally, its address there); kept in its record, so that `start` puts it
+    /// there again.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        what: &str,
+        aliases: &[String],
+        ip: Option<IpAddr>,
+    ) -> Result<()> {
+        let r = crate::record::find(&self.root, what)?;
+        let w = Wanted {
+            network: network.to_string(),
+            aliases: aliases.to_vec(),
+            ip,
+            mac: None,
+        };
+        let e = setup::connect_more(&self.networks_store(), &r.dir, &w)?;
+        let mut fresh = crate::record::Record::load(&r.dir)?;
+        let w = Wanted {
+            network: e.network,
+            ..w
+        };
+        match fresh.meta["networks"].as_array_mut() {
+            Some(v) => v.push(serde_json::to_value(&w).unwrap()),
+            None => fresh.meta["networks"] = serde_json::json!([w]),
+        }
+        Ok(fresh.save()?)
+    }
+
+    /// `network disconnect`: the container `what` off `network`, now and at its next start.
+    pub fn network_disconnect(&self, network: &str, what: &str) -> Result<()> {
+        let r = crate::record::find(&self.root, what)?;
+        let store = self.networks_store();
+        let name = store
+            .get(network)
+            .map(|d| d.name)
+            .unwrap_or(network.to_string());
+        if setup::load(&r.dir).is_some() {
+            setup::disconnect(&store, &r.dir, &name)?;
+        }
+        let mut fresh = crate::record::Record::load(&r.dir)?;
+        if let Some(v) = fresh.meta["networks"].as_array_mut() {
+            v.retain(|w| w["network"] != name.as_str());
+        }
+        Ok(fresh.save()?)
+    }
+}

@@ -577,6 +577,29 @@ pub enum NetworkCmd {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Put a running container on one more network
+    Connect {
+        /// Another name of the container on that network (repeatable)
+        #[arg(long = "alias")]
+        alias: Vec<String>,
+        /// Its address there
+        #[arg(long)]
+        ip: Option<String>,
+        /// Network name, id or id prefix
+        network: String,
+        /// Container name, id or id prefix
+        container: String,
+    },
+    /// Take a container off a network
+    Disconnect {
+        /// Accepted for docker's sake (disconnecting never needs forcing here)
+        #[arg(short, long)]
+        force: bool,
+        /// Network name, id or id prefix
+        network: String,
+        /// Container name, id or id prefix
+        container: String,
+    },
     /// Remove every user-defined network no container is on
     Prune {
         /// Do not ask for confirmation

@@ -976,6 +976,23 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<(), Failure> {
                 println!("{n}");
             }
         }
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            let ip = ip
+                .map(|i| {
+                    i.parse()
+                        .map_err(|_| format!("network connect: --ip {i:?}: not an IP address"))
+                })
+                .transpose()?;
+            e.network_connect(&network, &container, &alias, ip)?;
+        }
+        NetworkCmd::Disconnect {
+            network, container, ..
+        } => e.network_disconnect(&network, &container)?,
         NetworkCmd::Prune { force } => {
             if !force {
                 eprint!(

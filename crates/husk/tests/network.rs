@@ -387,6 +387,39 @@ fn names_resolve_on_user_networks_only() {
         ],
     );
     assert_ne!(code, 0);
+    // connect: a container of the default network joins app too, and is found there by
+    // name and by its new alias; disconnect takes both away again
+    husk_ok(
+        &s.root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "late",
+            "-u",
+            "0",
+            &s.image,
+            "exec busybox httpd -f -p 80 -h /etc",
+        ],
+    );
+    husk_ok(
+        &s.root,
+        &["network", "connect", "--alias", "tardy", "app", "late"],
+    );
+    let ask =
+        "timeout 5 wget -q -O- http://late/hostname; timeout 5 wget -q -O- http://tardy/hostname";
+    let o = husk_ok(&s.root, &["run", "--rm", "--network", "app", &s.image, ask]);
+    assert_eq!(o, "late\nlate\n");
+    let nets = &inspect(&s.root, "late")["NetworkSettings"]["Networks"];
+    assert!(
+        nets["bridge"].is_object() && nets["app"].is_object(),
+        "{nets}"
+    );
+    husk_ok(&s.root, &["network", "disconnect", "app", "late"]);
+    let (_, o, _) = out(&s.root, &["run", "--rm", "--network", "app", &s.image, ask]);
+    assert_eq!(o, "");
+    husk_ok(&s.root, &["rm", "-f", "late"]);
+
     // the network is in use: not removed
     let (code, _, e) = out(&s.root, &["network", "rm", "app"]);
     assert_eq!(code, 1, "{e}");

@@ -60,6 +60,8 @@ pub enum NetworkError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error("the container is not running on a bridge network (start it with --network NAME)")]
+    NotAttached,
     #[error("bridge networks need root (rootless: --network slirp4netns)")]
     NeedsRoot,
     #[error("netavark not found (install Debian's netavark and aardvark-dns packages)")]

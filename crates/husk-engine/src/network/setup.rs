@@ -253,6 +253,185 @@ fn lease_port(
     Err(in_use(0, "no free port".into()))
 }
 
+/// The container `id` on network `def` as interface eth`i`: its addresses leased (into
+/// `a`), its endpoint, and netavark's per-network options.
+fn endpoint(
+    a: &mut Attachment,
+    dir: &Path,
+    id: &str,
+    i: usize,
+    w: &Wanted,
+    def: &NetworkDef,
+) -> Result<(Endpoint, Value), NetworkError> {
+    let mut ips = Vec::new();
+    let mut e = Endpoint {
+        network: def.name.clone(),
+        network_id: def.id.clone(),
+        interface: format!("eth{i}"),
+        ..Default::default()
+    };
+    for (subnet, gw) in def.cidrs() {
+        let gw = gw.or_else(|| subnet.nth(1));
+        let want = w.ip.filter(|ip| ip.is_ipv4() == subnet.addr.is_ipv4());
+        let ip = lease_address(a, dir, def, subnet, gw, want)?;
+        ips.push(ip.to_string());
+        if ip.is_ipv4() {
+            (e.ip, e.prefix_len, e.gateway) = (Some(ip), subnet.prefix, gw);
+        } else {
+            (e.ipv6, e.ipv6_prefix_len, e.ipv6_gateway) = (Some(ip), subnet.prefix, gw);
+        }
+    }
+    if let Some(ip) = w.ip.filter(|ip| !ips.contains(&ip.to_string())) {
+        return Err(NetworkError::Invalid(format!(
+            "--ip {ip} is not in a subnet of network {}",
+            def.name
+        )));
+    }
+    // Names aardvark-dns answers for, besides the container's: its aliases and short id
+    // (docker's).
+    e.aliases = w.aliases.clone();
+    if def.dns_enabled {
+        e.aliases.push(id[..12.min(id.len())].to_string());
+    }
+    let mut n = json!({
+        "static_ips": ips,
+        "interface_name": e.interface,
+        "aliases": e.aliases,
+    });
+    if let Some(m) = &w.mac {
+        n["static_mac"] = m.clone().into();
+    }
+    Ok((e, n))
+}
+
+/// netavark's answer for network `e.network` into the endpoint (its MAC) and `a` (DNS).
+fn take_answer(a: &mut Attachment, e: &mut Endpoint, answer: &Value) {
+    let n = &answer[&e.network];
+    if let Some(mac) = n["interfaces"][&e.interface]["mac_address"].as_str() {
+        e.mac = mac.to_string();
+    }
+    for s in n["dns_server_ips"].as_array().into_iter().flatten() {
+        if let Some(ip) = s.as_str().and_then(|s| s.parse().ok()) {
+            if !a.dns_servers.contains(&ip) {
+                a.dns_servers.push(ip);
+            }
+        }
+    }
+    for s in n["dns_search_domains"].as_array().into_iter().flatten() {
+        if let Some(d) = s.as_str().filter(|d| !a.dns_search.iter().any(|x| x == d)) {
+            a.dns_search.push(d.to_string());
+        }
+    }
+}
+
+/// `network connect`: the running container in `dir` (on bridge networks already: its
+/// namespace exists) on one network more, as the next ethN. Undone if netavark fails.
+pub fn connect_more(networks: &Networks, dir: &Path, w: &Wanted) -> Result<Endpoint, NetworkError> {
+    let _lock = crate::os::lock_file(&dir.join("network.lock"))?;
+    let mut a = load(dir).ok_or(NetworkError::NotAttached)?;
+    let def = networks.get(&w.network)?;
+    if a.endpoints.iter().any(|e| e.network_id == def.id) {
+        return Err(NetworkError::Invalid(format!(
+            "the container is already on network {}",
+            def.name
+        )));
+    }
+    let i = (0..).find(|i| !a.endpoints.iter().any(|e| e.interface == format!("eth{i}")));
+    let id = a.options["container_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let leased = a.leases.len();
+    let (mut e, n) = match endpoint(&mut a, dir, &id, i.unwrap(), w, &def) {
+        Ok(x) => x,
+        Err(err) => {
+            for l in &a.leases[leased..] {
+                let _ = std::fs::remove_file(l);
+            }
+            return Err(err);
+        }
+    };
+    let one = json!({
+        "container_id": id,
+        "container_name": a.options["container_name"],
+        "networks": {&def.name: n},
+        "network_info": {&def.name: serde_json::to_value(&def).unwrap()},
+    });
+    // Saved with the new leases before netavark runs (a crash leaves nothing untracked).
+    save(dir, &a)?;
+    let nv = Netavark::new(&a.config)?;
+    let answer = {
+        let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
+        nv.setup(&a.netns, &one).inspect_err(|_| {
+            let _ = nv.teardown(&a.netns, &one);
+        })
+    };
+    let answer = match answer {
+        Ok(v) => v,
+        Err(err) => {
+            for l in a.leases.drain(leased..) {
+                let _ = std::fs::remove_file(l);
+            }
+            save(dir, &a)?;
+            return Err(err);
+        }
+    };
+    take_answer(&mut a, &mut e, &answer);
+    a.options["networks"][&def.name] = one["networks"][&def.name].clone();
+    a.options["network_info"][&def.name] = one["network_info"][&def.name].clone();
+    a.endpoints.push(e.clone());
+    save(dir, &a)?;
+    Ok(e)
+}
+
+/// `network disconnect`: the container in `dir` off `network` (a name or id).
+pub fn disconnect(networks: &Networks, dir: &Path, network: &str) -> Result<(), NetworkError> {
+    let _lock = crate::os::lock_file(&dir.join("network.lock"))?;
+    let mut a = load(dir).ok_or(NetworkError::NotAttached)?;
+    let id = networks.get(network).map(|d| d.id).unwrap_or_default();
+    let Some(pos) = a
+        .endpoints
+        .iter()
+        .position(|e| e.network == network || e.network_id == id)
+    else {
+        return Err(NetworkError::Invalid(format!(
+            "the container is not on network {network}"
+        )));
+    };
+    let e = a.endpoints.remove(pos);
+    let one = json!({
+        "container_id": a.options["container_id"],
+        "container_name": a.options["container_name"],
+        "networks": {&e.network: a.options["networks"][&e.network]},
+        "network_info": {&e.network: a.options["network_info"][&e.network]},
+    });
+    let torn = {
+        let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
+        Netavark::new(&a.config)?.teardown(&a.netns, &one)
+    };
+    // Its address leases: those of its bridge interface.
+    let bridge = a.options["network_info"][&e.network]["network_interface"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let leases = run_dir().join("leases").join(bridge);
+    a.leases.retain(|l| {
+        let mine = l.parent() == Some(leases.as_path());
+        if mine {
+            let _ = std::fs::remove_file(l);
+        }
+        !mine
+    });
+    if let Some(m) = a.options["networks"].as_object_mut() {
+        m.remove(&e.network);
+    }
+    if let Some(m) = a.options["network_info"].as_object_mut() {
+        m.remove(&e.network);
+    }
+    save(dir, &a)?;
+    torn
+}
+
 /// Set up the container in `dir` on its networks (`root`: the store, whose networks
 /// they are). On failure everything made is undone before the error returns.
 pub fn connect(
@@ -281,44 +460,7 @@ pub fn connect(
         let mut nets = serde_json::Map::new();
         let mut info = serde_json::Map::new();
         for (i, (w, def)) in req.networks.iter().zip(&defs).enumerate() {
-            let mut ips = Vec::new();
-            let mut e = Endpoint {
-                network: def.name.clone(),
-                network_id: def.id.clone(),
-                interface: format!("eth{i}"),
-                ..Default::default()
-            };
-            for (subnet, gw) in def.cidrs() {
-                let gw = gw.or_else(|| subnet.nth(1));
-                let want = w.ip.filter(|ip| ip.is_ipv4() == subnet.addr.is_ipv4());
-                let ip = lease_address(&mut a, dir, def, subnet, gw, want)?;
-                ips.push(ip.to_string());
-                if ip.is_ipv4() {
-                    (e.ip, e.prefix_len, e.gateway) = (Some(ip), subnet.prefix, gw);
-                } else {
-                    (e.ipv6, e.ipv6_prefix_len, e.ipv6_gateway) = (Some(ip), subnet.prefix, gw);
-                }
-            }
-            if let Some(ip) = w.ip.filter(|ip| !ips.contains(&ip.to_string())) {
-                return Err(NetworkError::Invalid(format!(
-                    "--ip {ip} is not in a subnet of network {}",
-                    def.name
-                )));
-            }
-            // Names aardvark-dns answers for, besides the container's: its aliases and
-            // short id (docker's).
-            e.aliases = w.aliases.clone();
-            if def.dns_enabled {
-                e.aliases.push(req.id[..12].to_string());
-            }
-            let mut n = json!({
-                "static_ips": ips,
-                "interface_name": e.interface,
-                "aliases": e.aliases,
-            });
-            if let Some(m) = &w.mac {
-                n["static_mac"] = m.clone().into();
-            }
+            let (e, n) = endpoint(&mut a, dir, req.id, i, w, def)?;
             nets.insert(def.name.clone(), n);
             info.insert(def.name.clone(), serde_json::to_value(def).unwrap());
             a.endpoints.push(e);
@@ -345,24 +487,11 @@ pub fn connect(
         super::netns::create(&a.netns)?;
         let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
         let answer = Netavark::new(&a.config)?.setup(&a.netns, &a.options)?;
-        for e in &mut a.endpoints {
-            let n = &answer[&e.network];
-            if let Some(mac) = n["interfaces"][&e.interface]["mac_address"].as_str() {
-                e.mac = mac.to_string();
-            }
-            for s in n["dns_server_ips"].as_array().into_iter().flatten() {
-                if let Some(ip) = s.as_str().and_then(|s| s.parse().ok()) {
-                    if !a.dns_servers.contains(&ip) {
-                        a.dns_servers.push(ip);
-                    }
-                }
-            }
-            for s in n["dns_search_domains"].as_array().into_iter().flatten() {
-                if let Some(d) = s.as_str().filter(|d| !a.dns_search.iter().any(|x| x == d)) {
-                    a.dns_search.push(d.to_string());
-                }
-            }
+        let mut endpoints = std::mem::take(&mut a.endpoints);
+        for e in &mut endpoints {
+            take_answer(&mut a, e, &answer);
         }
+        a.endpoints = endpoints;
         save(dir, &a)?;
         Ok(())
     })();
