@@ -435,10 +435,15 @@ fn kill_and_wait(r: &Record, c: &Container) -> Result<(), ContainerError> {
     // --all: also processes that `husk exec` started; the cgroup holds them all.
     let _ = c.kill(libc::SIGKILL, true);
     if wait_end(r, Duration::from_secs(10), libc::SIGKILL) {
-        Ok(())
-    } else {
-        Err(ContainerError::DidNotExit)
+        return Ok(());
     }
+    // Its processes are gone but its runner is still cleaning up (network teardowns of
+    // many containers ending at once take turns, network/setup.rs): give that time.
+    let gone = r.runtime().is_none_or(|c| c.status() == Status::Stopped);
+    if gone && wait_end(r, Duration::from_secs(60), libc::SIGKILL) {
+        return Ok(());
+    }
+    Err(ContainerError::DidNotExit)
 }
 
 /// `rm`: remove a stopped container (a running one only with `force`, killing it).
