@@ -406,6 +406,8 @@ pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>)
         let _ = std::fs::remove_dir_all(dir);
         if let Ok(r) = r {
             let root = crate::events::root_of(dir);
+            // After the directory, as rm: its --userns=auto range is free again.
+            let _ = crate::userns::release(root, &r.id);
             crate::events::container(root, &r, "destroy", &[]);
             // --rm takes the container's anonymous volumes with it, as docker's.
             crate::volumes::remove_unused(root, &crate::volumes::anonymous_of(&r.meta), true);

@@ -167,6 +167,30 @@ fn auto_ranges_own_files_are_disjoint_and_released() {
     );
     let o = run(&["--rm", "--userns=auto"], "cat /proc/self/uid_map");
     assert_eq!(host_range(&o), (a_host, 65536));
+    // a detached --rm container gives it back when its monitor removes it
+    husk_ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "gone",
+            "--network",
+            "none",
+            "--userns=auto",
+            "img:1",
+            "sh",
+            "-c",
+            "exit 0",
+        ],
+    );
+    let ranges = || std::fs::read_dir(root.join("userns")).unwrap().count();
+    let t0 = std::time::Instant::now();
+    while (ranges() > 1 || !containers(&root).is_empty()) && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(ranges(), 1, "only the lock is left");
 
     // create, then start (twice): the rootfs is mounted again through the same range
     husk_ok(
