@@ -4,18 +4,21 @@
 # in one hyperfine run. Before each run the volume is removed (--prepare), so every run is
 # a first mount with a full copy-up. The same runs without -v are the baseline, so the
 # copy-up's own cost shows.
-#   benches/volume.sh [RUNS]   (as root; installs podman, hyperfine if missing)
+#   [BENCH_DIR=DIR] benches/volume.sh [RUNS]   (as root; installs podman, hyperfine if missing)
 #
 # The image is the busybox-static rootfs of scripts/make-bundle.sh plus /data, imported
-# into both stores from one tar. podman runs with the cgroupfs manager, file events and
-# network none, its ulimits capped to this machine's hard limits (as benches/run.sh).
+# into both stores from one tar. podman runs with runc (crun refuses this machine's hybrid
+# cgroup layout), the cgroupfs manager, file events and network none, its ulimits capped
+# to this machine's hard limits (as benches/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
 scripts/deps.sh --bench
 cargo build --release -q -p husk
 husk=$PWD/target/release/husk
-work=$(mktemp -d /var/tmp/husk-bench-volume.XXXXXX)
+# BENCH_DIR: where both stores (and so the volumes) live; a tmpfs there takes the disk
+# out of the measurement (on a shared, busy disk creating 10k files varies tenfold).
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/husk-vol.XXXXXX")
 podman_() { "$work/podman.sh" "$@"; }
 cleanup() {
   "$husk" --root "$work/husk" volume rm -f v >/dev/null 2>&1 || true
@@ -27,8 +30,8 @@ trap cleanup EXIT
 mkdir -p "$work"
 cat >"$work/podman.sh" <<SH
 #!/bin/sh
-CONTAINERS_CONF=$work/containers.conf exec podman --cgroup-manager=cgroupfs --events-backend=file \\
-  --root $work/podman/storage --runroot $work/podman/run --tmpdir $work/podman/tmp "\$@"
+CONTAINERS_CONF=$work/containers.conf exec podman --runtime runc --cgroup-manager=cgroupfs \\
+  --events-backend=file --root $work/podman/storage --runroot $work/podman/run --tmpdir $work/podman/tmp "\$@"
 SH
 chmod +x "$work/podman.sh"
 python3 - >"$work/containers.conf" <<'PY'
@@ -68,11 +71,13 @@ for tool in "$husk --root $work/husk" "$work/podman.sh"; do
 done
 
 img=localhost/voldata:latest
+# hyperfine pairs the i-th --prepare with the i-th command.
 hyperfine --warmup 2 --runs "$runs" --export-json "$work/volume.json" \
-  -n husk-first-mount --prepare "$husk --root $work/husk volume rm -f v" \
-  "$husk --root $work/husk run --rm --network none -v v:/data $img true" \
-  -n podman-first-mount --prepare "$work/podman.sh volume rm -f v" \
-  "$work/podman.sh run --rm --network none -v v:/data $img true" \
+  --prepare "$husk --root $work/husk volume rm -f v" \
+  --prepare "$work/podman.sh volume rm -f v" \
+  --prepare true --prepare true \
+  -n husk-first-mount "$husk --root $work/husk run --rm --network none -v v:/data $img true" \
+  -n podman-first-mount "$work/podman.sh run --rm --network none -v v:/data $img true" \
   -n husk-no-volume "$husk --root $work/husk run --rm --network none $img true" \
   -n podman-no-volume "$work/podman.sh run --rm --network none $img true"
 
