@@ -309,15 +309,21 @@ impl ContainerConfig {
         if o.pod.is_some() {
             crate::pod::check_member(o).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
-        let (network, networks) = networks(o)?;
+        // A pod's member has no network of its own: it joins its infra's (run.rs).
+        let (network, networks) = match o.pod {
+            Some(_) => (Network::None, Vec::new()),
+            None => networks(o)?,
+        };
         let mut ports = Vec::new();
         for p in &o.publish {
             ports.extend(ports::parse(p)?);
         }
-        if network != Network::Bridge && (!ports.is_empty() || o.publish_all) {
+        // pasta forwards them too (rootless -p).
+        let publishes = matches!(network, Network::Bridge | Network::Pasta(_));
+        if !publishes && (!ports.is_empty() || o.publish_all) {
             let flag = if o.publish_all { "-P" } else { "-p" };
             return Err(ConfigError::Invalid(format!(
-                "{flag}: --network {network} publishes no ports (ports need a bridge network)"
+                "{flag}: --network {network} publishes no ports (ports need a bridge network or pasta)"
             )));
         }
         let (mut volumes, mut volume_mounts, mut mount_tmpfs) =
@@ -487,6 +493,8 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
     let given: Vec<String> = if o.network.is_empty() {
         // Root: docker's default bridge; rootless: no bridge of its own (docs/rootless.md).
         vec![match husk_container::rootless::is_unprivileged() {
+            // Published ports need pasta (docs/rootless.md), else none.
+            true if !o.publish.is_empty() || o.publish_all => "pasta".to_string(),
             true => "none".to_string(),
             false => store::DEFAULT.to_string(),
         }]

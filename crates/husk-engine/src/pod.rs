@@ -41,6 +41,11 @@ pub enum PodError {
     /// podman's words for a member's own network settings.
     #[error("{0}: network cannot be configured when it is shared with a pod")]
     SharedNetwork(&'static str),
+    #[error(
+        "-p: published or exposed ports must be defined when the pod is created: \
+         network cannot be configured when it is shared with a pod"
+    )]
+    SharedPorts,
     #[error("--hostname: cannot set hostname when joining the pod UTS namespace")]
     SharedHostname,
     #[error(
@@ -57,6 +62,8 @@ pub struct PodOptions {
     pub network: Option<String>,
     /// `KEY[=VALUE]`
     pub labels: Vec<String>,
+    /// `-p`: ports published on the pod (its infra container).
+    pub publish: Vec<String>,
 }
 
 /// One pod as `pod ls` shows it.
@@ -171,6 +178,9 @@ pub(crate) fn check_member(o: &RunOptions) -> Result<(), PodError> {
     if o.hostname.is_some() {
         return Err(PodError::SharedHostname);
     }
+    if !o.publish.is_empty() || o.publish_all {
+        return Err(PodError::SharedPorts);
+    }
     if !o.host.add_hosts.is_empty() {
         return Err(PodError::SharedNetwork("--add-host"));
     }
@@ -265,6 +275,7 @@ impl Engine {
         infra.name = Some(format!("{}-infra", &id[..12]));
         infra.hostname = Some(name.clone());
         infra.detach = true;
+        infra.publish = o.publish.clone();
         if let Some(n) = &o.network {
             infra.network = vec![n.clone()];
         }

@@ -951,6 +951,9 @@ pub enum PodCmd {
         /// Set a label KEY[=VALUE] on the pod
         #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
         label: Vec<String>,
+        /// Publish a port of the pod: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]
+        #[arg(short = 'p', long = "publish", value_name = "PORT")]
+        publish: Vec<String>,
     },
     /// List pods
     #[command(alias = "list", alias = "ps")]

@@ -43,11 +43,13 @@ pub fn run(e: &Engine, cmd: PodCmd) -> Result<(), Failure> {
             name,
             network,
             label,
+            publish,
         } => {
             let id = e.pod_create(&PodOptions {
                 name,
                 network,
                 labels: label,
+                publish,
             })?;
             println!("{id}");
         }

@@ -125,6 +125,22 @@ fn network_container_joins_a_running_containers_namespace() {
     assert!(containers(&s.root).is_empty());
 }
 
+/// The whole answer of GET `path` from 127.0.0.1:`port` (retried while it is refused).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(c, "GET {path} HTTP/1.0\r\n\r\n");
+            let mut s = String::new();
+            if c.read_to_string(&mut s).is_ok() && !s.is_empty() {
+                return s;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answered on 127.0.0.1:{port}");
+}
+
 /// `/proc/PID/ns/KIND` of a container's init, and whether a process with that pid lives.
 fn ns_of(root: &std::path::Path, name: &str, kind: &str) -> String {
     let pid = husk_ok(root, &["inspect", "-f", "{{.State.Pid}}", name]);
@@ -139,7 +155,13 @@ fn a_pods_containers_share_localhost_and_go_with_the_pod() {
     let s = setup("pod-pod");
     let _rm = RemoveAll(&s.root);
     husk_ok(&s.root, &["pull", "-q", &s.image]);
-    let id = husk_ok(&s.root, &["pod", "create", "--name", "web-pod"]);
+    // Its port published on the pod's bridge address, from this test's namespace.
+    let port = free_port();
+    let publish = format!("{port}:8080");
+    let id = husk_ok(
+        &s.root,
+        &["pod", "create", "--name", "web-pod", "-p", &publish],
+    );
     let id = id.trim();
     let ls = || {
         husk_ok(
@@ -171,7 +193,7 @@ fn a_pods_containers_share_localhost_and_go_with_the_pod() {
             "--name",
             "srv",
             &s.image,
-            "httpd -f -p 127.0.0.1:8080 -h /srv",
+            "httpd -f -p 8080 -h /srv",
         ],
     );
     let o = husk_ok(
@@ -186,6 +208,7 @@ fn a_pods_containers_share_localhost_and_go_with_the_pod() {
         ],
     );
     assert_eq!(o, "web-pod\nnew\n");
+    assert!(http_get(port, "/new").ends_with("\r\n\r\nnew\n"));
     for kind in ["net", "ipc", "uts"] {
         assert_eq!(
             ns_of(&s.root, "srv", kind),
@@ -310,6 +333,11 @@ fn bad_pod_input_is_one_line_and_leaves_nothing() {
         ],
         125,
         "--network: network cannot be configured when it is shared with a pod",
+    );
+    one_line(
+        &["run", "--rm", "--pod", "p", "-p", "8080", &s.image, "true"],
+        125,
+        "ports must be defined when the pod is created",
     );
     one_line(
         &[

@@ -516,9 +516,11 @@ fn rootless_networks_none_host_and_slirp4netns() {
     );
     // The classic failure: /dev/net/tun closed to users (rootless-user.sh opens it again).
     use std::os::unix::fs::PermissionsExt;
+    let closed = TUN.write().unwrap_or_else(|e| e.into_inner());
     std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o600)).unwrap();
     let e = r.err(&["run", "--rm", "--network", "slirp4netns", img, "true"]);
     std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(0o666)).unwrap();
+    drop(closed);
     assert!(
         e.contains("/dev/net/tun") && e.contains("chmod 0666 /dev/net/tun"),
         "{e}"
@@ -816,6 +818,9 @@ impl Drop for TestNetns {
     }
 }
 
+/// Taken for writing while a test closes /dev/net/tun to users; by tests that need it.
+static TUN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// A child process killed and reaped on drop (also when an assertion fails).
 struct Killed(std::process::Child);
 
@@ -859,6 +864,8 @@ fn netns_mounts(r: &Rootless) -> Vec<String> {
 
 #[test]
 fn rootless_pasta_outbound_and_published_ports() {
+    // pasta opens /dev/net/tun, which the slirp4netns test closes for a moment.
+    let _tun = TUN.read().unwrap_or_else(|e| e.into_inner());
     let (u, _) = users();
     let r = Rootless::new(u, "pasta");
     let reg_setup = registry("pasta");
@@ -925,6 +932,53 @@ fn rootless_pasta_outbound_and_published_ports() {
         "",
         "pasta outlived rm -f after its monitor's death"
     );
+
+    // -p through pasta (the rootless default once ports are published): the server in the
+    // container answers on the test namespace's loopback; a port taken is one error.
+    r.ok_in(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "127.0.0.1:18080:8080",
+            img,
+            "httpd -f -p 8080 -h /srv",
+        ],
+    );
+    let mut got = String::new();
+    for _ in 0..25 {
+        let o = ns
+            .cmd("busybox")
+            .args(["wget", "-q", "-O", "-", "http://127.0.0.1:18080/new"])
+            .output()
+            .unwrap();
+        got = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(got, "new\n");
+    let o = r.husk_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pasta",
+            "-p",
+            "127.0.0.1:18080:8080",
+            img,
+            "true",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{e}");
+    assert!(e.contains("18080"), "{e}");
+    r.ok(&["rm", "-f", "web"]);
 
     // pasta refuses an option: one error line, nothing left behind.
     let o = r.husk_in(

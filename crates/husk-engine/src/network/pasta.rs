@@ -70,9 +70,41 @@ pub struct Forward {
     pub container_port: u16,
 }
 
-/// The ports the container in `dir` publishes, as pasta forwards them.
-pub fn forwards_of(_dir: &Path) -> Vec<Forward> {
-    Vec::new()
+/// The ports the container in `dir` publishes (container.json's `ports`), as pasta
+/// forwards them. A host port of 0 (`-p 80`, `-P`) becomes a free one, picked here and
+/// written back, since pasta binds exactly the ports it is given.
+pub fn forwards_of(dir: &Path) -> Vec<Forward> {
+    use super::ports::{PortMapping, Proto};
+    let Ok(mut r) = crate::record::Record::load(dir) else {
+        return Vec::new();
+    };
+    let mut ports: Vec<PortMapping> =
+        serde_json::from_value(r.meta["ports"].clone()).unwrap_or_default();
+    let mut picked = false;
+    for p in ports.iter_mut().filter(|p| p.host_port == 0) {
+        let ip = p.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let free = match p.protocol {
+            Proto::Tcp => std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()),
+            Proto::Udp => std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr()),
+        };
+        if let Ok(a) = free {
+            p.host_port = a.port();
+            picked = true;
+        }
+    }
+    if picked {
+        r.meta["ports"] = serde_json::to_value(&ports).unwrap_or_default();
+        let _ = r.save();
+    }
+    ports
+        .iter()
+        .map(|p| Forward {
+            udp: p.protocol == Proto::Udp,
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            container_port: p.container_port,
+        })
+        .collect()
 }
 
 /// `--network pasta[:OPTION,…]`'s options (None: not pasta).
