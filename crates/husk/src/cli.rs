@@ -976,6 +976,7 @@ pub enum PodCmd {
     },
     /// Start pods: the infra container, then every container of the pod
     Start {
+        /// Pod names, ids or id prefixes
         #[arg(required = true)]
         pods: Vec<String>,
     },
@@ -984,6 +985,7 @@ pub enum PodCmd {
         /// Seconds to wait for each container to exit before SIGKILL
         #[arg(short, long, default_value_t = 10)]
         time: u64,
+        /// Pod names, ids or id prefixes
         #[arg(required = true)]
         pods: Vec<String>,
     },
@@ -992,6 +994,7 @@ pub enum PodCmd {
         /// Also running pods (their containers are killed)
         #[arg(short, long)]
         force: bool,
+        /// Pod names, ids or id prefixes
         #[arg(required = true)]
         pods: Vec<String>,
     },
