@@ -12,6 +12,19 @@
 mod common;
 use common::*;
 
+/// Removes the pods a failed assertion left (before [`RemoveAll`], which cannot remove an
+/// infra container while its pod exists: declare it after that guard).
+struct RemovePods<'a>(&'a std::path::Path);
+
+impl Drop for RemovePods<'_> {
+    fn drop(&mut self) {
+        let ids = husk(self.0, &["pod", "ls", "-q", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = husk(self.0, &["pod", "rm", "-f", id]);
+        }
+    }
+}
+
 /// The network namespace of `name`'s init, as the host sees it.
 fn netns_of(root: &std::path::Path, name: &str) -> String {
     let pid = husk_ok(root, &["inspect", "-f", "{{.State.Pid}}", name]);
@@ -154,6 +167,7 @@ fn ns_of(root: &std::path::Path, name: &str, kind: &str) -> String {
 fn a_pods_containers_share_localhost_and_go_with_the_pod() {
     let s = setup("pod-pod");
     let _rm = RemoveAll(&s.root);
+    let _pods = RemovePods(&s.root);
     husk_ok(&s.root, &["pull", "-q", &s.image]);
     // Its port published on the pod's bridge address, from this test's namespace.
     let port = free_port();
@@ -295,6 +309,7 @@ fn a_pods_containers_share_localhost_and_go_with_the_pod() {
 fn bad_pod_input_is_one_line_and_leaves_nothing() {
     let s = setup("pod-bad");
     let _rm = RemoveAll(&s.root);
+    let _pods = RemovePods(&s.root);
     husk_ok(&s.root, &["pull", "-q", &s.image]);
     let one_line = |args: &[&str], code: i32, want: &str| {
         let (c, _, e) = out(&s.root, args);
