@@ -519,16 +519,33 @@ fn tmpfs_and_bind_device_volumes() {
     );
 }
 
+/// Unmounts (recursively, lazily) what a test mounted at the path, when dropped: the
+/// TempDir's own `umount -R` only reaches a mount on the TempDir itself.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 /// A tmpfs of the test's own at `dir`, shared (the host's / here is private), so that
-/// propagation has a peer group to work with; unmounted when the test's TempDir goes.
-fn shared_mount(dir: &Path) {
+/// propagation has a peer group to work with; unmounted when the returned guard goes.
+#[must_use]
+fn shared_mount(dir: &Path) -> Unmount {
     std::fs::create_dir_all(dir).unwrap();
     let ok = |args: &[&str]| {
         let st = Command::new("mount").args(args).status().unwrap();
         assert!(st.success(), "mount {args:?}");
     };
     ok(&["-t", "tmpfs", "husk-prop", dir.to_str().unwrap()]);
+    let guard = Unmount(dir.to_path_buf());
     ok(&["--make-shared", dir.to_str().unwrap()]);
+    guard
 }
 
 #[test]
@@ -536,7 +553,7 @@ fn bind_propagation_reaches_the_container() {
     let s = volume_image("vol-prop");
     let _rm = RemoveAll(&s.root);
     let src = s.t.path().join("shared");
-    shared_mount(&src);
+    let _unmount = shared_mount(&src);
     let private = s.t.path().join("private");
     std::fs::create_dir(&private).unwrap();
     // Each bind's propagation as the container's mountinfo shows it.
