@@ -29,6 +29,9 @@ fn run() -> husk_engine::Result<()> {
     // Detached: a monitor process keeps it (and its log); stop and remove it. husk-init as
     // PID 1 passes the stop signal on (a shell as PID 1 would ignore it).
     let mut opts = RunOptions::new(&image);
+    // Loopback only: root's default is the `bridge` network, with NAT to the host's
+    // interfaces; this example needs no network (and its test must not touch the host's).
+    opts.network = vec!["none".into()];
     opts.detach = true;
     opts.init = true;
     opts.entrypoint = Some(String::new()); // none: run the command as given
@@ -42,6 +45,7 @@ fn run() -> husk_engine::Result<()> {
 
     // Foreground: our stdin/stdout/stderr, its exit code; removed when it exits.
     let mut opts = RunOptions::new(&image);
+    opts.network = vec!["none".into()];
     opts.remove = true;
     opts.entrypoint = Some(String::new());
     opts.cmd = vec![
