@@ -569,6 +569,7 @@ impl Engine {
                 husk_image::registry::MT_OCI_MANIFEST,
                 None,
                 &names,
+                self.settings.unpack_limits(),
             )
         });
         if record.is_err() {

@@ -149,6 +149,7 @@ impl Engine {
             husk_image::registry::MT_OCI_MANIFEST,
             None,
             names,
+            self.settings.unpack_limits(),
         )?;
         let id = rec.config_digest.to_string();
         let name = names.first().map_or("", String::as_str);

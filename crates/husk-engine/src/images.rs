@@ -290,7 +290,11 @@ impl Engine {
 
     /// Load images from a docker-archive or OCI-layout tarball; each with its name, if any.
     pub fn load(&self, r: impl Read) -> Result<Vec<(Option<String>, ImageRecord)>> {
-        Ok(husk_image::archive::load(&self.store()?, r)?)
+        Ok(husk_image::archive::load(
+            &self.store()?,
+            r,
+            self.settings.unpack_limits(),
+        )?)
     }
 
     /// Write `image` as a tarball to `w`: with the name it was asked for by, or with all

@@ -87,13 +87,18 @@ pub fn save<W: Write>(
     Ok(())
 }
 
-/// Load every image of an archive. Returns (name, record) per image.
-pub fn load<R: Read>(store: &Store, r: R) -> Result<Vec<(Option<String>, ImageRecord)>> {
+/// Load every image of an archive. Returns (name, record) per image. `limits` bound both
+/// the archive's extraction and each layer's unpack, as they bound a pull's.
+pub fn load<R: Read>(
+    store: &Store,
+    r: R,
+    limits: unpack::UnpackLimits,
+) -> Result<Vec<(Option<String>, ImageRecord)>> {
     let _gc = store.gc_lock(false)?;
     let tmp = store.tmp_dir().join(format!("load-{}", std::process::id()));
     fsutil::remove_tree(&tmp).ctx("removing", &tmp)?;
     std::fs::create_dir_all(&tmp).ctx("creating", &tmp)?;
-    let res = load_inner(store, r, &tmp);
+    let res = load_inner(store, r, &tmp, limits);
     let _ = fsutil::remove_tree(&tmp);
     res
 }
@@ -126,13 +131,14 @@ fn load_inner<R: Read>(
     store: &Store,
     mut r: R,
     tmp: &Path,
+    limits: unpack::UnpackLimits,
 ) -> Result<Vec<(Option<String>, ImageRecord)>> {
     // Extract (safely: same unpacker as layers, no ownership/devices).
     let opts = UnpackOptions {
         whiteouts: WhiteoutMode::Apply,
         chown: false,
         devices: false,
-        limits: Default::default(),
+        limits,
     };
     unpack::unpack(&mut r, tmp, &opts, "archive")?;
     let mut out = Vec::new();
@@ -185,7 +191,7 @@ fn load_inner<R: Read>(
             });
             let mdata = serde_json::to_vec(&manifest).unwrap();
             let names = e.repo_tags.unwrap_or_default();
-            let rec = import(store, &mdata, MT_DOCKER_MANIFEST, None, &names)?;
+            let rec = import(store, &mdata, MT_DOCKER_MANIFEST, None, &names, limits)?;
             out.push((names.first().cloned(), rec));
         }
         return Ok(out);
@@ -231,19 +237,21 @@ fn load_inner<R: Read>(
                     .and_then(|r| r.tagged_name())
             })
             .collect();
-        let rec = import(store, &mdata, &mt, index_digest, &names)?;
+        let rec = import(store, &mdata, &mt, index_digest, &names, limits)?;
         out.push((names.first().cloned(), rec));
     }
     Ok(out)
 }
 
-/// Register an image whose blobs are all in the store: unpack its layers and record it.
+/// Register an image whose blobs are all in the store: unpack its layers (within
+/// `limits`) and record it.
 pub fn import(
     store: &Store,
     mdata: &[u8],
     mt: &str,
     index_digest: Option<Digest>,
     names: &[String],
+    limits: unpack::UnpackLimits,
 ) -> Result<ImageRecord> {
     let mdigest = store.write_blob(mdata, None)?;
     let m = manifest::parse_manifest(mdata)?;
@@ -256,7 +264,10 @@ pub fn import(
         ));
     }
     let chains = chain_ids(&diff_ids);
-    let opts = PullOptions::default();
+    let opts = PullOptions {
+        limits,
+        ..PullOptions::default()
+    };
     let mut layers = Vec::new();
     for ((l, di), c) in m.layers.iter().zip(&diff_ids).zip(&chains) {
         pull::fetch_layer(store, None, "", l, di, c, &opts)?;

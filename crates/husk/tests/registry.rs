@@ -994,4 +994,41 @@ fn unpack_limit_from_the_config_file_stops_a_gzip_bomb() {
     );
     assert_eq!(std::fs::read_dir(root.join("layers")).unwrap().count(), 0);
     husk_ok(&root, &["pull", "-q", "--platform", "linux/amd64", &r]);
+
+    // `load` (and `import`) obey the same setting: the bomb saved to an archive is
+    // refused by a store whose settings say 1 MiB, and leaves no layer there either.
+    let archive = t.path().join("bomb.tar");
+    husk_ok(&root, &["save", "-o", archive.to_str().unwrap(), &r]);
+    let other = t.path().join("other");
+    let (code, _, stderr) = out(
+        &other,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "load",
+            "-q",
+            "-i",
+            archive.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("unpacking stopped at the limit of 1048576 bytes (max_layer_bytes"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(other.join("layers")).unwrap().count(), 0);
+    let layer = t.path().join("bomb.tar.gz");
+    std::fs::write(&layer, &img.layers[0].data).unwrap();
+    let (code, _, stderr) = out(
+        &other,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "import",
+            layer.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("(max_layer_bytes"), "{stderr}");
+    assert_eq!(std::fs::read_dir(other.join("layers")).unwrap().count(), 0);
 }

@@ -1284,7 +1284,12 @@ impl Build<'_> {
             let r = self.engine.parse_ref(t)?;
             names.push(r.tagged_name().ok_or(crate::error::ImageError::NoTag)?);
         }
-        let id = super::layer_bridge::write_image(&self.store, &state, &names)?;
+        let id = super::layer_bridge::write_image(
+            &self.store,
+            &state,
+            &names,
+            self.engine.settings().unpack_limits(),
+        )?;
         for n in &names {
             self.say(&format!("Successfully tagged {n}"));
             crate::events::emit(

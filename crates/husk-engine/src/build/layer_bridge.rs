@@ -98,7 +98,12 @@ fn oci_media_type(mt: &str) -> &str {
 }
 
 /// Store the image `state` describes, named `names`; its id (the config digest).
-pub fn write_image(store: &Store, state: &State, names: &[String]) -> crate::Result<Digest> {
+pub fn write_image(
+    store: &Store,
+    state: &State,
+    names: &[String],
+    limits: husk_image::unpack::UnpackLimits,
+) -> crate::Result<Digest> {
     let mut cfg = state.config.clone();
     cfg["rootfs"] = serde_json::json!({
         "type": "layers",
@@ -126,6 +131,7 @@ pub fn write_image(store: &Store, state: &State, names: &[String]) -> crate::Res
         husk_image::registry::MT_OCI_MANIFEST,
         None,
         names,
+        limits,
     )?;
     Ok(rec.config_digest)
 }
