@@ -4,12 +4,14 @@
 //! Images' sizes count each layer once however many images share it; an image is active
 //! while a container (of any state) was made from it. A container's size is what it wrote:
 //! its overlay upper dir (or its flattened copy). A volume's size is its data directory's
-//! (a tmpfs volume has none on disk); it is active while a container names it. husk has no
-//! build cache yet: that row is zero.
+//! (a tmpfs volume has none on disk); it is active while a container names it. The build
+//! cache is its entries' layers that no image has, plus the `RUN --mount=type=cache`
+//! directories: never active, all reclaimable, as docker counts dangling build cache.
 
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::images::layer_size;
+use crate::os::IoContext;
 use crate::record::list;
 use crate::views::human_size;
 use serde::Serialize;
@@ -44,6 +46,8 @@ pub struct PruneReport {
     pub images: Vec<String>,
     /// Names of the volumes removed (`--volumes`).
     pub volumes: Vec<String>,
+    /// How many build cache entries went.
+    pub build_cache: usize,
     /// Bytes: the disk use before less after.
     pub reclaimed: u64,
 }
@@ -117,17 +121,29 @@ impl Engine {
         let v_active = volumes.iter().filter(|v| v.0).count();
         let v_size: u64 = volumes.iter().map(|v| v.1).sum();
         let v_idle: u64 = volumes.iter().filter(|v| !v.0).map(|v| v.1).sum();
+        let cache = crate::build::cache::entries(&store);
+        let mut cache_layers: BTreeMap<String, u64> = BTreeMap::new();
+        for l in cache.iter().flat_map(|s| &s.layers) {
+            if !layers.contains_key(&l.chain_id.to_string()) {
+                cache_layers
+                    .entry(l.chain_id.to_string())
+                    .or_insert_with(|| layer_size(&store, l));
+            }
+        }
+        let cache_size =
+            cache_layers.values().sum::<u64>() + dir_size(&crate::build::cache::mounts_dir(&store));
         Ok(vec![
             row("Images", images.len(), active_images, size, unused),
             row("Containers", containers.len(), running, c_size, c_idle),
             row("Local Volumes", volumes.len(), v_active, v_size, v_idle),
-            row("Build Cache", 0, 0, 0, 0),
+            row("Build Cache", cache.len(), 0, cache_size, cache_size),
         ])
     }
 
     /// `system prune`: every stopped container, then images without a name (with `all`:
-    /// every image no container uses), then unused layers and blobs; with `volumes`, every
-    /// volume no container uses (after the containers went: theirs are unused then).
+    /// every image no container uses), the build cache, then unused layers and blobs (the
+    /// cache's among them); with `volumes`, every volume no container uses (after the
+    /// containers went: theirs are unused then).
     pub fn system_prune(&self, all: bool, volumes: bool) -> Result<PruneReport> {
         let before: u64 = self.disk_usage()?.iter().map(|r| r.size_bytes).sum();
         let mut report = PruneReport::default();
@@ -150,6 +166,9 @@ impl Engine {
                 }
             }
         }
+        let store = self.store()?;
+        report.build_cache =
+            crate::build::cache::clear(&store).ctx("removing the build cache in", store.root())?;
         self.prune_images(true)?;
         if volumes {
             report.volumes = self.volume_prune()?.0;

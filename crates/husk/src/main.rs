@@ -425,6 +425,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if !r.volumes.is_empty() {
                 writeln!(o, "Deleted Volumes:\n{}\n", r.volumes.join("\n"))?;
             }
+            if r.build_cache > 0 {
+                writeln!(o, "Deleted build cache objects: {}\n", r.build_cache)?;
+            }
             writeln!(
                 o,
                 "Total reclaimed space: {}",
@@ -1101,6 +1104,7 @@ fn confirm_prune(all: bool, volumes: bool) -> bool {
     };
     eprint!(
         "WARNING! This will remove:\n  - all stopped containers{volumes}\n  - {images}\n\
+         \x20 - all build cache\n\
          Are you sure you want to continue? [y/N] "
     );
     let mut answer = String::new();

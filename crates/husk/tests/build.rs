@@ -365,6 +365,22 @@ fn build_cache_hits_misses_and_reproducible_digests() {
         .map(|l| l["media_type"].as_str().unwrap())
         .collect();
     assert!(mts[1..].iter().all(|m| m.ends_with("+zstd")), "{mts:?}");
+
+    // `system df` counts the cache; `system prune` empties it, and the next build is a miss.
+    let df = |b: &B| -> Value {
+        let o = husk_ok(&b.root, &["system", "df", "--format", "json"]);
+        o.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["Type"] == "Build Cache")
+            .unwrap()
+    };
+    let before = df(&b);
+    assert!(before["TotalCount"].as_u64().unwrap() >= 7, "{before}");
+    let o = husk_ok(&b.root, &["system", "prune", "-f"]);
+    assert!(o.contains("Deleted build cache objects: "), "{o}");
+    assert_eq!(df(&b)["TotalCount"], 0);
+    let o = b.build_ok(&["-t", "localhost/c"]);
+    assert_eq!(o.matches("Using cache").count(), 0, "{o}");
 }
 
 #[test]

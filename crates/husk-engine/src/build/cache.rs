@@ -37,6 +37,37 @@ fn dir(store: &Store) -> PathBuf {
     store.root().join("build-cache")
 }
 
+/// Where `RUN --mount=type=cache` keeps its directories between builds.
+pub fn mounts_dir(store: &Store) -> PathBuf {
+    store.root().join("build-cache-mounts")
+}
+
+/// Every readable entry (complete or not: `system df` counts what is on disk).
+pub fn entries(store: &Store) -> Vec<State> {
+    let Ok(rd) = std::fs::read_dir(dir(store)) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|d| serde_json::from_slice(&d).ok())
+        .collect()
+}
+
+/// `system prune`: forget every entry and the cache mounts' directories. Returns how
+/// many entries went. The layers that only entries used are then unused, and go with
+/// the store's next removal of unused layers.
+pub fn clear(store: &Store) -> std::io::Result<usize> {
+    let n = std::fs::read_dir(dir(store)).map_or(0, |rd| rd.count());
+    for d in [dir(store), mounts_dir(store)] {
+        match husk_image::fsutil::remove_tree(&d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(n)
+}
+
 /// The state cached under `key`, if complete and its layers are still in the store.
 pub fn get(store: &Store, key: &Digest) -> Option<State> {
     let data = std::fs::read(dir(store).join(format!("{}.json", key.hex()))).ok()?;

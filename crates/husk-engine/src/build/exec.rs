@@ -875,11 +875,7 @@ impl Build<'_> {
                     readonly,
                 } => {
                     let name = Digest::of(id.as_bytes());
-                    let dir = self
-                        .store
-                        .root()
-                        .join("build-cache-mounts")
-                        .join(name.hex());
+                    let dir = super::cache::mounts_dir(&self.store).join(name.hex());
                     if !dir.exists() {
                         std::fs::create_dir_all(&dir).map_err(|e| self.err(i.line, e))?;
                         use std::os::unix::fs::PermissionsExt;
