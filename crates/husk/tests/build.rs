@@ -609,4 +609,7 @@ fn killed_build(sig: i32, settle_ms: u64) {
     );
     let (code, _, _) = out(&b.root, &["inspect", "--type", "image", "localhost/killed"]);
     assert_ne!(code, 0, "no image from a killed build");
+    // And nothing in the store that the integrity check would flag.
+    let (code, o, e) = out(&b.root, &["image", "verify"]);
+    assert_eq!(code, 0, "verify after a build killed by {sig}: {o}{e}");
 }
