@@ -4,7 +4,7 @@
 //! Removed (unmounted, unlinked) when the container's network is torn down.
 
 use super::NetworkError;
-use crate::os::{IoContext, SysError};
+use crate::os::IoContext;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -14,18 +14,26 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx("creating", dir)?;
     }
+    bind_new(path).map_err(NetworkError::Netns)
+}
+
+/// The namespace file itself (its directory exists): netavark's and pasta's both. On
+/// failure nothing is left, not even the file.
+pub(crate) fn bind_new(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .ctx("creating", path)?;
-    let target = CString::new(path.as_os_str().as_bytes()).unwrap();
+        .map_err(|e| std::io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))?;
+    let target = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // A child makes the namespace, so that ours stays as it is; it only unshares and
     // mounts (async-signal-safe system calls) between fork and _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
+        let e = std::io::Error::last_os_error();
         let _ = std::fs::remove_file(path);
-        return Err(SysError::last("fork").into());
+        return Err(e);
     }
     if pid == 0 {
         unsafe {
@@ -45,9 +53,9 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     if code != Some(0) {
         let _ = std::fs::remove_file(path);
-        return Err(NetworkError::Netns(std::io::Error::from_raw_os_error(
-            code.unwrap_or(libc::EINTR),
-        )));
+        return Err(std::io::Error::from_raw_os_error(
+            code.filter(|c| *c != 0).unwrap_or(libc::ECHILD),
+        ));
     }
     Ok(())
 }

@@ -171,7 +171,7 @@ pub fn netns_file(dir: &Path) -> std::path::PathBuf {
 /// configured (pasta's pid in DIR/pasta.pid). On failure nothing is left ([`stop`]).
 pub fn connect(dir: &Path, forwards: &[Forward], extra: &[String]) -> Result<(), PastaError> {
     let netns = netns_file(dir);
-    bind_new_netns(&netns)?;
+    super::netns::bind_new(&netns).map_err(PastaError::Netns)?;
     start(dir, &netns, forwards, extra).inspect_err(|_| stop(dir))
 }
 
@@ -190,50 +190,7 @@ pub fn stop(dir: &Path) {
         }
     }
     let _ = std::fs::remove_file(file);
-    let netns = netns_file(dir);
-    if let Ok(c) = std::ffi::CString::new(netns.as_os_str().as_encoded_bytes()) {
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-    let _ = std::fs::remove_file(netns);
-}
-
-/// A new network namespace bound on `path` (a new file), as `ip netns add` makes one.
-fn bind_new_netns(path: &Path) -> Result<(), PastaError> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .ctx("creating", path)?;
-    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| PastaError::Netns(e.into()))?;
-    // A child makes the namespace, so that ours stays as it is; it only unshares and
-    // mounts (async-signal-safe calls) between fork and _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        unsafe {
-            let ok = libc::unshare(libc::CLONE_NEWNET) == 0
-                && libc::mount(
-                    c"/proc/self/ns/net".as_ptr(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0;
-            libc::_exit(if ok { 0 } else { *libc::__errno_location() });
-        }
-    }
-    let mut status = 0;
-    if pid > 0 {
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-    }
-    let code = (pid > 0 && libc::WIFEXITED(status)).then(|| libc::WEXITSTATUS(status));
-    if code != Some(0) {
-        let _ = std::fs::remove_file(path);
-        return Err(PastaError::Netns(std::io::Error::from_raw_os_error(
-            code.filter(|c| *c != 0).unwrap_or(libc::ECHILD),
-        )));
-    }
-    Ok(())
+    super::netns::remove(&netns_file(dir));
 }
 
 /// Connect the network namespace bound on `netns` through pasta, forwarding `forwards`;
