@@ -399,6 +399,45 @@ pub fn runtime_mount_points() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The manifest descriptors of `layers`: docker's media types under their OCI names (the
+/// same bytes); a foreign (non-distributable) layer refused.
+pub(crate) fn layer_descriptors(
+    layers: &[husk_image::store::LayerRecord],
+) -> Result<Vec<Value>, CommitError> {
+    layers
+        .iter()
+        .map(|l| {
+            Ok(json!({
+                "mediaType": oci_media_type(l)?,
+                "digest": l.digest.to_string(),
+                "size": l.size,
+            }))
+        })
+        .collect()
+}
+
+/// Store `config` (an image config's bytes) as a blob; the bytes of the OCI image manifest
+/// that names it and `layers` (descriptors). Commit, import and build all make their
+/// images through this and then `husk_image::archive::import`.
+pub(crate) fn oci_manifest(
+    store: &husk_image::store::Store,
+    config: &[u8],
+    layers: Vec<Value>,
+) -> husk_image::Result<Vec<u8>> {
+    let digest = store.write_blob(config, None)?;
+    Ok(serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": husk_image::registry::MT_OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layers,
+    }))
+    .expect("serializable"))
+}
+
 /// Docker's layer media types as their OCI names (same bytes), for an OCI manifest.
 fn oci_media_type(l: &husk_image::store::LayerRecord) -> Result<String, CommitError> {
     Ok(match l.media_type.as_str() {
@@ -490,16 +529,7 @@ impl Engine {
             .iter()
             .map(|l| l.diff_id.to_string().into())
             .collect();
-        let mut layers: Vec<Value> = parent_layers
-            .iter()
-            .map(|l| {
-                Ok(json!({
-                    "mediaType": oci_media_type(l)?,
-                    "digest": l.digest.to_string(),
-                    "size": l.size,
-                }))
-            })
-            .collect::<Result<_, CommitError>>()?;
+        let mut layers = layer_descriptors(parent_layers)?;
         let mut new_layers: Vec<&NewLayer> = Vec::new();
         for s in &img.steps {
             let mut h = Map::new();
@@ -536,18 +566,7 @@ impl Engine {
         );
         cfg.insert("history".into(), history.into());
         let cfg = serde_json::to_vec(&Value::Object(cfg)).expect("serializable");
-        let cfg_digest = store.write_blob(&cfg, None)?;
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": husk_image::registry::MT_OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": cfg_digest.to_string(),
-                "size": cfg.len(),
-            },
-            "layers": layers,
-        }))
-        .expect("serializable");
+        let manifest = oci_manifest(&store, &cfg, layers)?;
         // The layers store_layer unpacked on the way go into place under their chain ids;
         // import unpacks the others (and any whose unpacked dir is gone) from their blobs.
         let all_diff_ids: Vec<Digest> = parent_layers

@@ -131,18 +131,11 @@ impl Engine {
             }],
         });
         let cfg = serde_json::to_vec(&cfg).expect("serializable");
-        let cfg_digest = store.write_blob(&cfg, None)?;
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": husk_image::registry::MT_OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": cfg_digest.to_string(),
-                "size": cfg.len(),
-            },
-            "layers": [{"mediaType": media_type, "digest": blob.to_string(), "size": size}],
-        }))
-        .expect("serializable");
+        let manifest = crate::commit::oci_manifest(
+            &store,
+            &cfg,
+            vec![json!({"mediaType": media_type, "digest": blob.to_string(), "size": size})],
+        )?;
         let rec = husk_image::archive::import(
             &store,
             &manifest,

@@ -86,17 +86,6 @@ pub fn commit_upper(
     }))
 }
 
-/// A layer's media type as an OCI manifest names it (docker's names map one to one).
-fn oci_media_type(mt: &str) -> &str {
-    match mt {
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        }
-        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
-        m => m,
-    }
-}
-
 /// Store the image `state` describes, named `names`; its id (the config digest).
 pub fn write_image(
     store: &Store,
@@ -111,20 +100,8 @@ pub fn write_image(
     });
     let cfg = serde_json::to_vec(&cfg).expect("serializable");
     let _gc = store.gc_lock(false)?;
-    let cfg_digest = store.write_blob(&cfg, None)?;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": husk_image::registry::MT_OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": cfg_digest.to_string(),
-            "size": cfg.len(),
-        },
-        "layers": state.layers.iter().map(|l| serde_json::json!({
-            "mediaType": oci_media_type(&l.media_type), "digest": l.digest.to_string(), "size": l.size,
-        })).collect::<Vec<_>>(),
-    }))
-    .expect("serializable");
+    let layers = crate::commit::layer_descriptors(&state.layers)?;
+    let manifest = crate::commit::oci_manifest(store, &cfg, layers)?;
     let rec = husk_image::archive::import(
         store,
         &manifest,
