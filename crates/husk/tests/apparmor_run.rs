@@ -37,7 +37,8 @@ fn husk_run_applies_husk_default_where_apparmor_runs() {
     // the same container unconfined); here: that `husk run` applies it, and when not.
     let script = "cat /proc/self/attr/current 2>/dev/null || echo no-attr";
     let run = |opts: &[&str]| {
-        let mut args = vec!["run", "--rm"];
+        // No network: the VM has no netavark for the default bridge, and none is needed.
+        let mut args = vec!["run", "--rm", "--network", "none"];
         args.extend_from_slice(opts);
         args.extend([image.as_str(), script]); // the image runs its args with sh -c
         husk_ok(&root, &args)
