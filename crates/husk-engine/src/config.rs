@@ -89,7 +89,7 @@ pub struct RunOptions {
     pub pod: Option<String>,
     /// --storage-opt, --rootfs-tmpfs (writable.rs).
     pub storage: StorageOptions,
-    /// `host` (or empty), `auto[:size=N]`, `keep-id`
+    /// `host` (or empty), `auto[:size=N]`, `keep-id[:uid=N,gid=N]`
     pub userns: String,
 }
 
@@ -280,7 +280,8 @@ pub struct ContainerConfig {
     pub pod: Option<String>,
     /// Where the container's writes go: a size-limited layer, or a tmpfs.
     pub writable: WritableLayer,
-    /// --userns: the host's (default), or a range of the husk user's subordinate ids.
+    /// --userns: the engine's own (default), a range of the husk user's subordinate ids, or
+    /// (rootless) keep-id.
     pub userns: Userns,
 }
 

@@ -24,8 +24,6 @@ pub enum RunError {
     NotLocal(husk_image::Error),
     #[error("--group-add {0}: no such group in the image's /etc/group")]
     NoGroup(String),
-    #[error("--userns keep-id: not supported yet")]
-    KeepIdUnsupported,
 }
 
 /// A container in the wrong state for what was asked.
@@ -155,6 +153,8 @@ pub enum Error {
     Userns(#[from] crate::userns::UsernsError),
     #[error(transparent)]
     UsernsAuto(#[from] crate::userns::AutoError),
+    #[error(transparent)]
+    KeepId(#[from] crate::keep_id::KeepIdError),
     #[error(transparent)]
     Embedded(#[from] crate::embedded::EmbeddedError),
     #[error(transparent)]

@@ -29,7 +29,7 @@
 //! - [`pod`] (pods: an infra container whose namespaces members join, as `joins` joins
 //!   `container:X` namespaces);
 //! - [`rootfs`] (overlay or copy), [`network`], [`attach`] (foreground pty and signals),
-//!   [`userns`] (rootless), [`record`] (the containers on disk), [`embedded`] (husk-init,
+//!   [`userns`] (rootless; [`keep_id`], the user's own ids in a container), [`record`] (the containers on disk), [`embedded`] (husk-init,
 //!   husk-monitor), [`engine`] (the store root and settings);
 //! - [`os`]: errors naming the operation and the path, pipes, locks, pid files;
 //!   [`exit_status`]: docker's exit statuses for `run` and `exec`.
@@ -56,6 +56,7 @@ pub mod history;
 pub mod host_config;
 pub mod images;
 mod joins;
+pub mod keep_id;
 pub mod logs;
 mod made;
 pub mod monitor;

@@ -14,7 +14,7 @@
 //! made and its owners shifted instead.
 
 use crate::os::{IoContext, IoError};
-use crate::userns::IdMap;
+use crate::userns::IdMapping;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -29,6 +29,8 @@ pub enum RootfsError {
     Nul(PathBuf),
     #[error("the image has no layers")]
     NoLayers,
+    #[error("an id-mapped overlay needs a user namespace to map the layers with")]
+    NoIdmap,
     #[error("layer dir {0:?} cannot be an overlay lowerdir")]
     BadLowerdir(String),
     #[error("mounting the overlay rootfs at {}: {source}", path.display())]
@@ -77,18 +79,21 @@ fn cstr(p: &Path) -> Result<CString, RootfsError> {
 const COPY_MARK: &str = "rootfs.copy";
 
 /// A container's own id map and a user namespace holding it (for the idmapped mounts).
+/// Without one (rootless keep-id: the kernel lets only the host's root idmap a mount of
+/// the host's file systems, where the user's store lies) the rootfs is a copy with shifted
+/// owners from the start.
 pub struct Idmapped<'a> {
-    pub map: IdMap,
-    pub userns: BorrowedFd<'a>,
+    pub map: IdMapping,
+    pub userns: Option<BorrowedFd<'a>>,
 }
 
 impl<'a> Idmapped<'a> {
     /// From what [`crate::userns::for_container`] returns.
-    pub fn of(ns: &'a Option<(IdMap, OwnedFd)>) -> Option<Idmapped<'a>> {
+    pub fn of(ns: &'a Option<(IdMapping, OwnedFd)>) -> Option<Idmapped<'a>> {
         use std::os::fd::AsFd;
         ns.as_ref().map(|(map, fd)| Idmapped {
-            map: *map,
-            userns: fd.as_fd(),
+            map: map.clone(),
+            userns: Some(fd.as_fd()),
         })
     }
 }
@@ -103,7 +108,8 @@ pub fn prepare(
     warn: &dyn Fn(&str),
 ) -> Result<Overlay, RootfsError> {
     let rootfs = dir.join("rootfs");
-    let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy");
+    let forced = std::env::var_os("HUSK_ROOTFS").is_some_and(|v| v == "copy")
+        || idmap.is_some_and(|m| m.userns.is_none());
     if !forced && !dir.join(COPY_MARK).exists() {
         match mount(dir, &layer_dirs(store, rec), idmap) {
             Ok(o) => return Ok(o),
@@ -179,8 +185,11 @@ pub(crate) fn mount(
     let Some(idmap) = idmap else {
         return mount_overlay(dir, lowers);
     };
-    std::os::unix::fs::lchown(&upper, Some(idmap.map.uid), Some(idmap.map.gid))
-        .ctx("chowning", &upper)?;
+    let Some(userns) = idmap.userns else {
+        return Err(RootfsError::NoIdmap);
+    };
+    let root = (idmap.map.outside_uid(0), idmap.map.outside_gid(0));
+    std::os::unix::fs::lchown(&upper, root.0, root.1).ctx("chowning", &upper)?;
     let staging = dir.join("lower");
     let mut attached = Vec::new();
     let result = (|| {
@@ -188,7 +197,7 @@ pub(crate) fn mount(
         for (i, l) in lowers.iter().enumerate() {
             let at = staging.join(i.to_string());
             std::fs::create_dir_all(&at).ctx("creating", &at)?;
-            attach_idmapped(l, &at, idmap.userns)?;
+            attach_idmapped(l, &at, userns)?;
             attached.push(at);
         }
         mount_overlay(dir, &attached)
@@ -256,21 +265,28 @@ fn attach_idmapped(layer: &Path, at: &Path, userns: BorrowedFd) -> Result<(), Ro
     Ok(())
 }
 
-/// A flattened copy's owners as the container's user namespace needs them: every id below
-/// the map's size moved up by the map's start (ids beyond it stay, seen as nobody).
+/// A flattened copy's owners as the container's user namespace needs them: every id the
+/// map has becomes the engine's id it maps to (ids beyond it stay, seen as nobody), each
+/// inode once.
 /// chown clears set-id bits, so the mode is put back after it.
-fn shift_owners(rootfs: &Path, map: &IdMap) -> Result<(), RootfsError> {
+fn shift_owners(rootfs: &Path, map: &IdMapping) -> Result<(), RootfsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let fail = |p: &Path, source| RootfsError::Shift {
         path: p.to_path_buf(),
         source,
     };
     let mut todo = vec![rootfs.to_path_buf()];
+    // A hard link's inode is met once per name, and must move once only (keep-id's map
+    // sends 0 to 1 and 1 to 2).
+    let mut linked = std::collections::HashSet::new();
     while let Some(p) = todo.pop() {
         let md = std::fs::symlink_metadata(&p).map_err(|e| fail(&p, e))?;
+        if !md.is_dir() && md.nlink() > 1 && !linked.insert((md.dev(), md.ino())) {
+            continue;
+        }
         let (uid, gid) = (
-            map.host_uid(md.uid()).unwrap_or(md.uid()),
-            map.host_gid(md.gid()).unwrap_or(md.gid()),
+            map.outside_uid(md.uid()).unwrap_or(md.uid()),
+            map.outside_gid(md.gid()).unwrap_or(md.gid()),
         );
         std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| fail(&p, e))?;
         if md.file_type().is_symlink() {

@@ -273,25 +273,47 @@ impl Engine {
             volumes: Vec::new(),
         };
         crate::writable::prepare(&dir, &id, a.writable)?;
-        // --userns=auto: the container's own ids, and the layers seen through them.
-        let idmap = match a.userns {
-            Userns::Auto { size } => Some(crate::userns::allocate(&self.root, &id, size)?),
-            Userns::Host => None,
-            Userns::KeepId => return Err(RunError::KeepIdUnsupported.into()),
+        // --userns=auto: the container's own ids, and the layers seen through them (a user
+        // namespace holding the map, for idmapped mounts). keep-id: the user's own ids
+        // inside its rootless namespace, the layers copied (see keep_id.rs).
+        let (idmap, keep_id) = match a.userns {
+            Userns::Auto { size } => (
+                Some(crate::userns::allocate(&self.root, &id, size)?.into()),
+                None,
+            ),
+            Userns::Host => (None, None),
+            Userns::KeepId { uid, gid } => {
+                let k = crate::keep_id::keep_id(uid, gid)?;
+                (Some(k.mapping.clone()), Some(k))
+            }
         };
-        let ns = idmap
-            .map(|m| crate::userns::namespace_fd(&m).map(|fd| (m, fd)))
-            .transpose()
-            .map_err(crate::userns::UsernsError::from)?;
-        let ov = rootfs::prepare(
-            &dir,
-            &store,
-            &rec,
-            rootfs::Idmapped::of(&ns).as_ref(),
-            &*self.warn,
-        )?;
+        let ns = match (&idmap, &keep_id) {
+            (Some(m), None) => Some(
+                crate::userns::namespace_fd(m)
+                    .map(|fd| (m.clone(), fd))
+                    .map_err(crate::userns::UsernsError::from)?,
+            ),
+            _ => None,
+        };
+        let mapped = match &keep_id {
+            Some(k) => Some(rootfs::Idmapped {
+                map: k.mapping.clone(),
+                userns: None,
+            }),
+            None => rootfs::Idmapped::of(&ns),
+        };
+        let ov = rootfs::prepare(&dir, &store, &rec, mapped.as_ref(), &*self.warn)?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
+        if let Some(k) = &keep_id {
+            crate::keep_id::add_user(&rootfs, k)?;
+        }
+        // -u, else keep-id's own ids, else the image's USER.
+        let user = a
+            .process
+            .user
+            .clone()
+            .or_else(|| keep_id.as_ref().map(|k| k.user()));
         let etc = crate::networks::EtcRequest {
             hostname: hostname.clone(),
             name: name.clone(),
@@ -328,7 +350,7 @@ impl Engine {
         env.extend(a.process.env.iter().cloned());
 
         let overrides = Overrides {
-            user: a.process.user.clone(),
+            user: user.clone(),
             entrypoint: a
                 .entrypoint
                 .clone()
@@ -480,7 +502,7 @@ impl Engine {
             // entrypoint/cmd split of the process's args, the options as given.
             "entrypoint": pv.args[..entrypoint_len].to_vec(),
             "cmd": pv.args[entrypoint_len..].to_vec(),
-            "user": a.process.user.clone().or_else(|| {
+            "user": user.clone().or_else(|| {
                 cfg.config().as_ref().and_then(|c| c.user().clone())
             }),
             "interactive": a.process.interactive,
@@ -494,6 +516,8 @@ impl Engine {
             "cap_add": a.added_caps,
             "healthcheck": healthcheck,
             "writable": a.writable.to_json(),
+            // docker's HostConfig.UsernsMode ("" for the engine's own namespace).
+            "userns": a.userns.to_string(),
         });
         if create_only {
             // No runner to die: nothing for settle_orphan to settle until `start`.

@@ -75,8 +75,8 @@ pub struct Options {
     /// The directory holding the container's hostname, hosts and resolv.conf
     /// ([`crate::etc_files`]), bind-mounted over the image's /etc files.
     pub etc_dir: Option<PathBuf>,
-    /// A user namespace of the container's own with these ids (`--userns=auto`).
-    pub idmap: Option<crate::userns::IdMap>,
+    /// A user namespace of the container's own with these ids (`--userns=auto`, keep-id).
+    pub idmap: Option<crate::userns::IdMapping>,
 }
 
 impl Default for Options {

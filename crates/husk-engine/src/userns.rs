@@ -13,6 +13,7 @@
 
 use crate::os::{IoContext, IoError, SysError};
 use husk_container::rootless::{self, IdKind};
+pub use husk_oci::userns::IdRange;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -304,22 +305,70 @@ impl IdMap {
         let (uid, gid, size) = (f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?);
         (size > 0).then_some(IdMap { uid, gid, size })
     }
+}
 
+impl From<IdMap> for IdMapping {
+    fn from(m: IdMap) -> IdMapping {
+        let one = |outside| {
+            vec![IdRange {
+                inside: 0,
+                outside,
+                count: m.size,
+            }]
+        };
+        IdMapping {
+            uids: one(m.uid),
+            gids: one(m.gid),
+        }
+    }
+}
+
+/// A container's own user namespace: its uid and gid maps, each a list of ranges (container
+/// ids `inside..` are `outside..` in the engine's namespace: the host's for root, the
+/// user's rootless namespace otherwise). One range for `--userns=auto`, three for keep-id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdMapping {
+    pub uids: Vec<IdRange>,
+    pub gids: Vec<IdRange>,
+}
+
+impl IdMapping {
     /// The OCI `linux.uidMappings`/`gidMappings` pair.
     pub fn oci(&self) -> (serde_json::Value, serde_json::Value) {
-        let m =
-            |host: u32| serde_json::json!([{"containerID": 0, "hostID": host, "size": self.size}]);
-        (m(self.uid), m(self.gid))
+        let m = |ranges: &[IdRange]| {
+            ranges
+                .iter()
+                .map(|r| {
+                    serde_json::json!({"containerID": r.inside, "hostID": r.outside, "size": r.count})
+                })
+                .collect::<serde_json::Value>()
+        };
+        (m(&self.uids), m(&self.gids))
     }
 
-    /// A host id of this map, from the container's id (ids outside it are the overflow id).
-    pub fn host_uid(&self, id: u32) -> Option<u32> {
-        (id < self.size).then(|| self.uid + id)
+    /// The engine's id for the container's uid `id` (None: outside the map, nobody).
+    pub fn outside_uid(&self, id: u32) -> Option<u32> {
+        outside(&self.uids, id)
     }
 
-    pub fn host_gid(&self, id: u32) -> Option<u32> {
-        (id < self.size).then(|| self.gid + id)
+    pub fn outside_gid(&self, id: u32) -> Option<u32> {
+        outside(&self.gids, id)
     }
+}
+
+fn outside(ranges: &[IdRange], id: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| id >= r.inside && id - r.inside < r.count)
+        .map(|r| r.outside + (id - r.inside))
+}
+
+/// uid_map/gid_map text of `ranges`.
+fn map_text(ranges: &[IdRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
 }
 
 /// The range recorded for container `id`, if it has one.
@@ -442,7 +491,7 @@ fn first_free(ranges: &[rootless::SubIdRange], used: &[(u32, u32)], size: u32) -
 
 /// A user namespace with `map` (uid and gid), for idmapped mounts: a forked child unshares
 /// one and waits while we write its maps and open it; the child then exits.
-pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, UsernsStep> {
+pub fn namespace_fd(map: &IdMapping) -> Result<OwnedFd, UsernsStep> {
     let (ready_r, ready_w) = crate::os::pipe()?;
     let (go_r, go_w) = crate::os::pipe()?;
     let pid = unsafe { libc::fork() };
@@ -469,9 +518,9 @@ pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, UsernsStep> {
         if unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } != 1 {
             return Err(UsernsStep::NoUserNamespace);
         }
-        for (file, start) in [("uid_map", map.uid), ("gid_map", map.gid)] {
+        for (file, ranges) in [("uid_map", &map.uids), ("gid_map", &map.gids)] {
             let p = PathBuf::from(format!("/proc/{pid}/{file}"));
-            std::fs::write(&p, format!("0 {start} {}\n", map.size)).ctx("writing", &p)?;
+            std::fs::write(&p, map_text(ranges)).ctx("writing", &p)?;
         }
         let p = PathBuf::from(format!("/proc/{pid}/ns/user"));
         Ok(OwnedFd::from(std::fs::File::open(&p).ctx("opening", &p)?))
@@ -483,10 +532,14 @@ pub fn namespace_fd(map: &IdMap) -> Result<OwnedFd, UsernsStep> {
 
 /// Container `id`'s id map with a user namespace holding it, when it has one
 /// (`--userns=auto`): what mounting its rootfs again needs.
-pub fn for_container(root: &Path, id: &str) -> Result<Option<(IdMap, OwnedFd)>, UsernsError> {
+pub fn for_container(root: &Path, id: &str) -> Result<Option<(IdMapping, OwnedFd)>, UsernsError> {
     match allocation(root, id) {
         None => Ok(None),
-        Some(m) => Ok(Some((m, namespace_fd(&m)?))),
+        Some(m) => {
+            let m = IdMapping::from(m);
+            let fd = namespace_fd(&m)?;
+            Ok(Some((m, fd)))
+        }
     }
 }
 

@@ -103,6 +103,9 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     pub cap_add: Vec<String>,
     pub security_opt: Vec<String>,
+    /// `--userns` as given: "" (the engine's own), `host`, `auto[:size=N]`,
+    /// `keep-id[:uid=N,gid=N]`.
+    pub userns_mode: String,
     pub init: bool,
     /// `--storage-opt size=…` as docker shows it (`{"size": "5242880"}`), when given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1191,6 +1194,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             pids_limit: resources["pids"]["limit"].as_i64().filter(|&n| n > 0),
             cap_add: strings(&m["cap_add"]),
             security_opt,
+            userns_mode: str_of(&m["userns"]),
             init: m["init"] == true,
             storage_opt: match crate::writable::WritableLayer::from_json(&m["writable"]) {
                 crate::writable::WritableLayer::Quota(n) => {

@@ -923,7 +923,8 @@ pub struct MoreRunArgs {
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// User namespace: host (default), auto[:size=N] (root: ids of its own from the husk
-    /// user's /etc/subuid and /etc/subgid ranges), keep-id (rootless)
+    /// user's /etc/subuid and /etc/subgid ranges), keep-id[:uid=N,gid=N] (rootless: your
+    /// own uid and gid inside too, the default user)
     #[arg(long, value_name = "MODE", default_value = "host")]
     pub userns: String,
     /// Run a small init as PID 1 that forwards signals and reaps zombies

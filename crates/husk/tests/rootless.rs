@@ -1004,3 +1004,124 @@ fn rootless_pasta_outbound_and_published_ports() {
     );
     r.assert_nothing_left();
 }
+
+/// `--userns=keep-id[:uid=N,gid=N]` (podman's): the user's own uid and gid are theirs inside
+/// too, so what the container writes into a bind-mounted host dir is the user's; the
+/// image's files keep their owners inside; the process runs as the user unless -u says
+/// otherwise; passwd and group gain the user in the container, never in the image.
+#[test]
+fn keep_id_as_an_ordinary_user() {
+    let (u, _) = users();
+    let r = Rootless::new(u, "keepid");
+    let reg_setup = registry("keep-id");
+    let img = &reg_setup.image;
+    let host = r.home.join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::os::unix::fs::chown(&host, Some(u.uid), Some(u.gid)).unwrap();
+    let bind = format!("{}:/d", host.display());
+    let owner = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let (uid, gid) = (u.uid.to_string(), u.gid.to_string());
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-v",
+        &bind,
+        img,
+        "id -u; id -g; echo hi > /d/f; echo $HOME; grep :$(id -u): /etc/passwd; \
+         grep :$(id -g): /etc/group; stat -c '%u:%g' /bin/busybox /srv/tool; cat /proc/self/uid_map",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let home = format!("/home/{}", u.name);
+    assert_eq!(&lines[..3], [uid.as_str(), gid.as_str(), &home], "{out}");
+    assert_eq!(
+        lines[3],
+        format!("{}:*:{uid}:{gid}::{home}:/bin/sh", u.name),
+        "{out}"
+    );
+    assert_eq!(lines[4], format!("{}:x:{gid}:", u.name), "{out}");
+    assert_eq!(&lines[5..7], ["0:0", "1000:1000"], "image owners: {out}");
+    let map: Vec<Vec<&str>> = lines[7..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (next, rest) = ((u.uid + 1).to_string(), (65536 - u.uid).to_string());
+    assert_eq!(
+        map,
+        [
+            vec!["0", "1", uid.as_str()],
+            vec![uid.as_str(), "0", "1"],
+            vec![next.as_str(), next.as_str(), rest.as_str()]
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        owner(&host.join("f")),
+        (u.uid, u.gid),
+        "the user's on the host"
+    );
+    // The image's layers are untouched: the entry lives in the container only.
+    let layers = r.store().join("layers");
+    for e in std::fs::read_dir(&layers).unwrap().flatten() {
+        let p = e.path().join("diff/etc/passwd");
+        if p.exists() {
+            assert!(!std::fs::read_to_string(&p).unwrap().contains(&u.name));
+        }
+    }
+    // -u still wins: root inside (a subordinate id outside), owning the image's /etc.
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "-u",
+        "0",
+        img,
+        "id -u; touch /etc/x && echo wrote",
+    ]);
+    assert_eq!(out, "0\nwrote\n");
+    // uid=/gid=: the user is 2000:3000 inside, still the user on the host; detached, exec
+    // runs as it too.
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "k2",
+        "--userns=keep-id:uid=2000,gid=3000",
+        "-v",
+        &bind,
+        img,
+        "echo x > /d/g; exec sleep 300",
+    ]);
+    let out = r.ok(&[
+        "exec",
+        "k2",
+        "sh",
+        "-c",
+        "id -u; id -g; grep :2000: /etc/passwd",
+    ]);
+    assert_eq!(
+        out,
+        format!("2000\n3000\n{}:*:2000:3000::{home}:/bin/sh\n", u.name)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !host.join("g").exists() {
+        assert!(std::time::Instant::now() < deadline, "no /d/g");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(owner(&host.join("g")), (u.uid, u.gid));
+    let mode = r.ok(&["inspect", "-f", "{{.HostConfig.UsernsMode}}", "k2"]);
+    assert_eq!(mode, "keep-id:uid=2000,gid=3000\n");
+    r.ok(&["rm", "-f", "k2"]);
+    // Bad values: one error line, exit 125, nothing made.
+    let o = r.husk(&["run", "--rm", "--userns=keep-id:uid=x", img, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = r.err(&["run", "--rm", "--userns=keep-id:uid=x", img, "true"]);
+    assert!(
+        e.ends_with(": --userns \"keep-id:uid=x\": uid=x: not a uid or gid number"),
+        "{e}"
+    );
+    r.assert_nothing_left();
+}

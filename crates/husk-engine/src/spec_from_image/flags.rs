@@ -541,8 +541,9 @@ pub enum Userns {
     Host,
     /// A user namespace of its own with `size` of the husk user's subordinate ids (root).
     Auto { size: u32 },
-    /// Rootless: the user's own uid and gid inside too (podman's keep-id).
-    KeepId,
+    /// Rootless: the user's own uid and gid inside too, or `uid`/`gid` when given
+    /// (podman's `keep-id[:uid=N,gid=N]`).
+    KeepId { uid: Option<u32>, gid: Option<u32> },
 }
 
 impl Userns {
@@ -550,10 +551,29 @@ impl Userns {
         let bad = |why: &str| format!("--userns {s:?}: {why}");
         match s {
             "" | "host" => Ok(Userns::Host),
-            "keep-id" if rootless => Ok(Userns::KeepId),
-            "keep-id" => Err(bad(
-                "keep-id is for rootless husk (root has no id of its own to keep)",
-            )),
+            _ if s == "keep-id" || s.starts_with("keep-id:") => {
+                if !rootless {
+                    return Err(bad(
+                        "keep-id is for rootless husk (root has no id of its own to keep)",
+                    ));
+                }
+                let (mut uid, mut gid) = (None, None);
+                let opts = s.strip_prefix("keep-id:").map(|o| o.split(','));
+                for opt in opts.into_iter().flatten() {
+                    let (slot, value) = match opt.split_once('=') {
+                        Some(("uid", v)) => (&mut uid, v),
+                        Some(("gid", v)) => (&mut gid, v),
+                        _ => return Err(bad("keep-id takes uid=N and gid=N")),
+                    };
+                    // The kernel's largest id is 2^32-2 ((uid_t)-1 means "no id").
+                    match value.parse::<u32>() {
+                        Ok(n) if n < u32::MAX && slot.is_none() => *slot = Some(n),
+                        Ok(n) if n < u32::MAX => return Err(bad(&format!("{opt} given twice"))),
+                        _ => return Err(bad(&format!("{opt}: not a uid or gid number"))),
+                    }
+                }
+                Ok(Userns::KeepId { uid, gid })
+            }
             _ if rootless && s.starts_with("auto") => Err(bad(
                 "auto is for root (rootless containers already share the user's namespace)",
             )),
@@ -563,8 +583,31 @@ impl Userns {
             _ => match s.strip_prefix("auto:size=").map(str::parse::<u32>) {
                 Some(Ok(size)) if size > 0 => Ok(Userns::Auto { size }),
                 Some(_) => Err(bad("size must be a positive number of ids")),
-                None => Err(bad("use host, auto, auto:size=N or keep-id")),
+                None => Err(bad("use host, auto, auto:size=N or keep-id[:uid=N,gid=N]")),
             },
+        }
+    }
+}
+
+/// What `inspect` shows as `HostConfig.UsernsMode`: "" for the engine's own namespace (as
+/// docker shows its default), else the mode in `--userns`'s own words.
+impl std::fmt::Display for Userns {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Userns::Host => Ok(()),
+            Userns::Auto { size } if *size == crate::userns::AUTO_SIZE => f.write_str("auto"),
+            Userns::Auto { size } => write!(f, "auto:size={size}"),
+            Userns::KeepId { uid, gid } => {
+                f.write_str("keep-id")?;
+                let opts: Vec<String> = [("uid", uid), ("gid", gid)]
+                    .iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+                    .collect();
+                if !opts.is_empty() {
+                    write!(f, ":{}", opts.join(","))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -696,9 +739,39 @@ mod tests {
             Userns::parse("auto:size=1000", false),
             Ok(Userns::Auto { size: 1000 })
         );
-        assert_eq!(Userns::parse("keep-id", true), Ok(Userns::KeepId));
+        let keep = |uid, gid| Ok(Userns::KeepId { uid, gid });
+        assert_eq!(Userns::parse("keep-id", true), keep(None, None));
+        assert_eq!(Userns::parse("keep-id:uid=11", true), keep(Some(11), None));
+        assert_eq!(
+            Userns::parse("keep-id:gid=7,uid=0", true),
+            keep(Some(0), Some(7))
+        );
+        for (s, shown) in [
+            ("", ""),
+            ("host", ""),
+            ("auto", "auto"),
+            ("auto:size=10", "auto:size=10"),
+            ("keep-id", "keep-id"),
+            ("keep-id:gid=7,uid=0", "keep-id:uid=0,gid=7"),
+        ] {
+            let rootless = s.starts_with("keep");
+            assert_eq!(Userns::parse(s, rootless).unwrap().to_string(), shown);
+        }
+        let e = Userns::parse("keep-id:uid=x", true).unwrap_err();
+        assert_eq!(
+            e,
+            "--userns \"keep-id:uid=x\": uid=x: not a uid or gid number"
+        );
         for (bad, rootless) in [
             ("keep-id", false),
+            ("keep-id:uid=1", false),
+            ("keep-id:", true),
+            ("keep-id:uid=", true),
+            ("keep-id:uid=-1", true),
+            ("keep-id:uid=4294967295", true),
+            ("keep-id:uid=1,uid=2", true),
+            ("keep-id:size=5", true),
+            ("keep-idx", true),
             ("auto", true),
             ("auto:size=0", false),
             ("auto:size=x", false),
