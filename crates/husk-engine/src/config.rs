@@ -266,6 +266,9 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// linux.seccomp of a seccomp=FILE profile, already checked as `create` would.
     pub seccomp: Option<serde_json::Value>,
+    /// `--security-opt` as docker records it (`HostConfig.SecurityOpt`): as given, but a
+    /// seccomp profile file by its content (compact JSON), not its path.
+    pub security_opt: Vec<String>,
     /// `--security-opt apparmor=…`; which profile that means is decided at run time, where
     /// the kernel's LSMs are known (`crate::apparmor`).
     pub apparmor: flags::AppArmor,
@@ -459,6 +462,11 @@ impl ContainerConfig {
             // off); --privileged turns it off unless it is asked for.
             no_new_privileges: security.no_new_privileges.unwrap_or(!o.privileged),
             seccomp,
+            security_opt: o
+                .security_opt
+                .iter()
+                .map(|opt| docker_security_opt(opt, &security.seccomp))
+                .collect(),
             apparmor: security.apparmor.clone(),
             init: o.init,
             stop_signal,
@@ -594,6 +602,22 @@ pub(crate) fn valid_name(n: &str) -> bool {
 }
 
 /// `--security-opt seccomp=FILE` → linux.seccomp, checked as create would check it.
+/// One `--security-opt` as docker's inspect shows it: `seccomp=FILE` becomes
+/// `seccomp=` and the file's JSON, compacted (the profile as it was when the container was
+/// made); everything else stays as given.
+fn docker_security_opt(opt: &str, seccomp: &Seccomp) -> String {
+    let profile = match (opt.split_once(['=', ':']), seccomp) {
+        (Some(("seccomp", _)), Seccomp::File(f)) => std::fs::read_to_string(f)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
+        _ => None,
+    };
+    match profile {
+        Some(p) => format!("seccomp={p}"),
+        None => opt.to_string(),
+    }
+}
+
 fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
     let what = format!("--security-opt seccomp={}", file.display());
     let text = std::fs::read_to_string(file).map_err(|e| format!("{what}: {e}"))?;

@@ -516,8 +516,10 @@ impl Engine {
             "cap_add": a.added_caps,
             "healthcheck": healthcheck,
             "writable": a.writable.to_json(),
-            // docker's HostConfig.UsernsMode ("" for the engine's own namespace).
+            // docker's HostConfig.UsernsMode ("" for the engine's own namespace) and
+            // HostConfig.SecurityOpt.
             "userns": a.userns.to_string(),
+            "security_opt": a.security_opt,
         });
         if create_only {
             // No runner to die: nothing for settle_orphan to settle until `start`.

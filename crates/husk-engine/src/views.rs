@@ -102,7 +102,8 @@ pub struct HostConfig {
     /// None: no limit.
     pub pids_limit: Option<i64>,
     pub cap_add: Vec<String>,
-    pub security_opt: Vec<String>,
+    /// `--security-opt` as docker shows it: null when none.
+    pub security_opt: Option<Vec<String>>,
     /// `--userns` as given: "" (the engine's own), `host`, `auto[:size=N]`,
     /// `keep-id[:uid=N,gid=N]`.
     pub userns_mode: String,
@@ -1123,11 +1124,16 @@ fn container_inspect(r: &Record) -> ContainerInspect {
         .as_i64()
         .map(|s| husk_oci::signal::signal_name(s as i32))
         .unwrap_or_default();
-    let security_opt: Vec<String> = if spec["process"]["noNewPrivileges"] == true {
-        vec!["no-new-privileges".into()]
-    } else {
-        vec![]
-    };
+    // docker's: the options as given (config.rs: docker_security_opt); husk's own default
+    // of no_new_privs shows too, as the option that asks for it. null when none.
+    let mut security_opt = strings(&m["security_opt"]);
+    if spec["process"]["noNewPrivileges"] == true
+        && !security_opt
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges"))
+    {
+        security_opt.push("no-new-privileges".into());
+    }
     ContainerInspect {
         id: r.id.clone(),
         created: str_of(&m["created"]),
@@ -1193,7 +1199,7 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             nano_cpus,
             pids_limit: resources["pids"]["limit"].as_i64().filter(|&n| n > 0),
             cap_add: strings(&m["cap_add"]),
-            security_opt,
+            security_opt: (!security_opt.is_empty()).then_some(security_opt),
             userns_mode: str_of(&m["userns"]),
             init: m["init"] == true,
             storage_opt: match crate::writable::WritableLayer::from_json(&m["writable"]) {

@@ -122,6 +122,10 @@ fn docker_layout_templates_and_ps_options() {
         (&hc["Privileged"], &hc["ReadonlyRootfs"]),
         (&Value::Bool(false), &Value::Bool(false))
     );
+    // husk's default no_new_privs, as the option that asks for it; the engine's own user
+    // namespace is docker's "".
+    assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(hc["UsernsMode"], "");
     let m = &c["Mounts"][0];
     assert_eq!(
         (&m["Type"], &m["Destination"], &m["RW"]),
@@ -146,6 +150,56 @@ fn docker_layout_templates_and_ps_options() {
             .starts_with("20"),
         "{ex}"
     );
+
+    // --security-opt as docker records it (a seccomp file by its content, compacted) and
+    // --userns as given.
+    let profile = s.t.path().join("profile.json");
+    std::fs::write(&profile, "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    husk_ok(
+        root,
+        &[
+            "create",
+            "--name",
+            "sec",
+            "--network",
+            "none",
+            "--security-opt",
+            &seccomp,
+            "--security-opt",
+            "no-new-privileges:false",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--userns=auto:size=5000",
+            &s.image,
+        ],
+    );
+    let hc = &json(&husk_ok(root, &["inspect", "sec"]))[0]["HostConfig"];
+    assert_eq!(
+        hc["SecurityOpt"],
+        serde_json::json!([
+            "seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}",
+            "no-new-privileges:false",
+            "apparmor=unconfined"
+        ])
+    );
+    assert_eq!(hc["UsernsMode"], "auto:size=5000");
+    husk_ok(root, &["rm", "sec"]);
+    husk_ok(
+        root,
+        &[
+            "create",
+            "--name",
+            "priv",
+            "--network",
+            "none",
+            "--privileged",
+            &s.image,
+        ],
+    );
+    let hc = &json(&husk_ok(root, &["inspect", "priv"]))[0]["HostConfig"];
+    assert_eq!(hc["SecurityOpt"], Value::Null, "none asked for: {hc}");
+    husk_ok(root, &["rm", "priv"]);
 
     // inspect IMAGE: docker's image layout, also through plain `inspect`.
     let i = &json(&husk_ok(root, &["inspect", &s.image]))[0];
