@@ -1,7 +1,8 @@
 //! `husk history IMAGE`: the image config's history, newest first, as `docker history`
 //! shows it — each entry that made a layer with that layer's unpacked size, the others
 //! (`empty_layer`: ENV, CMD…) with 0B; only the top row carries the image id, the rows
-//! below say `<missing>` as docker's do for pulled images.
+//! below say `<missing>` as docker's do for pulled images. A command is shown on one line
+//! (a heredoc RUN's line breaks escaped).
 
 use crate::engine::Engine;
 use crate::error::{During, Result};
@@ -77,7 +78,7 @@ impl Engine {
                     false => layers.next().map_or(0, |l| layer_size(&store, l)),
                 };
                 let created = e.created.unwrap_or_default();
-                let created_by = e.created_by.unwrap_or_default();
+                let created_by = one_line(&e.created_by.unwrap_or_default());
                 HistoryRow {
                     id: "<missing>".into(),
                     created_since: match husk_oci::time::parse_rfc3339(&created) {
@@ -109,6 +110,14 @@ impl Engine {
     }
 }
 
+/// A command on one line, so a table row stays one row: tabs become spaces (as docker's
+/// CREATED BY), line breaks — a heredoc RUN's body — are shown escaped, `\n`.
+fn one_line(s: &str) -> String {
+    s.replace("\r\n", "\\n")
+        .replace(['\n', '\r'], "\\n")
+        .replace('\t', " ")
+}
+
 /// `s` cut to `max` characters, the last one `…`, as docker's CREATED BY column.
 fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -128,5 +137,13 @@ mod tests {
         let cut = super::ellipsis(long, 45);
         assert_eq!(cut.chars().count(), 45);
         assert_eq!(cut, "/bin/sh -c #(nop) ADD file:0123456789abcdef0…");
+    }
+
+    #[test]
+    fn commands_stay_on_one_line() {
+        assert_eq!(
+            super::one_line("RUN <<EOF\r\na\tb\nc\rEOF\n"),
+            "RUN <<EOF\\na b\\nc\\nEOF\\n"
+        );
     }
 }

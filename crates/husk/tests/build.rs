@@ -266,6 +266,21 @@ EOT
     let c = b.config("localhost/files");
     let layers = c["RootFS"]["Layers"].as_array().unwrap().len();
     assert_eq!(layers, 1 + 13, "{c}");
+    // `history` keeps one row per entry: the heredoc RUN's line breaks are shown escaped.
+    let rows = husk_ok(&b.root, &["history", "-q", "localhost/files"])
+        .lines()
+        .count();
+    for args in [&["history"][..], &["history", "--no-trunc"]] {
+        let mut a = args.to_vec();
+        a.push("localhost/files");
+        let t = husk_ok(&b.root, &a);
+        assert_eq!(t.lines().count(), 1 + rows, "{t}");
+    }
+    let t = husk_ok(&b.root, &["history", "--no-trunc", "localhost/files"]);
+    assert!(
+        t.contains("/bin/sh -c echo from heredoc > /app/h\\nrm /bin/ls\\n "),
+        "{t}"
+    );
 
     // --target builds the stage and what it needs only.
     let o = b.build_ok(&["--target", "other", "-t", "localhost/other"]);
