@@ -40,8 +40,9 @@ pub(crate) fn init_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
 /// husk-pause (pause/main.rs), linked statically by build.rs; empty if that was impossible.
 static HUSK_PAUSE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/husk-pause"));
 
-/// husk-pause's bytes: the one file of the pod infra image.
-pub(crate) fn pause_binary() -> Result<&'static [u8], EmbeddedError> {
+/// husk-pause's bytes: the one file of the pod infra image (also the pause image of the
+/// CRI test, crates/husk-cri-tests).
+pub fn pause_binary() -> Result<&'static [u8], EmbeddedError> {
     match HUSK_PAUSE.is_empty() {
         true => Err(EmbeddedError::NoPause),
         false => Ok(HUSK_PAUSE),
