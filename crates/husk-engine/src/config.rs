@@ -168,6 +168,10 @@ pub enum ConfigError {
     /// docker's words.
     #[error("duplicate mount point: {0}")]
     DuplicateMount(String),
+    /// keep-id's rootfs is a copy of the image (keep_id.rs): no overlay writable layer
+    /// to put on a tmpfs or under a quota.
+    #[error("--userns keep-id: its rootfs is a copy of the image, with no writable layer for {0}")]
+    KeepIdWritable(&'static str),
 }
 
 impl From<String> for ConfigError {
@@ -426,6 +430,16 @@ impl ContainerConfig {
         };
         let host = HostConfig::validate(&o.host, memory, network == Network::Host)?;
         let userns = Userns::parse(&o.userns, husk_container::rootless::is_unprivileged())?;
+        let writable = WritableLayer::validate(&o.storage)?;
+        match (userns, writable) {
+            (Userns::KeepId { .. }, WritableLayer::Tmpfs(_)) => {
+                return Err(ConfigError::KeepIdWritable("--rootfs-tmpfs"))
+            }
+            (Userns::KeepId { .. }, WritableLayer::Quota(_)) => {
+                return Err(ConfigError::KeepIdWritable("--storage-opt size"))
+            }
+            _ => {}
+        }
         let stop_signal = o
             .stop_signal
             .as_deref()
@@ -475,7 +489,7 @@ impl ContainerConfig {
             userns,
             health: HealthOverrides::validate(&o.health)?,
             pod: o.pod.clone(),
-            writable: WritableLayer::validate(&o.storage)?,
+            writable,
         })
     }
 }

@@ -1115,6 +1115,10 @@ fn keep_id_as_an_ordinary_user() {
     let mode = r.ok(&["inspect", "-f", "{{.HostConfig.UsernsMode}}", "k2"]);
     assert_eq!(mode, "keep-id:uid=2000,gid=3000\n");
     r.ok(&["rm", "-f", "k2"]);
+    // create, then start: the copy made at create is the one that runs.
+    r.ok(&["create", "--name", "k3", "--userns=keep-id", img, "id -u"]);
+    assert_eq!(r.ok(&["start", "-a", "k3"]), format!("{uid}\n"));
+    r.ok(&["rm", "k3"]);
     // Bad values: one error line, exit 125, nothing made.
     let o = r.husk(&["run", "--rm", "--userns=keep-id:uid=x", img, "true"]);
     assert_eq!(o.status.code(), Some(125));
@@ -1123,5 +1127,16 @@ fn keep_id_as_an_ordinary_user() {
         e.ends_with(": --userns \"keep-id:uid=x\": uid=x: not a uid or gid number"),
         "{e}"
     );
+    // No overlay writable layer to limit.
+    let e = r.err(&[
+        "run",
+        "--rm",
+        "--userns=keep-id",
+        "--rootfs-tmpfs",
+        "8m",
+        img,
+        "true",
+    ]);
+    assert!(e.contains("no writable layer for --rootfs-tmpfs"), "{e}");
     r.assert_nothing_left();
 }
