@@ -282,7 +282,10 @@ pub fn read_image_file(root: &RootfsView, path: &str) -> Result<Option<String>> 
         RootfsView::Dir(dir) => {
             let rfd = fsutil::open_dir(dir).map_err(|e| Error::io("opening rootfs", dir, e))?;
             let rel = clean(path).join("/");
-            match fsutil::open_in_root(rfd.as_fd(), rel.as_bytes(), libc::O_RDONLY) {
+            // O_NONBLOCK: an image's /etc/passwd may be a FIFO, whose open would wait for a
+            // writer forever; it is then not a regular file, and ignored.
+            let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+            match fsutil::open_in_root(rfd.as_fd(), rel.as_bytes(), flags) {
                 Ok(fd) => read_limited_fd(fd, path),
                 Err(e)
                     if e.raw_os_error() == Some(libc::ENOENT)
@@ -445,6 +448,23 @@ mod tests {
         "config":{"User":"app","Env":["PATH=/bin","A=1"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"],
         "WorkingDir":"/srv","ExposedPorts":{"80/tcp":{},"53/udp":{}},"Volumes":{"/data":{}},
         "Labels":{"k":"v"},"StopSignal":"SIGTERM"}}"#;
+
+    #[test]
+    fn a_fifo_is_no_passwd_and_does_not_block() {
+        let d = tmpdir("fifo");
+        let p = std::ffi::CString::new(d.join("etc/passwd").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(p.as_ptr(), 0o644) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let view = RootfsView::Dir(d.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(read_image_file(&view, "/etc/passwd").map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading a FIFO /etc/passwd blocked");
+        assert_eq!(got, Ok(None));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn process_values_from_dir() {
