@@ -134,7 +134,7 @@ pub enum Error {
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
-    Pasta(#[from] crate::network::pasta::PastaError),
+    Pasta(#[from] crate::network::pasta::ConnectError),
     #[error(transparent)]
     Monitor(#[from] crate::monitor::MonitorError),
     #[error(transparent)]

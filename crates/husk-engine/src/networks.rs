@@ -8,7 +8,7 @@ use crate::etc_files::{self, EtcInput};
 use crate::network::ports::PortMapping;
 use crate::network::setup::{self, Attachment, Request, Wanted};
 use crate::network::store::{CreateOptions, NetworkDef, Networks};
-use crate::network::{Network, NetworkError};
+use crate::network::Network;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -80,11 +80,9 @@ impl Engine {
         Ok(removed)
     }
 
-    /// That the networks exist, and that this user may use bridge networks.
+    /// That the networks exist (rootless too: they live in the user's rootless network
+    /// namespace, network/rootless_netns.rs).
     pub(crate) fn check_networks(&self, wanted: &[Wanted]) -> Result<()> {
-        if husk_container::rootless::is_unprivileged() {
-            return Err(NetworkError::NeedsRoot.into());
-        }
         let store = self.networks_store();
         for w in wanted {
             store.get(&w.network)?;
@@ -105,9 +103,6 @@ impl Engine {
     ) -> Result<Option<Attachment>> {
         let a = match network {
             Network::Bridge => {
-                if husk_container::rootless::is_unprivileged() {
-                    return Err(NetworkError::NeedsRoot.into());
-                }
                 let req = Request {
                     id,
                     name: &etc.name,
@@ -166,11 +161,11 @@ impl Engine {
 }
 
 impl Engine {
-    /// `port`: the container's published ports while it is on its networks, with the host
-    /// ports picked for it.
+    /// `port`: the container's published ports while it is on its networks or pasta
+    /// forwards them, with the host ports picked for it.
     pub fn container_ports(&self, what: &str) -> Result<Vec<PortMapping>> {
         let r = crate::record::find(&self.root, what)?;
-        Ok(setup::load(&r.dir).map(|a| a.ports).unwrap_or_default())
+        Ok(crate::network::published(&r.dir))
     }
 }
 

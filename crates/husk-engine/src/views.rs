@@ -163,7 +163,8 @@ pub struct NetworkSettings {
 fn network_settings(r: &Record, mode: String, sandbox_key: String) -> NetworkSettings {
     let Some(a) = crate::network::setup::load(&r.dir) else {
         return NetworkSettings {
-            ports: BTreeMap::new(),
+            // pasta's, if it forwards any.
+            ports: port_map(&crate::network::published(&r.dir)),
             networks: [(mode, serde_json::json!({"IPAddress": ""}))].into(),
             ip_address: String::new(),
             gateway: String::new(),
@@ -193,20 +194,9 @@ fn network_settings(r: &Record, mode: String, sandbox_key: String) -> NetworkSet
             )
         })
         .collect();
-    let mut ports: BTreeMap<String, Value> = BTreeMap::new();
-    for m in &a.ports {
-        let host = serde_json::json!({
-            "HostIp": m.host_ip.map_or("0.0.0.0".to_string(), |i| i.to_string()),
-            "HostPort": m.host_port.to_string(),
-        });
-        match ports.entry(m.key()).or_insert_with(|| Value::Array(vec![])) {
-            Value::Array(v) => v.push(host),
-            _ => unreachable!(),
-        }
-    }
     let first = a.endpoints.first();
     NetworkSettings {
-        ports,
+        ports: port_map(&a.ports),
         networks,
         ip_address: s(first.and_then(|e| e.ip)),
         gateway: s(first.and_then(|e| e.gateway)),
@@ -215,12 +205,25 @@ fn network_settings(r: &Record, mode: String, sandbox_key: String) -> NetworkSet
     }
 }
 
+/// docker's PortMap: "80/tcp" → [{"HostIp", "HostPort"}].
+fn port_map(ports: &[crate::network::ports::PortMapping]) -> BTreeMap<String, Value> {
+    let mut map: BTreeMap<String, Value> = BTreeMap::new();
+    for m in ports {
+        let host = serde_json::json!({
+            "HostIp": m.host_ip.map_or("0.0.0.0".to_string(), |i| i.to_string()),
+            "HostPort": m.host_port.to_string(),
+        });
+        match map.entry(m.key()).or_insert_with(|| Value::Array(vec![])) {
+            Value::Array(v) => v.push(host),
+            _ => unreachable!(),
+        }
+    }
+    map
+}
+
 /// `ps`'s PORTS column: docker's `0.0.0.0:8080->80/tcp, …`.
 fn ports_column(r: &Record) -> String {
-    let Some(a) = crate::network::setup::load(&r.dir) else {
-        return String::new();
-    };
-    a.ports
+    crate::network::published(&r.dir)
         .iter()
         .map(|m| {
             let ip = m.host_ip.map_or("0.0.0.0".to_string(), |i| match i {

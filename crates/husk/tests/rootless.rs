@@ -2,6 +2,12 @@
 //! docker-registry on 127.0.0.1: pull with owners shifted into the user's subordinate ids,
 //! run (foreground, -it, -d), exec, logs, ps, stop, rm; and each actionable rootless error.
 //! Nothing may be left on the host: no mount, no state, no container dir.
+//!
+//! Where the network tests send traffic: pasta and rootless bridge networks run only in a
+//! network namespace the test makes ([`TestNetns`]: loopback and a veth pair whose both ends
+//! stay inside, its default route to an address nobody has), husk is started there with
+//! `ip netns exec`, and every probe (wget, the udp echo) runs there too; nothing in it
+//! leads to the machine's interfaces, so no packet can leave the machine.
 
 mod common;
 #[path = "../../husk-runtime/tests/common/users.rs"]
@@ -831,35 +837,105 @@ impl Drop for Killed {
     }
 }
 
-/// The user's pasta processes (zombies aside).
-fn pastas(u: &User) -> String {
+/// This test's pasta processes (zombies aside): their namespace files are below its home
+/// (other tests run pasta as the same user at the same time).
+fn pastas(r: &Rootless) -> String {
     let o = std::process::Command::new("pgrep")
         // -f: Debian's pasta runs as pasta.avx2 where the CPU has it.
         .args([
             "-a",
             "-f",
             "-u",
-            &u.uid.to_string(),
+            &r.user.uid.to_string(),
             "--runstates",
             "RSDT",
-            "pasta.netns",
         ])
+        .arg(format!("{}/.*pasta.netns", r.home.display()))
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Mounts of pasta's namespace files in the user's mount namespace (its holder's view).
-fn netns_mounts(r: &Rootless) -> Vec<String> {
+/// The pid of the test's namespace holder (0 when there is none).
+fn holder_pid(r: &Rootless) -> i32 {
     let pid =
         std::fs::read_to_string(r.runtime_dir().join("husk-engine/userns.pid")).unwrap_or_default();
-    let pid = pid.split_whitespace().next().unwrap_or("0").to_string();
-    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+    pid.split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Network namespace files of this test mounted in the user's mount namespace (its
+/// holder's view, where root's mounts propagate too): pasta's, the containers' and the
+/// rootless network namespace, all below the test's home.
+fn netns_mounts(r: &Rootless) -> Vec<String> {
+    let home = r.home.display().to_string();
+    std::fs::read_to_string(format!("/proc/{}/mountinfo", holder_pid(r)))
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("pasta.netns"))
+        .filter(|l| l.contains(&home))
+        .filter(|l| l.contains("pasta.netns") || l.contains("husk-engine-net/netns/"))
         .map(String::from)
         .collect()
+}
+
+/// Every live process this test's husk started (pasta, aardvark-dns, port forwarders,
+/// monitors: they carry its XDG_RUNTIME_DIR), but the namespace holder, which lives on by
+/// design. Zombies do not count (PID 1 of some machines never reaps orphans).
+fn test_processes(r: &Rootless) -> Vec<String> {
+    let mark = format!("XDG_RUNTIME_DIR={}", r.runtime_dir().display());
+    let holder = holder_pid(r);
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().unwrap_or("").chars().next();
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let ours = env.split(|b| *b == 0).any(|kv| kv == mark.as_bytes());
+        if ours && pid != holder && state != Some('Z') {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            v.push(format!(
+                "{pid} {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    v
+}
+
+/// `f` run in the network namespace `ns` (a thread of ours enters it: the namespace of a
+/// thread is its own).
+fn in_netns<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// wget of `url` from the namespace `ns`, retried while the server starts.
+fn fetch_in(ns: &TestNetns, url: &str) -> String {
+    for _ in 0..25 {
+        let o = ns
+            .cmd("busybox")
+            .args(["wget", "-q", "-O", "-", url])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("nothing answered {url}");
 }
 
 #[test]
@@ -918,7 +994,11 @@ fn rootless_pasta_outbound_and_published_ports() {
             "exec sleep 300",
         ],
     );
-    assert!(pastas(u).contains("pasta.netns"), "no pasta: {}", pastas(u));
+    assert!(
+        pastas(&r).contains("pasta.netns"),
+        "no pasta: {}",
+        pastas(&r)
+    );
     let out = r.ok_in(&ns, &["exec", "pd", "sh", "-c", fetch]);
     assert!(out.contains("from-the-test-netns"), "{out}");
     // Its monitor killed: `rm -f` ends pasta and removes the namespace file all the same.
@@ -928,13 +1008,17 @@ fn rootless_pasta_outbound_and_published_ports() {
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     r.ok(&["rm", "-f", "pd"]);
     assert_eq!(
-        pastas(u),
+        pastas(&r),
         "",
         "pasta outlived rm -f after its monitor's death"
     );
 
-    // -p through pasta (the rootless default once ports are published): the server in the
-    // container answers on the test namespace's loopback; a port taken is one error.
+    // -p through pasta (the rootless default once ports are published), tcp and udp: the
+    // servers in the container answer on the test namespace's loopback; `port`, `ps` and
+    // `inspect` show what pasta forwards; a port taken is one error.
+    let echo = udp_echo_binary(&r.home);
+    let vol = format!("{}:/udpecho:ro", echo.display());
+    let udp = free_port();
     r.ok_in(
         &ns,
         &[
@@ -942,26 +1026,37 @@ fn rootless_pasta_outbound_and_published_ports() {
             "-d",
             "--name",
             "web",
+            "-v",
+            &vol,
             "-p",
             "127.0.0.1:18080:8080",
+            "-p",
+            &format!("127.0.0.1:{udp}:7777/udp"),
             img,
-            "httpd -f -p 8080 -h /srv",
+            // (the image's user, 1000, may not bind a port below 1024 here)
+            "httpd -p 8080 -h /srv; exec /udpecho 7777",
         ],
     );
-    let mut got = String::new();
-    for _ in 0..25 {
-        let o = ns
-            .cmd("busybox")
-            .args(["wget", "-q", "-O", "-", "http://127.0.0.1:18080/new"])
-            .output()
-            .unwrap();
-        got = String::from_utf8_lossy(&o.stdout).into_owned();
-        if o.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(got, "new\n");
+    assert_eq!(fetch_in(&ns, "http://127.0.0.1:18080/new"), "new\n");
+    assert_eq!(in_netns(&ns, || udp_echo(udp)), "ping over udp");
+    let port = r.ok(&["port", "web"]);
+    assert!(port.contains("8080/tcp -> 127.0.0.1:18080\n"), "{port}");
+    assert!(
+        port.contains(&format!("7777/udp -> 127.0.0.1:{udp}\n")),
+        "{port}"
+    );
+    let ps = r.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(
+        ps.contains(&format!(
+            "web 127.0.0.1:18080->8080/tcp, 127.0.0.1:{udp}->7777/udp"
+        )),
+        "{ps}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Ports"]["7777/udp"],
+        serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": udp.to_string()}])
+    );
     let o = r.husk_in(
         &ns,
         &[
@@ -996,7 +1091,7 @@ fn rootless_pasta_outbound_and_published_ports() {
     assert_eq!(o.status.code(), Some(125), "{e}");
     assert!(e.contains("pasta did not configure the network"), "{e}");
 
-    assert_eq!(pastas(u), "", "pasta left running");
+    assert_eq!(pastas(&r), "", "pasta left running");
     assert_eq!(
         netns_mounts(&r),
         Vec::<String>::new(),
@@ -1138,5 +1233,214 @@ fn keep_id_as_an_ordinary_user() {
         "true",
     ]);
     assert!(e.contains("no writable layer for --rootfs-tmpfs"), "{e}");
+    r.assert_nothing_left();
+}
+
+/// What this test's rootless networking holds in its run dir: the containers' netns files,
+/// address and port leases, the rootless namespace's users and namespace file.
+fn net_state(r: &Rootless) -> Vec<String> {
+    let run = r.runtime_dir().join("husk-engine-net");
+    let mut v = Vec::new();
+    for sub in ["netns", "leases", "ports", "rootless-netns/users"] {
+        for e in walk(&run.join(sub)) {
+            v.push(e);
+        }
+    }
+    if run.join("rootless-netns/pasta.netns").exists() {
+        v.push("rootless-netns/pasta.netns".into());
+    }
+    v
+}
+
+/// Files below `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            v.extend(walk(&e.path()));
+        } else {
+            v.push(e.path().display().to_string());
+        }
+    }
+    v
+}
+
+/// Rootless user-defined networks: in the user's rootless network namespace (netavark's
+/// bridge and aardvark-dns there, pasta to the outside), two containers reach each other by
+/// name and alias, not on the default network; `-p` tcp and udp through husk's forwarder;
+/// bad input is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
+/// of the monitor each leave nothing: the last container out ends the rootless namespace,
+/// its pasta and aardvark-dns. All of it inside the test's own namespace ([`TestNetns`]);
+/// the containers' only nameservers are aardvark-dns and an address of that namespace.
+#[test]
+fn rootless_user_networks_names_ports_and_teardown() {
+    let _tun = TUN.read().unwrap_or_else(|e| e.into_inner());
+    let (u, _) = users();
+    let r = Rootless::new(u, "rnet");
+    let reg_setup = registry("rnet");
+    let img = &reg_setup.image;
+    r.ok(&["pull", img]);
+    let ns = TestNetns::new("rnet");
+    let before = (test_processes(&r), net_state(&r), netns_mounts(&r));
+    assert_eq!(before.0, Vec::<String>::new(), "{before:?}");
+
+    r.ok(&["network", "create", "app"]);
+    let ls = r.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("app"), "{ls}");
+    assert!(r.store().join("networks/app.json").exists());
+    let echo = udp_echo_binary(&r.home);
+    let vol = format!("{}:/udpecho:ro", echo.display());
+    let (tcp, udp) = (free_port(), free_port());
+    r.ok_in(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "app",
+            "--network-alias",
+            "www",
+            "-v",
+            &vol,
+            "-p",
+            &format!("127.0.0.1:{tcp}:8080"),
+            "-p",
+            &format!("{udp}:7/udp"),
+            img,
+            "httpd -p 8080 -h /srv; exec /udpecho 7",
+        ],
+    );
+    // The rootless namespace, its pasta and aardvark-dns exist while a container uses it.
+    assert!(pastas(&r).contains("rootless-netns"), "{}", pastas(&r));
+    let procs = test_processes(&r).join("\n");
+    assert!(procs.contains("aardvark-dns"), "{procs}");
+    // By name and by alias, through aardvark-dns.
+    let out = r.ok_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "app",
+            img,
+            "grep nameserver /etc/resolv.conf; wget -q -O - http://srv:8080/new; \
+             wget -q -O - http://www:8080/new",
+        ],
+    );
+    assert_eq!(out.matches("new\n").count(), 2, "{out}");
+    assert!(
+        !out.contains("10.99."),
+        "nameserver not aardvark-dns: {out}"
+    );
+    // Published ports, tcp and udp, from the test namespace.
+    assert_eq!(
+        fetch_in(&ns, &format!("http://127.0.0.1:{tcp}/new")),
+        "new\n"
+    );
+    assert_eq!(in_netns(&ns, || udp_echo(udp)), "ping over udp");
+    let port = r.ok(&["port", "srv"]);
+    assert!(
+        port.contains(&format!("8080/tcp -> 127.0.0.1:{tcp}\n"))
+            && port.contains(&format!("7/udp -> 0.0.0.0:{udp}\n")),
+        "{port}"
+    );
+
+    // Not by name on the default network (no DNS there, as docker's).
+    r.ok_in(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "b1",
+            "--network",
+            "bridge",
+            img,
+            "exec sleep 300",
+        ],
+    );
+    let out = r.ok_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--dns",
+            "10.99.0.5",
+            img,
+            "ping -c1 -W1 b1 >/dev/null 2>&1 && echo resolved || echo unresolved",
+        ],
+    );
+    assert_eq!(out.trim(), "unresolved", "{out}");
+
+    // Bad input: one error, exit 125, nothing made.
+    let state = net_state(&r);
+    for (args, says) in [
+        (
+            vec!["run", "--rm", "--network", "nosuch", img, "true"],
+            "no such network: nosuch".to_string(),
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--network",
+                "app",
+                "-p",
+                &format!("127.0.0.1:{tcp}:80"),
+                img,
+                "true",
+            ],
+            format!("{tcp}"),
+        ),
+    ] {
+        let o = r.husk_in(&ns, &args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains(&says), "{e}");
+        assert_eq!(net_state(&r), state, "{args:?} left something");
+    }
+
+    // Every way out: stop then rm, rm -f, rm after its monitor was killed.
+    r.ok(&["stop", "-t", "1", "b1"]);
+    r.ok(&["rm", "b1"]);
+    let meta = std::fs::read(
+        containers(&r.store())
+            .into_iter()
+            .find(|d| {
+                std::fs::read_to_string(d.join("container.json"))
+                    .is_ok_and(|m| m.contains("\"name\": \"srv\""))
+            })
+            .unwrap()
+            .join("container.json"),
+    )
+    .unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    unsafe { libc::kill(meta["monitor_pid"].as_i64().unwrap() as i32, libc::SIGKILL) };
+    r.ok(&["rm", "-f", "srv"]);
+    r.ok_in(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c3",
+            "--network",
+            "app",
+            img,
+            "exec sleep 300",
+        ],
+    );
+    r.ok(&["rm", "-f", "c3"]);
+    r.ok(&["network", "rm", "app"]);
+
+    assert_eq!(test_processes(&r), before.0, "processes left");
+    assert_eq!(net_state(&r), before.1, "network state left");
+    assert_eq!(netns_mounts(&r), before.2, "namespace files left mounted");
+    assert_eq!(pastas(&r), "", "pasta left running");
     r.assert_nothing_left();
 }

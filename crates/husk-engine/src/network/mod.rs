@@ -8,14 +8,17 @@
 //! DNS 10.0.2.3); the host's loopback stays out of reach unless allowed. Its pid and start
 //! time go into the container's directory, and whoever cleans up after the container ends
 //! it ([`stop_slirp`]). `pasta[:OPTIONS]`: the same through pasta, which also forwards
-//! published ports (see [`pasta`]).
+//! published ports (see [`pasta`]). Rootless bridge networks live in the user's rootless
+//! network namespace ([`rootless_netns`]), their published ports relayed by [`forward`].
 
 pub mod pasta;
 
 pub mod cidr;
+pub mod forward;
 pub mod netavark;
 pub mod netns;
 pub mod ports;
+pub mod rootless_netns;
 pub mod setup;
 pub mod store;
 
@@ -62,8 +65,8 @@ pub enum NetworkError {
     },
     #[error("the container is not running on a bridge network (start it with --network NAME)")]
     NotAttached,
-    #[error("bridge networks need root (rootless: --network slirp4netns)")]
-    NeedsRoot,
+    #[error(transparent)]
+    RootlessNetns(#[from] rootless_netns::RootlessNetnsError),
     #[error("netavark not found (install Debian's netavark and aardvark-dns packages)")]
     NetavarkMissing,
     #[error("netavark {op}: {msg}")]
@@ -160,6 +163,22 @@ impl std::fmt::Display for Network {
     }
 }
 
+/// The ports the container in `dir` publishes now, with the host ports picked: those of
+/// its bridge networks (network.json), or, while its pasta runs, those pasta forwards
+/// (container.json, where [`pasta::forwards_of`] wrote the ports it picked).
+pub fn published(dir: &Path) -> Vec<ports::PortMapping> {
+    if let Some(a) = setup::load(dir) {
+        return a.ports;
+    }
+    if crate::os::live_pid(&dir.join(pasta::PID_FILE)).is_none() {
+        return Vec::new();
+    }
+    crate::record::Record::load(dir)
+        .ok()
+        .and_then(|r| serde_json::from_value(r.meta["ports"].clone()).ok())
+        .unwrap_or_default()
+}
+
 /// Make the spec's network namespace the one at `path` (made and configured before the
 /// container, [`setup::connect`]), with docker's sysctls for a container's own network
 /// (any user may bind low ports and ping: the namespace is the container's alone) where
@@ -174,14 +193,41 @@ pub(crate) fn join_netns(spec: &mut serde_json::Value, path: &Path) {
     if !linux["sysctl"].is_object() {
         linux["sysctl"] = serde_json::json!({});
     }
+    let ping = format!("0 {}", highest_gid());
     for (k, v) in [
         ("net.ipv4.ip_unprivileged_port_start", "0"),
-        ("net.ipv4.ping_group_range", "0 2147483647"),
+        ("net.ipv4.ping_group_range", ping.as_str()),
     ] {
         if linux["sysctl"][k].is_null() {
             linux["sysctl"][k] = v.into();
         }
     }
+}
+
+/// The highest group id of the range from 0 that our user namespace maps (every id, as
+/// root; rootless, the user's and its subordinate ids): the kernel refuses a
+/// ping_group_range with ids its namespace does not map.
+fn highest_gid() -> u32 {
+    let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    let mut ranges: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| (f[0], f[2]))
+        })
+        .collect();
+    ranges.sort();
+    let mut end = 0u64;
+    for (start, len) in ranges {
+        if start > end {
+            break;
+        }
+        end = end.max(start + len);
+    }
+    end.saturating_sub(1).min(2147483647) as u32
 }
 
 /// Connect the network namespace of `pid` (a created container's init) to slirp4netns and

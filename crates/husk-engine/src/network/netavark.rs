@@ -5,6 +5,10 @@
 //! pair, assigns the addresses husk picked, writes the firewall and NAT rules (husk writes
 //! none) and starts aardvark-dns for networks with DNS; its runtime files (aardvark's
 //! configuration, its pid file) live in the directory husk gives it, never podman's.
+//!
+//! Rootless, netavark runs inside the user's rootless network namespace
+//! ([`super::rootless_netns`]), entered before it execs: that namespace is its "host", where
+//! the bridge, the rules and aardvark-dns live; `--rootless=true` then, as podman does.
 
 use super::NetworkError;
 use std::io::Write;
@@ -33,6 +37,8 @@ pub struct Netavark {
     binary: PathBuf,
     aardvark: Option<PathBuf>,
     config: PathBuf,
+    /// The namespace netavark runs in (None: ours).
+    host_netns: Option<PathBuf>,
 }
 
 impl Netavark {
@@ -43,7 +49,15 @@ impl Netavark {
             binary,
             aardvark: find("aardvark-dns"),
             config: config.to_path_buf(),
+            host_netns: None,
         })
+    }
+
+    /// Run netavark inside the network namespace bound on `netns` (rootless: the user's
+    /// rootless namespace).
+    pub fn inside(mut self, netns: Option<&Path>) -> Netavark {
+        self.host_netns = netns.map(Path::to_path_buf);
+        self
     }
 
     fn run(
@@ -59,10 +73,44 @@ impl Netavark {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--config")
             .arg(&self.config)
-            .arg("--rootless=false");
+            .arg(format!("--rootless={}", self.host_netns.is_some()));
+        // Opened here (close-on-exec), entered in the child between fork and exec: setns
+        // is one system call.
+        let ns = self
+            .host_netns
+            .as_ref()
+            .map(|p| {
+                std::fs::File::open(p).map_err(|e| NetworkError::Netavark {
+                    op,
+                    msg: format!("opening {}: {e}", p.display()),
+                })
+            })
+            .transpose()?;
+        if let Some(ns) = &ns {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = ns.as_raw_fd();
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         if let Some(a) = &self.aardvark {
             cmd.arg("--aardvark-binary").arg(a);
         }
+        // It runs iptables (and sysctl) by name: an ordinary user's PATH often lacks the
+        // sbin directories where they are.
+        let mut path = std::env::var_os("PATH").unwrap_or_default();
+        for d in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+            if !std::env::split_paths(&path).any(|p| p == Path::new(d)) {
+                path.push(format!(":{d}"));
+            }
+        }
+        cmd.env("PATH", path);
         let mut child = cmd
             .arg(op)
             .arg(netns)

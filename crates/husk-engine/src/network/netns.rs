@@ -66,3 +66,14 @@ pub fn remove(path: &Path) {
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     let _ = std::fs::remove_file(path);
 }
+
+/// Whether `path` is a network namespace bound on a file (not the empty file left where a
+/// mount namespace that had the bind mount is gone).
+pub fn is_bound(path: &Path) -> bool {
+    const NSFS_MAGIC: libc::c_long = 0x6e73_6673;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as libc::c_long == NSFS_MAGIC }
+}

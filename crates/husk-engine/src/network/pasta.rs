@@ -22,6 +22,11 @@
 //! goes to [`DNS`], which pasta maps to the host's resolver (`--dns-forward`). OPTIONS
 //! after `pasta:` are passed on as they are (podman's form: `pasta:--mtu,1500`).
 //!
+//! UDP ports are not given to pasta but relayed by husk's forwarder ([`super::forward`],
+//! from the host into the namespace's loopback): Debian's pasta (2023-03) forwards a UDP
+//! port only where the host and container ports are the same (`-p 5353:53/udp` gets no
+//! answer, measured), a limit of that version's UDP splicing.
+//!
 //! Its pid and start time go into DIR/pasta.pid, and whoever cleans up after the
 //! container ends it with the namespace file, where slirp4netns is ended
 //! ([`super::stop_slirp`] calls [`stop`]).
@@ -167,17 +172,44 @@ pub fn netns_file(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Before the container is created: a new network namespace bound on its
-/// [`netns_file`], connected through pasta, forwarding `forwards`; returns once it is
-/// configured (pasta's pid in DIR/pasta.pid). On failure nothing is left ([`stop`]).
-pub fn connect(dir: &Path, forwards: &[Forward], extra: &[String]) -> Result<(), PastaError> {
+/// [`netns_file`], connected through pasta, forwarding `forwards` (tcp by pasta, udp by
+/// [`super::forward`]); returns once it is configured (pasta's pid in DIR/pasta.pid). On
+/// failure nothing is left ([`stop`]).
+pub fn connect(dir: &Path, forwards: &[Forward], extra: &[String]) -> Result<(), ConnectError> {
     let netns = netns_file(dir);
     super::netns::bind_new(&netns).map_err(PastaError::Netns)?;
-    start(dir, &netns, forwards, extra).inspect_err(|_| stop(dir))
+    let (udp, tcp): (Vec<Forward>, Vec<Forward>) = forwards.iter().cloned().partition(|f| f.udp);
+    let udp: Vec<super::ports::PortMapping> = udp
+        .iter()
+        .map(|f| super::ports::PortMapping {
+            host_ip: f.host_ip,
+            host_port: f.host_port,
+            container_port: f.container_port,
+            protocol: super::ports::Proto::Udp,
+        })
+        .collect();
+    start(dir, &netns, &tcp, extra)
+        .map_err(ConnectError::from)
+        .and_then(|()| {
+            super::forward::start(dir, &netns, &udp, IpAddr::from([127, 0, 0, 1]))
+                .map_err(|e| ConnectError::Forward(Box::new(e)))
+        })
+        .inspect_err(|_| stop(dir))
+}
+
+/// Connecting a namespace through pasta: pasta's failure, or the udp relay's.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Pasta(#[from] PastaError),
+    #[error(transparent)]
+    Forward(Box<super::NetworkError>),
 }
 
 /// End the container's pasta, if it has one (and it is still that process), and remove its
 /// namespace file.
 pub fn stop(dir: &Path) {
+    super::forward::stop(dir);
     let file = dir.join(PID_FILE);
     if let Some(pid) = crate::os::live_pid(&file) {
         unsafe { libc::kill(pid, libc::SIGTERM) };

@@ -8,6 +8,10 @@
 //! It is a file of its own rather than a field of container.json: the monitor and the
 //! commands rewrite container.json at any time, this one has one writer at a time.
 //!
+//! Rootless, netavark works inside the user's rootless network namespace
+//! ([`super::rootless_netns`], taken by the setup and let go by the teardown) and the
+//! published ports are relayed by [`super::forward`] instead of netavark's rules.
+//!
 //! Run-dir layout ([`run_dir`], /run/husk-engine-net for root): `netns/ID`,
 //! `leases/BRIDGE/ADDRESS` (addresses, per bridge interface: stores sharing one default
 //! bridge in one namespace share its addresses), `ports/PROTO-PORT` (host ports), each
@@ -72,6 +76,9 @@ pub struct Attachment {
     /// aardvark-dns's addresses and search domains, on networks with DNS.
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
+    /// Rootless: the user's rootless network namespace, where netavark ran.
+    #[serde(default)]
+    pub host_netns: Option<PathBuf>,
 }
 
 /// What to set up.
@@ -359,7 +366,7 @@ pub fn connect_more(networks: &Networks, dir: &Path, w: &Wanted) -> Result<Endpo
     });
     // Saved with the new leases before netavark runs (a crash leaves nothing untracked).
     save(dir, &a)?;
-    let nv = Netavark::new(&a.config)?;
+    let nv = Netavark::new(&a.config)?.inside(a.host_netns.as_deref());
     let answer = {
         let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
         nv.setup(&a.netns, &one).inspect_err(|_| {
@@ -407,7 +414,9 @@ pub fn disconnect(networks: &Networks, dir: &Path, network: &str) -> Result<(), 
     });
     let torn = {
         let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
-        Netavark::new(&a.config)?.teardown(&a.netns, &one)
+        Netavark::new(&a.config)?
+            .inside(a.host_netns.as_deref())
+            .teardown(&a.netns, &one)
     };
     // Its address leases: those of its bridge interface.
     let bridge = a.options["network_info"][&e.network]["network_interface"]
@@ -456,6 +465,7 @@ pub fn connect(
         config: config_dir(root),
         ..Default::default()
     };
+    let rootless = husk_container::rootless::is_unprivileged();
     let made = (|| -> Result<(), NetworkError> {
         let mut nets = serde_json::Map::new();
         let mut info = serde_json::Map::new();
@@ -482,17 +492,35 @@ pub fn connect(
                 "protocol": m.protocol.to_string(),
             })).collect::<Vec<_>>(),
         });
+        if rootless {
+            // Relayed by our forwarder: netavark's rules would see no connection to them.
+            a.options["port_mappings"] = json!([]);
+        }
         // From here on a teardown knows what to undo.
         save(dir, &a)?;
+        if rootless {
+            a.host_netns = Some(super::rootless_netns::acquire(req.id, dir)?);
+            save(dir, &a)?;
+        }
         super::netns::create(&a.netns)?;
-        let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
-        let answer = Netavark::new(&a.config)?.setup(&a.netns, &a.options)?;
+        let answer = {
+            let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
+            Netavark::new(&a.config)?
+                .inside(a.host_netns.as_deref())
+                .setup(&a.netns, &a.options)?
+        };
         let mut endpoints = std::mem::take(&mut a.endpoints);
         for e in &mut endpoints {
             take_answer(&mut a, e, &answer);
         }
         a.endpoints = endpoints;
         save(dir, &a)?;
+        if let Some(host) = &a.host_netns {
+            let first = a.endpoints.first();
+            if let Some(target) = first.and_then(|e| e.ip.or(e.ipv6)) {
+                super::forward::start(dir, host, &a.ports, target)?;
+            }
+        }
         Ok(())
     })();
     if let Err(e) = made {
@@ -524,18 +552,32 @@ fn teardown_locked(dir: &Path) -> Result<(), NetworkError> {
         let _ = std::fs::remove_file(dir.join(STATE));
         return Ok(());
     };
+    super::forward::stop(dir);
     let mut result = Ok(());
-    if a.netns.exists() {
+    // Rootless: a rootless namespace that is gone took the bridge side with it.
+    let host_gone = a
+        .host_netns
+        .as_deref()
+        .is_some_and(|h| !super::netns::is_bound(h));
+    if a.netns.exists() && !host_gone {
         let torn = crate::os::lock_file(&run_dir().join("netavark.lock"))
             .map_err(NetworkError::from)
-            .and_then(|_nv| Netavark::new(&a.config)?.teardown(&a.netns, &a.options));
-        super::netns::remove(&a.netns);
+            .and_then(|_nv| {
+                Netavark::new(&a.config)?
+                    .inside(a.host_netns.as_deref())
+                    .teardown(&a.netns, &a.options)
+            });
         result = torn;
     }
+    super::netns::remove(&a.netns);
     for l in &a.leases {
         let _ = std::fs::remove_file(l);
     }
     let _ = std::fs::remove_file(dir.join(STATE));
+    if a.host_netns.is_some() {
+        let id = a.options["container_id"].as_str().unwrap_or_default();
+        super::rootless_netns::release(id);
+    }
     result
 }
 

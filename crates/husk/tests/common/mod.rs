@@ -1110,3 +1110,59 @@ impl Podman {
         assert!(child.wait().unwrap().success(), "podman import");
     }
 }
+
+/// A static udp echo server (C, built here: busybox has no udp server), bind-mounted
+/// into a container.
+pub fn udp_echo_binary(dir: &Path) -> PathBuf {
+    let src = dir.join("udpecho.c");
+    std::fs::write(
+        &src,
+        r#"#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[1]));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) return 1;
+    for (;;) {
+        char b[512];
+        struct sockaddr_in p;
+        socklen_t l = sizeof p;
+        ssize_t n = recvfrom(s, b, sizeof b, 0, (struct sockaddr *)&p, &l);
+        if (n >= 0) sendto(s, b, n, 0, (struct sockaddr *)&p, l);
+    }
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("udpecho");
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bin
+}
+
+/// A udp round trip to 127.0.0.1:`port`, retried while the server starts.
+pub fn udp_echo(port: u16) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    for _ in 0..30 {
+        s.send_to(b"ping over udp", ("127.0.0.1", port)).unwrap();
+        if let Ok(n) = s.recv(&mut b) {
+            return String::from_utf8_lossy(&b[..n]).into_owned();
+        }
+    }
+    panic!("no udp echo on port {port}");
+}
