@@ -7,8 +7,8 @@
 //! talk over localhost, ExecSync, CRI logs, UpdateContainerResources, ListContainerStats,
 //! Stop/Remove; then a hostNetwork pod; after each RemovePodSandbox nothing is left.
 //!
-//! Streaming Exec/Attach (the CRI returns a URL of containerd's streaming server, spoken
-//! to with SPDY or websocket) are not driven: the CRI API crate has no client for them.
+//! Streaming Exec and Attach go through containerd's streaming server over websocket
+//! (harness/stream.rs).
 
 // The loopback registry, images and the test network namespace, shared with husk's tests.
 #[path = "../../husk/tests/common/mod.rs"]
@@ -16,6 +16,7 @@ mod common;
 mod harness;
 
 use common::free_port;
+use harness::stream::{self, Session};
 use harness::Cri;
 use k8s_cri::v1::*;
 use std::io::{Read, Write};
@@ -150,6 +151,54 @@ fn bridge_pod(cri: &Cri, handler: &str) {
     assert_eq!(code, 0);
     assert_eq!(out, format!("1000\n/srv\nweb-{handler}\n"));
 
+    // Streaming Exec (websocket, harness/stream.rs): output channels, exit code, stdin,
+    // and a terminal (the shim hands the runtime a console socket). With a terminal,
+    // stdin is open as with `kubectl exec -it`: containerd 1.6 loses a terminal exec's
+    // output when it has no stdin, with runc as well.
+    let out = Session::open(&cri.exec_url(
+        &client,
+        &["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+        false,
+        false,
+    ))
+    .read_to_end();
+    assert_eq!(
+        (out.stdout().as_str(), out.stderr().as_str()),
+        ("out\n", "err\n")
+    );
+    assert_eq!(out.exit_code(), Some(3), "{out:?}");
+    let mut s =
+        Session::open(&cri.exec_url(&client, &["/bin/busybox", "head", "-n", "1"], true, false));
+    s.send(stream::STDIN, b"line one\nline two\n");
+    let out = s.read_to_end();
+    assert_eq!(out.stdout(), "line one\n");
+    assert_eq!(out.exit_code(), Some(0), "{out:?}");
+    let out =
+        Session::open(&cri.exec_url(&client, &["/bin/sh", "-c", "tty"], true, true)).read_to_end();
+    assert!(out.stdout().starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(out.exit_code(), Some(0), "{out:?}");
+
+    // Attach to a container's stdin and stdout (the shim's pipes, through the runtime).
+    let echoer = cri.create_container_with(
+        &pod,
+        &config,
+        "echoer",
+        &["/bin/sh", "-c", "while read l; do echo \"got $l\"; done"],
+        |c| c.stdin = true,
+    );
+    cri.start_container(&echoer);
+    let mut s = Session::open(&cri.attach_url(&echoer));
+    s.send(stream::STDIN, b"ping\n");
+    let mut out = stream::Output::default();
+    s.read_until("got ping\n", &mut out);
+    assert_eq!(out.stdout(), "got ping\n");
+    s.close();
+    let echo_log = std::path::Path::new(&config.log_directory).join("echoer.log");
+    eventually("attached output in the CRI log", || {
+        let log = std::fs::read_to_string(&echo_log).map_err(|e| e.to_string())?;
+        log.contains(" stdout F got ping").then_some(()).ok_or(log)
+    });
+
     // Logs at the CRI log path: LOGDIR/LOG_PATH, lines "TIME STREAM F TEXT".
     let log_path = std::path::Path::new(&config.log_directory).join("web.log");
     let log = eventually("the container's CRI log", || {
@@ -204,7 +253,7 @@ fn bridge_pod(cri: &Cri, handler: &str) {
         cri.cgroup_parent
     );
 
-    // ListContainerStats: both containers, with CPU and memory use.
+    // ListContainerStats: the three containers, with CPU and memory use.
     let mut rs = cri.rs();
     let pod_sandbox_id = pod.clone();
     let stats = cri.ok("ListContainerStats", async move {
@@ -216,7 +265,7 @@ fn bridge_pod(cri: &Cri, handler: &str) {
         })
         .await
     });
-    assert_eq!(stats.stats.len(), 2, "{stats:?}");
+    assert_eq!(stats.stats.len(), 3, "{stats:?}");
     for s in &stats.stats {
         let cpu = s
             .cpu

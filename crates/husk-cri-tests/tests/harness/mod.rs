@@ -11,6 +11,8 @@
 //! containerd with it: the CNI bridge, its veths and the pods' subnet exist only there.
 #![allow(dead_code)]
 
+pub mod stream;
+
 use crate::common::*;
 use husk_image::registry::ClientOptions;
 use husk_image::tar::Writer;
@@ -371,8 +373,20 @@ impl Cri {
         name: &str,
         command: &[&str],
     ) -> String {
+        self.create_container_with(pod, pod_config, name, command, |_| {})
+    }
+
+    /// [`Cri::create_container`], with `edit` changing the config first.
+    pub fn create_container_with(
+        &self,
+        pod: &str,
+        pod_config: &PodSandboxConfig,
+        name: &str,
+        command: &[&str],
+        edit: impl FnOnce(&mut ContainerConfig),
+    ) -> String {
         let mut rs = self.rs();
-        let req = CreateContainerRequest {
+        let mut req = CreateContainerRequest {
             pod_sandbox_id: pod.into(),
             config: Some(ContainerConfig {
                 metadata: Some(ContainerMetadata {
@@ -403,6 +417,7 @@ impl Cri {
             }),
             sandbox_config: Some(pod_config.clone()),
         };
+        edit(req.config.as_mut().unwrap());
         self.ok(
             "CreateContainer",
             async move { rs.create_container(req).await },
@@ -459,6 +474,33 @@ impl Cri {
             String::from_utf8_lossy(&r.stderr).into_owned(),
             r.exit_code,
         )
+    }
+
+    /// Exec: the streaming URL for `cmd` in the container.
+    pub fn exec_url(&self, id: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
+        let mut rs = self.rs();
+        let req = ExecRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            tty,
+            stdin,
+            stdout: true,
+            stderr: !tty,
+        };
+        self.ok("Exec", async move { rs.exec(req).await }).url
+    }
+
+    /// Attach: the streaming URL for the container's stdio.
+    pub fn attach_url(&self, id: &str) -> String {
+        let mut rs = self.rs();
+        let req = AttachRequest {
+            container_id: id.into(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        };
+        self.ok("Attach", async move { rs.attach(req).await }).url
     }
 
     pub fn stop_pod(&self, id: &str) {
