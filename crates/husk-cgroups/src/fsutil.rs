@@ -128,6 +128,13 @@ pub(crate) fn mkdir_below(base: &Path, dir: &Path) -> Result<Vec<PathBuf>, Cgrou
 /// Remove `dir` and every cgroup below it, deepest first. EBUSY (processes still exiting)
 /// is retried for up to a second. A missing directory is fine.
 pub(crate) fn rmdir_tree(dir: &Path) -> Result<(), CgroupError> {
+    // The usual case, a leaf whose processes are gone, in one syscall; sub-cgroups or
+    // processes still leaving (EBUSY) take the long way.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

@@ -26,7 +26,9 @@ pub mod v2;
 
 pub use layout::{probe_layout, Layout};
 pub use oom::{OomWait, OomWatcher};
-pub use path::{prune_empty_parents, resolve_path, sub_cgroup, CgroupPath, SubCgroups};
+pub use path::{
+    prune_empty_parents, prune_empty_parents_in, resolve_path, sub_cgroup, CgroupPath, SubCgroups,
+};
 pub use stats::Stats;
 
 /// Everything that can go wrong; each variant names the operation and the path.
@@ -160,11 +162,19 @@ pub trait CgroupManager {
 
 /// A manager for `location` (from [`resolve_path`]) with the backend of this host's layout.
 pub fn manager(location: &CgroupPath) -> Result<Box<dyn CgroupManager>, CgroupError> {
+    manager_in(&layout::Mounts::probe()?, location)
+}
+
+/// [`manager`] against mounts probed before: a command that needs the manager more than
+/// once (create, `run`'s delete) reads /proc/self/mountinfo once.
+pub fn manager_in(
+    mounts: &layout::Mounts,
+    location: &CgroupPath,
+) -> Result<Box<dyn CgroupManager>, CgroupError> {
     location.validate()?;
-    let mounts = layout::Mounts::probe()?;
     Ok(match mounts.layout()? {
-        Layout::V1 => Box::new(v1::V1Manager::new(&mounts, location)?),
-        Layout::V2 => Box::new(v2::V2Manager::new(&mounts, location)?),
-        Layout::Hybrid => Box::new(hybrid::HybridManager::new(&mounts, location)?),
+        Layout::V1 => Box::new(v1::V1Manager::new(mounts, location)?),
+        Layout::V2 => Box::new(v2::V2Manager::new(mounts, location)?),
+        Layout::Hybrid => Box::new(hybrid::HybridManager::new(mounts, location)?),
     })
 }

@@ -292,8 +292,12 @@ fn clean_sub(sub: &str) -> Result<String, CgroupError> {
 /// process's own cgroup in each hierarchy (the directories `create` had to make on the way
 /// down). Stops at the first parent that is not empty or is in use. Call after `destroy`.
 pub fn prune_empty_parents(location: &CgroupPath) -> Result<(), CgroupError> {
+    prune_empty_parents_in(&Mounts::probe()?, location)
+}
+
+/// [`prune_empty_parents`] against mounts probed before.
+pub fn prune_empty_parents_in(mounts: &Mounts, location: &CgroupPath) -> Result<(), CgroupError> {
     location.validate()?;
-    let mounts = Mounts::probe()?;
     // (own cgroup, the container's path, its directory in that hierarchy) per hierarchy
     let mut hierarchies: Vec<(&str, &str, DirOf<'_>)> = Vec::new();
     for h in &mounts.v1 {

@@ -24,6 +24,7 @@ pub struct ContainerBuilder {
     notify_socket: Option<PathBuf>,
     rootless: bool,
     interruptible: bool,
+    timeline: bool,
 }
 
 impl ContainerBuilder {
@@ -40,6 +41,7 @@ impl ContainerBuilder {
             notify_socket: None,
             rootless: crate::rootless::is_unprivileged(),
             interruptible: false,
+            timeline: false,
         }
     }
 
@@ -63,6 +65,13 @@ impl ContainerBuilder {
     /// calling thread for the duration (see `interrupt.rs`). Off by default.
     pub fn interruptible(mut self, v: bool) -> Self {
         self.interruptible = v;
+        self
+    }
+
+    /// Record when each phase of the create ends, in this process and in init
+    /// ([`Container::timeline`]); off by default (init then sends nothing extra).
+    pub fn timeline(mut self, v: bool) -> Self {
+        self.timeline = v;
         self
     }
 
@@ -162,6 +171,7 @@ impl InitContainerBuilder {
                 no_new_keyring: b.no_new_keyring,
                 rootless: b.rootless,
                 interruptible: b.interruptible,
+                timeline: b.timeline,
             },
             warn,
         )

@@ -28,6 +28,9 @@ pub enum Msg {
     RunHooks,
     /// main → init: those hooks passed; the state JSON for init's own hooks.
     HookState(String),
+    /// init → main, just before Ready and only when asked for: init's phase timestamps
+    /// (`timeline.rs`).
+    Timeline(Vec<(String, u64)>),
     /// init → main: setup finished; init now waits for `start`.
     Ready,
     /// tenant → main: only execve is left, and a seccomp listener may hold it as long as it

@@ -4,7 +4,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::process::gate;
 use crate::state::{ContainerState, StateDir, STATE_FILE};
 use crate::sys;
+use husk_cgroups::layout::Mounts;
 use husk_oci::{StateOutput, Status};
+use std::cell::OnceCell;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +16,11 @@ pub struct Container {
     state: ContainerState,
     /// A pidfd for init when this process created it (survives pid reuse).
     pidfd: Option<OwnedFd>,
+    /// The create's phase timestamps, when asked for (`ContainerBuilder::timeline`).
+    timeline: Vec<(String, u64)>,
+    /// Where the cgroup hierarchies are mounted: read from /proc/self/mountinfo once per
+    /// command, or handed over by the create that made this container.
+    cgroup_mounts: OnceCell<Mounts>,
 }
 
 /// One entry of [`Container::list`].
@@ -36,8 +43,30 @@ impl Listed {
 }
 
 impl Container {
-    pub(crate) fn from_parts(dir: StateDir, state: ContainerState, pidfd: Option<OwnedFd>) -> Self {
-        Container { dir, state, pidfd }
+    pub(crate) fn from_parts(
+        dir: StateDir,
+        state: ContainerState,
+        pidfd: Option<OwnedFd>,
+        cgroup_mounts: Mounts,
+    ) -> Self {
+        Container {
+            dir,
+            state,
+            pidfd,
+            timeline: Vec::new(),
+            cgroup_mounts: OnceCell::from(cgroup_mounts),
+        }
+    }
+
+    pub(crate) fn set_timeline(&mut self, marks: Vec<(String, u64)>) {
+        self.timeline = marks;
+    }
+
+    /// When each phase of this process's create ended (CLOCK_MONOTONIC ns, see
+    /// [`crate::timeline::now_ns`]), init's phases included; empty unless
+    /// [`crate::ContainerBuilder::timeline`] asked for it.
+    pub fn timeline(&self) -> &[(String, u64)] {
+        &self.timeline
     }
 
     /// Load an existing container from the state root `root`.
@@ -48,6 +77,8 @@ impl Container {
             dir,
             state,
             pidfd: None,
+            timeline: Vec::new(),
+            cgroup_mounts: OnceCell::new(),
         })
     }
 
@@ -125,11 +156,19 @@ impl Container {
 
     pub(crate) fn cgroup(&self) -> Result<Option<Box<dyn husk_cgroups::CgroupManager>>> {
         match &self.state.cgroup_path {
-            Some(p) => husk_cgroups::manager(p)
+            Some(p) => husk_cgroups::manager_in(self.cgroup_mounts()?, p)
                 .map(Some)
                 .map_err(|e| Error::Cgroup(e.to_string())),
             None => Ok(None),
         }
+    }
+
+    fn cgroup_mounts(&self) -> Result<&Mounts> {
+        if let Some(m) = self.cgroup_mounts.get() {
+            return Ok(m);
+        }
+        let m = Mounts::probe().map_err(|e| Error::Cgroup(e.to_string()))?;
+        Ok(self.cgroup_mounts.get_or_init(|| m))
     }
 
     /// The state as `husk-runtime state` prints it.
@@ -269,8 +308,10 @@ impl Container {
             Err(e) => return Err(e),
         }
         if let Some(path) = dir.recorded_cgroup()? {
-            let cg = husk_cgroups::manager(&path).map_err(|e| Error::Cgroup(e.to_string()))?;
-            kill_and_remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+            let mounts = Mounts::probe().map_err(|e| Error::Cgroup(e.to_string()))?;
+            let cg = husk_cgroups::manager_in(&mounts, &path)
+                .map_err(|e| Error::Cgroup(e.to_string()))?;
+            kill_and_remove_cgroup(cg.as_ref(), &mounts, Duration::from_secs(5))?;
         }
         let _ = crate::rootfs::caller_ns::detach_recorded(&dir.path);
         dir.remove()?;
@@ -310,7 +351,7 @@ impl Container {
             self.wait_gone(Duration::from_secs(10))?;
         }
         if let Some(cg) = self.cgroup()? {
-            remove_cgroup(cg.as_ref(), Duration::from_secs(5))?;
+            remove_cgroup(cg.as_ref(), self.cgroup_mounts()?, Duration::from_secs(5))?;
         }
         // Without a mount namespace, the container's mounts are in the caller's.
         if let Err(e) = crate::rootfs::caller_ns::detach_recorded(&self.dir.path) {
@@ -363,6 +404,7 @@ impl Container {
 /// in (a v1 `tasks` write) after the first round.
 pub(crate) fn kill_and_remove_cgroup(
     cg: &dyn husk_cgroups::CgroupManager,
+    mounts: &Mounts,
     timeout: Duration,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
@@ -376,13 +418,17 @@ pub(crate) fn kill_and_remove_cgroup(
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    let _ = husk_cgroups::prune_empty_parents(cg.path());
+    let _ = husk_cgroups::prune_empty_parents_in(mounts, cg.path());
     Ok(())
 }
 
 /// Remove a container's cgroup, retrying while its last (killed) processes leave it, then the
 /// parents that `create` made for it and nobody else uses.
-pub(crate) fn remove_cgroup(cg: &dyn husk_cgroups::CgroupManager, timeout: Duration) -> Result<()> {
+pub(crate) fn remove_cgroup(
+    cg: &dyn husk_cgroups::CgroupManager,
+    mounts: &Mounts,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         match cg.destroy() {
@@ -391,6 +437,6 @@ pub(crate) fn remove_cgroup(cg: &dyn husk_cgroups::CgroupManager, timeout: Durat
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    let _ = husk_cgroups::prune_empty_parents(cg.path());
+    let _ = husk_cgroups::prune_empty_parents_in(mounts, cg.path());
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::process::namespaces::NamespacePlan;
 use crate::spec::Bundle;
 use crate::state::{write_atomic, ContainerState, StateDir};
 use crate::sys;
+use crate::timeline::Timeline;
 use husk_cgroups::CgroupManager;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -32,12 +33,15 @@ pub(crate) struct CreateOptions {
     pub rootless: bool,
     /// Undo and fail on SIGTERM/SIGINT/SIGHUP (see `interrupt.rs`).
     pub interruptible: bool,
+    /// Phase timestamps for [`Container::timeline`] (`timeline.rs`).
+    pub timeline: bool,
 }
 
 /// What a failed create must take back, in reverse order of making.
 struct Undo<'a> {
     dir: Option<&'a StateDir>,
     cgroup: Option<&'a dyn CgroupManager>,
+    mounts: &'a husk_cgroups::layout::Mounts,
     /// The cgroup had processes before (runc allows that): only init is killed, not them.
     cgroup_shared: bool,
     init: Option<(i32, Option<OwnedFd>)>,
@@ -65,8 +69,8 @@ impl Drop for Undo<'_> {
             // The killed init may take a moment to leave the cgroup; what it started (a
             // createContainer hook, without a pid namespace) is killed with it.
             let _ = match self.cgroup_shared {
-                true => crate::container::remove_cgroup(cg, wait),
-                false => crate::container::kill_and_remove_cgroup(cg, wait),
+                true => crate::container::remove_cgroup(cg, self.mounts, wait),
+                false => crate::container::kill_and_remove_cgroup(cg, self.mounts, wait),
             };
         }
         if let Some(dir) = self.dir.take() {
@@ -85,6 +89,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         false => None,
     };
     let intr = intr.as_ref();
+    let tl = Timeline::new(opts.timeline);
     husk_oci::validate_id(&opts.id).map_err(Error::InvalidId)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
     for w in bundle.warnings.drain(..) {
@@ -116,8 +121,12 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         None => None,
     };
 
+    tl.mark("main: bundle loaded and checked");
     let linux = bundle.spec.linux().as_ref();
-    let cg_path = husk_cgroups::resolve_path(
+    // Read once, for the path, the manager, an undo and the container's later commands.
+    let mounts = husk_cgroups::layout::Mounts::probe().map_err(|e| Error::Cgroup(e.to_string()))?;
+    let cg_path = husk_cgroups::path::resolve_in(
+        &mounts,
         linux
             .and_then(|l| l.cgroups_path().as_ref())
             .and_then(|p| p.to_str()),
@@ -130,14 +139,17 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         true => crate::rootless::cgroup_usable(&opts.id, resources, warn)?,
         false => true,
     }
-    .then(|| husk_cgroups::manager(&cg_path))
+    .then(|| husk_cgroups::manager_in(&mounts, &cg_path))
     .transpose()
     .map_err(|e| Error::Cgroup(e.to_string()))?;
+    tl.mark("main: cgroup paths resolved");
     let dir = StateDir::create(&opts.root, &opts.id)?;
     let _lock = dir.lock()?;
+    tl.mark("main: state dir made and locked");
     let mut undo = Undo {
         dir: Some(&dir),
         cgroup: None,
+        mounts: &mounts,
         cgroup_shared: false,
         init: None,
         caller_root: None,
@@ -168,6 +180,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             Err(e) => return Err(Error::Cgroup(e.to_string())),
         }
     }
+    tl.mark("main: cgroup made (every hierarchy)");
     if let Some(n) = cgroup.and_then(|cg| cg.pids().ok()).map(|p| p.len()) {
         // runc 1.1 allows a cgroup that already has processes but says so: they share the
         // container's limits, and `delete` of the container will kill them.
@@ -187,6 +200,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         }
         cg.set(&rules).map_err(|e| Error::Cgroup(e.to_string()))?;
     }
+    tl.mark("main: cgroup emptiness checked, resources set");
     let self_join = match cgroup {
         Some(cg) => cg
             .self_join_fds()
@@ -209,6 +223,8 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         )?;
         undo.caller_root = Some((bundle.rootfs.clone(), bound));
     }
+    tl.mark("main: cgroup tasks files opened");
+    let cgroup_dirs = crate::rootfs::mounts::cgroup_dirs(&mounts, cgroup.map(|cg| cg.path()));
     let gate = gate::listen(&dir.fd).ctx("creating exec gate in", &dir.path)?;
     let (main_end, child_end) = Channel::pair().ctx("creating socketpair for", &dir.path)?;
     let cfg = InitConfig {
@@ -222,10 +238,13 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         cgroup_join: &self_join,
+        cgroup_dirs: &cgroup_dirs,
         seccomp_listener: listener.as_ref(),
         bind_sources: &bind_sources,
         caller_root: undo.caller_root.as_ref().map(|(_, fd)| fd),
+        timeline: tl.enabled(),
     };
+    tl.mark("main: exec gate and channel made");
 
     // Clone: straight into the new namespaces (and v2 cgroup), or via an intermediate.
     let v2_fd = cgroup.and_then(|cg| cg.v2_dir_fd());
@@ -262,6 +281,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         };
         (child.pid, child.pidfd, child.in_cgroup)
     };
+    tl.mark("main: init cloned");
     drop(child_end);
     drop(gate);
     drop(bind_sources);
@@ -303,10 +323,12 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     }
     // A failed send means init already died; its Failed message is read just below.
     let _ = main_end.send(&Msg::Joined);
+    tl.mark("main: Go and Joined sent");
     loop {
         interrupt::wait_readable(intr, main_end.as_raw_fd())?;
         match main_end.recv() {
             Ok(Some(Msg::Ready)) => break,
+            Ok(Some(Msg::Timeline(marks))) => tl.extend(marks),
             // Init waits before pivot_root: our hooks run now, then it runs its own.
             Ok(Some(Msg::RunHooks)) => {
                 let state = hooks::creating_state(
@@ -333,6 +355,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
             _ => return Err(Error::Setup("the init process exited during setup".into())),
         }
     }
+    tl.mark("main: Ready received");
     hooks::save(&dir, &bundle.spec)?;
     // The last moment a caller's signal can still undo everything.
     if let Some(i) = intr {
@@ -357,13 +380,16 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     if let Some(p) = &opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;
     }
+    tl.mark("main: state.json written");
     // Success: keep everything.
     let pidfd = undo.init.take().and_then(|(_, fd)| fd);
     undo.caller_root = None;
     undo.cgroup = None;
     undo.dir = None;
     drop(undo);
-    Ok(Container::from_parts(dir, state, pidfd))
+    let mut c = Container::from_parts(dir, state, pidfd, mounts.clone());
+    c.set_timeline(tl.take());
+    Ok(c)
 }
 
 /// Socket activation and sd_notify, as systemd hands them to the runtime: extra env for the

@@ -78,6 +78,7 @@ pub mod supervise;
 mod sys;
 mod tenant;
 pub mod terminal;
+pub mod timeline;
 pub mod validate;
 
 pub use builder::{ContainerBuilder, InitContainerBuilder, DEFAULT_ROOT};

@@ -19,7 +19,15 @@
 //! Where open_tree is refused (rootless, old kernels) the binary is copied into a sealed
 //! memfd instead (F_SEAL_WRITE: no writer, ever).
 //!
-//! Cost: one execve of the runtime and two syscalls, measured in docs/security.md.
+//! Cost: one execve of the runtime and two syscalls, measured in docs/security.md — and
+//! one RCU grace period: closing the last fd of a detached mount dissolves it, and the
+//! kernel waits for a grace period before it lets go (0.1 ms on an idle machine, 3–9 ms on
+//! a busy one, measured here). Closed at execve (close-on-exec), that wait lands on every
+//! command's critical path. So the fd survives the execve instead: the re-executed runtime
+//! finds it through `VIEW_FD_ENV` ([`reexec_protected`] returns it) and closes it where it
+//! waits anyway (`run`: while the container runs). Every process it clones closes its copy
+//! first (it is close-on-exec again, and init/tenants close every such fd), so the runtime
+//! holds the last one.
 
 use crate::sys;
 use std::ffi::CString;
@@ -27,6 +35,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// The fd of the read-only view, handed to the re-executed runtime (see the module doc).
+const VIEW_FD_ENV: &str = "_HUSK_RUNTIME_EXE_VIEW";
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
@@ -49,31 +60,47 @@ fn is_protected(fd: &OwnedFd) -> bool {
 }
 
 /// Re-exec the current process from a read-only copy of its binary unless it already runs
-/// from one. Returns only when nothing had to be done, or with the step that failed.
-pub fn reexec_protected() -> Result<(), String> {
-    match exe_is_protected() {
-        Ok(true) => return Ok(()),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(format!(
-                "protecting the runtime binary: /proc/self/exe: {e}"
-            ))
-        }
+/// from one. Returns only when nothing had to be done, or with the step that failed. In the
+/// re-executed runtime, returns the detached mount it runs from: close it where a wait of a
+/// few milliseconds costs nothing (see the module doc); dropping it at exit is correct too.
+pub fn reexec_protected() -> Result<Option<OwnedFd>, String> {
+    let exe = sys::open(Path::new("/proc/self/exe"), libc::O_RDONLY)
+        .map_err(|e| format!("protecting the runtime binary: /proc/self/exe: {e}"))?;
+    let handed = std::env::var_os(VIEW_FD_ENV);
+    if handed.is_some() {
+        // Not for hooks or anything else this process starts.
+        std::env::remove_var(VIEW_FD_ENV);
     }
-    let fd = match readonly_view() {
-        Ok(fd) => fd,
-        Err(_) => sealed_copy().map_err(|e| {
-            format!("protecting the runtime binary: copying /proc/self/exe to a sealed memfd: {e}")
-        })?,
+    if is_protected(&exe) {
+        return Ok(handed.and_then(|v| view_of(&exe, v.to_str()?.parse().ok()?)));
+    }
+    let (fd, keep_open) = match readonly_view() {
+        Ok(fd) => (fd, true),
+        // A memfd costs nothing to close: close-on-exec as usual.
+        Err(_) => (
+            sealed_copy().map_err(|e| {
+                format!(
+                    "protecting the runtime binary: copying /proc/self/exe to a sealed memfd: {e}"
+                )
+            })?,
+            false,
+        ),
     };
     // Never loop: exec only what is verified to be unwritable.
     if !is_protected(&fd) {
         return Err("protecting the runtime binary: the read-only copy is writable".into());
     }
+    if keep_open {
+        sys::check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }).map_err(|e| {
+            format!("protecting the runtime binary: keeping the read-only view open: {e}")
+        })?;
+    }
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).expect("argv has no NUL"))
         .collect();
+    let handoff = keep_open.then(|| (VIEW_FD_ENV.into(), fd.as_raw_fd().to_string().into()));
     let env: Vec<CString> = std::env::vars_os()
+        .chain(handoff)
         .map(|(k, v)| {
             let mut b = k.as_bytes().to_vec();
             b.push(b'=');
@@ -99,6 +126,27 @@ pub fn reexec_protected() -> Result<(), String> {
         "protecting the runtime binary: re-executing it read-only: {}",
         io::Error::last_os_error()
     ))
+}
+
+/// The fd named by `VIEW_FD_ENV` if it really is the read-only view this process runs
+/// from (same file as `exe`, on a read-only mount) — never some other fd that happens to
+/// carry the number — made close-on-exec again.
+fn view_of(exe: &OwnedFd, fd: i32) -> Option<OwnedFd> {
+    if fd < 3 {
+        return None;
+    }
+    let (mut a, mut b): (libc::stat, libc::stat) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let same = unsafe { libc::fstat(exe.as_raw_fd(), &mut a) == 0 && libc::fstat(fd, &mut b) == 0 }
+        && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino);
+    if !same {
+        return None;
+    }
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return None;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    is_protected(&fd).then_some(fd)
 }
 
 /// /proc/self/exe through a detached, read-only bind mount of just that file.

@@ -111,5 +111,9 @@ pub fn init() -> Result<()> {
 /// runs from one), so that no container it starts can write the host's copy through
 /// /proc/PID/exe (see husk_container::selfexe).
 pub fn protect_executable() -> Result<()> {
-    husk_container::selfexe::reexec_protected().map_err(Error::Invalid)
+    // The view handed over the re-exec is closed at once, as it was at the execve before;
+    // the runtime closes it later, off its critical path (selfexe's module doc).
+    husk_container::selfexe::reexec_protected()
+        .map(drop)
+        .map_err(Error::Invalid)
 }

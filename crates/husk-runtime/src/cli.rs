@@ -62,6 +62,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// `run`: create's arguments and what happens after the start.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return after start instead of waiting for the container to exit
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not become a subreaper for the container's processes
+    #[arg(long)]
+    pub no_subreaper: bool,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     /// Container id
@@ -93,19 +109,7 @@ pub enum Command {
     /// Run the created container's process
     Start { id: String },
     /// Create and start a container
-    Run {
-        #[command(flatten)]
-        create: CreateArgs,
-        /// Return after start instead of waiting for the container to exit
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// Keep the container's state after it exits
-        #[arg(long)]
-        keep: bool,
-        /// Do not become a subreaper for the container's processes
-        #[arg(long)]
-        no_subreaper: bool,
-    },
+    Run(RunArgs),
     /// Print the state of a container as JSON
     State { id: String },
     /// Send a signal to the container's init (default SIGTERM)

@@ -88,6 +88,27 @@ impl Logger {
         self.write_file(Level::Warning, msg);
     }
 
+    pub fn debugging(&self) -> bool {
+        self.debug
+    }
+
+    /// `--debug`: when each phase of a create or run ended, counted from the start of this
+    /// process (after the read-only re-exec), and how long it took (docs/architecture.md,
+    /// "Where the time of `run` goes").
+    pub fn timeline(&mut self, marks: &[(String, u64)]) {
+        let t0 = *START_NS.get_or_init(husk_container::timeline::now_ns);
+        let mut prev = t0;
+        let ms = |ns: u64| ns as f64 / 1e6;
+        for (what, t) in marks {
+            self.debug(&format!(
+                "timeline: {:8.3} ms {:+7.3} {what}",
+                ms(t.saturating_sub(t0)),
+                ms(t.saturating_sub(prev))
+            ));
+            prev = *t;
+        }
+    }
+
     pub fn debug(&mut self, msg: &str) {
         if self.debug {
             self.emit(Level::Debug, msg);
@@ -143,9 +164,13 @@ fn started() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
-/// Call early so that the terminal form counts from the start of the process.
+/// The start of this process on CLOCK_MONOTONIC, the clock of the timeline's marks.
+static START_NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Call early so that the terminal form and the timeline count from the start of the process.
 pub fn mark_start() {
     started();
+    START_NS.get_or_init(husk_container::timeline::now_ns);
 }
 
 /// logrus's text form: `time="…" level=… msg=…`.

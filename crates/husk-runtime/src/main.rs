@@ -8,7 +8,7 @@ mod log;
 mod spec_template;
 
 use clap::Parser;
-use cli::{Cli, Command, CreateArgs, ListFormat};
+use cli::{Cli, Command, CreateArgs, ListFormat, RunArgs};
 use husk_container::{Container, ContainerBuilder, Listed, Status};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,19 @@ fn main() {
     // CVE-2019-5736: what starts container processes runs from a read-only view of this
     // binary (husk_container::selfexe), so no container can write the host's copy. Done
     // before parsing, so the first image pays for nothing else; a container id spelled like
-    // a command only costs an extra exec.
+    // a command only costs an extra exec. `view` is the detached mount we now run from:
+    // closing it waits for an RCU grace period, so `run` closes it while the container runs.
+    let mut view = None;
     if std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
     {
-        if let Err(msg) = husk_container::selfexe::reexec_protected() {
-            log::stderr(&msg);
-            std::process::exit(1);
+        match husk_container::selfexe::reexec_protected() {
+            Ok(v) => view = v,
+            Err(msg) => {
+                log::stderr(&msg);
+                std::process::exit(1);
+            }
         }
     }
     let cli = Cli::parse();
@@ -45,7 +50,14 @@ fn main() {
         std::process::exit(1);
     };
     let rootless = cli::Rootless::resolve(cli.rootless);
-    let code = match run(cli.root, rootless, cli.systemd_cgroup, command, &mut log) {
+    let code = match run(
+        cli.root,
+        rootless,
+        cli.systemd_cgroup,
+        command,
+        &mut log,
+        view,
+    ) {
         Ok(code) => code,
         Err(f) => {
             log.error(&f.msg);
@@ -84,6 +96,7 @@ fn run(
     systemd: bool,
     command: Command,
     log: &mut log::Logger,
+    view: Option<std::os::fd::OwnedFd>,
 ) -> Result<i32, Failure> {
     if systemd {
         return Err(Failure::from(
@@ -105,10 +118,11 @@ fn run(
         Command::Create(args) => {
             let id = args.id.clone();
             log.debug(&format!("create {id}: bundle {}", args.bundle.display()));
-            let c = builder(root, rootless, &args, None)
+            let c = builder(root, rootless, &args, None, log.debugging())
                 .build_with_warnings(&mut |w| log.warn(&format!("create {id}: {w}")))
                 .map_err(|e| create_failure(format!("create {id}"), e))?;
             log.debug(&created(&c));
+            log.timeline(c.timeline());
             Ok(0)
         }
         Command::Start { id } => {
@@ -118,20 +132,7 @@ fn run(
             log.debug(&format!("start {id}: released init (pid {})", c.pid()));
             Ok(0)
         }
-        Command::Run {
-            create,
-            detach,
-            keep,
-            no_subreaper,
-        } => Ok(run_container(
-            root,
-            rootless,
-            &create,
-            detach,
-            keep,
-            no_subreaper,
-            log,
-        )?),
+        Command::Run(args) => Ok(run_container(root, rootless, &args, log, view)?),
         Command::State { id } => {
             let c = load(root, &id, "state")?;
             println!(
@@ -247,6 +248,7 @@ fn builder(
     rootless: bool,
     a: &CreateArgs,
     console: Option<&Path>,
+    timeline: bool,
 ) -> husk_container::InitContainerBuilder {
     let mut b = ContainerBuilder::new(a.id.clone())
         .root_path(root)
@@ -256,7 +258,8 @@ fn builder(
         .no_new_keyring(a.no_new_keyring)
         .listen_fds(listen_fds())
         // A caller that gives up (timeout, Ctrl-C) gets everything undone, as with runc.
-        .interruptible(true);
+        .interruptible(true)
+        .timeline(timeline);
     if let Some(sock) = std::env::var_os("NOTIFY_SOCKET") {
         b = b.notify_socket(sock);
     }
@@ -289,12 +292,11 @@ fn listen_fds() -> u32 {
 fn run_container(
     root: &Path,
     rootless: bool,
-    args: &CreateArgs,
-    detach: bool,
-    keep: bool,
-    no_subreaper: bool,
+    run: &RunArgs,
     log: &mut log::Logger,
+    view: Option<std::os::fd::OwnedFd>,
 ) -> Result<i32, Failure> {
+    let (args, detach, keep, no_subreaper) = (&run.create, run.detach, run.keep, run.no_subreaper);
     let id = &args.id;
     if !detach && !no_subreaper {
         // Orphans of the container (and init itself when cloned via an intermediate) come to us.
@@ -312,7 +314,8 @@ fn run_container(
     } else {
         Some(husk_container::supervise::block_signals())
     };
-    let mut c = builder(root, rootless, args, console.as_ref().map(|l| l.path()))
+    let console_path = console.as_ref().map(|l| l.path());
+    let mut c = builder(root, rootless, args, console_path, log.debugging())
         .build_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}")))
         .map_err(|e| create_failure(format!("run {id}"), e))?;
     log.debug(&created(&c));
@@ -336,7 +339,20 @@ fn run_container(
         return Err(format!("run {id}: {e}").into());
     }
     log.debug(&format!("run {id}: started"));
-    let Some(all) = all else { return Ok(0) };
+    let mut marks = c.timeline().to_vec();
+    let timing = log.debugging();
+    let mut mark = |what: &str| {
+        if timing {
+            marks.push((what.to_string(), husk_container::timeline::now_ns()));
+        }
+    };
+    mark("run: started (init exec'd)");
+    // Its grace period now overlaps the container's run (see `main`).
+    drop(view);
+    let Some(all) = all else {
+        log.timeline(&marks);
+        return Ok(0);
+    };
     let code = match &master {
         Some(m) => {
             let pid = c.pid();
@@ -359,13 +375,16 @@ fn run_container(
             },
         ),
     };
+    mark("run: container exited");
     log.debug(&format!("container {id} exited with {code}"));
     if !keep {
         if let Ok(c) = Container::load(root, id) {
             c.delete_with_warnings(true, &mut |w| log.warn(&format!("run {id}: {w}")))
                 .map_err(|e| format!("run {id}: {e}"))?;
         }
+        mark("run: deleted");
     }
+    log.timeline(&marks);
     Ok(code)
 }
 

@@ -368,6 +368,55 @@ fn no_runtime_fd_leaks_and_preserve_fds() {
     ctx.assert_clean();
 }
 
+/// The re-executed runtime gets the read-only view of its binary as an fd (closed late, see
+/// selfexe.rs). With `--preserve-fds 3` and only fd 3 really passed, that fd lands inside
+/// the preserved range (4 or 5): it must still reach neither the container nor a hook, and
+/// neither may its environment variable.
+#[test]
+fn exe_view_handed_over_the_reexec_reaches_neither_container_nor_hooks() {
+    // prestart hooks run in the bundle directory.
+    let hook_cmd = "env > env.txt; for f in /proc/self/fd/*; do readlink $f; done > fds.txt; true";
+    let ctx = Ctx::new(
+        "viewfd",
+        &["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"],
+        |s| {
+            s["hooks"] = serde_json::json!({
+                "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook_cmd]}]
+            });
+        },
+    );
+    let f = std::fs::File::open("/proc/self/comm").unwrap();
+    use std::os::fd::AsRawFd;
+    let mut cmd = ctx.cmd(&["run", "--preserve-fds", "3", &ctx.id]);
+    let fd = f.as_raw_fd();
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Nothing at 4 and 5: the runtime's own fds land there.
+            libc::close(4);
+            libc::close(5);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // 0-2, the preserved 3, and ls's own handle of /proc/self/fd (4): nothing else.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0 1 2 3 4",
+        "{stderr}"
+    );
+    let env = std::fs::read_to_string(ctx.bundle.join("env.txt")).unwrap();
+    assert!(!env.contains("_HUSK_RUNTIME_EXE_VIEW"), "{env}");
+    // The view is the runtime's binary: no fd of the hook may point there.
+    let fds = std::fs::read_to_string(ctx.bundle.join("fds.txt")).unwrap();
+    assert!(!fds.contains("husk-runtime"), "{fds}");
+    ctx.assert_clean();
+}
+
 #[test]
 fn no_pivot_runs_too() {
     let ctx = Ctx::new("nopivot", &["sh", "-c", "ls /bin/busybox"], |_| {});

@@ -8,7 +8,8 @@ use super::namespaces::{self, NamespacePlan};
 use super::{gate, SetupError};
 use crate::channel::{Channel, Msg};
 use crate::console;
-use crate::rootfs::{mounts, RootfsSetup};
+use crate::rootfs::RootfsSetup;
+use crate::timeline::Timeline;
 use crate::{hooks, identity, seccomp, sys};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::{self, Write};
@@ -31,6 +32,8 @@ pub struct InitConfig<'a> {
     pub preserve_fds: u32,
     /// v1 `tasks` files to write "0" to: init moves itself into its cgroup.
     pub cgroup_join: &'a [OwnedFd],
+    /// Init's cgroups once joined (`mounts::cgroup_dirs`), for a `cgroup` mount.
+    pub cgroup_dirs: &'a [(std::path::PathBuf, std::path::PathBuf)],
     /// The bundle directory: init's cwd while mounting, so relative sources resolve there.
     pub bundle: &'a Path,
     /// The connected `linux.seccomp.listenerPath` socket when the profile has
@@ -42,13 +45,20 @@ pub struct InitConfig<'a> {
     /// Without a mount namespace: the rootfs bind the main process made in its own
     /// (`rootfs::caller_ns`).
     pub caller_root: Option<&'a OwnedFd>,
+    /// Send init's phase timestamps before Ready (`timeline.rs`).
+    pub timeline: bool,
 }
 
 /// Entry point of init after clone. Reports Ready or the failed step over `chan`.
 pub fn run(cfg: &InitConfig, chan: &Channel) -> ! {
     close_inherited(cfg, chan);
-    match setup(cfg, chan) {
+    let tl = Timeline::new(cfg.timeline);
+    match setup(cfg, chan, &tl) {
         Ok(prepared) => {
+            tl.mark("init: exec prepared");
+            if tl.enabled() && chan.send(&Msg::Timeline(tl.take())).is_err() {
+                exit(1);
+            }
             if chan.send(&Msg::Ready).is_err() {
                 exit(1);
             }
@@ -106,12 +116,14 @@ fn exit(code: i32) -> ! {
 /// state for the startContainer hooks.
 type Ready<'a> = (Prepared, seccomp::Pending<'a>, Vec<u8>);
 
-fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupError> {
+fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel, tl: &Timeline) -> Result<Ready<'a>, SetupError> {
+    tl.mark("init: started, fds closed");
     // The main process writes our id maps, then says Go.
     match chan.recv() {
         Ok(Some(Msg::Go)) => {}
         _ => return Err(SetupError::msg("waiting for the runtime: it went away")),
     }
+    tl.mark("init: Go received");
     // With a seccomp listener, the JSON to send with the notify fd follows at once.
     let listener = match cfg.seccomp_listener {
         Some(socket) => match chan.recv() {
@@ -134,6 +146,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         // ends in execve or _exit, so the OwnedFd copies are never dropped twice.)
         unsafe { libc::close(fd.as_raw_fd()) };
     }
+    tl.mark("init: joined the v1 cgroups (tasks)");
     let spec = cfg.spec;
     let plan = cfg.plan;
     std::env::set_current_dir(cfg.bundle)
@@ -165,9 +178,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
                     ))
                 }
             }
-            let own = mounts::own_cgroups()
-                .map_err(|e| SetupError::msg(format!("reading the container's cgroups: {e}")))?;
-            let _ = joined.set(own);
+            let _ = joined.set(cfg.cgroup_dirs.to_vec());
         }
         Ok(joined.get().cloned().expect("set above"))
     };
@@ -187,6 +198,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         .map_err(|e| SetupError::new(format!("setting oom_score_adj to {adj}"), e))?;
     }
 
+    tl.mark("init: keyring, hostname, lo up");
     let terminal = process.terminal().unwrap_or(false);
     let pty = match (terminal, cfg.console_socket) {
         (true, None) => {
@@ -240,6 +252,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         cgroups: &cgroups,
         before_pivot: &before_pivot,
         bind_sources: cfg.bind_sources,
+        timeline: tl,
     };
     let slave = rootfs.run()?;
     if plan.new_cgroup {
@@ -247,6 +260,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         cgroups()?;
         sys::check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) })
             .map_err(|e| SetupError::new("creating the cgroup namespace", e))?;
+        tl.mark("init: cgroup namespace");
     }
     if let Some(slave) = slave {
         console::make_controlling_stdio(&slave)?;
@@ -255,6 +269,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
     identity::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
 
     finish::enter_cwd(process.cwd())?;
+    tl.mark("init: rlimits, cwd");
     // seccomp: installed here without no_new_privs (needs CAP_SYS_ADMIN), else before execve.
     let nnp = process.no_new_privileges().unwrap_or(false);
     let filter = seccomp::Pending::prepare(
@@ -268,7 +283,9 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel) -> Result<Ready<'a>, SetupErr
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "allow");
     let env = finish::env_with_home(process);
     crate::lsm::apply_exec_labels(&crate::lsm::Labels::of_process(process))?;
+    tl.mark("init: seccomp prepared, extras, env");
     finish::apply_identity(process, set_groups)?;
+    tl.mark("init: user, capabilities");
 
     finish::prepare_exec(process.args().as_deref().unwrap_or_default(), &env)
         .map(|p| (p, filter, hook_state.get().cloned().unwrap_or_default()))

@@ -43,6 +43,8 @@ pub struct RootfsSetup<'a> {
     /// Bind sources opened by the main process, by index in `mounts`
     /// (`mounts::clone_bind_sources`); empty when there were none to open.
     pub bind_sources: &'a [Option<OwnedFd>],
+    /// Phase timestamps (`timeline.rs`).
+    pub timeline: &'a crate::timeline::Timeline,
 }
 
 impl RootfsSetup<'_> {
@@ -74,6 +76,7 @@ impl RootfsSetup<'_> {
                 self.bind_rootfs()?
             }
         };
+        self.timeline.mark("init: / rslave, rootfs bound");
         let ctx = mounts::MountContext {
             root: &root,
             in_userns: self.in_userns,
@@ -94,6 +97,7 @@ impl RootfsSetup<'_> {
             }
         }
 
+        self.timeline.mark("init: config.json mounts");
         let dev_is_bind = spec_mounts.iter().any(|m| {
             m.destination() == Path::new("/dev")
                 && (m.typ().as_deref() == Some("bind")
@@ -110,6 +114,7 @@ impl RootfsSetup<'_> {
             }
             devices::create_dev_symlinks(&root)?;
         }
+        self.timeline.mark("init: devices, /dev links");
         let mut slave = None;
         if let Some(socket) = self.console {
             let (master, pty) = crate::console::open_pty(&root)?;
@@ -151,6 +156,8 @@ impl RootfsSetup<'_> {
             restrict::readonly_path(&root, p)?;
         }
 
+        self.timeline
+            .mark("init: sysctl, masked and read-only paths");
         (self.before_pivot)()?;
         if self.caller_root.is_some() {
             caller_ns::chroot_into(&root)?;
@@ -159,6 +166,7 @@ impl RootfsSetup<'_> {
         } else {
             pivot::pivot_root(&root)?;
         }
+        self.timeline.mark("init: pivot_root, old root detached");
         let new_root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
             .map_err(|e| SetupError::new("opening the new /", e))?;
         // A missing process.cwd is made now, as root and before / may turn read-only (runc

@@ -359,17 +359,24 @@ fn cgroup_entry(
     Ok(())
 }
 
-/// The calling process's cgroups as (hierarchy mount point, host directory of its cgroup).
-pub fn own_cgroups() -> Result<Vec<(PathBuf, PathBuf)>, husk_cgroups::CgroupError> {
-    let m = husk_cgroups::layout::Mounts::probe()?;
+/// Init's cgroups once it has joined them, as (hierarchy mount point, host directory): the
+/// container's cgroup `path` in every hierarchy, or the caller's own cgroups (which init
+/// inherits) when the container has none. Worked out by the main process from the mounts it
+/// read anyway, so init reads neither /proc/self/mountinfo nor /proc/self/cgroup.
+pub fn cgroup_dirs(
+    m: &husk_cgroups::layout::Mounts,
+    path: Option<&husk_cgroups::CgroupPath>,
+) -> Vec<(PathBuf, PathBuf)> {
     let mut out: Vec<(PathBuf, PathBuf)> =
         m.v1.iter()
-            .map(|h| (h.mount_point.clone(), h.dir(&h.own)))
+            .map(|h| {
+                let p = path.map_or(h.own.as_str(), |p| p.in_v1(&h.controllers));
+                (h.mount_point.clone(), h.dir(p))
+            })
             .collect();
-    out.extend(
-        m.unified
-            .iter()
-            .map(|u| (u.mount_point.clone(), u.dir(&u.own))),
-    );
-    Ok(out)
+    out.extend(m.unified.iter().map(|u| {
+        let p = path.map_or(u.own.as_str(), |p| p.path.as_str());
+        (u.mount_point.clone(), u.dir(p))
+    }));
+    out
 }
