@@ -43,9 +43,9 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     Ok(out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
-/// Retries `f` for up to 10 s (a server in a container that just started may not listen yet).
+/// Retries `f` for up to 30 s (a server in a container that just started may not listen yet).
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match f() {
             Ok(v) => return v,
@@ -75,6 +75,21 @@ fn pod_lifecycle(handler: &str, n: u8) {
     cri.assert_nothing_left(handler);
 }
 
+/// The pod's HTTP server, and its client's request on the pod's localhost.
+const WEB: &[&str] = &[
+    "/bin/sh",
+    "-c",
+    "echo web-started; echo web-stderr >&2; exec /bin/busybox httpd -f -p 8080 -h /srv",
+];
+const WGET: &[&str] = &[
+    "/bin/busybox",
+    "wget",
+    "-q",
+    "-O",
+    "-",
+    "http://127.0.0.1:8080/new",
+];
+
 /// A pod on the CNI bridge: two containers, one serving HTTP on the pod's localhost.
 fn bridge_pod(cri: &Cri, handler: &str) {
     let config = cri.pod_config(&format!("web-{handler}"), false);
@@ -94,16 +109,7 @@ fn bridge_pod(cri: &Cri, handler: &str) {
     // The handler's runtime holds the sandbox (the runc v2 shim ran BinaryName).
     assert_eq!(cri.runtime_state(handler, &pod).as_deref(), Some("running"));
 
-    let web = cri.create_container(
-        &pod,
-        &config,
-        "web",
-        &[
-            "/bin/sh",
-            "-c",
-            "echo web-started; echo web-stderr >&2; exec /bin/busybox httpd -f -p 8080 -h /srv",
-        ],
-    );
+    let web = cri.create_container(&pod, &config, "web", WEB);
     let client = cri.create_container(&pod, &config, "client", &["/bin/busybox", "sleep", "1000"]);
     let created = cri.container_status(&web, false).status.unwrap();
     assert_eq!(created.state, ContainerState::ContainerCreated as i32);
@@ -119,17 +125,7 @@ fn bridge_pod(cri: &Cri, handler: &str) {
 
     // The two containers share the pod's network namespace: localhost reaches the server.
     let body = eventually("client → web on localhost", || {
-        let (out, err, code) = cri.exec_sync(
-            &client,
-            &[
-                "/bin/busybox",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                "http://127.0.0.1:8080/new",
-            ],
-        );
+        let (out, err, code) = cri.exec_sync(&client, WGET);
         (code == 0)
             .then_some(out)
             .ok_or(format!("exit {code}: {err}"))
@@ -291,10 +287,30 @@ fn bridge_pod(cri: &Cri, handler: &str) {
     assert_eq!(st.state, ContainerState::ContainerExited as i32, "{st:?}");
     assert_eq!(st.exit_code, 137, "{st:?}");
     assert!(st.finished_at >= st.started_at);
-    cri.wait_until_none(10, || {
+    cri.wait_until_none(30, || {
         cri.runtime_state(handler, &web)
             .map(|s| format!("{handler} still has the stopped container: {s}"))
     });
+    // kubelet's restart: RemoveContainer, then the same container again (attempt 1) in
+    // the same sandbox, serving on the pod's localhost as before.
+    let mut rs = cri.rs();
+    let container_id = web.clone();
+    cri.ok("RemoveContainer", async move {
+        rs.remove_container(RemoveContainerRequest { container_id })
+            .await
+    });
+    let web = cri.create_container_with(&pod, &config, "web", WEB, |c| {
+        c.metadata.as_mut().unwrap().attempt = 1;
+        c.log_path = "web-1.log".into();
+    });
+    cri.start_container(&web);
+    let body = eventually("client → restarted web on localhost", || {
+        let (out, err, code) = cri.exec_sync(&client, WGET);
+        (code == 0)
+            .then_some(out)
+            .ok_or(format!("exit {code}: {err}"))
+    });
+    assert_eq!(body, "new\n");
 
     cri.stop_pod(&pod);
     assert_eq!(

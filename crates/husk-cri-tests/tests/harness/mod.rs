@@ -614,7 +614,7 @@ impl Cri {
             self.list_containers()
         );
         let root = self.runtime_root(handler);
-        self.wait_until_none(10, || {
+        self.wait_until_none(30, || {
             let left: Vec<_> = std::fs::read_dir(&root)
                 .map(|d| d.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -622,11 +622,11 @@ impl Cri {
         });
         let d = self.dir.path().display().to_string();
         let me = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
-        self.wait_until_none(10, || {
+        self.wait_until_none(30, || {
             let left = processes_mentioning(&d, me);
             (!left.is_empty()).then(|| format!("processes left: {left:?}"))
         });
-        self.wait_until_none(10, || {
+        self.wait_until_none(30, || {
             let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
             let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&d)).collect();
             (!left.is_empty()).then(|| format!("mounts left: {left:#?}"))
