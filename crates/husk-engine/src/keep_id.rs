@@ -13,7 +13,8 @@
 //! What the container's process writes as U into a bind-mounted host directory is therefore
 //! the user's on the host. The process runs as U:G unless `--user` says otherwise, and the
 //! container's /etc/passwd and /etc/group gain an entry for the user when the image has none
-//! for those ids (written into the container's own rootfs, never into a layer).
+//! for those ids (written into the container's own rootfs, never into a layer); its home is
+//! the user's when the container has that directory, else the working directory.
 //!
 //! The image's files must look the same inside as without keep-id (root's still root's), so
 //! their owners are moved through the map. An idmapped mount would do that for free, but the
@@ -142,14 +143,63 @@ fn ranges(own: u32, size: u32) -> Vec<IdRange> {
     v
 }
 
+/// A mount the container will have: its destination, and for a bind its host source.
+pub struct Mounted<'a> {
+    pub destination: &'a str,
+    pub bind_source: Option<&'a Path>,
+}
+
+/// The home directory of the user's entry, as podman chooses it: the user's own home when
+/// the container will have that directory — in the image, or from a mount on it, or from a
+/// bind above it whose host directory holds it — else the container's working directory
+/// `workdir` (HOME is then a directory that exists).
+pub fn home(k: &KeepId, rootfs: &Path, mounts: &[Mounted], workdir: &str) -> String {
+    let clean = |p: &str| -> String {
+        let parts: Vec<&str> = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        format!("/{}", parts.join("/"))
+    };
+    let home = clean(&k.home);
+    if home.split('/').any(|c| c == "..") {
+        return workdir.to_string();
+    }
+    let in_image = fsutil::open_dir(rootfs).is_ok_and(|r| {
+        fsutil::open_in_root(
+            r.as_fd(),
+            home.trim_start_matches('/').as_bytes(),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )
+        .is_ok()
+    });
+    let mounted = mounts.iter().any(|m| {
+        let dest = clean(m.destination);
+        if dest == home {
+            return true;
+        }
+        let below = match home.strip_prefix(&dest) {
+            Some(rest) if dest == "/" => rest,
+            Some(rest) if rest.starts_with('/') => &rest[1..],
+            _ => return false,
+        };
+        m.bind_source.is_some_and(|s| s.join(below).is_dir())
+    });
+    if in_image || mounted {
+        home
+    } else {
+        workdir.to_string()
+    }
+}
+
 /// Give the container whose rootfs (already mapped) is `rootfs` an /etc/passwd and
-/// /etc/group entry for the user, unless the image has one for those ids. Paths resolve
-/// inside the rootfs; a file made anew belongs to the container's root.
-pub fn add_user(rootfs: &Path, k: &KeepId) -> Result<(), KeepIdError> {
+/// /etc/group entry for the user (with `home`), unless the image has one for those ids.
+/// Paths resolve inside the rootfs; a file made anew belongs to the container's root.
+pub fn add_user(rootfs: &Path, k: &KeepId, home: &str) -> Result<(), KeepIdError> {
     let view = RootfsView::Dir(rootfs.to_path_buf());
     let passwd = format!(
-        "{}:*:{}:{}:{}:{}:/bin/sh\n",
-        k.name, k.uid, k.gid, k.gecos, k.home
+        "{}:*:{}:{}:{}:{home}:/bin/sh\n",
+        k.name, k.uid, k.gid, k.gecos
     );
     let group = format!("{}:x:{}:\n", k.group, k.gid);
     let root = (
@@ -296,8 +346,8 @@ mod tests {
             home: "/home/alice".into(),
             group: "alice".into(),
         };
-        add_user(&t, &k).unwrap();
-        add_user(&t, &k).unwrap();
+        add_user(&t, &k, "/home/alice").unwrap();
+        add_user(&t, &k, "/home/alice").unwrap();
         assert_eq!(
             std::fs::read_to_string(t.join("etc/passwd")).unwrap(),
             "root:x:0:0:root:/root:/bin/sh\nalice:*:1001:50:Alice:/home/alice:/bin/sh\n"
@@ -307,9 +357,23 @@ mod tests {
             std::fs::read_to_string(t.join("etc/group.real")).unwrap(),
             "root:x:0:\nstaff:x:50:\n"
         );
+        // The home: the user's where the container has it, else the working dir.
+        let m = |destination, bind_source| Mounted {
+            destination,
+            bind_source,
+        };
+        assert_eq!(home(&k, &t, &[], "/srv"), "/srv");
+        assert_eq!(home(&k, &t, &[m("/home/alice/", None)], "/"), "/home/alice");
+        assert_eq!(home(&k, &t, &[m("/home", None)], "/"), "/");
+        let host = t.join("hosthome");
+        std::fs::create_dir_all(host.join("alice")).unwrap();
+        assert_eq!(home(&k, &t, &[m("/home", Some(&host))], "/"), "/home/alice");
+        assert_eq!(home(&k, &t, &[m("/ho", Some(&host))], "/"), "/");
+        std::fs::create_dir_all(t.join("home/alice")).unwrap();
+        assert_eq!(home(&k, &t, &[], "/srv"), "/home/alice");
         // No /etc at all: made, with the files.
         std::fs::remove_dir_all(t.join("etc")).unwrap();
-        add_user(&t, &KeepId { gid: 1001, ..k }).unwrap();
+        add_user(&t, &KeepId { gid: 1001, ..k }, "/").unwrap();
         assert_eq!(
             std::fs::read_to_string(t.join("etc/group")).unwrap(),
             "alice:x:1001:\n"

@@ -1130,11 +1130,11 @@ fn keep_id_as_an_ordinary_user() {
          grep :$(id -g): /etc/group; stat -c '%u:%g' /bin/busybox /srv/tool; cat /proc/self/uid_map",
     ]);
     let lines: Vec<&str> = out.lines().collect();
-    let home = format!("/home/{}", u.name);
-    assert_eq!(&lines[..3], [uid.as_str(), gid.as_str(), &home], "{out}");
+    // The user's home is not in the container: HOME is the working dir (podman's rule).
+    assert_eq!(&lines[..3], [uid.as_str(), gid.as_str(), "/srv"], "{out}");
     assert_eq!(
         lines[3],
-        format!("{}:*:{uid}:{gid}::{home}:/bin/sh", u.name),
+        format!("{}:*:{uid}:{gid}::/srv:/bin/sh", u.name),
         "{out}"
     );
     assert_eq!(lines[4], format!("{}:x:{gid}:", u.name), "{out}");
@@ -1178,7 +1178,9 @@ fn keep_id_as_an_ordinary_user() {
     ]);
     assert_eq!(out, "0\nwrote\n");
     // uid=/gid=: the user is 2000:3000 inside, still the user on the host; detached, exec
-    // runs as it too.
+    // runs as it too. With the user's home mounted, that is HOME.
+    let home = format!("/home/{}", u.name);
+    let home_bind = format!("{}:{home}", host.display());
     r.ok(&[
         "run",
         "-d",
@@ -1187,6 +1189,8 @@ fn keep_id_as_an_ordinary_user() {
         "--userns=keep-id:uid=2000,gid=3000",
         "-v",
         &bind,
+        "-v",
+        &home_bind,
         img,
         "echo x > /d/g; exec sleep 300",
     ]);
@@ -1195,11 +1199,14 @@ fn keep_id_as_an_ordinary_user() {
         "k2",
         "sh",
         "-c",
-        "id -u; id -g; grep :2000: /etc/passwd",
+        "id -u; id -g; grep :2000: /etc/passwd; echo $HOME",
     ]);
     assert_eq!(
         out,
-        format!("2000\n3000\n{}:*:2000:3000::{home}:/bin/sh\n", u.name)
+        format!(
+            "2000\n3000\n{}:*:2000:3000::{home}:/bin/sh\n{home}\n",
+            u.name
+        )
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !host.join("g").exists() {
