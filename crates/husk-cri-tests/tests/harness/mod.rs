@@ -710,8 +710,23 @@ impl Drop for Cri {
         for pid in processes_mentioning(&self.dir.path().display().to_string(), 0) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+        // Containers a failure left in a runtime's state: `delete --force` kills and
+        // removes them (process, cgroup, state dir), as the shim would have.
+        for (handler, bin) in [("husk", self.husk.as_path()), ("runc", Path::new(RUNC))] {
+            let root = self.runtime_root(handler);
+            for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let _ = Command::new(bin)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "--force"])
+                    .arg(e.file_name())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        // The pods' parent with whatever empty cgroups are still below it, deepest first.
         for p in self.cgroup_parent_dirs() {
-            let _ = std::fs::remove_dir(p);
+            remove_cgroup_tree(&p);
         }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
@@ -719,6 +734,17 @@ impl Drop for Cri {
             .status();
         // self.dir (TempDir) unmounts what is left below it and removes it.
     }
+}
+
+/// rmdir `dir` and the cgroups below it, children first (a cgroup dir holds no files
+/// that rmdir would refuse).
+fn remove_cgroup_tree(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            remove_cgroup_tree(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Pids (other than `except`) whose command line names `needle`: the shims (`-address
