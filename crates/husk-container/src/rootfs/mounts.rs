@@ -217,8 +217,12 @@ pub fn bind_fd(src: &OwnedFd, target: &OwnedFd, recursive: bool) -> io::Result<(
 /// kernel locks flags inherited from the host (nosuid, nodev, ...): if the plain remount is
 /// refused, retry keeping the flags the mount already has.
 pub fn remount_bind(root: &OwnedFd, dest: &Path, flags: libc::c_ulong) -> io::Result<()> {
-    let fd = open_in_root(root, dest, libc::O_PATH)?;
-    let target = cstr(fd_path(&fd))?;
+    remount_bind_fd(&open_in_root(root, dest, libc::O_PATH)?, flags)
+}
+
+/// [`remount_bind`] of the mount whose root `fd` is.
+fn remount_bind_fd(fd: &OwnedFd, flags: libc::c_ulong) -> io::Result<()> {
+    let target = cstr(fd_path(fd))?;
     let base = libc::MS_BIND | libc::MS_REMOUNT;
     match sys::mount(None, &target, None, base | flags, None) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -329,27 +333,38 @@ fn cgroup_entry(
     }
     let target = ensure_in_root(ctx.root, dest, Kind::Dir)?;
     do_mount(Some(&cstr("tmpfs")?), &target, "tmpfs", flags, "mode=755")?;
+    // The tmpfs is new and only this process's: a directory per hierarchy is made and
+    // opened by name in it, with nothing to resolve inside the rootfs (a third of the
+    // syscalls of resolving each path from the root).
+    let top = open_in_root(ctx.root, dest, libc::O_PATH | libc::O_DIRECTORY)?;
+    let open_sub = |name: &std::ffi::OsStr| {
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        sys::openat(top.as_raw_fd(), Path::new(name), flags, 0)
+    };
     for (mnt, own) in cgroups {
         let Some(name) = mnt.file_name() else {
             continue;
         };
-        let sub = dest.join(name);
         let src = match sys::open(own, libc::O_PATH | libc::O_DIRECTORY) {
             Ok(fd) => fd,
             // A hierarchy the process is not in below its root (e.g. an empty named one).
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(e),
         };
-        let t = ensure_in_root(ctx.root, &sub, Kind::Dir)?;
-        bind_fd(&src, &t, false)?;
-        remount_bind(ctx.root, &sub, flags | if ro { libc::MS_RDONLY } else { 0 })?;
+        let c_name = cstr(name)?;
+        sys::check(unsafe { libc::mkdirat(top.as_raw_fd(), c_name.as_ptr(), 0o755) })?;
+        bind_fd(&src, &open_sub(name)?, false)?;
+        // Opened again, now through the bind: its root.
+        remount_bind_fd(
+            &open_sub(name)?,
+            flags | if ro { libc::MS_RDONLY } else { 0 },
+        )?;
         // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on the host.
         let name = name.to_string_lossy();
         if name.contains(',') {
-            let dir = open_in_root(ctx.root, dest, libc::O_PATH | libc::O_DIRECTORY)?;
             for alias in name.split(',') {
-                let (t, a) = (cstr(name.as_ref())?, cstr(alias)?);
-                unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), a.as_ptr()) };
+                let a = cstr(alias)?;
+                unsafe { libc::symlinkat(c_name.as_ptr(), top.as_raw_fd(), a.as_ptr()) };
             }
         }
     }
