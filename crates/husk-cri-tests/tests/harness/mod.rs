@@ -53,7 +53,7 @@ fn pause_layer() -> Vec<u8> {
 
 pub struct Cri {
     pub dir: TempDir,
-    child: Option<Child>,
+    daemon: Daemon,
     rt: tokio::runtime::Runtime,
     rs: RuntimeServiceClient<Channel>,
     is: ImageServiceClient<Channel>,
@@ -177,14 +177,16 @@ impl Cri {
         // (see docs/kubernetes.md); containerd then raises it to its own score.
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut daemon = Daemon(Some(
+            Command::new("containerd")
+                .arg("--config")
+                .arg(dir.path().join("config.toml"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        ));
 
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -202,6 +204,13 @@ impl Cri {
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
                 }
             }));
+            let exited = daemon.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                panic!(
+                    "containerd exited ({status}): {}",
+                    std::fs::read_to_string(dir.path().join("containerd.log")).unwrap_or_default()
+                );
+            }
             match rt.block_on(connect) {
                 Ok(c) => break c,
                 Err(_) if Instant::now() < deadline => {
@@ -217,7 +226,7 @@ impl Cri {
             rs: RuntimeServiceClient::new(channel.clone()),
             is: ImageServiceClient::new(channel),
             dir,
-            child: Some(child),
+            daemon,
             rt,
             image: format!("{}/busybox:latest", reg.host()),
             reg,
@@ -621,7 +630,7 @@ impl Cri {
             (!left.is_empty()).then(|| format!("{handler}'s state dirs left: {left:?}"))
         });
         let d = self.dir.path().display().to_string();
-        let me = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
+        let me = self.daemon.0.as_ref().map(|c| c.id()).unwrap_or(0);
         self.wait_until_none(30, || {
             let left = processes_mentioning(&d, me);
             (!left.is_empty()).then(|| format!("processes left: {left:?}"))
@@ -702,10 +711,7 @@ impl Cri {
 impl Drop for Cri {
     fn drop(&mut self) {
         self.remove_all_pods();
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
+        self.daemon.stop();
         // Shims of pods a failure left behind outlive containerd: end them by pid.
         for pid in processes_mentioning(&self.dir.path().display().to_string(), 0) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -733,6 +739,25 @@ impl Drop for Cri {
             .stderr(Stdio::null())
             .status();
         // self.dir (TempDir) unmounts what is left below it and removes it.
+    }
+}
+
+/// The containerd process: stopped (SIGTERM, then reaped) by [`Cri`]'s drop, or on its own
+/// drop when [`Cri::start`] fails half-way.
+struct Daemon(Option<Child>);
+
+impl Daemon {
+    fn stop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
