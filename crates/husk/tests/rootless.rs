@@ -1274,8 +1274,9 @@ fn walk(dir: &Path) -> Vec<String> {
 
 /// Rootless user-defined networks: in the user's rootless network namespace (netavark's
 /// bridge and aardvark-dns there, pasta to the outside), two containers reach each other by
-/// name and alias, not on the default network; `-p` tcp and udp through husk's forwarder;
-/// bad input is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
+/// name and alias, not on the default network (but by address); `network connect` with an
+/// alias and `disconnect`; out through pasta, and not from an `--internal` network; `-p` tcp
+/// and udp through husk's relay; bad input is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
 /// of the monitor each leave nothing: the last container out ends the rootless namespace,
 /// its pasta and aardvark-dns. All of it inside the test's own namespace ([`TestNetns`]);
 /// the containers' only nameservers are aardvark-dns and an address of that namespace.
@@ -1354,7 +1355,8 @@ fn rootless_user_networks_names_ports_and_teardown() {
         "{port}"
     );
 
-    // Not by name on the default network (no DNS there, as docker's).
+    // Not by name on the default network (no DNS there, as docker's), though by address;
+    // its nameserver an address of the test's namespace where nothing answers.
     r.ok_in(
         &ns,
         &[
@@ -1365,23 +1367,76 @@ fn rootless_user_networks_names_ports_and_teardown() {
             "--network",
             "bridge",
             img,
-            "exec sleep 300",
+            "httpd -p 8080 -h /srv; exec sleep 300",
         ],
     );
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "b1"])).unwrap();
+    let b1_ip = v[0]["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A fetch in a container (tries: a server may still be starting; a name that does not
+    // resolve fails once). (-T segfaults in Debian's busybox 1.35: `timeout` bounds it.)
+    let wget = |url: &str, tries: u32| {
+        format!(
+            "for i in $(seq {tries}); do timeout 3 wget -q -O - {url} && exit; \
+             sleep 0.2; done; echo failed"
+        )
+    };
+    let probe = |host: &str, tries: u32| wget(&format!("http://{host}:8080/new"), tries);
+    let on_bridge = |host: &str, tries: u32| {
+        r.ok_in(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "bridge",
+                "--dns",
+                "10.99.0.5",
+                img,
+                &probe(host, tries),
+            ],
+        )
+    };
+    assert_eq!(on_bridge(&b1_ip, 5), "new\n");
+    assert_eq!(on_bridge("b1", 1), "failed\n");
+
+    // network connect: b1 joins app with an alias there, and leaves it again.
+    r.ok(&["network", "connect", "--alias", "bee", "app", "b1"]);
     let out = r.ok_in(
         &ns,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "bridge",
-            "--dns",
-            "10.99.0.5",
-            img,
-            "ping -c1 -W1 b1 >/dev/null 2>&1 && echo resolved || echo unresolved",
-        ],
+        &["run", "--rm", "--network", "app", img, &probe("bee", 5)],
     );
-    assert_eq!(out.trim(), "unresolved", "{out}");
+    assert_eq!(out, "new\n");
+    r.ok(&["network", "disconnect", "app", "b1"]);
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["network", "inspect", "app"])).unwrap();
+    let on_app = v[0]["Containers"].to_string();
+    assert!(on_app.contains("srv") && !on_app.contains("b1"), "{on_app}");
+
+    // Out through the rootless namespace's pasta to a server of the test's namespace; no
+    // way out from an --internal network.
+    let www = r.home.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hi"), "from-the-test-netns\n").unwrap();
+    let _server = Killed(
+        ns.cmd("busybox")
+            .args(["httpd", "-f", "-p", "10.99.0.5:8181", "-h"])
+            .arg(&www)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    r.ok(&["network", "create", "--internal", "int"]);
+    let fetch = |tries: u32| wget("http://10.99.0.5:8181/hi", tries);
+    let out = r.ok_in(&ns, &["run", "--rm", "--network", "app", img, &fetch(5)]);
+    assert_eq!(out, "from-the-test-netns\n");
+    let out = r.ok_in(&ns, &["run", "--rm", "--network", "int", img, &fetch(1)]);
+    assert!(
+        out.ends_with("failed\n") && !out.contains("from-the"),
+        "{out}"
+    );
 
     // Bad input: one error, exit 125, nothing made.
     let state = net_state(&r);
@@ -1443,7 +1498,7 @@ fn rootless_user_networks_names_ports_and_teardown() {
         ],
     );
     r.ok(&["rm", "-f", "c3"]);
-    r.ok(&["network", "rm", "app"]);
+    r.ok(&["network", "rm", "app", "int"]);
 
     assert_eq!(test_processes(&r), before.0, "processes left");
     assert_eq!(net_state(&r), before.1, "network state left");
