@@ -22,6 +22,7 @@
 //! the rootfs is a flattened copy with shifted owners ([`crate::rootfs`]), as for
 //! `--userns=auto` where idmapped mounts are refused.
 
+use crate::config::ContainerConfig;
 use crate::userns::{IdMapping, IdRange};
 use husk_image::config::RootfsView;
 use husk_image::fsutil;
@@ -141,6 +142,36 @@ fn ranges(own: u32, size: u32) -> Vec<IdRange> {
         v.push(r(next, next, size - next));
     }
     v
+}
+
+/// The user's entries in the container `c` whose (mapped) rootfs is `rootfs`, with the home
+/// [`home`] picks from its mounts and working dir (`-w`, else the image's `image_workdir`,
+/// else /).
+pub fn add_user_for(
+    rootfs: &Path,
+    k: &KeepId,
+    c: &ContainerConfig,
+    image_workdir: Option<&str>,
+) -> Result<(), KeepIdError> {
+    let workdir = c
+        .process
+        .workdir
+        .as_deref()
+        .or(image_workdir)
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/");
+    let binds = c.volumes.iter().map(|v| Mounted {
+        destination: &v.destination,
+        bind_source: Some(Path::new(&v.source)),
+    });
+    let others = (c.volume_mounts.iter().map(|v| &v.destination))
+        .chain(c.tmpfs.iter().map(|t| &t.destination))
+        .map(|d| Mounted {
+            destination: d,
+            bind_source: None,
+        });
+    let mounts: Vec<Mounted> = binds.chain(others).collect();
+    add_user(rootfs, k, &home(k, rootfs, &mounts, workdir))
 }
 
 /// A mount the container will have: its destination, and for a bind its host source.

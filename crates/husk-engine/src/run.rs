@@ -306,33 +306,8 @@ impl Engine {
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
         if let Some(k) = &keep_id {
-            let workdir = a
-                .process
-                .workdir
-                .clone()
-                .or_else(|| cfg.config().as_ref().and_then(|c| c.working_dir().clone()))
-                .filter(|w| !w.is_empty())
-                .unwrap_or_else(|| "/".into());
-            let mounts: Vec<crate::keep_id::Mounted> = a
-                .volumes
-                .iter()
-                .map(|v| crate::keep_id::Mounted {
-                    destination: &v.destination,
-                    bind_source: Some(Path::new(&v.source)),
-                })
-                .chain(
-                    a.volume_mounts
-                        .iter()
-                        .map(|v| &v.destination)
-                        .chain(a.tmpfs.iter().map(|t| &t.destination))
-                        .map(|d| crate::keep_id::Mounted {
-                            destination: d,
-                            bind_source: None,
-                        }),
-                )
-                .collect();
-            let home = crate::keep_id::home(k, &rootfs, &mounts, &workdir);
-            crate::keep_id::add_user(&rootfs, k, &home)?;
+            let image_workdir = cfg.config().as_ref().and_then(|c| c.working_dir().clone());
+            crate::keep_id::add_user_for(&rootfs, k, a, image_workdir.as_deref())?;
         }
         // -u, else keep-id's own ids, else the image's USER.
         let user = a
