@@ -14,6 +14,7 @@ if [ -x vmtest/runtime.sh ]; then
   vmtest/runtime.sh
 fi
 vmtest/quota.sh
+vmtest/checkpoint.sh
 # Fuzz what husk reads from bundles, registries, layers and its state dir (fuzz/): 20 s per
 # target keeps the nine targets within about 3 minutes.
 fuzz/run.sh 20

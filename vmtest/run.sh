@@ -45,12 +45,17 @@ fi
 
 # ---- kernel: Debian's, unpacked once into the cache --------------------------------
 kdir="$cache/kernel"
-# The modules kept from the package: overlay for the runtime, and what the disk-quota test
-# needs (a loop device with ext4 and its quota format). A cache pruned with fewer is renewed.
-keep="overlay loop ext4 jbd2 mbcache crc16 crc32c_generic quota_tree quota_v2"
-if ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1 &&
-	! find "$kdir/lib/modules" -name 'quota_v2.ko*' | grep -q .; then
-	rm -rf "$kdir"
+# The modules kept from the package: overlay for the runtime, what the disk-quota test
+# needs (a loop device with ext4 and its quota format), and what CRIU's kernel probes need
+# (socket diag, nf_tables, tun, veth: vmtest/checkpoint.sh). A cache pruned with fewer is
+# renewed.
+keep="overlay loop ext4 jbd2 mbcache crc16 crc32c_generic quota_tree quota_v2
+	libcrc32c nfnetlink nf_tables unix_diag inet_diag tcp_diag udp_diag netlink_diag
+	af_packet_diag tun veth nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_conntrack_netlink"
+if ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+	for m in $keep; do
+		find "$kdir/lib/modules" -name "$m.ko*" | grep -q . || { rm -rf "$kdir"; break; }
+	done
 fi
 if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |

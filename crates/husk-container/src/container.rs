@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct Container {
-    dir: StateDir,
-    state: ContainerState,
+    pub(crate) dir: StateDir,
+    pub(crate) state: ContainerState,
     /// A pidfd for init when this process created it (survives pid reuse).
     pidfd: Option<OwnedFd>,
     /// The create's phase timestamps, when asked for (`ContainerBuilder::timeline`).

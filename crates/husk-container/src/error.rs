@@ -54,6 +54,13 @@ pub enum Error {
     /// command had made is removed.
     #[error("interrupted by {}: everything made so far was removed", husk_oci::signal::signal_name(*.0))]
     Interrupted(i32),
+    /// CRIU failed; `reason` is its log's last error line, `log` the whole log.
+    #[error("criu {action} failed: {reason} (log: {})", log.display())]
+    Criu {
+        action: &'static str,
+        reason: String,
+        log: PathBuf,
+    },
     #[error("cgroup: {0}")]
     Cgroup(String),
     #[error("{0}")]

@@ -55,6 +55,7 @@
 mod builder;
 mod capabilities;
 mod channel;
+pub mod checkpoint;
 mod console;
 mod container;
 mod container_cgroups;

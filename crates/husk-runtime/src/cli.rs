@@ -28,8 +28,8 @@ pub struct Cli {
     /// Rootless mode: true, false or auto (auto: rootless when not run as root)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_enum)]
     pub rootless: Option<Rootless>,
-    /// Path to criu (accepted for compatibility; checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
+    /// Path to criu, for checkpoint and restore [default: criu in PATH, /usr/sbin/criu]
+    #[arg(long, global = true)]
     pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
@@ -158,6 +158,10 @@ pub enum Command {
     Events(crate::cgroup_commands::EventsArgs),
     /// Run a process in a running container
     Exec(Box<crate::exec_command::ExecArgs>),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<crate::checkpoint_command::CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint
+    Restore(Box<crate::checkpoint_command::RestoreArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

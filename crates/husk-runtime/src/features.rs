@@ -41,7 +41,9 @@ pub fn features() -> Value {
             "netDevices": {"enabled": true}
         },
         "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            // runc's meaning: checkpoint/restore work, which needs CRIU on this machine.
+            "org.opencontainers.runc.checkpoint.enabled":
+                husk_container::checkpoint::locate_criu(None).is_ok().to_string(),
             "io.github.husk.version": env!("CARGO_PKG_VERSION")
         }
     })

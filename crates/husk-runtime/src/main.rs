@@ -1,6 +1,7 @@
 //! husk-runtime: runc's command line over the husk-container library.
 
 mod cgroup_commands;
+mod checkpoint_command;
 mod cli;
 mod exec_command;
 mod features;
@@ -23,7 +24,7 @@ fn main() {
     let mut view = None;
     if std::env::args_os()
         .skip(1)
-        .any(|a| a == "create" || a == "run" || a == "exec")
+        .any(|a| a == "create" || a == "run" || a == "exec" || a == "restore")
     {
         match husk_container::selfexe::reexec_protected() {
             Ok(v) => view = v,
@@ -50,10 +51,12 @@ fn main() {
         std::process::exit(1);
     };
     let rootless = cli::Rootless::resolve(cli.rootless);
+    let criu = cli.criu.as_deref();
     let code = match run(
         cli.root,
         rootless,
         cli.systemd_cgroup,
+        criu,
         command,
         &mut log,
         view,
@@ -94,6 +97,7 @@ fn run(
     root: Option<PathBuf>,
     rootless: bool,
     systemd: bool,
+    criu: Option<&Path>,
     command: Command,
     log: &mut log::Logger,
     view: Option<std::os::fd::OwnedFd>,
@@ -184,6 +188,8 @@ fn run(
         Command::Update(args) => Ok(cgroup_commands::update(root, &args)?),
         Command::Events(args) => Ok(cgroup_commands::events(root, &args)?),
         Command::Exec(args) => exec_command::exec(root, &args, log),
+        Command::Checkpoint(args) => checkpoint_command::checkpoint(root, criu, &args, log),
+        Command::Restore(args) => checkpoint_command::restore(root, rootless, criu, &args, log),
     }
 }
 

@@ -264,6 +264,12 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel, tl: &Timeline) -> Result<Read
     }
     if let Some(slave) = slave {
         console::make_controlling_stdio(&slave)?;
+    } else {
+        // A session of its own, as runc's init has: otherwise the session leader is the
+        // caller (a shell, a shim) outside the container's pid namespace, and CRIU refuses
+        // to dump such a tree without --shell-job. It cannot fail in a fresh clone (never a
+        // group leader); if it did, the container still runs, only not checkpointable.
+        unsafe { libc::setsid() };
     }
 
     identity::set_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
