@@ -88,6 +88,9 @@ pub use error::{Error, Result};
 /// Sub-cgroups for `exec --cgroup` (see [`TenantContainerBuilder::sub_cgroups`]).
 pub use husk_cgroups::SubCgroups;
 pub use husk_oci::{StateOutput, Status};
+/// Bring up `lo` in the caller's (new) network namespace, as the runtime does for a
+/// container's own: what the engine uses for a namespace it makes and holds itself.
+pub use netdev::loopback_up;
 pub use process::ExecFailure;
 /// Copy one directory's content into another fd-relative, never following a symlink, with
 /// modes, owners and times (tmpcopyup's copy): what the engine fills a new volume with.

@@ -494,6 +494,17 @@ impl ContainerConfig {
     }
 }
 
+/// The network a container gets without `--network` (also a build's RUN steps): root,
+/// docker's default bridge; rootless, no bridge of its own (docs/rootless.md): pasta when
+/// it `publishes` ports, else none.
+pub fn default_network(publishes: bool) -> String {
+    match husk_container::rootless::is_unprivileged() {
+        true if publishes => "pasta".to_string(),
+        true => "none".to_string(),
+        false => store::DEFAULT.to_string(),
+    }
+}
+
 /// `--network` (repeated), `--network-alias`, `--ip`, `--mac-address`: the mode, and the
 /// networks with what each is asked for.
 fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
@@ -514,13 +525,7 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
         return Ok((Network::None, Vec::new()));
     }
     let given: Vec<String> = if o.network.is_empty() {
-        // Root: docker's default bridge; rootless: no bridge of its own (docs/rootless.md).
-        vec![match husk_container::rootless::is_unprivileged() {
-            // Published ports need pasta (docs/rootless.md), else none.
-            true if !o.publish.is_empty() || o.publish_all => "pasta".to_string(),
-            true => "none".to_string(),
-            false => store::DEFAULT.to_string(),
-        }]
+        vec![default_network(!o.publish.is_empty() || o.publish_all)]
     } else {
         o.network.clone()
     };
@@ -632,7 +637,7 @@ fn docker_security_opt(opt: &str, seccomp: &Seccomp) -> String {
     }
 }
 
-fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
+pub(crate) fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
     let what = format!("--security-opt seccomp={}", file.display());
     let text = std::fs::read_to_string(file).map_err(|e| format!("{what}: {e}"))?;
     let profile = flags::seccomp_profile(&text, caps).map_err(|e| format!("{what}: {e}"))?;

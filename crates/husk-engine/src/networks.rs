@@ -108,6 +108,7 @@ impl Engine {
                     name: &etc.name,
                     networks: wanted,
                     ports,
+                    held_by: None,
                 };
                 Some(setup::connect(
                     &self.networks_store(),

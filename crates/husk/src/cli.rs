@@ -1241,9 +1241,13 @@ pub struct BuildArgs {
     /// A label on the image, KEY=VALUE (repeatable)
     #[arg(long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
-    /// RUN's network: none (default) or host
-    #[arg(long, default_value = "none")]
-    pub network: String,
+    /// RUN's network: a bridge network's name (default: bridge, as husk run; rootless:
+    /// rootless husk run's default), none or host
+    #[arg(long)]
+    pub network: Option<String>,
+    /// RUN's seccomp filter: seccomp=unconfined or seccomp=FILE (default: husk run's)
+    #[arg(long, value_name = "seccomp=unconfined|FILE")]
+    pub security_opt: Vec<String>,
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH (repeatable)
     #[arg(long, value_name = "id=ID,src=PATH")]
     pub secret: Vec<String>,

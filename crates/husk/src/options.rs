@@ -157,6 +157,24 @@ pub fn commit(
     })
 }
 
+/// `husk build --security-opt`: RUN's seccomp filter (the last one given counts).
+fn build_seccomp(opts: &[String]) -> Result<husk_engine::spec_from_image::flags::Seccomp, String> {
+    use husk_engine::spec_from_image::flags::Seccomp;
+    let mut s = Seccomp::Default;
+    for o in opts {
+        s = match o.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => Seccomp::Unconfined,
+            Some(("seccomp", f)) if !f.is_empty() => Seccomp::File(f.into()),
+            _ => {
+                return Err(format!(
+                    "--security-opt {o:?}: use seccomp=unconfined or seccomp=FILE"
+                ))
+            }
+        };
+    }
+    Ok(s)
+}
+
 /// `husk build`'s flags as the engine's [`husk_engine::build::BuildOptions`]; a bad value
 /// is one line naming the flag. `stdin_file`: the Containerfile read from stdin (`-f -`).
 pub fn build_options(
@@ -218,11 +236,11 @@ pub fn build_options(
         },
         platform: a.platform,
         labels,
-        network: match a.network.as_str() {
-            "none" => RunNetwork::None,
-            "host" => RunNetwork::Host,
-            n => return Err(format!("--network {n:?}: none or host")),
+        network: match a.network.as_deref() {
+            None => RunNetwork::Default,
+            Some(n) => RunNetwork::parse(n)?,
         },
+        seccomp: build_seccomp(&a.security_opt)?,
         secrets,
         iidfile: a.iidfile,
         quiet: a.quiet,

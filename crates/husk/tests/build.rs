@@ -1,7 +1,10 @@
-//! `husk build`, end to end as root: real RUN containers (network none), layers in the
-//! store, the cache, reproducible digests, hostile contexts, and what a killed build
-//! leaves (nothing). The base image is busybox imported from a tar (no registry needed);
-//! `ADD URL` talks to a one-thread HTTP server on loopback.
+//! `husk build`, end to end as root: real RUN containers (on the default bridge network,
+//! as `husk run`'s, or `--network none|host|NAME`; the default seccomp filter), layers in
+//! the store, the cache, reproducible digests, hostile contexts, and what a killed or
+//! failed build leaves (nothing: no container, mount, interface, lease or process). The
+//! base image is busybox imported from a tar (no registry needed); `ADD URL` and RUN's
+//! wget talk to a one-thread HTTP server of the test. Every bridge, veth and server is in
+//! the test binary's own network namespace (tests/common: `enter_test_netns`).
 
 mod common;
 use common::*;
@@ -76,7 +79,13 @@ fn last_line(s: &str) -> String {
 
 /// A one-connection-at-a-time HTTP server on loopback answering every GET with `body`.
 fn http_server(body: &'static [u8]) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", http_server_at("127.0.0.1", body))
+}
+
+/// The same on `ip` of the test's network namespace (`0.0.0.0`: the bridges' gateway
+/// addresses too, which a RUN on a bridge network reaches).
+fn http_server_at(ip: &str, body: &'static [u8]) -> std::net::SocketAddr {
+    let l = TcpListener::bind((ip, 0)).unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming() {
@@ -91,7 +100,7 @@ fn http_server(body: &'static [u8]) -> String {
             let _ = s.write_all(body);
         }
     });
-    format!("http://{addr}")
+    addr
 }
 
 #[test]
@@ -413,7 +422,7 @@ fn build_run_mounts_and_network() {
              RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && cat /scratch/t > /tmpfs-seen'\n\
              RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in > /bind-seen\n\
              RUN --network=none sh -c 'ls /sys/class/net' > /nets\n\
-             RUN --network=host sh -c 'ls /sys/class/net | wc -l' > /host-nets\n"
+             RUN --network=host readlink /proc/self/ns/net > /host-net\n"
         ),
     );
     let s = format!("id=tok,src={}", secret.display());
@@ -424,17 +433,12 @@ fn build_run_mounts_and_network() {
     );
     // Mount points the image did not have are not in it; only loopback in network none.
     assert_eq!(r, "s3cret\nt\nbound\nlo\n4\n");
-    // RUN --network=host sees the interfaces of the namespace the build runs in (this
-    // test's own, tests/common): /proc/self/net/dev lists them (two header lines) where
-    // /sys/class/net, mounted in the machine's namespace, would list the machine's.
-    let host_nets = std::fs::read_to_string("/proc/self/net/dev")
-        .unwrap()
-        .lines()
-        .count()
-        - 2;
+    // RUN --network=host is in the network namespace the build runs in (this test's own,
+    // tests/common; its interfaces come and go with the other tests' bridges).
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
     assert_eq!(
-        b.run("localhost/m1", "cat /host-nets"),
-        format!("{host_nets}\n")
+        b.run("localhost/m1", "cat /host-net"),
+        format!("{}\n", ours.display())
     );
     // The cache mount keeps its content for the next build (--no-cache builds again).
     b.build_ok(&["--no-cache", "--secret", &s, "-t", "localhost/m2"]);
@@ -628,9 +632,218 @@ fn killed_build(sig: i32, settle_ms: u64) {
         "{:?}",
         mounts_below(&b.root)
     );
+    // The RUN was on the default bridge network: its lease, namespace holder and guardian
+    // are gone too (its veth went with the namespace, torn down by netavark).
+    let left = network_leftovers_settle(&b.root, None);
+    assert!(left.is_empty(), "after signal {sig}: {left:?}");
     let (code, _, _) = out(&b.root, &["inspect", "--type", "image", "localhost/killed"]);
     assert_ne!(code, 0, "no image from a killed build");
     // And nothing in the store that the integrity check would flag.
     let (code, o, e) = out(&b.root, &["image", "verify"]);
     assert_eq!(code, 0, "verify after a build killed by {sig}: {o}{e}");
+}
+
+/// What a RUN's network could leave behind for the store at `root`: veths on `bridge` (or
+/// the bridge itself when `bridge` is given and gone… then nothing is on it), address
+/// leases its builds hold, and processes of its builds (a namespace holder, a guardian:
+/// forked from `husk build`, they carry its command line with the store's path).
+fn network_leftovers(root: &Path, bridge: Option<&str>) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Some(br) = bridge {
+        let o = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "master", br])
+            .output()
+            .unwrap();
+        left.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| format!("veth on {br}: {l}")),
+        );
+    }
+    let root_s = root.to_string_lossy().into_owned();
+    let mut stack = vec![PathBuf::from("/run/husk-engine-net/leases")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if std::fs::read_to_string(e.path()).is_ok_and(|h| h.starts_with(&root_s)) {
+                left.push(format!("lease {}", e.path().display()));
+            }
+        }
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&root_s) && cmd.contains(" build ") && !stat.contains(") Z ") {
+            left.push(format!(
+                "process {}: {cmd}",
+                e.file_name().to_string_lossy()
+            ));
+        }
+    }
+    left
+}
+
+/// [`network_leftovers`] until there are none (a guardian finishes a moment after the
+/// build it watched); the ones still there after 10 s.
+fn network_leftovers_settle(root: &Path, bridge: Option<&str>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = network_leftovers(root, bridge);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An IPv4 address in a subnet (`a.b.c.d` in `w.x.y.z/n`).
+fn in_subnet(ip: &str, subnet: &str) -> bool {
+    let v4 = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+    let (net, bits) = subnet.split_once('/').unwrap();
+    let mask = u32::MAX
+        .checked_shl(32 - bits.parse::<u32>().unwrap())
+        .unwrap_or(0);
+    v4(ip) & mask == v4(net) & mask
+}
+
+/// A network's subnet and bridge interface (`network inspect`).
+fn subnet_and_bridge(root: &Path, net: &str) -> (String, String) {
+    let j: Value = serde_json::from_str(&husk_ok(root, &["network", "inspect", net])).unwrap();
+    (
+        j[0]["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        j[0]["Options"]["com.docker.network.bridge.name"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+#[test]
+fn build_run_steps_on_bridge_networks() {
+    let b = setup_build("build-bridge");
+    let port = http_server_at("0.0.0.0", b"from the test namespace\n").port();
+    // The default: the `bridge` network, as `husk run`: an eth0 on its subnet, a route to
+    // its gateway, where the test's server answers; `RUN --network=none` has only lo.
+    b.file(
+        "Containerfile",
+        &format!(
+            "FROM {BASE}\n\
+             RUN gw=$(busybox ip route | busybox awk '/^default/ {{print $3}}') && \
+                 {{ busybox wget -q -O /got http://$gw:{port}/ || {{ busybox ip addr; busybox ip neigh; busybox ip route; exit 1; }} ; }} && \
+                 busybox ip -o -4 addr show eth0 | busybox awk '{{print $4}}' > /addr\n\
+             RUN --network=none ls /sys/class/net > /none-nets\n"
+        ),
+    );
+    b.build_ok(&["-t", "localhost/net1"]);
+    assert_eq!(
+        b.run("localhost/net1", "cat /got /none-nets"),
+        "from the test namespace\nlo\n"
+    );
+    let (subnet, bridge) = subnet_and_bridge(&b.root, "bridge");
+    let addr = b.run("localhost/net1", "cat /addr");
+    let ip = addr.trim().split('/').next().unwrap();
+    assert!(
+        in_subnet(ip, &subnet),
+        "RUN's eth0 {addr:?} not in {subnet}"
+    );
+    // No mount point of the network's /etc files in the layers: a RUN that writes nothing
+    // makes none.
+    b.file("Containerfile", &format!("FROM {BASE}\nRUN true\n"));
+    let o = b.build_ok(&["--no-cache"]);
+    assert!(o.contains("--> (no changes)"), "{o}");
+
+    // --network none for the whole build.
+    b.file(
+        "Containerfile",
+        &format!("FROM {BASE}\nRUN ls /sys/class/net > /nets\n"),
+    );
+    b.build_ok(&["--network", "none", "-t", "localhost/net2"]);
+    assert_eq!(b.run("localhost/net2", "cat /nets"), "lo\n");
+
+    // A user network by name; a RUN that fails on it (3 only when it is on that network)
+    // leaves no veth on its bridge, no lease, no process.
+    husk_ok(
+        &b.root,
+        &["network", "create", "--subnet", "10.97.0.0/24", "bnet"],
+    );
+    let (_, user_bridge) = subnet_and_bridge(&b.root, "bnet");
+    b.file(
+        "Containerfile",
+        &format!(
+            "FROM {BASE}\n\
+             RUN busybox ip -o -4 addr show eth0 | busybox grep -q 'inet 10\\.97\\.0\\.' && exit 3\n"
+        ),
+    );
+    let (code, _, e) = b.build(&["--network", "bnet"]);
+    assert_eq!(code, 3, "{e}");
+    assert!(e.contains("exited with status 3"), "{e}");
+    let left = network_leftovers_settle(&b.root, Some(&user_bridge));
+    assert!(left.is_empty(), "after a failed RUN: {left:?}");
+    // And after the successful builds on the default network.
+    let left: Vec<String> = network_leftovers_settle(&b.root, None);
+    assert!(left.is_empty(), "{left:?} (bridge {bridge})");
+    // A network that does not exist: refused before anything runs.
+    let (code, _, e) = b.build(&["--network", "nosuch"]);
+    assert_eq!(code, 125, "{e}");
+    assert!(e.contains("no such network: nosuch"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[test]
+fn build_run_gets_the_default_seccomp_filter() {
+    let b = setup_build("build-seccomp");
+    build_probe(&b.ctx);
+    // keyctl: refused by husk's default profile (ENOSYS), allowed without a filter.
+    b.file(
+        "Containerfile",
+        &format!(
+            "FROM {BASE}\n\
+             COPY probe /probe\n\
+             RUN /probe keyctl > /k; busybox grep '^Seccomp:' /proc/self/status >> /k\n"
+        ),
+    );
+    b.build_ok(&["-t", "localhost/sc1"]);
+    assert_eq!(
+        b.run("localhost/sc1", "cat /k"),
+        "keyctl=ENOSYS\nSeccomp:\t2\n"
+    );
+    b.build_ok(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        "-t",
+        "localhost/sc2",
+    ]);
+    assert_eq!(b.run("localhost/sc2", "cat /k"), "keyctl=ok\nSeccomp:\t0\n");
+    // A profile file replaces the default one.
+    let allow = b.ctx.parent().unwrap().join("allow.json");
+    std::fs::write(&allow, r#"{"defaultAction": "SCMP_ACT_LOG"}"#).unwrap();
+    let opt = format!("seccomp={}", allow.display());
+    b.build_ok(&["--security-opt", &opt, "-t", "localhost/sc3"]);
+    assert_eq!(b.run("localhost/sc3", "cat /k"), "keyctl=ok\nSeccomp:\t2\n");
+    // A RUN that needs the refused call fails under the default filter.
+    b.file(
+        "Containerfile",
+        &format!("FROM {BASE}\nCOPY probe /probe\nRUN /probe keyctl | busybox grep -q =ok\n"),
+    );
+    let (code, _, e) = b.build(&[]);
+    assert_eq!(code, 1, "{e}");
+    assert!(e.contains("Containerfile:3: RUN /probe keyctl"), "{e}");
+    b.build_ok(&["--security-opt", "seccomp=unconfined"]);
+    // Bad values: one line each.
+    for (opt, want) in [
+        ("apparmor=x", "use seccomp=unconfined or seccomp=FILE"),
+        ("seccomp=/no/such.json", "/no/such.json"),
+    ] {
+        let (code, _, e) = b.build(&["--security-opt", opt]);
+        assert_eq!(code, 125, "{opt}: {e}");
+        assert!(e.contains(want), "{opt}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
 }

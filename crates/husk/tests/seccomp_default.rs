@@ -10,7 +10,6 @@
 mod common;
 use common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// The capability sets each probe runs with, as the columns of TABLE.
 const CONFIGS: [(&str, &[&str], &[&str]); 4] = [
@@ -103,24 +102,6 @@ const TABLE: &[Row] = &[
     ("mknod_null", ["ok", "ok", "ok", "ok"], &[], ""),
     ("seccomp_filtered", ["ok", "ok", "ok", "ENOENT"], &[], ""),
 ];
-
-/// The probe, built static from tests/seccomp/probe.c.
-fn build_probe(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp/probe.c");
-    let bin = dir.join("probe");
-    let o = std::process::Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("cc (gcc and libc6-dev: scripts/deps.sh installs them)");
-    assert!(
-        o.status.success(),
-        "cc -static probe.c: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    bin
-}
 
 fn parse(out: &str) -> BTreeMap<String, String> {
     out.lines()

@@ -16,6 +16,7 @@ use super::{BuildError, BuildOptions, RunNetwork};
 use crate::engine::Engine;
 use crate::host_config::PullPolicy;
 use crate::images::PullRequest;
+use crate::spec_from_image::flags::{self, Seccomp};
 use crate::Error;
 use husk_image::digest::Digest;
 use husk_image::store::{ImageRecord, LayerRecord, Store};
@@ -62,6 +63,10 @@ struct Build<'a> {
     cached: std::cell::Cell<usize>,
     layers_made: usize,
     platform: String,
+    /// RUN's `linux.seccomp` (None: unconfined).
+    seccomp: Option<Value>,
+    /// Its part of a RUN's cache key: a RUN's result may depend on its filter.
+    seccomp_key: String,
 }
 
 /// A stage being built.
@@ -199,6 +204,20 @@ fn containerfile(o: &BuildOptions) -> crate::Result<(String, String, Option<Path
     Ok((text, name, Some(path)))
 }
 
+/// RUN's seccomp filter for the RUN containers (which have the default capabilities):
+/// `husk run`'s default profile, none, or a profile file checked as `husk run` checks it.
+fn run_seccomp(s: &Seccomp) -> crate::Result<Option<Value>> {
+    let caps: Vec<String> = crate::spec_from_image::CAPS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    Ok(match s {
+        Seccomp::Default => Some(flags::default_seccomp(&caps)),
+        Seccomp::Unconfined => None,
+        Seccomp::File(f) => Some(crate::config::load_seccomp(f, &caps).map_err(Error::Invalid)?),
+    })
+}
+
 fn build(engine: &Engine, o: &BuildOptions, out: &mut dyn Write) -> crate::Result<BuildOutcome> {
     let (text, file, path) = containerfile(o)?;
     let cf = parse::parse(&text, &file).map_err(BuildError::from)?;
@@ -251,6 +270,14 @@ fn build(engine: &Engine, o: &BuildOptions, out: &mut dyn Write) -> crate::Resul
             source,
         })?;
     let step_total = needed.iter().map(|s| plan.stages[*s].steps.len() + 1).sum();
+    let seccomp = run_seccomp(&o.seccomp)?;
+    // A network that does not exist is refused before anything is made, as `husk run`.
+    if let RunNetwork::Bridge(n) = o.network.resolved() {
+        engine.check_networks(&[crate::network::setup::Wanted {
+            network: n,
+            ..Default::default()
+        }])?;
+    }
     // What killed builds left (their RUN containers and directories), then our own
     // directory, watched by a guardian that cleans it if we are killed, then mounts in a
     // namespace that dies with us.
@@ -276,6 +303,11 @@ fn build(engine: &Engine, o: &BuildOptions, out: &mut dyn Write) -> crate::Resul
         cached: std::cell::Cell::new(0),
         layers_made: 0,
         platform,
+        seccomp_key: match &seccomp {
+            Some(v) => format!("seccomp {}", Digest::of(v.to_string().as_bytes())),
+            None => "seccomp unconfined".into(),
+        },
+        seccomp,
     };
     for s in needed {
         let r = b.stage(s)?;
@@ -778,8 +810,9 @@ impl Build<'_> {
         if let Some(sec) = i.flag("security").filter(|s| *s != "sandbox") {
             return Err(self.err(i.line, format!("RUN --security={sec} is not supported")));
         }
+        // The build's (`--network`, else `husk run`'s default), or the step's own.
         let network = match i.flag("network") {
-            None | Some("default") => self.o.network,
+            None | Some("default") => self.o.network.resolved(),
             Some("none") => RunNetwork::None,
             Some("host") => RunNetwork::Host,
             Some(n) => {
@@ -795,7 +828,12 @@ impl Build<'_> {
                 s
             }
         };
-        let mut key_parts = vec![i.text.clone(), self.args_part(st), format!("{network:?}")];
+        let mut key_parts = vec![
+            i.text.clone(),
+            self.args_part(st),
+            format!("{network:?}"),
+            self.seccomp_key.clone(),
+        ];
         for h in &i.heredocs {
             key_parts.push(h.body.clone());
         }
@@ -917,9 +955,27 @@ impl Build<'_> {
                 },
             }
         }
+        let id = format!(
+            "build-{}",
+            &Digest::of(format!("{}{:?}", key, std::time::SystemTime::now()).as_bytes()).hex()
+                [..24]
+        );
+        self.work.note_container(&id);
+        // On a bridge network: its namespace, set up before the container joins it and
+        // torn down when `net` goes, however the step ends.
+        let net = match &network {
+            RunNetwork::Bridge(n) => Some(
+                super::net::connect(self.engine, &step.dir, &id, n)
+                    .map_err(|e| self.err(i.line, format!("RUN --network {n}: {e}")))?,
+            ),
+            _ => None,
+        };
         // The runtime's own mount points count too: a RUN on an image without /proc must
-        // not leave an empty /proc in its layer.
+        // not leave an empty /proc in its layer (nor one without /etc/hosts an empty one).
         let mut targets: Vec<&str> = vec!["/proc", "/sys", "/dev"];
+        if net.is_some() {
+            targets.extend(crate::etc_files::FILES.iter().map(|(_, dest)| *dest));
+        }
         targets.extend(host.iter().map(|m| m.target.as_str()));
         let made = run::missing_paths(step.rootfs(), &targets);
         let mut env: Vec<String> = st
@@ -934,12 +990,6 @@ impl Build<'_> {
         for (k, v) in st.scope.run_args(&self.o.build_args) {
             env.push(format!("{k}={v}"));
         }
-        let id = format!(
-            "build-{}",
-            &Digest::of(format!("{}{:?}", key, std::time::SystemTime::now()).as_bytes()).hex()
-                [..24]
-        );
-        self.work.note_container(&id);
         crate::run::single_threaded()?;
         let user = st.state.config["config"]["User"]
             .as_str()
@@ -955,12 +1005,19 @@ impl Build<'_> {
                 env,
                 cwd: workdir,
                 user: if user.is_empty() { "0".into() } else { user },
-                network,
+                netns: match (&network, &net) {
+                    (_, Some(n)) => run::Netns::Join(&n.netns),
+                    (RunNetwork::Host, _) => run::Netns::Host,
+                    _ => run::Netns::Own,
+                },
+                etc_dir: net.as_ref().map(|_| step.dir.as_path()),
+                seccomp: self.seccomp.as_ref(),
                 mounts: host,
                 quiet: self.o.quiet,
             },
         )
         .map_err(|e| self.err(i.line, e))?;
+        drop(net);
         drop(fds);
         drop(views);
         if code != 0 {
@@ -973,7 +1030,7 @@ impl Build<'_> {
             }
             .into());
         }
-        run::remove_mount_points(&step.upper(), &made);
+        run::remove_mount_points(&step.upper(), &made, &self.lowers(&st.state.layers));
         self.commit_step(st, step, key, &created_by)
     }
 

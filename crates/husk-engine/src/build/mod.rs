@@ -7,6 +7,7 @@
 //! - [`exec`]: the build itself, one stage after another, one step after another;
 //! - [`work`]: a step's overlay (the parent's layers + a fresh upper dir) and its undo;
 //! - [`run`]: a RUN step as a container of the runtime library, with its `--mount`s;
+//! - [`net`]: a RUN step on a bridge network: its namespace, netavark's setup, the undo;
 //! - [`copy`]: COPY and ADD (context, other stages, images, local tars, URLs), every path
 //!   resolved inside its root;
 //! - [`cache`]: the build cache: a step's key → the image state after it.
@@ -20,6 +21,7 @@ pub mod copy;
 pub mod exec;
 pub mod ignore;
 pub mod layer_bridge;
+pub mod net;
 pub mod parse;
 pub mod run;
 pub mod stages;
@@ -30,14 +32,46 @@ use std::path::PathBuf;
 
 pub use exec::BuildOutcome;
 
-/// Where a RUN step's network comes from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Where a RUN step's network comes from (`--network`, `RUN --network=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum RunNetwork {
-    /// Its own namespace with only loopback (the default: builds are hermetic).
+    /// What `husk run` gives a container by default: root's default bridge network;
+    /// rootless, the network rootless `husk run` defaults to (see [`RunNetwork::resolved`]).
     #[default]
+    Default,
+    /// Its own namespace with only loopback.
     None,
     /// The host's.
     Host,
+    /// A bridge network by name (`bridge`: the default one), set up through netavark for
+    /// the step and torn down after it ([`net`]).
+    Bridge(String),
+}
+
+impl RunNetwork {
+    /// `none`, `host`, or a network's name (`bridge`, a user network).
+    pub fn parse(s: &str) -> Result<RunNetwork, String> {
+        match s {
+            "none" => Ok(RunNetwork::None),
+            "host" => Ok(RunNetwork::Host),
+            "default" => Ok(RunNetwork::Default),
+            n if crate::network::store::valid_name(n) => Ok(RunNetwork::Bridge(n.into())),
+            n => Err(format!("--network {n:?}: none, host or a network's name")),
+        }
+    }
+
+    /// [`RunNetwork::Default`] made concrete as `husk run` decides it
+    /// ([`crate::config::default_network`]).
+    pub fn resolved(&self) -> RunNetwork {
+        match self {
+            RunNetwork::Default => match crate::config::default_network(false).as_str() {
+                "none" => RunNetwork::None,
+                "host" => RunNetwork::Host,
+                n => RunNetwork::Bridge(n.into()),
+            },
+            n => n.clone(),
+        }
+    }
 }
 
 /// Everything `husk build` was asked.
@@ -61,6 +95,9 @@ pub struct BuildOptions {
     /// `--label K=V`: on the final image.
     pub labels: Vec<(String, String)>,
     pub network: RunNetwork,
+    /// `--security-opt seccomp=unconfined|FILE`: RUN's seccomp filter (default: the one
+    /// `husk run` gives a container).
+    pub seccomp: crate::spec_from_image::flags::Seccomp,
     /// `--secret id=ID,src=PATH`.
     pub secrets: BTreeMap<String, PathBuf>,
     pub iidfile: Option<PathBuf>,

@@ -1,17 +1,31 @@
 //! A RUN step: the command as a container of the runtime library (husk-container), on the
-//! step's overlay, with the image's env (plus the ARGs in scope), user and workdir, in a
-//! network namespace of its own (or the host's, `--network host`), and its `--mount`s:
+//! step's overlay, with the image's env (plus the ARGs in scope), user and workdir, the
+//! seccomp filter `husk run` gives (or `--security-opt`'s), in a network namespace of its
+//! own (`none`), the host's (`host`) or one on a bridge network ([`super::net`]), and its
+//! `--mount`s:
 //! `type=bind` (the context, read-only unless `rw`, or another stage), `type=cache` (a
 //! directory kept in the store across builds), `type=tmpfs`, `type=secret` (a
 //! `--secret` file, read-only at /run/secrets/ID). Mount points that the image did not have
 //! are removed from the step's upper dir again: no mount leaves a trace in the layer.
 
-use super::RunNetwork;
 use crate::spec_from_image;
 use husk_container::ContainerBuilder;
 use husk_image::config::{ProcessValues, RootfsView};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+
+/// A RUN container's hostname (docker's builder's).
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// The network namespace of a RUN.
+#[derive(Clone, Copy, Debug)]
+pub enum Netns<'a> {
+    /// A new one, with only loopback.
+    Own,
+    Host,
+    /// This one (a bridge network's, [`super::net`]).
+    Join(&'a Path),
+}
 
 /// One `--mount` of a RUN.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,7 +188,11 @@ pub struct RunSpec<'a> {
     pub env: Vec<String>,
     pub cwd: String,
     pub user: String,
-    pub network: RunNetwork,
+    pub netns: Netns<'a>,
+    /// Where the step's hostname, hosts and resolv.conf are (bridge networks).
+    pub etc_dir: Option<&'a Path>,
+    /// `linux.seccomp`; None: unconfined.
+    pub seccomp: Option<&'a Value>,
     pub mounts: Vec<HostMount>,
     pub quiet: bool,
 }
@@ -204,15 +222,50 @@ pub fn missing_paths(rootfs: &Path, targets: &[&str]) -> Vec<String> {
 }
 
 /// Remove `paths` (made as mount points) from the step's upper dir: each a tree that the
-/// image did not have, so nothing of it belongs in the layer.
-pub fn remove_mount_points(upper: &Path, paths: &[String]) {
+/// image did not have, so nothing of it belongs in the layer. A directory above one that
+/// overlay copied up only to hold it goes too (`/etc` for `/etc/hosts`): one left empty,
+/// not opaque, and with the mode and owner of the first of `lowers` (top first) that has it.
+pub fn remove_mount_points(upper: &Path, paths: &[String], lowers: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
     for p in paths {
         let rel = p.trim_start_matches('/');
         if rel.is_empty() || rel.split('/').any(|c| c == "..") {
             continue;
         }
         let _ = husk_image::fsutil::remove_tree(&upper.join(rel));
+        let mut parent = Path::new(rel).parent();
+        while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            let up = upper.join(d);
+            let Ok(m) = std::fs::symlink_metadata(&up) else {
+                break;
+            };
+            let empty = std::fs::read_dir(&up).is_ok_and(|mut r| r.next().is_none());
+            let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"]
+                .iter()
+                .any(|x| has_xattr(&up, x));
+            let below = lowers
+                .iter()
+                .find_map(|l| std::fs::symlink_metadata(l.join(d)).ok());
+            let same = below.is_some_and(|b| {
+                b.is_dir() && b.mode() == m.mode() && b.uid() == m.uid() && b.gid() == m.gid()
+            });
+            if !(m.is_dir() && empty && !opaque && same) || std::fs::remove_dir(&up).is_err() {
+                break;
+            }
+            parent = d.parent();
+        }
     }
+}
+
+fn has_xattr(p: &Path, name: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(path), Ok(name)) = (
+        husk_image::fsutil::cstr(p.as_os_str().as_bytes()),
+        husk_image::fsutil::cstr(name.as_bytes()),
+    ) else {
+        return false;
+    };
+    unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
 }
 
 /// Run the command; its exit status.
@@ -234,14 +287,21 @@ pub fn run(state_root: &Path, r: &RunSpec) -> Result<i32, crate::Error> {
     let mut spec = spec_from_image::spec(
         &pv,
         &spec_from_image::Options {
-            hostname: "buildkitsandbox".into(),
-            host_network: r.network == RunNetwork::Host,
+            hostname: HOSTNAME.into(),
+            host_network: matches!(r.netns, Netns::Host),
             cgroups_path: format!("/husk-engine/{}", r.id),
             // As docker's builder: a RUN may setuid, chown, bind ports.
             no_new_privileges: false,
+            seccomp: r.seccomp.cloned(),
+            etc_dir: r.etc_dir.map(Path::to_path_buf),
             ..Default::default()
         },
     );
+    if let Netns::Join(ns) = r.netns {
+        crate::network::join_netns(&mut spec, ns);
+        // The runtime's init is then our grandchild: only a subreaper can wait for it.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
     // The bundle holds config.json; the rootfs is the step's overlay.
     spec["root"] = json!({"path": r.rootfs, "readonly": false});
     let mounts = spec["mounts"].as_array_mut().expect("spec has mounts");

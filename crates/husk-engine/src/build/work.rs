@@ -54,6 +54,7 @@ pub fn sweep(tmp: &Path, state_root: &Path) {
                 super::run::remove_container(state_root, id);
             }
         }
+        super::net::cleanup_all(&e.path());
         let _ = husk_image::fsutil::remove_tree(&e.path());
     }
 }
@@ -138,7 +139,7 @@ impl Step {
 
 /// A small process that outlives a killed build: it waits for this process to end (a
 /// pipe's write end held only by us reaches EOF), then removes the RUN containers noted in
-/// the work dir and the dir itself. After a normal end there is nothing left to remove.
+/// the work dir, their steps' networks, and the dir itself. After a normal end there is nothing left to remove.
 /// It runs in the caller's mount namespace (made before [`private_mounts`]), in a session
 /// of its own (Ctrl-C on the terminal does not reach it), with stdio on /dev/null.
 pub fn guard(work: &WorkDir, state_root: &Path) {
@@ -174,6 +175,9 @@ pub fn guard(work: &WorkDir, state_root: &Path) {
             super::run::remove_container(&state_root, id);
         }
     }
+    // Then the networks of its RUN steps (their containers gone, nothing holds them but
+    // their holders).
+    super::net::cleanup_all(&dir);
     let _ = husk_image::fsutil::remove_tree(&dir);
     unsafe { libc::_exit(0) };
 }

@@ -64,6 +64,11 @@ pub struct Endpoint {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Attachment {
     pub netns: PathBuf,
+    /// The pid file of the process holding `netns` (then its /proc/PID/ns/net: a build's
+    /// RUN step, see build/net.rs), which is neither made nor removed here and is valid
+    /// only while that process lives; None: `netns` is a namespace file of ours.
+    #[serde(default)]
+    pub held_by: Option<PathBuf>,
     /// netavark's runtime directory for this container's store.
     pub config: PathBuf,
     /// The options netavark was given (its teardown takes the same).
@@ -87,6 +92,9 @@ pub struct Request<'a> {
     pub name: &'a str,
     pub networks: &'a [Wanted],
     pub ports: &'a [PortMapping],
+    /// The pid file of a process whose network namespace to set up, instead of a
+    /// namespace file made for the container.
+    pub held_by: Option<&'a Path>,
 }
 
 /// Beside the runtime's state root (/run/husk-engine-net), not in it: everything in
@@ -112,6 +120,11 @@ fn config_dir(root: &Path) -> PathBuf {
     let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
     let d = husk_image::digest::Digest::of(abs.as_os_str().as_encoded_bytes());
     run_dir().join("netavark").join(&d.hex()[..16])
+}
+
+/// The network namespace of the live process a pid file names.
+fn held_netns(pid_file: &Path) -> Option<PathBuf> {
+    crate::os::live_pid(pid_file).map(|pid| PathBuf::from(format!("/proc/{pid}/ns/net")))
 }
 
 /// What was set up for the container in `dir`, if anything is.
@@ -460,8 +473,18 @@ pub fn connect(
         .iter()
         .map(|w| networks.get(&w.network))
         .collect::<Result<Vec<_>, _>>()?;
+    let netns = match req.held_by {
+        Some(f) => held_netns(f).ok_or_else(|| {
+            NetworkError::Netns(std::io::Error::other(format!(
+                "the process of {} is gone",
+                f.display()
+            )))
+        })?,
+        None => netns_path(req.id),
+    };
     let mut a = Attachment {
-        netns: netns_path(req.id),
+        netns,
+        held_by: req.held_by.map(Path::to_path_buf),
         config: config_dir(root),
         ..Default::default()
     };
@@ -502,7 +525,9 @@ pub fn connect(
             a.host_netns = Some(super::rootless_netns::acquire(req.id, dir)?);
             save(dir, &a)?;
         }
-        super::netns::create(&a.netns)?;
+        if a.held_by.is_none() {
+            super::netns::create(&a.netns)?;
+        }
         let answer = {
             let _nv = crate::os::lock_file(&run_dir().join("netavark.lock"))?;
             Netavark::new(&a.config)?
@@ -559,7 +584,13 @@ fn teardown_locked(dir: &Path) -> Result<(), NetworkError> {
         .host_netns
         .as_deref()
         .is_some_and(|h| !super::netns::is_bound(h));
-    if a.netns.exists() && !host_gone {
+    // A held namespace only while its process is the one that held it: a reused pid's
+    // /proc/PID/ns/net is someone else's network (maybe the host's).
+    let live = match &a.held_by {
+        Some(f) => held_netns(f).as_ref() == Some(&a.netns),
+        None => a.netns.exists(),
+    };
+    if live && !host_gone {
         let torn = crate::os::lock_file(&run_dir().join("netavark.lock"))
             .map_err(NetworkError::from)
             .and_then(|_nv| {
@@ -569,7 +600,9 @@ fn teardown_locked(dir: &Path) -> Result<(), NetworkError> {
             });
         result = torn;
     }
-    super::netns::remove(&a.netns);
+    if a.held_by.is_none() {
+        super::netns::remove(&a.netns);
+    }
     for l in &a.leases {
         let _ = std::fs::remove_file(l);
     }

@@ -92,11 +92,19 @@ fn read_def(path: &Path) -> Result<NetworkDef, NetworkError> {
 /// The destinations of the routes of the network namespace we run in (the default route
 /// left out: every subnet "overlaps" it).
 fn routes() -> Vec<Cidr> {
+    routes_but(None)
+}
+
+/// [`routes`] but those through interface `but`.
+fn routes_but(but: Option<&str>) -> Vec<Cidr> {
     let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     text.lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
+            if but.is_some() && f.first().copied() == but {
+                return None;
+            }
             let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
             let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
             // /proc/net/route prints them in host (little-endian) order.
@@ -182,7 +190,9 @@ impl Networks {
             Some(s) => Cidr::parse(s).map_err(NetworkError::Invalid)?,
             None => {
                 let want = Cidr::parse(DEFAULT_SUBNET).unwrap();
-                let taken = routes();
+                // The default bridge of another store in this namespace is ours too (one
+                // husk0, its addresses shared: network/setup.rs), not a subnet taken.
+                let taken = routes_but(Some(DEFAULT_INTERFACE));
                 if taken.iter().any(|r| r.overlaps(&want)) {
                     self.free_subnet(&[])?
                 } else {

@@ -329,7 +329,7 @@ pub fn cpu_quota(s: &str, host_cpus: usize) -> Result<i64, String> {
     Ok(quota)
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Seccomp {
     /// No option: husk's default profile ([`DEFAULT_SECCOMP_PROFILE`]), none when privileged.
     #[default]

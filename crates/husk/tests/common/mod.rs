@@ -1166,3 +1166,22 @@ pub fn udp_echo(port: u16) -> String {
     }
     panic!("no udp echo on port {port}");
 }
+
+/// The seccomp probe (one system call per argument, `NAME=ok|ERRNO` each), built static
+/// from tests/seccomp/probe.c into `dir`.
+pub fn build_probe(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp/probe.c");
+    let bin = dir.join("probe");
+    let o = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("cc (gcc and libc6-dev: scripts/deps.sh installs them)");
+    assert!(
+        o.status.success(),
+        "cc -static probe.c: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bin
+}
