@@ -609,9 +609,10 @@ fn killed_build(sig: i32, settle_ms: u64) {
     std::thread::sleep(Duration::from_millis(settle_ms));
     unsafe { libc::kill(c.id() as i32, sig) };
     c.wait().unwrap();
-    // The guardian removes the container and the work dir; the mounts went with the
-    // build's own mount namespace.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The guardian removes the container, the step's network and the work dir; the mounts
+    // went with the build's own mount namespace. (netavark's teardown waits for the
+    // machine-wide netavark lock: seconds when other tests run networks.)
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left: Vec<String> = build_containers()
             .into_iter()
@@ -688,9 +689,9 @@ fn network_leftovers(root: &Path, bridge: Option<&str>) -> Vec<String> {
 }
 
 /// [`network_leftovers`] until there are none (a guardian finishes a moment after the
-/// build it watched); the ones still there after 10 s.
+/// build it watched); the ones still there after 30 s.
 fn network_leftovers_settle(root: &Path, bridge: Option<&str>) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = network_leftovers(root, bridge);
         if left.is_empty() || Instant::now() > deadline {
