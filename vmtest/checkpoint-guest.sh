@@ -53,6 +53,44 @@ bundle() { # a fresh copy of the counter bundle at $1
 	rm -rf "$1"; mkdir -p "$1"; tar -C "$1" -xf "$work/bundle.tar" --strip-components=1
 }
 
+# ---- benchmark: checkpoint and restore of 100 MB, husk-runtime vs runc ----------------------
+if [ "$mode" = bench ]; then
+	runc=$other rounds=${5:-3}
+	ms() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}0"; } # /proc/uptime in ms (10 ms steps)
+	rm -rf /tmp/bb; mkdir -p /tmp/bb; tar -C /tmp/bb -xf "$work/bench.tar" --strip-components=1
+	bench_one() { # NAME BINARY ROUND
+		name=$1 bin="$2 --root /tmp/bench-$1" id="b$1$3"
+		rm -f /tmp/bb/rootfs/ready
+		cd /tmp/bb
+		$bin run -d "$id" </dev/null >/dev/null 2>&1 || fail "$name run"
+		n=0; while [ ! -e /tmp/bb/rootfs/ready ]; do n=$((n+1)); [ $n -gt 300 ] && fail "$name: hold never ready"; sleep 0.1; done
+		rss=$(grep VmRSS /proc/"$($bin state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')"/status | tr -s ' ')
+		img=/tmp/bench-img-$id
+		rm -rf "$img"
+		t0=$(ms)
+		$bin checkpoint --image-path "$img" "$id" || { log=$img/dump.log; fail "$name checkpoint"; }
+		t1=$(ms)
+		$bin restore -d --image-path "$img" "$id" </dev/null >/dev/null 2>&1 || { log=$img/restore.log; fail "$name restore"; }
+		t2=$(ms)
+		[ "$($bin state "$id" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')" = running ] || fail "$name: restored $id not running"
+		echo "bench: $name round $3: checkpoint $((t1 - t0)) ms, restore $((t2 - t1)) ms, images $(du -sm "$img" | cut -f1) MB, init $rss"
+		echo $((t1 - t0)) >>/tmp/bench-$name.ckpt
+		echo $((t2 - t1)) >>/tmp/bench-$name.rest
+		$bin delete -f "$id" >/dev/null 2>&1
+		rm -rf "$img"
+	}
+	r=1
+	while [ $r -le "$rounds" ]; do
+		bench_one husk "$runtime" $r
+		bench_one runc "$runc" $r
+		r=$((r + 1))
+	done
+	median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+	for name in husk runc; do
+		echo "bench: $name median of $rounds: checkpoint $(median /tmp/bench-$name.ckpt) ms, restore $(median /tmp/bench-$name.rest) ms"
+	done
+	exit 0
+fi
 [ "$mode" = test ] || fail "unknown mode $mode"
 
 # ---- 1. checkpoint, restore: the counter goes on from where it was ----------------------

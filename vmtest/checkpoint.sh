@@ -5,6 +5,8 @@
 # husk-runtime checkpoint/restore (and --leave-running, pre-dump, the failures), and husk's
 # container checkpoint --export / restore --import --name beside the original.
 #   vmtest/checkpoint.sh
+# With CHECKPOINT_BENCH=ROUNDS the guest instead times checkpoint and restore of a
+# container holding 100 MB, husk-runtime vs runc (benches/checkpoint.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -43,6 +45,41 @@ xt=/usr/sbin/xtables-legacy-multi
 # CRIU saves a dumped network namespace's rules with iptables-save (legacy: no nft needed).
 files="$criu $ip $tar $xt $runtime $husk $work/bundle.tar $work/bb.tar"
 guest_args="$runtime $work test $husk"
+if [ -n "${CHECKPOINT_BENCH:-}" ]; then
+	runc=$(command -v runc) || { echo "vmtest: runc is missing (apt-get install runc)" >&2; exit 2; }
+	# 100 MB of touched anonymous memory, then sleep: static, so the rootfs needs no libc.
+	cat >"$work/hold.c" <<'C'
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(void) {
+	size_t n = 100u << 20;
+	char *p = malloc(n);
+	if (!p) return 1;
+	for (size_t i = 0; i < n; i += 4096) p[i] = (char)(i >> 12) | 1;
+	int fd = open("/ready", O_CREAT | O_WRONLY, 0644);
+	if (fd >= 0) close(fd);
+	for (;;) pause();
+}
+C
+	gcc -static -O2 -o "$work/hold" "$work/hold.c"
+	# The same bundle for both runtimes: the hold program, no network namespace.
+	HUSK_RUNTIME=$runtime scripts/make-bundle.sh "$work/bb" /hold >/dev/null
+	cp "$work/hold" "$work/bb/rootfs/hold"
+	python3 - "$work/bb/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["root"]["readonly"] = False
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+json.dump(c, open(p, "w"), indent=2)
+PY
+	tar -C "$work" -cf "$work/bench.tar" bb
+	files="$files $runc $work/bench.tar"
+	guest_args="$runtime $work bench $runc ${CHECKPOINT_BENCH}"
+	export VMTEST_MEM=${VMTEST_MEM:-1536}
+fi
 # criu's kernel probes: socket diag, nf_tables (its nftables probe fails without it), tun,
 # veth; conntrack over netlink for dumping a network namespace.
 VMTEST_FILES="$files" VMTEST_MEM=${VMTEST_MEM:-1024} \
