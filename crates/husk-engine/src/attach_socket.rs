@@ -221,7 +221,7 @@ fn session(
         .and_then(|d| serde_json::from_slice(&d).ok())
         .unwrap_or_default();
     let tty = spec["process"]["terminal"] == true;
-    let input = o.stdin && r.meta["interactive"] == true;
+    let input = o.stdin && r.meta.interactive;
     let on_terminal = tty && input && unsafe { libc::isatty(0) } == 1;
     let _raw = on_terminal.then(husk_container::terminal::RawMode::enter);
     let pty = on_terminal.then(|| container_pty(r)).flatten();

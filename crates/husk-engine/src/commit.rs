@@ -632,7 +632,7 @@ impl Engine {
         let _gc = store.gc_lock(false)?;
         let layer = {
             let _frozen = match o.pause && r.status() == "running" {
-                true => Some(Frozen::new(self, &r.id)?),
+                true => Some(Frozen::new(self, r.id())?),
                 false => None,
             };
             self.store_layer(
@@ -647,14 +647,7 @@ impl Engine {
             )?
         };
         // docker's created_by for a commit: the container's command.
-        let cmd: Vec<String> = r.meta["cmd"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cmd = &r.meta.cmd;
         let done = self.commit_image_inner(&NewImage {
             parent: Some(parent),
             steps: vec![Step {
@@ -672,7 +665,7 @@ impl Engine {
             &self.root,
             "container",
             "commit",
-            &r.id,
+            r.id(),
             &[("name", r.name()), ("image", &done.id.to_string())],
         );
         Ok(done.id)

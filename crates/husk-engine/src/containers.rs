@@ -7,7 +7,7 @@ use crate::error::{ContainerError, During, Error, Result};
 use crate::made::Made;
 use crate::monitor::settle_orphan;
 use crate::os::IoContext;
-use crate::record::{find, list, Record, NEVER_STARTED};
+use crate::record::{find, list, Record, Runner};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
@@ -71,8 +71,15 @@ pub struct StatsRow {
 }
 
 impl Engine {
-    /// Every container (`all`) or the ones not exited, oldest first.
+    /// Every container (`all`) or the ones not exited, oldest first. One whose record is
+    /// damaged is left out, with a warning naming its file.
     pub fn containers(&self, all: bool) -> Vec<ContainerSummary> {
+        for (id, e) in crate::record::broken(&self.root) {
+            (self.warn)(&format!(
+                "container {} left out: {e}",
+                &id[..id.len().min(12)]
+            ));
+        }
         list(&self.root)
             .into_iter()
             // A container whose runner died is settled first (monitor::settle_orphan);
@@ -102,7 +109,7 @@ impl Engine {
     pub fn remove_with_volumes(&self, what: &str, force: bool, volumes: bool) -> Result<()> {
         let anonymous = match volumes {
             true => find(&self.root, what)
-                .map(|r| crate::volumes::anonymous_of(&r.meta))
+                .map(|r| crate::volumes::anonymous_of(&r.meta.mounts))
                 .unwrap_or_default(),
             false => Vec::new(),
         };
@@ -168,27 +175,25 @@ impl Engine {
         }
         let store = self.store()?;
         let rec = self.image_of(&store, &r)?;
-        // The monitor's helper reads the restart policy from the record; check it now.
-        crate::config::Restart::parse(r.meta["restart"].as_str().unwrap_or("no"))
-            .map_err(Error::Invalid)?;
         // container:X namespaces: X's init of now (X must run; a pod's infra is started).
         self.before_member_start(&r)?;
-        crate::joins::refresh(&self.root, &r.dir, &r.meta["joins"])?;
+        crate::joins::refresh(&self.root, &r.dir, &r.meta.joins)?;
         // A monitor that died may have left the runtime state and the overlay behind.
         if let Some(c) = r.runtime() {
             c.delete(true)?;
         }
         crate::rootfs::unmount_leftover(&r.dir)?;
-        let remove = r.meta["remove"] == true;
-        for k in ["exit_code", "finished", "stopping", "error", NEVER_STARTED] {
-            r.meta[k] = Value::Null;
-        }
+        let remove = r.meta.remove;
+        r.meta.exit_code = None;
+        r.meta.finished = None;
+        r.meta.stopping = false;
+        r.meta.error = None;
+        r.meta.never_started = false;
         // Us until the new monitor takes over: the dead one must not look like an orphan.
-        r.meta["runner"] = crate::record::runner(std::process::id() as i32);
+        r.meta.runner = Some(Runner::me());
         r.save()?;
-        let writable = crate::writable::WritableLayer::from_json(&r.meta["writable"]);
-        crate::writable::prepare_again(&r.dir, &r.id, writable)?;
-        let ns = crate::userns::for_container(&self.root, &r.id)?;
+        crate::writable::prepare_again(&r.dir, r.id(), r.meta.writable)?;
+        let ns = crate::userns::for_container(&self.root, r.id())?;
         let idmap = crate::rootfs::Idmapped::of(&ns);
         let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, idmap.as_ref(), &*self.warn)?;
         let made = Made {
@@ -199,19 +204,19 @@ impl Engine {
         };
         // Its networks again (torn down when it last ended), and the /etc files with the
         // addresses they gave; undone with `made` if the start fails.
-        let network = crate::network::Network::parse(r.meta["network"].as_str().unwrap_or("none"))
-            .map_err(Error::Invalid)?;
-        if network == crate::network::Network::Bridge {
-            let wanted: Vec<crate::network::setup::Wanted> = field(&r, "networks");
-            let ports: Vec<crate::network::ports::PortMapping> = field(&r, "ports");
-            let etc: crate::networks::EtcRequest = field(&r, "etc");
-            self.connect_container(&r.dir, &r.id, &network, &wanted, &ports, &etc)?;
+        let m = &r.meta;
+        if m.network == crate::network::Network::Bridge {
+            self.connect_container(&r.dir, &m.id, &m.network, &m.networks, &m.ports, &m.etc)?;
         }
         if attach {
             crate::attach_socket::ask_to_wait(&r.dir)?;
         }
         Ok(crate::monitor::detach_attached(
-            &self.root, &r.id, made, remove, attach,
+            &self.root,
+            r.id(),
+            made,
+            remove,
+            attach,
         )?)
     }
 
@@ -221,7 +226,7 @@ impl Engine {
         store: &husk_image::store::Store,
         r: &Record,
     ) -> Result<husk_image::store::ImageRecord, ContainerError> {
-        let image_id = r.meta["image_id"].as_str().unwrap_or_default().to_string();
+        let image_id = r.meta.image_id.clone();
         store
             .resolve(&image_id, &self.default_registry)
             .map_err(|source| ContainerError::Image {
@@ -244,7 +249,7 @@ impl Engine {
             settle_orphan(r, None);
             let Ok(fresh) = Record::load(&r.dir) else {
                 // Removed (--rm): its last "die" event still has its code.
-                return crate::events::last_exit_code(&self.root, &r.id)
+                return crate::events::last_exit_code(&self.root, r.id())
                     .ok_or_else(|| crate::record::RecordError::NotFound(what.to_string()))
                     .during("wait", what);
             };
@@ -277,7 +282,7 @@ impl Engine {
         // Fresh under the lock: a monitor may have written since `find` read it.
         r = Record::load(&r.dir)?;
         let old = r.name().to_string();
-        r.meta["name"] = new.into();
+        r.meta.name = new.to_string();
         r.save()?;
         crate::events::container(&self.root, &r, "rename", &[("oldName", &old)]);
         Ok(())
@@ -313,10 +318,10 @@ impl Engine {
             };
             let status = r.status();
             // A pod's infra goes with its pod (`pod rm`), not on its own.
-            let infra = r.meta["infra"] == true;
+            let infra = r.meta.infra;
             if !infra && (status == "created" || (status == "exited" && r.exit_code().is_some())) {
-                rm(&self.root, &r.id, false)?;
-                removed(&r.id);
+                rm(&self.root, r.id(), false)?;
+                removed(r.id());
             }
         }
         Ok(())
@@ -353,7 +358,7 @@ impl StatsSampler {
             let pct = 100.0 * cpu_ns / now.duration_since(prev.1).as_nanos().max(1) as f64;
             *prev = (s.cpu.usage.total, now);
             rows.push(StatsRow {
-                id: r.id.clone(),
+                id: r.id().to_string(),
                 name: r.name().to_string(),
                 cpu_percent: pct,
                 memory_usage: s.memory.usage.usage,
@@ -375,14 +380,6 @@ fn sample(r: &Record) -> Result<husk_cgroups::Stats> {
         .and_then(|c| Ok(c.stats()?))
         .during("stats", r.name())
 }
-/// The signal `stop` sends first: the container's --stop-signal, else SIGTERM.
-fn stop_signal(r: &Record) -> i32 {
-    r.meta["stop_signal"]
-        .as_i64()
-        .map(|s| s as i32)
-        .unwrap_or(libc::SIGTERM)
-}
-
 /// `stop`: the stop signal, then SIGKILL after `timeout`; returns once whoever runs the
 /// container has recorded its exit.
 fn stop(root: &Path, what: &str, timeout: Duration) -> Result<()> {
@@ -398,7 +395,8 @@ fn stop(root: &Path, what: &str, timeout: Duration) -> Result<()> {
         return Err(Error::from(ContainerError::Paused).during("stop", what));
     }
     mark_stopping(&r);
-    let signal = stop_signal(&r);
+    // The container's --stop-signal, the image's, else SIGTERM.
+    let signal = r.meta.stop_signal;
     c.kill(signal, false).during("stop", what)?;
     if wait_end(&r, timeout, signal) {
         return Ok(());
@@ -425,7 +423,7 @@ fn wait_end(r: &Record, timeout: Duration, signal: i32) -> bool {
 /// Tell the monitor that this exit is wanted: no restart, whatever the policy.
 fn mark_stopping(r: &Record) {
     if let Ok(mut fresh) = Record::load(&r.dir) {
-        fresh.meta["stopping"] = true.into();
+        fresh.meta.stopping = true;
         let _ = fresh.save();
     }
 }
@@ -474,12 +472,7 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e).ctx("removing", &r.dir).during("rm", what),
     }
     // After the directory: a range whose container still exists is never free.
-    crate::userns::release(root, &r.id).during("rm", what)
-}
-
-/// container.json's `k`, read back as what run wrote there (its default when missing).
-fn field<T: serde::de::DeserializeOwned + Default>(r: &Record, k: &str) -> T {
-    serde_json::from_value(r.meta[k].clone()).unwrap_or_default()
+    crate::userns::release(root, r.id()).during("rm", what)
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.

@@ -148,7 +148,7 @@ pub(crate) fn rootfs_of(e: &Engine, r: &Record) -> Result<(OwnedFd, Option<Overl
             let rec = e.image_of(&store, r)?;
             // One its dead runner left mounted would be a second overlay on one upper.
             crate::rootfs::unmount_leftover(&r.dir)?;
-            let ns = crate::userns::for_container(e.root(), &r.id)?;
+            let ns = crate::userns::for_container(e.root(), r.id())?;
             let idmap = crate::rootfs::Idmapped::of(&ns);
             Some(crate::rootfs::mount_existing(
                 &r.dir,

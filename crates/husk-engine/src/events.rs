@@ -213,10 +213,9 @@ pub(crate) fn emit(root: &Path, kind: &str, action: &str, id: &str, attrs: &[(&s
 
 /// A container event with docker's attributes (image, name) and `extra` ones.
 pub(crate) fn container(root: &Path, r: &Record, action: &str, extra: &[(&str, &str)]) {
-    let image = r.meta["image"].as_str().unwrap_or_default();
-    let mut attrs = vec![("image", image), ("name", r.name())];
+    let mut attrs = vec![("image", r.meta.image.as_str()), ("name", r.name())];
     attrs.extend_from_slice(extra);
-    emit(root, "container", action, &r.id, &attrs);
+    emit(root, "container", action, r.id(), &attrs);
 }
 
 /// The exit code of container `id`'s last "die" event, if it has one.

@@ -66,7 +66,7 @@ fn exec(root: &Path, what: &str, cmd: &[String], a: &ProcessOptions) -> Result<i
     }
     p.set_terminal(Some(a.tty));
     let tty = a.tty.then(Tty::new).transpose()?;
-    let mut b = husk_container::ContainerBuilder::new(r.id.clone()).root_path(state_root());
+    let mut b = husk_container::ContainerBuilder::new(r.id().to_string()).root_path(state_root());
     if let Some(t) = &tty {
         b = b.console_socket(t.socket());
     }

@@ -268,7 +268,7 @@ pub(crate) const INTERVAL_FILE: &str = "health-interval";
 
 /// The container's healthcheck as `run` recorded it (container.json "healthcheck").
 pub fn of_record(r: &Record) -> Option<Healthcheck> {
-    serde_json::from_value(r.meta["healthcheck"].clone()).ok()
+    r.meta.healthcheck.clone()
 }
 
 /// At create: what the monitor reads. Nothing when no check is to run.
@@ -359,10 +359,10 @@ pub fn check(r: &Record) -> Result<Outcome, HealthError> {
     });
     let before = s.status.clone();
     let in_start_period = h.start_period > 0
-        && r.meta["started"]
-            .as_str()
-            .and_then(husk_oci::time::parse_rfc3339)
-            .is_some_and(|t| (crate::views::now() - t) * 1_000_000_000 < h.start_period);
+        && r.meta
+            .started
+            .as_ref()
+            .is_some_and(|t| (crate::views::now() - t.secs()) * 1_000_000_000 < h.start_period);
     let passed = probe.exit_code == 0;
     apply(&mut s, probe, h.retries(), in_start_period);
     save(&r.dir, &s)?;
@@ -412,7 +412,7 @@ fn run_probe(
     let deadline = Instant::now() + timeout;
     // The tenant inherits our fds 0-2: point them at /dev/null and the pipe meanwhile.
     let built = with_stdio(&null, &out_w, || {
-        husk_container::ContainerBuilder::new(r.id.clone())
+        husk_container::ContainerBuilder::new(r.id().to_string())
             .root_path(state_root())
             .as_tenant()
             .process(p)

@@ -12,6 +12,7 @@ use crate::os::IoContext;
 use crate::record::{find, Record};
 use husk_oci::Status;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One namespace of another container, resolved.
@@ -57,7 +58,7 @@ pub(crate) fn resolve(root: &Path, wants: &[(&'static str, String)]) -> Result<V
             Ok(Joined {
                 kind,
                 path: ns_path(&r, kind, what)?,
-                id: r.id.clone(),
+                id: r.id().to_string(),
                 dir: r.dir.clone(),
             })
         })
@@ -65,26 +66,24 @@ pub(crate) fn resolve(root: &Path, wants: &[(&'static str, String)]) -> Result<V
 }
 
 /// container.json's `joins`: spec kind → the other container's id.
-pub(crate) fn record(joined: &[Joined]) -> Value {
+pub(crate) fn record(joined: &[Joined]) -> BTreeMap<String, String> {
     joined
         .iter()
-        .map(|j| (j.kind.to_string(), Value::from(j.id.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+        .map(|j| (j.kind.to_string(), j.id.clone()))
+        .collect()
 }
 
 /// Before the container in `dir` starts again: its config.json's joined namespaces set
 /// to the other containers' current inits (each must be running).
-pub(crate) fn refresh(root: &Path, dir: &Path, joins: &Value) -> Result<()> {
-    let Some(joins) = joins.as_object().filter(|j| !j.is_empty()) else {
+pub(crate) fn refresh(root: &Path, dir: &Path, joins: &BTreeMap<String, String>) -> Result<()> {
+    if joins.is_empty() {
         return Ok(());
-    };
+    }
     let file = dir.join("config.json");
     let data = std::fs::read(&file).ctx("reading", &file)?;
     let mut spec: Value = serde_json::from_slice(&data)
         .map_err(|e| crate::Error::Invalid(format!("{}: {e}", file.display())))?;
     for (kind, id) in joins {
-        let id = id.as_str().unwrap_or_default();
         let r = find(root, id).map_err(|_| RunError::JoinNotRunning {
             flag: flag_of(kind),
             name: id.to_string(),

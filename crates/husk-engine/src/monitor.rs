@@ -28,7 +28,7 @@ use crate::embedded::{self, EmbeddedError};
 use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError, SysError};
-use crate::record::{state_root, Record};
+use crate::record::{state_root, Record, Runner, Timestamp};
 use husk_container::{Container, ContainerBuilder};
 use std::ffi::OsString;
 use std::fs::File;
@@ -227,9 +227,8 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
     // warning on every start.
     let network = Record::load(dir)
-        .ok()
-        .and_then(|r| r.meta["network"].as_str().map(String::from));
-    let network = Network::parse(network.as_deref().unwrap_or("none")).map_err(HelperError::from);
+        .map(|r| r.meta.network)
+        .map_err(HelperError::from);
     // pasta's namespace exists before the container, which joins it by path.
     if let Ok(Network::Pasta(opts)) = &network {
         crate::network::pasta::connect(dir, &crate::network::pasta::forwards_of(dir), opts)?;
@@ -265,12 +264,12 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         }
     };
     if let Ok(mut r) = Record::load(dir) {
-        r.meta["pid"] = c.pid().into();
+        r.meta.pid = Some(c.pid());
         let monitor = unsafe { libc::getppid() };
-        r.meta["monitor_pid"] = monitor.into();
-        r.meta["runner"] = crate::record::runner(monitor);
-        r.meta["started"] = husk_oci::time::rfc3339_now().into();
-        r.meta["oom_killed"] = false.into();
+        r.meta.monitor_pid = Some(monitor);
+        r.meta.runner = Some(Runner::of(monitor));
+        r.meta.started = Some(Timestamp::now());
+        r.meta.oom_killed = false;
         let _ = r.save();
         crate::health::reset(dir, &r);
         crate::events::container(crate::events::root_of(dir), &r, "start", &[]);
@@ -327,14 +326,11 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
         died(dir, code, oom);
     }
     // `husk stop` marks the container so that its policy does not bring it back.
-    let stopping = || Record::load(dir).map_or(true, |r| r.meta["stopping"] == true);
-    let restart = Record::load(dir)
-        .ok()
-        .and_then(|r| Restart::parse(r.meta["restart"].as_str().unwrap_or("no")).ok())
-        .unwrap_or(Restart::No);
+    let stopping = || Record::load(dir).map_or(true, |r| r.meta.stopping);
+    let restart = Record::load(dir).map_or(Restart::No, |r| r.meta.restart);
     if error.is_none() && !stopping() && restart.again(code, restarts) {
         if let Ok(mut r) = Record::load(dir) {
-            r.meta["restart_count"] = (restarts + 1).into();
+            r.meta.restart_count = restarts + 1;
             let _ = r.save();
         }
         // 200 ms, doubling up to 3.2 s, so that a crash loop does not spin.
@@ -364,7 +360,7 @@ pub(crate) fn oom_killed(c: &Container) -> bool {
 fn died(dir: &Path, code: i32, oom: bool) {
     if let Ok(mut r) = Record::load(dir) {
         if oom {
-            r.meta["oom_killed"] = true.into();
+            r.meta.oom_killed = true;
             let _ = r.save();
             crate::events::container(crate::events::root_of(dir), &r, "oom", &[]);
         }
@@ -407,25 +403,29 @@ pub(crate) fn record_end(dir: &Path, code: i32, rm: bool, error: Option<String>)
         if let Ok(r) = r {
             let root = crate::events::root_of(dir);
             // After the directory, as rm: its --userns=auto range is free again.
-            let _ = crate::userns::release(root, &r.id);
+            let _ = crate::userns::release(root, r.id());
             crate::events::container(root, &r, "destroy", &[]);
             // --rm takes the container's anonymous volumes with it, as docker's.
-            crate::volumes::remove_unused(root, &crate::volumes::anonymous_of(&r.meta), true);
+            crate::volumes::remove_unused(
+                root,
+                &crate::volumes::anonymous_of(&r.meta.mounts),
+                true,
+            );
         }
         return;
     }
     let _ = std::fs::remove_dir(dir.join("rootfs"));
     if let Ok(mut r) = Record::load(dir) {
-        r.meta["exit_code"] = code.into();
-        r.meta["finished"] = husk_oci::time::rfc3339_now().into();
+        r.meta.exit_code = Some(code.into());
+        r.meta.finished = Some(Timestamp::now());
         if let Some(e) = error {
-            r.meta["error"] = e.into();
+            r.meta.error = Some(e);
         }
         let _ = r.save();
     }
 }
 
-/// When the container's runner (record::runner: its monitor, or the foreground `husk
+/// When the container's runner (record::Runner: its monitor, or the foreground `husk
 /// run`) died before it — killed, crashed — and the container has exited since, do what the
 /// runner would have done: [`release`], [`record_end`] with init's status if nobody reaped
 /// it, else 128 + `signalled` (the signal that stopped it, when the caller sent one), else
@@ -449,14 +449,14 @@ pub(crate) fn settle_orphan(r: &Record, signalled: Option<i32>) -> bool {
         .and_then(Container::unreaped_exit_code)
         .or(signalled.map(|s| 128 + s));
     let oom = c.as_ref().is_some_and(oom_killed);
-    let released = release(&r.dir, &r.id);
+    let released = release(&r.dir, r.id());
     let unknown = "its monitor died before it: the exit status is unknown".to_string();
     let error = match code {
         Some(_) => released.err(),
         None => Some(unknown),
     };
     died(&r.dir, code.unwrap_or(-1), oom);
-    record_end(&r.dir, code.unwrap_or(-1), r.meta["remove"] == true, error);
+    record_end(&r.dir, code.unwrap_or(-1), r.meta.remove, error);
     true
 }
 

@@ -22,8 +22,8 @@ pub struct NetworkInfo {
 
 /// What a container's /etc files are made from beyond its network (kept in container.json
 /// as "etc", so that `start` can write them again once the addresses are known).
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct EtcRequest {
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EtcRequest {
     pub hostname: String,
     pub name: String,
     pub extra_hosts: Vec<(String, IpAddr)>,
@@ -53,7 +53,7 @@ impl Engine {
         for r in crate::record::list(&self.root) {
             if let Some(a) = setup::load(&r.dir) {
                 for e in a.endpoints.into_iter().filter(|e| e.network_id == def.id) {
-                    containers.push((r.id.clone(), r.name().to_string(), e));
+                    containers.push((r.id().to_string(), r.name().to_string(), e));
                 }
             }
         }
@@ -194,10 +194,7 @@ impl Engine {
             network: e.network,
             ..w
         };
-        match fresh.meta["networks"].as_array_mut() {
-            Some(v) => v.push(serde_json::to_value(&w).unwrap()),
-            None => fresh.meta["networks"] = serde_json::json!([w]),
-        }
+        fresh.meta.networks.push(w);
         Ok(fresh.save()?)
     }
 
@@ -213,9 +210,7 @@ impl Engine {
             setup::disconnect(&store, &r.dir, &name)?;
         }
         let mut fresh = crate::record::Record::load(&r.dir)?;
-        if let Some(v) = fresh.meta["networks"].as_array_mut() {
-            v.retain(|w| w["network"] != name.as_str());
-        }
+        fresh.meta.networks.retain(|w| w.network != name);
         Ok(fresh.save()?)
     }
 }

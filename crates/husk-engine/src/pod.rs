@@ -19,8 +19,11 @@ use crate::config::{valid_name, ContainerConfig, RunOptions};
 use crate::engine::Engine;
 use crate::error::{During, Error, Result};
 use crate::os::{IoContext, IoError};
+use crate::record::Timestamp;
 use crate::record::{self, Record};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,20 +91,37 @@ pub(crate) struct Membership {
     pub infra_id: String,
 }
 
+/// pod.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PodMeta {
+    id: String,
+    #[serde(default)]
+    name: String,
+    created: Timestamp,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// The infra container's id; None until it is made.
+    #[serde(default)]
+    infra: Option<String>,
+}
+
 /// A pod on disk.
 struct PodRecord {
-    id: String,
     dir: PathBuf,
-    meta: Value,
+    meta: PodMeta,
 }
 
 impl PodRecord {
+    fn id(&self) -> &str {
+        &self.meta.id
+    }
+
     fn name(&self) -> &str {
-        self.meta["name"].as_str().unwrap_or_default()
+        &self.meta.name
     }
 
     fn infra(&self) -> &str {
-        self.meta["infra"].as_str().unwrap_or_default()
+        self.meta.infra.as_deref().unwrap_or_default()
     }
 }
 
@@ -109,19 +129,22 @@ fn pods_dir(root: &Path) -> PathBuf {
     root.join("pods")
 }
 
+/// DIR/pod.json; None when it is missing or damaged (the pod is then not listed).
 fn load(dir: &Path) -> Option<PodRecord> {
-    let meta: Value = serde_json::from_slice(&std::fs::read(dir.join("pod.json")).ok()?).ok()?;
+    let meta = serde_json::from_slice(&std::fs::read(dir.join("pod.json")).ok()?).ok()?;
     Some(PodRecord {
-        id: meta["id"].as_str()?.to_string(),
         dir: dir.to_path_buf(),
         meta,
     })
 }
 
+/// Write pod.json atomically.
 fn save(p: &PodRecord) -> Result<(), IoError> {
     let f = p.dir.join("pod.json");
     let tmp = p.dir.join(".pod.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&p.meta).unwrap())
+    serde_json::to_vec_pretty(&p.meta)
+        .map_err(std::io::Error::from)
+        .and_then(|data| std::fs::write(&tmp, data))
         .and_then(|()| std::fs::rename(&tmp, &f))
         .ctx("writing", &f)
 }
@@ -131,19 +154,19 @@ fn list(root: &Path) -> Vec<PodRecord> {
     let mut v: Vec<PodRecord> = std::fs::read_dir(pods_dir(root))
         .map(|rd| rd.flatten().filter_map(|e| load(&e.path())).collect())
         .unwrap_or_default();
-    v.sort_by(|a, b| a.meta["created"].as_str().cmp(&b.meta["created"].as_str()));
+    v.sort_by(|a, b| a.meta.created.cmp(&b.meta.created));
     v
 }
 
 /// The pod named `what`, or with that id, or the one whose id starts with it.
 fn find(root: &Path, what: &str) -> Result<PodRecord, PodError> {
     let all = list(root);
-    if let Some(i) = all.iter().position(|p| p.name() == what || p.id == what) {
+    if let Some(i) = all.iter().position(|p| p.name() == what || p.id() == what) {
         return Ok(all.into_iter().nth(i).unwrap());
     }
     let mut hits: Vec<PodRecord> = all
         .into_iter()
-        .filter(|p| !what.is_empty() && p.id.starts_with(what))
+        .filter(|p| !what.is_empty() && p.id().starts_with(what))
         .collect();
     match hits.len() {
         1 => Ok(hits.pop().unwrap()),
@@ -164,9 +187,9 @@ fn exists(root: &Path, id: &str) -> bool {
 fn containers_of(root: &Path, p: &PodRecord) -> Vec<Record> {
     let mut v: Vec<Record> = record::list(root)
         .into_iter()
-        .filter(|r| r.meta["pod"] == p.id.as_str())
+        .filter(|r| r.meta.pod.as_deref() == Some(p.id()))
         .collect();
-    v.sort_by_key(|r| r.id != p.infra());
+    v.sort_by_key(|r| r.id() != p.infra());
     v
 }
 
@@ -189,10 +212,10 @@ pub(crate) fn check_member(o: &RunOptions) -> Result<(), PodError> {
 
 /// `rm` of an infra container whose pod still exists: refused.
 pub(crate) fn check_removable(root: &Path, r: &Record) -> Result<(), PodError> {
-    match r.meta["pod"].as_str() {
-        Some(pod) if r.meta["infra"] == true && exists(root, pod) => Err(PodError::Infra {
+    match r.meta.pod.as_deref() {
+        Some(pod) if r.meta.infra && exists(root, pod) => Err(PodError::Infra {
             container: r.name().to_string(),
-            pod: r.meta["pod_name"].as_str().unwrap_or(pod).to_string(),
+            pod: r.meta.pod_name.as_deref().unwrap_or(pod).to_string(),
         }),
         _ => Ok(()),
     }
@@ -284,25 +307,24 @@ impl Engine {
         let dir = pods.join(&id);
         std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
         let mut pod = PodRecord {
-            id: id.clone(),
             dir: dir.clone(),
-            meta: json!({
-                "id": id,
-                "name": name,
-                "created": husk_oci::time::rfc3339_now(),
-                "labels": labels,
-                "infra": null,
-            }),
+            meta: PodMeta {
+                id: id.clone(),
+                name: name.clone(),
+                created: Timestamp::now(),
+                labels,
+                infra: None,
+            },
         };
         let made = save(&pod).map_err(Error::from).and_then(|()| {
             let infra_id = self.create(&cfg, Arc::new(husk_image::pull::NoProgress))?;
-            pod.meta["infra"] = infra_id.clone().into();
+            pod.meta.infra = Some(infra_id.clone());
             let marked = record::find(&self.root, &infra_id)
                 .map_err(Error::from)
                 .and_then(|mut r| {
-                    r.meta["pod"] = id.clone().into();
-                    r.meta["pod_name"] = name.clone().into();
-                    r.meta["infra"] = true.into();
+                    r.meta.pod = Some(id.clone());
+                    r.meta.pod_name = Some(name.clone());
+                    r.meta.infra = true;
                     Ok(r.save()?)
                 })
                 .and_then(|()| Ok(save(&pod)?));
@@ -323,7 +345,7 @@ impl Engine {
         let p = find(&self.root, what)?;
         self.start_infra(&p)?;
         Ok(Membership {
-            id: p.id.clone(),
+            id: p.id().to_string(),
             name: p.name().to_string(),
             infra_id: p.infra().to_string(),
         })
@@ -333,15 +355,15 @@ impl Engine {
     fn start_infra(&self, p: &PodRecord) -> Result<()> {
         let infra = record::find(&self.root, p.infra())?;
         if infra.status() != "running" {
-            self.start(&infra.id)?;
+            self.start(infra.id())?;
         }
         Ok(())
     }
 
     /// Before a member of a pod starts (again): its pod's infra, started.
     pub(crate) fn before_member_start(&self, r: &Record) -> Result<()> {
-        match r.meta["pod"].as_str() {
-            Some(pod) if r.meta["infra"] != true => {
+        match r.meta.pod.as_deref() {
+            Some(pod) if !r.meta.infra => {
                 let p = find(&self.root, pod)?;
                 self.start_infra(&p)
             }
@@ -364,18 +386,18 @@ impl Engine {
                 // A container whose runner died is settled first, as `ps` does.
                 crate::monitor::settle_orphan(&r, None);
                 let status = r.status();
-                (r.id.clone(), r.name().to_string(), status)
+                (r.id().to_string(), r.name().to_string(), status)
             })
             .collect();
         let statuses: Vec<&str> = containers.iter().map(|c| c.2).collect();
         PodSummary {
-            id: p.id.clone(),
+            id: p.id().to_string(),
             name: p.name().to_string(),
             status: pod_status(&statuses),
-            created: p.meta["created"].as_str().unwrap_or_default().to_string(),
+            created: p.meta.created.to_string(),
             infra_id: p.infra().to_string(),
             containers,
-            labels: serde_json::from_value(p.meta["labels"].clone()).unwrap_or_default(),
+            labels: p.meta.labels.clone(),
         }
     }
 
@@ -393,7 +415,7 @@ impl Engine {
             "Labels": s.labels,
             "InfraContainerID": s.infra_id,
             "InfraConfig": {
-                "NetworkOptions": infra.as_ref().map(|r| r.meta["network"].clone()),
+                "NetworkOptions": infra.as_ref().map(|r| r.meta.network.to_string()),
             },
             "SharedNamespaces": ["ipc", "net", "uts"],
             "NumContainers": s.containers.len(),
@@ -409,19 +431,19 @@ impl Engine {
         self.start_infra(&p).during("pod start", what)?;
         for r in containers_of(&self.root, &p) {
             if r.status() != "running" && r.status() != "paused" {
-                self.start(&r.id).during("pod start", what)?;
+                self.start(r.id()).during("pod start", what)?;
             }
         }
-        Ok(p.id)
+        Ok(p.meta.id)
     }
 
     /// `pod stop`: every member, then the infra (each as `stop` with `timeout`).
     pub fn pod_stop(&self, what: &str, timeout: Duration) -> Result<String> {
         let p = find(&self.root, what).during("pod stop", what)?;
         for r in containers_of(&self.root, &p).iter().rev() {
-            self.stop(&r.id, timeout).during("pod stop", what)?;
+            self.stop(r.id(), timeout).during("pod stop", what)?;
         }
-        Ok(p.id)
+        Ok(p.meta.id)
     }
 
     /// `pod rm`: the pod and its containers (running ones only with `force`, killed).
@@ -440,15 +462,15 @@ impl Engine {
             return Err(PodError::Running.into());
         }
         // Members first: they hold the infra's namespaces, not the other way round.
-        for r in all.iter().filter(|r| r.id != p.infra()) {
-            self.remove(&r.id, force)?;
+        for r in all.iter().filter(|r| r.id() != p.infra()) {
+            self.remove(r.id(), force)?;
         }
         // The pod goes before its infra, which may then be removed.
         std::fs::remove_dir_all(&p.dir).ctx("removing", &p.dir)?;
         if record::find(&self.root, p.infra()).is_ok() {
             self.remove(p.infra(), true)?;
         }
-        Ok(p.id)
+        Ok(p.meta.id)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::made::Made;
 use crate::network::Network;
 use crate::os::{IoContext, IoError};
 use crate::pod::Membership;
-use crate::record::{lock_names, name_taken, state_root};
+use crate::record::{lock_names, name_taken, state_root, ContainerMeta, Record, Runner, Timestamp};
 use crate::spec_from_image::{self, flags, flags::Userns};
 use crate::{embedded, rootfs};
 use husk_container::ContainerBuilder;
@@ -382,8 +382,7 @@ impl Engine {
         )?;
         // Until the container starts, a failure removes every volume this run made.
         made.volumes = attached.made.clone();
-        let anonymous =
-            crate::volumes::anonymous_of(&serde_json::json!({"mounts": attached.records}));
+        let anonymous = crate::volumes::anonymous_of(&attached.records);
         // The image's entrypoint or --entrypoint's: the first args of the process.
         let entrypoint_len = match &overrides.entrypoint {
             Some(e) => e.len(),
@@ -475,59 +474,68 @@ impl Engine {
             let p = dir.join("log-opts");
             std::fs::write(&p, format!("{size} {files}\n")).ctx("writing", &p)?;
         }
-        let mut meta = serde_json::json!({
-            "id": id,
-            "name": name,
-            "image": a.image,
-            "image_id": rec.config_digest.hex(),
-            "created": husk_oci::time::rfc3339_now(),
-            "exit_code": null,
-            "stop_signal": stop_signal,
-            "restart": a.restart.to_string(),
-            // container:ID, not the name the user gave: the other container may be renamed.
-            "network": match joined.iter().find(|j| j.kind == "network") {
-                Some(j) => format!("container:{}", j.id),
-                None => a.network.to_string(),
+        let mut record = Record {
+            dir: dir.clone(),
+            meta: ContainerMeta {
+                id: id.clone(),
+                name: name.clone(),
+                image: a.image.clone(),
+                image_id: rec.config_digest.hex().to_string(),
+                created: Timestamp::now(),
+                started: None,
+                finished: None,
+                exit_code: None,
+                error: None,
+                oom_killed: false,
+                restart_count: 0,
+                stop_signal,
+                restart: a.restart,
+                remove: a.remove,
+                stopping: false,
+                // No runner to die: nothing for settle_orphan to settle until `start`.
+                never_started: create_only,
+                // Us until the container is handed to a monitor.
+                runner: (!create_only).then(Runner::me),
+                pid: None,
+                monitor_pid: None,
+                // container:ID, not the name the user gave: the other container may be
+                // renamed.
+                network: match joined.iter().find(|j| j.kind == "network") {
+                    Some(j) => Network::Container(j.id.clone()),
+                    None => a.network.clone(),
+                },
+                joins: joins::record(&joined),
+                pod: pod.as_ref().map(|p| p.id.clone()),
+                pod_name: pod.as_ref().map(|p| p.name.clone()),
+                // Set by `pod create` on its infra container.
+                infra: false,
+                networks: a.networks.clone(),
+                ports,
+                etc,
+                entrypoint: pv.args[..entrypoint_len].to_vec(),
+                cmd: pv.args[entrypoint_len..].to_vec(),
+                user: user
+                    .clone()
+                    .or_else(|| cfg.config().as_ref().and_then(|c| c.user().clone())),
+                interactive: a.process.interactive,
+                labels: pv
+                    .labels
+                    .iter()
+                    .chain(&a.host.labels)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                binds: a.volumes.iter().map(bind_string).collect(),
+                mounts: attached.records,
+                privileged: a.privileged,
+                init: a.init,
+                cap_add: a.added_caps.clone(),
+                healthcheck,
+                writable: a.writable,
+                userns: a.userns.to_string(),
+                security_opt: a.security_opt.clone(),
             },
-            "joins": joins::record(&joined),
-            "pod": pod.as_ref().map(|p| p.id.clone()),
-            "pod_name": pod.as_ref().map(|p| p.name.clone()),
-            // What `start` sets up again (network/setup.rs), and makes the /etc files from.
-            "networks": a.networks,
-            "ports": ports,
-            "etc": etc,
-            "remove": a.remove,
-            // Us until the container is handed to a monitor (see record::runner).
-            "runner": crate::record::runner(std::process::id() as i32),
-            // What inspect shows as docker's Config and HostConfig beyond the spec: the
-            // entrypoint/cmd split of the process's args, the options as given.
-            "entrypoint": pv.args[..entrypoint_len].to_vec(),
-            "cmd": pv.args[entrypoint_len..].to_vec(),
-            "user": user.clone().or_else(|| {
-                cfg.config().as_ref().and_then(|c| c.user().clone())
-            }),
-            "interactive": a.process.interactive,
-            // The image's, then --label's (docker's Config.Labels).
-            "labels": pv.labels.iter().chain(&a.host.labels).collect::<std::collections::BTreeMap<_, _>>(),
-            "binds": a.volumes.iter().map(bind_string).collect::<Vec<_>>(),
-            // Volumes as docker's inspect shows them, and which are anonymous.
-            "mounts": attached.records,
-            "privileged": a.privileged,
-            "init": a.init,
-            "cap_add": a.added_caps,
-            "healthcheck": healthcheck,
-            "writable": a.writable.to_json(),
-            // docker's HostConfig.UsernsMode ("" for the engine's own namespace) and
-            // HostConfig.SecurityOpt.
-            "userns": a.userns.to_string(),
-            "security_opt": a.security_opt,
-        });
-        if create_only {
-            // No runner to die: nothing for settle_orphan to settle until `start`.
-            meta["runner"] = serde_json::Value::Null;
-            meta[crate::record::NEVER_STARTED] = true.into();
-        }
-        write("container.json", &meta)?;
+        };
+        record.save()?;
         drop(names_lock);
         // docker writes it at create, so `create --cidfile` has it too.
         let mut cidfile = CidFile::write(a.host.cidfile.as_deref(), &id)?;
@@ -568,9 +576,9 @@ impl Engine {
             crate::network::pasta::connect(&dir, &crate::network::pasta::forwards_of(&dir), opts)?;
         }
         let mut c = builder.as_init(&dir).build_with_warnings(&mut |_| {})?;
-        // For `ps` and for settling the container should we die first (record::runner).
-        meta["pid"] = c.pid().into();
-        let _ = write("container.json", &meta);
+        // For `ps` and for settling the container should we die first (record::Runner).
+        record.meta.pid = Some(c.pid());
+        let _ = record.save();
         if tty.is_none() && a.host.sig_proxy {
             attach::forward_signals(c.pid());
         }
@@ -600,7 +608,7 @@ impl Engine {
         attach::stop_forwarding();
         let oom = crate::monitor::oom_killed(&c);
         if oom {
-            meta["oom_killed"] = true.into();
+            record.meta.oom_killed = true;
             crate::events::emit(&self.root, "container", "oom", &id, &attrs);
         }
         let deleted = c.delete(true);
@@ -616,9 +624,9 @@ impl Engine {
             o.unmount()?;
         }
         if !a.remove {
-            meta["exit_code"] = code.into();
-            meta["finished"] = husk_oci::time::rfc3339_now().into();
-            write("container.json", &meta)?;
+            record.meta.exit_code = Some(code.into());
+            record.meta.finished = Some(Timestamp::now());
+            record.save()?;
             made.keep_dir = true;
         } else {
             crate::events::emit(&self.root, "container", "destroy", &id, &attrs);

@@ -88,10 +88,7 @@ impl Engine {
     pub fn disk_usage(&self) -> Result<Vec<DiskUsageRow>> {
         let store = self.store()?;
         let containers = list(&self.root);
-        let used: BTreeSet<String> = containers
-            .iter()
-            .filter_map(|r| r.meta["image_id"].as_str().map(String::from))
-            .collect();
+        let used: BTreeSet<String> = containers.iter().map(|r| r.meta.image_id.clone()).collect();
         // Each layer once, by chain id: its size, and whether an active image has it.
         let mut layers: BTreeMap<String, (u64, bool)> = BTreeMap::new();
         let images = store.list()?;
@@ -151,7 +148,7 @@ impl Engine {
         if all {
             let used: BTreeSet<String> = list(&self.root)
                 .iter()
-                .filter_map(|r| r.meta["image_id"].as_str().map(String::from))
+                .map(|r| r.meta.image_id.clone())
                 .collect();
             for i in self.images()? {
                 if used.contains(&i.id) {

@@ -11,7 +11,7 @@
 use crate::containers::ContainerSummary;
 use crate::engine::Engine;
 use crate::error::{During, Result};
-use crate::record::{find, Record};
+use crate::record::{find, ContainerMeta, Record, Timestamp};
 use husk_image::store::{ImageRecord, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -563,9 +563,9 @@ fn str_of(v: &Value) -> String {
 /// `-v` binds, volumes and tmpfs mounts of a container (not the engine's own /proc, /dev,
 /// … mounts): binds from the record's docker-form `binds`, volumes from its `mounts`,
 /// tmpfs mounts from the spec (those of tmpfs volumes shown as the volumes they are).
-fn user_mounts(spec: &Value, meta: &Value) -> Vec<MountView> {
+fn user_mounts(spec: &Value, meta: &ContainerMeta) -> Vec<MountView> {
     let mut out = Vec::new();
-    for b in strings(&meta["binds"]) {
+    for b in &meta.binds {
         let mut parts = b.splitn(3, ':');
         let (src, dst) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let mode = parts.next().unwrap_or("").to_string();
@@ -585,17 +585,17 @@ fn user_mounts(spec: &Value, meta: &Value) -> Vec<MountView> {
             propagation,
         });
     }
-    let volumes = meta["mounts"].as_array().cloned().unwrap_or_default();
-    for v in &volumes {
+    let volumes = &meta.mounts;
+    for v in volumes {
         out.push(MountView {
             kind: "volume".into(),
-            name: Some(str_of(&v["Name"])),
-            source: str_of(&v["Source"]),
-            destination: str_of(&v["Destination"]),
-            driver: Some(str_of(&v["Driver"])),
-            mode: str_of(&v["Mode"]),
-            rw: v["RW"] != false,
-            propagation: str_of(&v["Propagation"]),
+            name: Some(v.name.clone()),
+            source: v.source.clone(),
+            destination: v.destination.clone(),
+            driver: Some(v.driver.clone()),
+            mode: v.mode.clone(),
+            rw: v.rw,
+            propagation: v.propagation.clone(),
         });
     }
     for m in spec["mounts"].as_array().into_iter().flatten() {
@@ -610,7 +610,7 @@ fn user_mounts(spec: &Value, meta: &Value) -> Vec<MountView> {
         ]
         .contains(&dst.as_str())
             || dst.starts_with("/sys/");
-        let is_volume = volumes.iter().any(|v| v["Destination"] == dst.as_str());
+        let is_volume = volumes.iter().any(|v| v.destination == dst);
         if m["type"] == "tmpfs" && !is_system && !is_volume {
             let opts = strings(&m["options"]);
             out.push(MountView {
@@ -646,11 +646,13 @@ fn live(r: &Record) -> Live {
             .filter(|_| running)
             .map_or(0, |c| i64::from(c.pid())),
         // The monitor records each start; a foreground run's start is its runtime state's.
-        started_at: r.meta["started"]
-            .as_str()
-            .map(String::from)
+        started_at: r
+            .meta
+            .started
+            .as_ref()
+            .map(Timestamp::to_string)
             .or_else(|| c.map(|c| c.state().created))
-            .unwrap_or_else(|| str_of(&r.meta["created"])),
+            .unwrap_or_else(|| r.meta.created.to_string()),
     }
 }
 
@@ -867,10 +869,7 @@ impl Engine {
                 i.id[..12].to_string()
             };
             let created = i.created.clone().unwrap_or_default();
-            let users = in_use
-                .iter()
-                .filter(|r| r.meta["image_id"] == i.id.as_str())
-                .count();
+            let users = in_use.iter().filter(|r| r.meta.image_id == i.id).count();
             let tags: Vec<(String, String)> = if i.names.is_empty() {
                 vec![("<none>".into(), "<none>".into())]
             } else {
@@ -1036,14 +1035,9 @@ pub fn container_row(c: &ContainerSummary, no_trunc: bool, now: i64) -> Containe
 /// The container's networks as docker names them: the bridge networks it was asked to be
 /// on (`,`-joined), else its mode.
 fn networks_of(r: &Record) -> String {
-    let names: Vec<String> = r.meta["networks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|w| w["network"].as_str().map(String::from))
-        .collect();
+    let names: Vec<&str> = r.meta.networks.iter().map(|w| w.network.as_str()).collect();
     match names.is_empty() {
-        true => r.meta["network"].as_str().unwrap_or("none").to_string(),
+        true => r.meta.network.to_string(),
         false => names.join(","),
     }
 }
@@ -1054,12 +1048,12 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
     let spec = spec_of(&r);
     ContainerSummary {
         name: r.name().to_string(),
-        image: str_of(&r.meta["image"]),
-        image_id: str_of(&r.meta["image_id"]),
-        created: str_of(&r.meta["created"]),
+        image: r.meta.image.clone(),
+        image_id: r.meta.image_id.clone(),
+        created: r.meta.created.to_string(),
         exit_code: r.exit_code(),
         command: strings(&spec["process"]["args"]),
-        labels: labels_of(&r),
+        labels: r.meta.labels.clone(),
         network: networks_of(&r),
         ports: ports_column(&r),
         // docker's column: a volume's name; a bind's or tmpfs's destination, as before.
@@ -1068,14 +1062,15 @@ pub(crate) fn summary(r: Record) -> ContainerSummary {
             .map(|m| m.name.unwrap_or(m.destination))
             .collect(),
         started_at: l.started_at,
-        finished_at: r.meta["finished"].as_str().map(String::from),
+        finished_at: r.meta.finished.as_ref().map(Timestamp::to_string),
         pid: (l.pid > 0).then_some(l.pid as i32),
         health: health_of(&r, l.status).map(|h| h.status),
-        pod: r.meta["pod"]
-            .as_str()
-            .map(|id| (id.to_string(), str_of(&r.meta["pod_name"]))),
+        pod: r.meta.pod.clone().map(|id| {
+            let name = r.meta.pod_name.clone().unwrap_or_default();
+            (id, name)
+        }),
         status: l.status,
-        id: r.id,
+        id: r.meta.id,
     }
 }
 
@@ -1093,23 +1088,14 @@ fn health_of(r: &Record, status: &str) -> Option<crate::health::HealthState> {
     }
 }
 
-fn labels_of(r: &Record) -> BTreeMap<String, String> {
-    r.meta["labels"]
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), str_of(v))).collect())
-        .unwrap_or_default()
-}
-
 fn container_inspect(r: &Record) -> ContainerInspect {
     let l = live(r);
     let spec = spec_of(r);
     let m = &r.meta;
     let args = strings(&spec["process"]["args"]);
-    let binds = strings(&m["binds"]);
-    let restart = m["restart"].as_str().unwrap_or("no");
-    let (policy, retries) = match restart.split_once(':') {
-        Some((p, n)) => (p, n.parse().unwrap_or(0)),
-        None => (restart, 0),
+    let (policy, retries) = match m.restart {
+        crate::config::Restart::OnFailure(n) => ("on-failure".to_string(), n.map_or(0, u64::from)),
+        r => (r.to_string(), 0),
     };
     let resources = &spec["linux"]["resources"];
     let nano_cpus = match (
@@ -1121,15 +1107,12 @@ fn container_inspect(r: &Record) -> ContainerInspect {
     };
     let network = networks_of(r);
     let exit_code = r.exit_code();
-    let finished = m["finished"].as_str().map(String::from);
+    let finished = m.finished.as_ref().map(Timestamp::to_string);
     let user = &spec["process"]["user"];
-    let stop_signal = m["stop_signal"]
-        .as_i64()
-        .map(|s| husk_oci::signal::signal_name(s as i32))
-        .unwrap_or_default();
+    let stop_signal = husk_oci::signal::signal_name(m.stop_signal);
     // docker's: the options as given (config.rs: docker_security_opt); husk's own default
     // of no_new_privs shows too, as the option that asks for it. null when none.
-    let mut security_opt = strings(&m["security_opt"]);
+    let mut security_opt = m.security_opt.clone();
     if spec["process"]["noNewPrivileges"] == true
         && !security_opt
             .iter()
@@ -1138,8 +1121,8 @@ fn container_inspect(r: &Record) -> ContainerInspect {
         security_opt.push("no-new-privileges".into());
     }
     ContainerInspect {
-        id: r.id.clone(),
-        created: str_of(&m["created"]),
+        id: m.id.clone(),
+        created: m.created.to_string(),
         path: args.first().cloned().unwrap_or_default(),
         args: args.iter().skip(1).cloned().collect(),
         state: ContainerState {
@@ -1147,11 +1130,11 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             running: l.status == "running" || l.status == "paused",
             paused: l.status == "paused",
             restarting: false,
-            oom_killed: m["oom_killed"] == true,
+            oom_killed: m.oom_killed,
             dead: false,
             pid: l.pid,
             exit_code: exit_code.unwrap_or(0),
-            error: str_of(&m["error"]),
+            error: m.error.clone().unwrap_or_default(),
             started_at: if l.status == "created" {
                 ZERO_TIME.into()
             } else {
@@ -1160,14 +1143,14 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             finished_at: finished.unwrap_or_else(|| ZERO_TIME.into()),
             health: health_of(r, l.status),
         },
-        image: format!("sha256:{}", str_of(&m["image_id"])),
+        image: format!("sha256:{}", m.image_id),
         name: format!("/{}", r.name()),
-        restart_count: m["restart_count"].as_u64().unwrap_or(0),
+        restart_count: m.restart_count.into(),
         driver: "overlay".into(),
         config: ContainerConfigView {
             hostname: str_of(&spec["hostname"]),
             // As given (-u), else the image's; the resolved ids are in the spec.
-            user: m["user"].as_str().map(String::from).unwrap_or_else(|| {
+            user: m.user.clone().unwrap_or_else(|| {
                 match (user["uid"].as_u64(), user["gid"].as_u64()) {
                     (Some(0), Some(0)) | (None, _) => String::new(),
                     (Some(u), Some(g)) => format!("{u}:{g}"),
@@ -1175,37 +1158,34 @@ fn container_inspect(r: &Record) -> ContainerInspect {
                 }
             }),
             tty: spec["process"]["terminal"] == true,
-            open_stdin: m["interactive"] == true,
+            open_stdin: m.interactive,
             env: strings(&spec["process"]["env"]),
-            cmd: strings(&m["cmd"]),
-            entrypoint: m["entrypoint"]
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .map(|_| strings(&m["entrypoint"])),
-            image: str_of(&m["image"]),
+            cmd: m.cmd.clone(),
+            entrypoint: Some(m.entrypoint.clone()).filter(|e| !e.is_empty()),
+            image: m.image.clone(),
             working_dir: str_of(&spec["process"]["cwd"]),
-            labels: labels_of(r),
+            labels: m.labels.clone(),
             stop_signal,
             healthcheck: crate::health::of_record(r),
         },
         host_config: HostConfig {
-            binds: binds.clone(),
+            binds: m.binds.clone(),
             network_mode: network.clone(),
             restart_policy: RestartPolicy {
-                name: policy.to_string(),
+                name: policy,
                 maximum_retry_count: retries,
             },
-            auto_remove: m["remove"] == true,
-            privileged: m["privileged"] == true,
+            auto_remove: m.remove,
+            privileged: m.privileged,
             readonly_rootfs: spec["root"]["readonly"] == true,
             memory: resources["memory"]["limit"].as_i64().unwrap_or(0),
             nano_cpus,
             pids_limit: resources["pids"]["limit"].as_i64().filter(|&n| n > 0),
-            cap_add: strings(&m["cap_add"]),
+            cap_add: m.cap_add.clone(),
             security_opt: (!security_opt.is_empty()).then_some(security_opt),
-            userns_mode: str_of(&m["userns"]),
-            init: m["init"] == true,
-            storage_opt: match crate::writable::WritableLayer::from_json(&m["writable"]) {
+            userns_mode: m.userns.clone(),
+            init: m.init,
+            storage_opt: match m.writable {
                 crate::writable::WritableLayer::Quota(n) => {
                     Some([("size".to_string(), n.to_string())].into())
                 }

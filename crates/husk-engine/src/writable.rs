@@ -108,22 +108,35 @@ impl WritableLayer {
             (None, None) => Ok(WritableLayer::Disk),
         }
     }
+}
 
-    /// As container.json keeps it (None: the default).
-    pub(crate) fn to_json(self) -> serde_json::Value {
-        match self {
-            WritableLayer::Disk => serde_json::Value::Null,
-            WritableLayer::Quota(n) => serde_json::json!({ "quota": n }),
-            WritableLayer::Tmpfs(n) => serde_json::json!({ "tmpfs": n }),
-        }
+/// container.json's `writable`: null (the default), `{"quota": BYTES}` or `{"tmpfs": BYTES}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quota: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tmpfs: Option<u64>,
+}
+
+impl serde::Serialize for WritableLayer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (quota, tmpfs) = match *self {
+            WritableLayer::Disk => return s.serialize_none(),
+            WritableLayer::Quota(n) => (Some(n), None),
+            WritableLayer::Tmpfs(n) => (None, Some(n)),
+        };
+        Stored { quota, tmpfs }.serialize(s)
     }
+}
 
-    pub(crate) fn from_json(v: &serde_json::Value) -> WritableLayer {
-        match (v["quota"].as_u64(), v["tmpfs"].as_u64()) {
-            (Some(n), _) => WritableLayer::Quota(n),
-            (_, Some(n)) => WritableLayer::Tmpfs(n),
+impl<'de> serde::Deserialize<'de> for WritableLayer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<WritableLayer, D::Error> {
+        Ok(match Option::<Stored>::deserialize(d)? {
+            Some(Stored { quota: Some(n), .. }) => WritableLayer::Quota(n),
+            Some(Stored { tmpfs: Some(n), .. }) => WritableLayer::Tmpfs(n),
             _ => WritableLayer::Disk,
-        }
+        })
     }
 }
 
@@ -376,7 +389,8 @@ mod tests {
             WritableLayer::Quota(5),
             WritableLayer::Tmpfs(7),
         ] {
-            assert_eq!(WritableLayer::from_json(&w.to_json()), w);
+            let json = serde_json::to_string(&w).unwrap();
+            assert_eq!(serde_json::from_str::<WritableLayer>(&json).unwrap(), w);
         }
         assert_eq!(project_id("0000001ff"), 0x4000_0001);
     }

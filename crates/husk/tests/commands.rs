@@ -84,7 +84,37 @@ fn create_start_wait_and_rename() {
     let mut want = vec![id.as_str(), other.trim(), bg.as_str()];
     want.sort();
     assert_eq!(pruned, want);
-    nothing_left(root, &[id, other.trim().to_string(), bg]);
+
+    // A damaged record (cut short) is left out of ps with a warning, and a command naming
+    // the container says which file is damaged; once repaired, the container is back.
+    let dmg = husk_ok(root, &["create", "--name", "dmg", &image, "true"]);
+    let dmg = dmg.trim().to_string();
+    let file = root.join("containers").join(&dmg).join("container.json");
+    let record = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &record[..record.len() / 2]).unwrap();
+    let (code, rows, err) = out(root, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!((code, rows.as_str()), (0, ""), "{err}");
+    let parsing = format!("parsing {}: ", file.display());
+    assert!(
+        err.starts_with("warning: container ") && err.contains(&parsing),
+        "{err}"
+    );
+    for cmd in [
+        &["rm", "-f", &dmg[..12]][..],
+        &["inspect", "--type", "container", &dmg],
+        &["start", &dmg],
+    ] {
+        let (code, _, err) = out(root, cmd);
+        assert_eq!(code, 1, "{cmd:?}: {err}");
+        assert!(
+            err.starts_with("husk: ") && err.contains(&parsing),
+            "{cmd:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    std::fs::write(&file, &record).unwrap();
+    assert_eq!(husk_ok(root, &["rm", "dmg"]), "dmg\n");
+    nothing_left(root, &[id, other.trim().to_string(), bg, dmg]);
 }
 
 #[test]

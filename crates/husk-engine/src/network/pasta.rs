@@ -79,14 +79,12 @@ pub struct Forward {
 /// forwards them. A host port of 0 (`-p 80`, `-P`) becomes a free one, picked here and
 /// written back, since pasta binds exactly the ports it is given.
 pub fn forwards_of(dir: &Path) -> Vec<Forward> {
-    use super::ports::{PortMapping, Proto};
+    use super::ports::Proto;
     let Ok(mut r) = crate::record::Record::load(dir) else {
         return Vec::new();
     };
-    let mut ports: Vec<PortMapping> =
-        serde_json::from_value(r.meta["ports"].clone()).unwrap_or_default();
     let mut picked = false;
-    for p in ports.iter_mut().filter(|p| p.host_port == 0) {
+    for p in r.meta.ports.iter_mut().filter(|p| p.host_port == 0) {
         let ip = p.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let free = match p.protocol {
             Proto::Tcp => std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()),
@@ -98,10 +96,10 @@ pub fn forwards_of(dir: &Path) -> Vec<Forward> {
         }
     }
     if picked {
-        r.meta["ports"] = serde_json::to_value(&ports).unwrap_or_default();
         let _ = r.save();
     }
-    ports
+    r.meta
+        .ports
         .iter()
         .map(|p| Forward {
             udp: p.protocol == Proto::Udp,

@@ -16,7 +16,7 @@ use super::store::{self, Volume, VolumeMeta};
 use super::VolumeError;
 use crate::spec_from_image::flags::Tmpfs;
 use crate::spec_from_image::Volume as Bind;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -27,11 +27,41 @@ pub(crate) struct Attached {
     pub binds: Vec<Bind>,
     /// tmpfs volumes: a fresh tmpfs per container.
     pub tmpfs: Vec<Tmpfs>,
-    /// docker's `.Mounts` entries, plus whether each volume is anonymous (container.json's
-    /// "mounts": what `volume rm` checks and `rm -v` removes).
-    pub records: Vec<Value>,
+    /// container.json's "mounts": what `volume rm` checks and `rm -v` removes.
+    pub records: Vec<VolumeMountRecord>,
     /// Volumes this run made: removed again if the run fails.
     pub made: Vec<String>,
+}
+
+/// A volume mounted into a container, as docker's inspect shows it under `.Mounts`, plus
+/// whether the volume is anonymous (container.json's "mounts").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeMountRecord {
+    /// Always "volume".
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The volume's name.
+    pub name: String,
+    /// Its data directory on the host (empty for a tmpfs volume).
+    #[serde(default)]
+    pub source: String,
+    pub destination: String,
+    #[serde(default)]
+    pub driver: String,
+    /// "ro" or "z".
+    #[serde(default)]
+    pub mode: String,
+    #[serde(rename = "RW", default = "yes")]
+    pub rw: bool,
+    #[serde(default)]
+    pub propagation: String,
+    #[serde(rename = "anonymous", default)]
+    pub anonymous: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Make or find the volumes `asked` names plus anonymous ones for the image's VOLUME paths
@@ -135,17 +165,17 @@ fn mount_one(
         });
         data.display().to_string()
     };
-    out.records.push(json!({
-        "Type": "volume",
-        "Name": v.meta.name,
-        "Source": source,
-        "Destination": m.destination,
-        "Driver": "local",
-        "Mode": if m.readonly { "ro" } else { "z" },
-        "RW": !m.readonly,
-        "Propagation": "",
-        "anonymous": v.meta.anonymous,
-    }));
+    out.records.push(VolumeMountRecord {
+        kind: "volume".into(),
+        name: v.meta.name.clone(),
+        source,
+        destination: m.destination.clone(),
+        driver: "local".into(),
+        mode: if m.readonly { "ro" } else { "z" }.into(),
+        rw: !m.readonly,
+        propagation: String::new(),
+        anonymous: v.meta.anonymous,
+    });
     Ok(())
 }
 

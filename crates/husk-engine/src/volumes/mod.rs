@@ -116,13 +116,12 @@ pub(crate) fn users(root: &Path, name: &str) -> Vec<String> {
     list(root)
         .into_iter()
         .filter(|r| {
-            r.meta["mounts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|m| m["Type"] == "volume" && m["Name"] == name)
+            r.meta
+                .mounts
+                .iter()
+                .any(|m| m.kind == "volume" && m.name == name)
         })
-        .map(|r| r.id)
+        .map(|r| r.meta.id)
         .collect()
 }
 
@@ -143,14 +142,12 @@ pub(crate) fn remove_unused(root: &Path, names: &[String], lock: bool) {
     }
 }
 
-/// The anonymous volumes a container's record names.
-pub(crate) fn anonymous_of(meta: &serde_json::Value) -> Vec<String> {
-    meta["mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["Type"] == "volume" && m["anonymous"] == true)
-        .filter_map(|m| m["Name"].as_str().map(String::from))
+/// The anonymous volumes among a container's mounts (its record's `mounts`).
+pub(crate) fn anonymous_of(mounts: &[attach::VolumeMountRecord]) -> Vec<String> {
+    mounts
+        .iter()
+        .filter(|m| m.kind == "volume" && m.anonymous)
+        .map(|m| m.name.clone())
         .collect()
 }
 
