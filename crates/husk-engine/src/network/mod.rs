@@ -174,8 +174,7 @@ pub fn published(dir: &Path) -> Vec<ports::PortMapping> {
         return Vec::new();
     }
     crate::record::Record::load(dir)
-        .ok()
-        .and_then(|r| serde_json::from_value(r.meta["ports"].clone()).ok())
+        .map(|r| r.meta.ports)
         .unwrap_or_default()
 }
 
