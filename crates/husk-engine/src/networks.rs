@@ -103,6 +103,11 @@ impl Engine {
     ) -> Result<Option<Attachment>> {
         let a = match network {
             Network::Bridge => {
+                // Rootless published ports are relayed by a fork of this process
+                // (network/forward.rs), which is only sound while it has one thread.
+                if husk_container::rootless::is_unprivileged() && !ports.is_empty() {
+                    crate::run::single_threaded()?;
+                }
                 let req = Request {
                     id,
                     name: &etc.name,

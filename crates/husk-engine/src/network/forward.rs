@@ -13,8 +13,9 @@
 //! (locks included), enters the rootless namespace (setns: sockets it makes from then on
 //! live there, the inherited listeners stay on the host) and relays, a thread per TCP
 //! connection and per UDP peer (a UDP flow idle for [`UDP_IDLE`] is dropped). The engine is
-//! single-threaded when it forks (it checks before it runs containers), so the child may
-//! run any code. Its pid and start time are in DIR/portfwd.pid; [`stop`] ends it, called
+//! single-threaded when it forks (networks.rs waits for that before a rootless bridge
+//! setup with ports; pasta's are set up after `run` checks it, or in the monitor's fresh
+//! helper), so the child may run any code. Its pid and start time are in DIR/portfwd.pid; [`stop`] ends it, called
 //! by the network teardown that every cleaner runs.
 
 use super::ports::{PortMapping, Proto};
@@ -169,7 +170,11 @@ fn close_all_but(keep: &[RawFd]) {
 
 fn relay_tcp(l: TcpListener, to: SocketAddr) {
     for c in l.incoming() {
-        let Ok(c) = c else { continue };
+        let Ok(c) = c else {
+            // Out of fds or memory: give the connections we have a moment to end.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         std::thread::spawn(move || {
             let Ok(s) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) else {
                 return;
@@ -197,6 +202,7 @@ fn relay_udp(host: UdpSocket, to: SocketAddr) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, peer)) = host.recv_from(&mut buf) else {
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         let known = flows.lock().unwrap().get(&peer).cloned();
