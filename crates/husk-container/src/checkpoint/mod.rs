@@ -156,9 +156,9 @@ fn check_lazy_pages(o: &CriuOptions, criu: &Path) -> Result<()> {
         .output()
         .is_ok_and(|out| out.status.success());
     let kernel = if uffd {
-        "the kernel has userfaultfd with non-cooperative events"
+        "the kernel would allow it"
     } else {
-        "and this kernel lacks userfaultfd's non-cooperative events (criu check --feature uffd-noncoop)"
+        "nor does this kernel allow it: `criu check --feature uffd-noncoop` fails"
     };
     Err(Error::InvalidConfig(format!(
         "--lazy-pages is not supported: husk does not run CRIU's page server and lazy-pages daemon ({kernel})"
