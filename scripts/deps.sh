@@ -3,7 +3,7 @@
 #   scripts/deps.sh            the set for building, the demo and the tests
 #   scripts/deps.sh --bench    also the runtimes and tools the benchmarks compare against
 set -euo pipefail
-pkgs=(busybox-static gcc libc6-dev runc cpio debootstrap qemu-system-x86 docker-registry skopeo openssl ca-certificates podman docker.io containerd iproute2 uidmap slirp4netns rootlesskit netavark aardvark-dns passt buildah containernetworking-plugins protobuf-compiler criu iptables)
+pkgs=(busybox-static gcc libc6-dev runc cpio debootstrap qemu-system-x86 docker-registry skopeo openssl ca-certificates podman docker.io containerd iproute2 uidmap slirp4netns rootlesskit netavark aardvark-dns passt buildah containernetworking-plugins protobuf-compiler criu iptables systemd dbus)
 [ "${1:-}" = --bench ] && pkgs+=(crun hyperfine umoci)
 missing=()
 for p in "${pkgs[@]}"; do

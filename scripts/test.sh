@@ -15,6 +15,7 @@ if [ -x vmtest/runtime.sh ]; then
 fi
 vmtest/quota.sh
 vmtest/checkpoint.sh
+vmtest/systemd.sh
 # Fuzz what husk reads from bundles, registries, layers and its state dir (fuzz/): 20 s per
 # target keeps the nine targets within about 3 minutes.
 fuzz/run.sh 20

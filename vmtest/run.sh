@@ -20,6 +20,8 @@
 #                     a test has compiled in (CARGO_BIN_EXE_*)
 #   VMTEST_MODULES    kernel modules to load before the tests, in order (space-separated
 #                     names from the list kept in the cache below, e.g. "loop ext4")
+#   VMTEST_SYSTEMD=1  boot the host's systemd as PID 1 (with dbus-daemon as the system bus)
+#                     and run the tests as its vmtest.service
 #
 # Needs: apt-get/apt-cache/dpkg (Debian), busybox-static, cpio, gzip, qemu-system-x86.
 set -eu
@@ -128,6 +130,109 @@ done
 echo "root:x:0:0:root:/tmp:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
 
+# What the tests run with, in both boot modes.
+cat >"$stage/vmtest.env" <<EOF
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp RUST_BACKTRACE=1
+${VMTEST_ENV:+export $VMTEST_ENV}
+VMTEST_TEST_ARGS="${VMTEST_TEST_ARGS:-}"
+VMTEST_SYSTEMD="${VMTEST_SYSTEMD:-0}"
+EOF
+
+# Runs every test binary, checks that nothing is left, prints the result and powers off.
+cat >"$stage/vmtest-tests.sh" <<'EOF'
+#!/bin/busybox sh
+. /vmtest.env
+# Loopback, for tests that serve an image registry in-process.
+ip link set lo up 2>/dev/null || true
+echo "vmtest: kernel $(uname -r), overlay: $(grep -q overlay /proc/filesystems && echo yes || echo no), LSMs: $(cat /sys/kernel/security/lsm 2>/dev/null), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+fail=0
+for t in /tests/*; do
+	echo "vmtest: running $t"
+	start=$(date +%s)
+	# shellcheck disable=SC2086 # the arguments are a list
+	if "$t" $VMTEST_TEST_ARGS; then
+		echo "vmtest: $t passed in $(($(date +%s) - start))s"
+	else
+		echo "vmtest: $t FAILED (exit $?)"
+		fail=1
+	fi
+done
+if [ "$VMTEST_SYSTEMD" = 1 ]; then
+	# systemd's own cgroups stay; none of husk's may (scopes, slices, /husk-engine).
+	leftover=$(find /sys/fs/cgroup -mindepth 1 -type d -name '*husk*')
+	units=$(systemctl list-units --all --no-legend --plain 'husk*' 2>&1)
+	[ -z "$units" ] || { echo "vmtest: units left behind: $units"; fail=1; }
+else
+	leftover=$(find /sys/fs/cgroup -mindepth 1 -type d)
+fi
+if [ -n "$leftover" ]; then
+	echo "vmtest: cgroups left behind: $leftover"
+	fail=1
+fi
+if [ $fail = 0 ]; then echo "VMTEST-RESULT: PASS"; else echo "VMTEST-RESULT: FAIL"; fi
+sync
+poweroff -f
+EOF
+chmod 755 "$stage/vmtest-tests.sh"
+
+if [ "${VMTEST_SYSTEMD:-0}" = 1 ]; then
+	# systemd as PID 1 (the host's installed systemd and dbus-daemon, with their libraries),
+	# running only what the tests need: the system bus and one service that runs them.
+	for f in /lib/systemd/systemd /bin/systemctl /usr/bin/dbus-daemon \
+		/usr/share/dbus-1/system.conf /usr/share/dbus-1/system.d/org.freedesktop.systemd1.conf \
+		/lib/systemd/system/machine.slice; do
+		[ -e "$f" ] || die "$f is missing (apt-get install systemd dbus)"
+		cp -L --parents "$f" "$stage"
+		copy_libs "$f"
+	done
+	echo "messagebus:x:100:101::/nonexistent:/bin/false" >>"$stage/etc/passwd"
+	echo "messagebus:x:101:" >>"$stage/etc/group"
+	echo "ID=vmtest" >"$stage/etc/os-release"
+	# D-Bus clients look for the system bus in /var/run, which is /run on Debian.
+	mkdir -p "$stage/var"
+	ln -s ../run "$stage/var/run"
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$stage/etc/machine-id"
+	u="$stage/etc/systemd/system"
+	mkdir -p "$u"
+	# DefaultDependencies=no throughout: there is no sysinit.target & co. in this image.
+	cat >"$u/vmtest.target" <<'EOF'
+[Unit]
+Description=husk VM tests
+DefaultDependencies=no
+Wants=vmtest.service
+EOF
+	cat >"$u/dbus.socket" <<'EOF'
+[Unit]
+Description=D-Bus System Message Bus Socket
+DefaultDependencies=no
+[Socket]
+ListenStream=/run/dbus/system_bus_socket
+EOF
+	cat >"$u/dbus.service" <<'EOF'
+[Unit]
+Description=D-Bus System Message Bus
+DefaultDependencies=no
+Requires=dbus.socket
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --nosyslog
+EOF
+	cat >"$u/vmtest.service" <<'EOF'
+[Unit]
+Description=husk VM tests
+DefaultDependencies=no
+Requires=dbus.socket
+After=dbus.socket
+[Service]
+Type=oneshot
+ExecStart=/vmtest-tests.sh
+StandardOutput=tty
+StandardError=inherit
+TTYPath=/dev/ttyS0
+EOF
+fi
+
 cat >"$stage/init" <<EOF
 #!/bin/busybox sh
 # pivot_root(2) refuses to move the initramfs (rootfs) away, and container runtimes need it:
@@ -142,15 +247,21 @@ if [ ! -e /.in-tmpfs ]; then
 	exec /bin/busybox switch_root /newroot /init
 fi
 /bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp RUST_BACKTRACE=1
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+[ -f /lib/modules/overlay.ko ] && insmod /lib/modules/overlay.ko
+for m in ${VMTEST_MODULES:-}; do
+	insmod /lib/modules/\$m.ko || echo "vmtest: cannot load \$m"
+done
+if [ "${VMTEST_SYSTEMD:-0}" = 1 ]; then
+	# systemd mounts /proc, /sys, /dev, /run and cgroup2 itself, and runs the tests as
+	# vmtest.service (the unified hierarchy is systemd 252's default).
+	exec /lib/systemd/systemd --unit=vmtest.target --log-level=warning --show-status=false
+fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 # AppArmor's interface (and the LSM list) live in securityfs.
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true
-# Loopback, for tests that serve an image registry in-process.
-ip link set lo up 2>/dev/null || true
-export ${VMTEST_ENV:-}
 # The root is already a tmpfs: no tmpfs over /tmp, which would hide VMTEST_FILES placed
 # there (a checkout under /tmp puts the binaries the tests exec there).
 chmod 1777 /tmp
@@ -158,31 +269,7 @@ mount -t cgroup2 none /sys/fs/cgroup
 for c in \$(cat /sys/fs/cgroup/cgroup.controllers); do
 	echo "+\$c" > /sys/fs/cgroup/cgroup.subtree_control || echo "vmtest: cannot enable \$c"
 done
-[ -f /lib/modules/overlay.ko ] && insmod /lib/modules/overlay.ko
-for m in ${VMTEST_MODULES:-}; do
-	insmod /lib/modules/\$m.ko || echo "vmtest: cannot load \$m"
-done
-grep -q overlay /proc/filesystems && ovl=yes || ovl=no
-echo "vmtest: kernel \$(uname -r), overlay: \$ovl, LSMs: \$(cat /sys/kernel/security/lsm 2>/dev/null), cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
-fail=0
-for t in /tests/*; do
-	echo "vmtest: running \$t"
-	start=\$(date +%s)
-	if "\$t" ${VMTEST_TEST_ARGS:-}; then
-		echo "vmtest: \$t passed in \$((\$(date +%s) - start))s"
-	else
-		echo "vmtest: \$t FAILED (exit \$?)"
-		fail=1
-	fi
-done
-leftover=\$(find /sys/fs/cgroup -mindepth 1 -type d)
-if [ -n "\$leftover" ]; then
-	echo "vmtest: cgroups left behind: \$leftover"
-	fail=1
-fi
-if [ \$fail = 0 ]; then echo "VMTEST-RESULT: PASS"; else echo "VMTEST-RESULT: FAIL"; fi
-sync
-poweroff -f
+exec /vmtest-tests.sh
 EOF
 chmod 755 "$stage/init"
 

@@ -21,6 +21,7 @@ pub mod layout;
 mod oom;
 pub mod path;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -70,6 +71,9 @@ pub enum CgroupError {
         limit: i64,
         usage: u64,
     },
+    /// systemd (over D-Bus) refused or failed what the systemd driver asked of it.
+    #[error("{op}: {reason}")]
+    Systemd { op: String, reason: String },
     /// Waiting for the cgroup to reach a state timed out.
     #[error("{op} {}: timed out", path.display())]
     Timeout { op: String, path: PathBuf },
@@ -128,6 +132,11 @@ pub trait CgroupManager {
     /// An O_DIRECTORY|O_CLOEXEC fd of the v2 leaf, for clone3(CLONE_INTO_CGROUP).
     /// `None` on v1 and hybrid: there the child must be moved with [`CgroupManager::add_process`].
     fn v2_dir_fd(&self) -> Option<OwnedFd>;
+    /// Whether the cgroup only comes to exist with its first process: then the caller must
+    /// hand init to [`CgroupManager::add_process`] after cloning it (systemd's scopes).
+    fn starts_with_process(&self) -> bool {
+        false
+    }
     /// Write-only fds of the v1 `tasks` files of this cgroup. A single-threaded process that
     /// writes "0" to each moves itself in without taking the global threadgroup lock for
     /// writing, which `cgroup.procs` does and which costs an RCU grace period (~10 ms).
@@ -172,6 +181,9 @@ pub fn manager_in(
     location: &CgroupPath,
 ) -> Result<Box<dyn CgroupManager>, CgroupError> {
     location.validate()?;
+    if location.systemd.is_some() {
+        return Ok(Box::new(systemd::SystemdManager::new(mounts, location)?));
+    }
     Ok(match mounts.layout()? {
         Layout::V1 => Box::new(v1::V1Manager::new(mounts, location)?),
         Layout::V2 => Box::new(v2::V2Manager::new(mounts, location)?),

@@ -20,6 +20,9 @@ pub struct CgroupPath {
     /// v1 hierarchies where the path differs, keyed by [`hierarchy_key`] ("cpu,cpuacct").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub v1: BTreeMap<String, String>,
+    /// Set when the systemd driver made the cgroup: the unit that owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<crate::systemd::SystemdUnit>,
 }
 
 impl CgroupPath {
@@ -29,6 +32,7 @@ impl CgroupPath {
         Ok(CgroupPath {
             path: path.to_string(),
             v1: BTreeMap::new(),
+            systemd: None,
         })
     }
 
@@ -54,6 +58,9 @@ impl std::fmt::Display for CgroupPath {
             if *p != self.path {
                 write!(f, " ({k}: {p})")?;
             }
+        }
+        if let Some(u) = &self.systemd {
+            write!(f, " (systemd unit {})", u.unit)?;
         }
         Ok(())
     }
@@ -100,7 +107,11 @@ pub fn resolve_in(
             v1.insert(hierarchy_key(&h.controllers), p);
         }
     }
-    Ok(CgroupPath { path, v1 })
+    Ok(CgroupPath {
+        path,
+        v1,
+        systemd: None,
+    })
 }
 
 /// The pure part of [`resolve_path`].
@@ -124,7 +135,7 @@ pub fn resolve_with_own(
             if p.contains(':') && p.split(':').count() == 3 {
                 return Err(CgroupError::unsupported(
                     format!("cgroupsPath {p:?}"),
-                    "systemd cgroup paths (slice:prefix:name) need the systemd driver, which husk does not have",
+                    "systemd cgroup paths (slice:prefix:name) need the systemd driver (--systemd-cgroup)",
                 ));
             }
             format!("{own}/{p}")
@@ -263,6 +274,7 @@ pub fn sub_cgroup_in(
     let out = CgroupPath {
         path: location.path.clone(),
         v1,
+        systemd: None,
     };
     out.validate()?;
     Ok(out)
@@ -298,6 +310,10 @@ pub fn prune_empty_parents(location: &CgroupPath) -> Result<(), CgroupError> {
 /// [`prune_empty_parents`] against mounts probed before.
 pub fn prune_empty_parents_in(mounts: &Mounts, location: &CgroupPath) -> Result<(), CgroupError> {
     location.validate()?;
+    // A unit's parents are systemd's slices: systemd removes them when it sees fit.
+    if location.systemd.is_some() {
+        return Ok(());
+    }
     // (own cgroup, the container's path, its directory in that hierarchy) per hierarchy
     let mut hierarchies: Vec<(&str, &str, DirOf<'_>)> = Vec::new();
     for h in &mounts.v1 {

@@ -25,6 +25,7 @@ pub struct ContainerBuilder {
     rootless: bool,
     interruptible: bool,
     timeline: bool,
+    systemd_cgroup: bool,
 }
 
 impl ContainerBuilder {
@@ -42,6 +43,7 @@ impl ContainerBuilder {
             rootless: crate::rootless::is_unprivileged(),
             interruptible: false,
             timeline: false,
+            systemd_cgroup: false,
         }
     }
 
@@ -72,6 +74,14 @@ impl ContainerBuilder {
     /// ([`Container::timeline`]); off by default (init then sends nothing extra).
     pub fn timeline(mut self, v: bool) -> Self {
         self.timeline = v;
+        self
+    }
+
+    /// Use the systemd cgroup driver (runc's `--systemd-cgroup`): `linux.cgroupsPath` is
+    /// `slice:prefix:name` and the cgroup is a transient scope systemd makes over D-Bus
+    /// (see `husk_cgroups::systemd`). cgroup v2 only. Off by default (cgroupfs).
+    pub fn systemd_cgroup(mut self, v: bool) -> Self {
+        self.systemd_cgroup = v;
         self
     }
 
@@ -172,6 +182,7 @@ impl InitContainerBuilder {
                 rootless: b.rootless,
                 interruptible: b.interruptible,
                 timeline: b.timeline,
+                systemd_cgroup: b.systemd_cgroup,
             },
             warn,
         )

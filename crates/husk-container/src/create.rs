@@ -35,6 +35,8 @@ pub(crate) struct CreateOptions {
     pub interruptible: bool,
     /// Phase timestamps for [`Container::timeline`] (`timeline.rs`).
     pub timeline: bool,
+    /// The systemd cgroup driver (see `ContainerBuilder::systemd_cgroup`).
+    pub systemd_cgroup: bool,
 }
 
 /// What a failed create must take back, in reverse order of making.
@@ -125,13 +127,22 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     let linux = bundle.spec.linux().as_ref();
     // Read once, for the path, the manager, an undo and the container's later commands.
     let mounts = husk_cgroups::layout::Mounts::probe().map_err(|e| Error::Cgroup(e.to_string()))?;
-    let cg_path = husk_cgroups::path::resolve_in(
-        &mounts,
-        linux
-            .and_then(|l| l.cgroups_path().as_ref())
-            .and_then(|p| p.to_str()),
-        &opts.id,
-    )
+    let cgroups_path = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .and_then(|p| p.to_str());
+    let cg_path = match opts.systemd_cgroup {
+        // The user's manager (user bus) would be the rootless counterpart; not done yet.
+        true if opts.rootless => Err(husk_cgroups::CgroupError::Unsupported {
+            what: "the systemd cgroup driver for a rootless container".into(),
+            reason: "husk asks only the system manager for scopes so far".into(),
+        }),
+        true => husk_cgroups::systemd::resolve_path(
+            cgroups_path,
+            &opts.id,
+            husk_cgroups::systemd::Bus::System,
+        ),
+        false => husk_cgroups::path::resolve_in(&mounts, cgroups_path, &opts.id),
+    }
     .map_err(|e| Error::Cgroup(e.to_string()))?;
     let resources = linux.and_then(|l| l.resources().as_ref());
     // Rootless: v1 cannot be delegated to a user, so no cgroup there (limits are an error).
@@ -317,9 +328,12 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     // Init joins the v1 hierarchies itself (cheap, see self_join_fds); the v2 part only
     // needs us when clone3 could not place it there. That slow path overlaps init's setup;
     // init cannot exec before `start`, which comes after us.
-    if let (false, Some(cg), Some(_)) = (in_cgroup, cgroup, &v2_fd) {
-        cg.add_process(pid)
-            .map_err(|e| Error::Cgroup(e.to_string()))?;
+    // A systemd scope is made now, with init (still waiting for Joined) as its process.
+    if let (false, Some(cg)) = (in_cgroup, cgroup) {
+        if v2_fd.is_some() || cg.starts_with_process() {
+            cg.add_process(pid)
+                .map_err(|e| Error::Cgroup(e.to_string()))?;
+        }
     }
     // A failed send means init already died; its Failed message is read just below.
     let _ = main_end.send(&Msg::Joined);

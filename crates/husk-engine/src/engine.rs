@@ -29,6 +29,37 @@ pub struct EngineOptions {
     pub config: Option<PathBuf>,
     /// Registry for references without one (default docker.io, or the config's).
     pub default_registry: Option<String>,
+    /// Who makes the cgroups of the containers this engine runs (default cgroupfs).
+    pub cgroup_manager: CgroupManager,
+}
+
+/// podman's `--cgroup-manager`: husk writes the cgroup files itself (cgroupfs, containers
+/// under /husk-engine/ID), or asks systemd for a transient scope per container (systemd,
+/// `machine.slice/husk-ID.scope`, as podman's `machine.slice/libpod-ID.scope`; cgroup v2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CgroupManager {
+    /// The default: it needs no systemd, and runs the same on every host layout.
+    #[default]
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupManager {
+    /// The name recorded with a container (and taken by `--cgroup-manager`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupManager::Cgroupfs => "cgroupfs",
+            CgroupManager::Systemd => "systemd",
+        }
+    }
+
+    /// The spec's `linux.cgroupsPath` for container `id`.
+    pub(crate) fn cgroups_path(self, id: &str) -> String {
+        match self {
+            CgroupManager::Cgroupfs => format!("/husk-engine/{id}"),
+            CgroupManager::Systemd => format!("machine.slice:husk:{id}"),
+        }
+    }
 }
 
 /// How to talk to one registry: TLS, CA certificates, credentials.
@@ -51,6 +82,7 @@ pub struct Engine {
     pub(crate) settings: Settings,
     pub(crate) root: PathBuf,
     pub(crate) default_registry: String,
+    pub(crate) cgroup_manager: CgroupManager,
     /// Where the engine says what it did differently from what was asked (default: a
     /// "warning: " line on stderr).
     pub(crate) warn: Box<dyn Fn(&str)>,
@@ -70,6 +102,7 @@ impl Engine {
             settings,
             root,
             default_registry,
+            cgroup_manager: o.cgroup_manager,
             warn: Box::new(|msg| {
                 use std::io::Write;
                 let _ = writeln!(std::io::stderr(), "warning: {msg}");

@@ -78,7 +78,7 @@ pub use attach_socket::{AttachEnd, AttachOptions};
 pub use changes::{Change, ChangeKind};
 pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
-pub use engine::{Engine, EngineOptions, RegistryOptions};
+pub use engine::{CgroupManager, Engine, EngineOptions, RegistryOptions};
 pub use error::{Error, Result};
 pub use health::{HealthOptions, HealthState, Healthcheck};
 pub use host_config::{HostConfig, HostOptions, NsMode, PullPolicy};

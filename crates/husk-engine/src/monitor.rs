@@ -226,9 +226,11 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     }
     // Rootless on a v1 host means no cgroup (limits asked for are an error): not worth a
     // warning on every start.
-    let network = Record::load(dir)
-        .map(|r| r.meta.network)
-        .map_err(HelperError::from);
+    let record = Record::load(dir);
+    // The driver the container was made with (`husk --cgroup-manager`), which its
+    // config.json's cgroupsPath is written for.
+    b = b.systemd_cgroup(record.as_ref().is_ok_and(|r| r.meta.systemd_cgroup));
+    let network = record.map(|r| r.meta.network).map_err(HelperError::from);
     // pasta's namespace exists before the container, which joins it by path.
     if let Ok(Network::Pasta(opts)) = &network {
         crate::network::pasta::connect(dir, &crate::network::pasta::forwards_of(dir), opts)?;

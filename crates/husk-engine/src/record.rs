@@ -263,6 +263,10 @@ pub struct ContainerMeta {
     /// docker_security_opt).
     #[serde(default, deserialize_with = "or_default")]
     pub security_opt: Vec<String>,
+    /// Made with `husk --cgroup-manager systemd`: its config.json's cgroupsPath is systemd's
+    /// `slice:prefix:name`, so `start` must create it with the systemd driver again.
+    #[serde(default, deserialize_with = "or_default")]
+    pub systemd_cgroup: bool,
 }
 
 fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(

@@ -404,7 +404,7 @@ impl Engine {
                 read_only: a.read_only,
                 memory: a.memory,
                 pids_limit: a.pids_limit,
-                cgroups_path: format!("/husk-engine/{id}"),
+                cgroups_path: self.cgroup_manager.cgroups_path(&id),
                 tmpfs: a.tmpfs.iter().chain(&attached.tmpfs).cloned().collect(),
                 cpu_quota: a.cpu_quota,
                 caps: a.caps.clone(),
@@ -533,6 +533,7 @@ impl Engine {
                 writable: a.writable,
                 userns: a.userns.to_string(),
                 security_opt: a.security_opt.clone(),
+                systemd_cgroup: self.cgroup_manager == crate::CgroupManager::Systemd,
             },
         };
         record.save()?;
@@ -565,7 +566,9 @@ impl Engine {
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         }
         let tty = a.process.tty.then(Tty::new).transpose()?;
-        let mut builder = ContainerBuilder::new(id.clone()).root_path(state_root());
+        let mut builder = ContainerBuilder::new(id.clone())
+            .root_path(state_root())
+            .systemd_cgroup(self.cgroup_manager == crate::CgroupManager::Systemd);
         if let Some(t) = &tty {
             builder = builder.console_socket(t.socket());
         }

@@ -22,7 +22,7 @@ pub struct Cli {
     /// Log debug information
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Manage cgroups through systemd (not supported: an error if given)
+    /// Manage cgroups through systemd: cgroupsPath is slice:prefix:name, the cgroup a transient scope (cgroup v2)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (auto: rootless when not run as root)

@@ -102,12 +102,6 @@ fn run(
     log: &mut log::Logger,
     view: Option<std::os::fd::OwnedFd>,
 ) -> Result<i32, Failure> {
-    if systemd {
-        return Err(Failure::from(
-            "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs"
-                .to_string(),
-        ));
-    }
     let root = match (&command, root) {
         // These two never touch state.
         (Command::Spec { .. } | Command::Features, _) => PathBuf::new(),
@@ -118,11 +112,15 @@ fn run(
     };
     let root = root.as_path();
     log.debug(&format!("state root {}", root.display()));
+    let mode = CreateMode {
+        rootless,
+        systemd_cgroup: systemd,
+    };
     match command {
         Command::Create(args) => {
             let id = args.id.clone();
             log.debug(&format!("create {id}: bundle {}", args.bundle.display()));
-            let c = builder(root, rootless, &args, None, log.debugging())
+            let c = builder(root, mode, &args, None, log.debugging())
                 .build_with_warnings(&mut |w| log.warn(&format!("create {id}: {w}")))
                 .map_err(|e| create_failure(format!("create {id}"), e))?;
             log.debug(&created(&c));
@@ -136,7 +134,7 @@ fn run(
             log.debug(&format!("start {id}: released init (pid {})", c.pid()));
             Ok(0)
         }
-        Command::Run(args) => Ok(run_container(root, rootless, &args, log, view)?),
+        Command::Run(args) => Ok(run_container(root, mode, &args, log, view)?),
         Command::State { id } => {
             let c = load(root, &id, "state")?;
             println!(
@@ -249,16 +247,26 @@ fn load(root: &Path, id: &str, op: &str) -> Result<Container, String> {
     Container::load(root, id).map_err(|e| format!("{op} {id}: {e}"))
 }
 
+/// The global flags that shape a new container.
+#[derive(Clone, Copy)]
+struct CreateMode {
+    rootless: bool,
+    /// `--systemd-cgroup`: later commands find the driver in state.json (the cgroup path
+    /// names the unit), so only create and run need it.
+    systemd_cgroup: bool,
+}
+
 fn builder(
     root: &Path,
-    rootless: bool,
+    mode: CreateMode,
     a: &CreateArgs,
     console: Option<&Path>,
     timeline: bool,
 ) -> husk_container::InitContainerBuilder {
     let mut b = ContainerBuilder::new(a.id.clone())
         .root_path(root)
-        .rootless(rootless)
+        .rootless(mode.rootless)
+        .systemd_cgroup(mode.systemd_cgroup)
         .preserve_fds(a.preserve_fds)
         .no_pivot(a.no_pivot)
         .no_new_keyring(a.no_new_keyring)
@@ -297,7 +305,7 @@ fn listen_fds() -> u32 {
 /// `run`: create + start; in the foreground, forward signals to init and return its exit code.
 fn run_container(
     root: &Path,
-    rootless: bool,
+    mode: CreateMode,
     run: &RunArgs,
     log: &mut log::Logger,
     view: Option<std::os::fd::OwnedFd>,
@@ -321,7 +329,7 @@ fn run_container(
         Some(husk_container::supervise::block_signals())
     };
     let console_path = console.as_ref().map(|l| l.path());
-    let mut c = builder(root, rootless, args, console_path, log.debugging())
+    let mut c = builder(root, mode, args, console_path, log.debugging())
         .build_with_warnings(&mut |w| log.warn(&format!("run {id}: {w}")))
         .map_err(|e| create_failure(format!("run {id}"), e))?;
     log.debug(&created(&c));

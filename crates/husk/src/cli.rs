@@ -19,6 +19,10 @@ pub struct Cli {
     /// Registry for references without one (default docker.io)
     #[arg(long, value_name = "HOST[:PORT]")]
     pub default_registry: Option<String>,
+    /// Cgroup manager for the containers husk runs: cgroupfs, or systemd (a transient scope
+    /// in machine.slice per container; cgroup v2)
+    #[arg(long, value_name = "MANAGER", default_value = "cgroupfs", value_parser = ["cgroupfs", "systemd"])]
+    pub cgroup_manager: String,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

@@ -209,6 +209,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         root: cli.root,
         config: cli.config,
         default_registry: cli.default_registry,
+        cgroup_manager: match cli.cgroup_manager.as_str() {
+            "systemd" => husk_engine::CgroupManager::Systemd,
+            _ => husk_engine::CgroupManager::Cgroupfs,
+        },
     })?;
     let e = &engine;
     // `husk container run` is `husk run`, `husk image pull` is `husk pull`.
