@@ -165,6 +165,8 @@ pub enum ConfigError {
     InitHidden,
     #[error(transparent)]
     Health(#[from] HealthFlagError),
+    #[error(transparent)]
+    Restart(#[from] RestartError),
     /// docker's words.
     #[error("duplicate mount point: {0}")]
     DuplicateMount(String),
@@ -172,6 +174,15 @@ pub enum ConfigError {
     /// to put on a tmpfs or under a quota.
     #[error("--userns keep-id: its rootfs is a copy of the image, with no writable layer for {0}")]
     KeepIdWritable(&'static str),
+}
+
+/// A `--restart` value that is not a policy (also a damaged record's `restart`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RestartError {
+    #[error("--restart {0:?}: the retry count must be a number")]
+    RetryCount(String),
+    #[error("--restart {0:?}: use no, always, unless-stopped or on-failure[:N]")]
+    Unknown(String),
 }
 
 impl From<String> for ConfigError {
@@ -192,7 +203,7 @@ pub enum Restart {
 }
 
 impl Restart {
-    pub fn parse(s: &str) -> Result<Restart, String> {
+    pub fn parse(s: &str) -> Result<Restart, RestartError> {
         match s.split_once(':') {
             None if s == "no" => Ok(Restart::No),
             None if s == "always" => Ok(Restart::Always),
@@ -201,10 +212,8 @@ impl Restart {
             Some(("on-failure", n)) => n
                 .parse()
                 .map(|n| Restart::OnFailure(Some(n)))
-                .map_err(|_| format!("--restart {s:?}: the retry count must be a number")),
-            _ => Err(format!(
-                "--restart {s:?}: use no, always, unless-stopped or on-failure[:N]"
-            )),
+                .map_err(|_| RestartError::RetryCount(s.to_string())),
+            _ => Err(RestartError::Unknown(s.to_string())),
         }
     }
 
@@ -665,9 +674,19 @@ mod tests {
         assert_eq!(p("unless-stopped"), Ok(Restart::UnlessStopped));
         assert_eq!(p("on-failure"), Ok(Restart::OnFailure(None)));
         assert_eq!(p("on-failure:3"), Ok(Restart::OnFailure(Some(3))));
-        for bad in ["sometimes", "on-failure:x", "always:2", ""] {
-            assert!(p(bad).is_err(), "{bad}");
+        for bad in ["sometimes", "always:2", ""] {
+            assert_eq!(p(bad), Err(RestartError::Unknown(bad.into())));
         }
+        let e = p("on-failure:x").unwrap_err();
+        assert_eq!(e, RestartError::RetryCount("on-failure:x".into()));
+        assert_eq!(
+            ConfigError::from(e).to_string(),
+            "--restart \"on-failure:x\": the retry count must be a number"
+        );
+        assert_eq!(
+            p("sometimes").unwrap_err().to_string(),
+            "--restart \"sometimes\": use no, always, unless-stopped or on-failure[:N]"
+        );
         assert!(!Restart::No.again(1, 0));
         assert!(Restart::Always.again(0, 100));
         assert!(!Restart::OnFailure(None).again(0, 0));
@@ -881,7 +900,11 @@ mod tests {
         ];
         for (flag, f) in cases {
             let e = err(f);
-            assert!(matches!(e, Invalid(_)), "{flag}: {e:?}");
+            // Typed where the parser's error is (--restart), else still its text.
+            assert!(
+                matches!(e, Invalid(_) | ConfigError::Restart(_)),
+                "{flag}: {e:?}"
+            );
             assert!(e.to_string().contains(flag), "{flag}: {e}");
         }
     }

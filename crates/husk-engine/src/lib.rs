@@ -76,7 +76,7 @@ pub mod writable;
 
 pub use attach_socket::{AttachEnd, AttachOptions};
 pub use changes::{Change, ChangeKind};
-pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RunOptions};
+pub use config::{ConfigError, ContainerConfig, ProcessOptions, Restart, RestartError, RunOptions};
 pub use containers::{ContainerSummary, ProcessInfo, StatsRow, StatsSampler};
 pub use engine::{CgroupManager, Engine, EngineOptions, RegistryOptions};
 pub use error::{Error, Result};
