@@ -663,13 +663,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("Login Succeeded!");
             Ok(())
         }
-        Cmd::BenchDecode { file } => {
-            let n = pull::decode_layer_file(&file).map_err(|err| format!("bench-decode: {err}"))?;
+        Cmd::BenchDecode { file, streaming } => {
+            let n = pull::decode_layer_file(&file, streaming)
+                .map_err(|err| format!("bench-decode: {err}"))?;
             println!("{n}");
             Ok(())
         }
-        Cmd::BenchUnpack { file, dir } => {
-            let (diff, st) = pull::unpack_layer_file(&file, &dir)
+        Cmd::BenchUnpack {
+            file,
+            dir,
+            streaming,
+        } => {
+            let (diff, st) = pull::unpack_layer_file(&file, &dir, streaming)
                 .map_err(|err| format!("bench-unpack: {err}"))?;
             println!("{diff} {} entries {} bytes", st.entries, st.bytes);
             Ok(())
