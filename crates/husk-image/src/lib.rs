@@ -7,7 +7,6 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
-pub mod inflate;
 pub mod layer;
 pub mod manifest;
 pub mod pull;

@@ -373,41 +373,16 @@ struct Produced {
 /// Decompress `src` (gzip/zstd/plain, sniffed) and send chunks to the unpacker. The
 /// compressed source is always read to its end (unless reading it fails) so that its
 /// digest can be checked even when its content turned out undecodable.
-/// `whole_gzip`: try libdeflate on the whole gzip blob first (false only for benches).
 fn produce(
     src: Source,
     tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
-    whole_gzip: bool,
 ) -> io::Result<Produced> {
     let mut hr = BufReader::with_capacity(CHUNK, HashingReader::new(src));
     let head = hr.fill_buf()?.to_vec();
     let mut error = None;
-    // gzip: read the blob whole and let libdeflate inflate it in one go when it can; what
-    // was read is chained in front of the rest for the streaming decoder otherwise.
-    let mut whole = Vec::new();
-    if whole_gzip && head.starts_with(&[0x1f, 0x8b]) {
-        let complete = read_up_to(&mut hr, &mut whole, crate::inflate::MAX_COMPRESSED)?;
-        if complete {
-            if let Some(out) = crate::inflate::gunzip_whole(&whole) {
-                // one message: the unpacker reads it in place, no copy
-                if tx.send(Ok(out)).is_err() {
-                    error = Some(io::Error::other("unpacker stopped"));
-                }
-                drop(tx);
-                let (digest, size, _) = hr.into_inner().finish();
-                return Ok(Produced {
-                    digest,
-                    size,
-                    error,
-                });
-            }
-        }
-    }
     {
         let mut dec: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::bufread::MultiGzDecoder::new(
-                io::Cursor::new(whole).chain(&mut hr),
-            ))
+            Box::new(flate2::bufread::MultiGzDecoder::new(&mut hr))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Box::new(zstd::stream::read::Decoder::with_buffer(&mut hr)?)
         } else {
@@ -456,24 +431,6 @@ fn produce(
     })
 }
 
-/// Append up to `cap` bytes of `r` to `buf`; true when `r` ended within them. Not
-/// read_to_end: it retries ErrorKind::Interrupted, which is how Source says the pull was
-/// cancelled.
-fn read_up_to(r: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<bool> {
-    loop {
-        let b = r.fill_buf()?;
-        if b.is_empty() {
-            return Ok(true);
-        }
-        if buf.len() + b.len() > cap {
-            return Ok(false);
-        }
-        let n = b.len();
-        buf.extend_from_slice(b);
-        r.consume(n);
-    }
-}
-
 /// Unpack a (compressed) layer stream into `dir/diff` on two threads, return
 /// (compressed digest, compressed size, diff_id, stats).
 fn stream_unpack(
@@ -482,13 +439,12 @@ fn stream_unpack(
     layer: &str,
     expected: Option<(&Digest, u64)>,
     limits: unpack::UnpackLimits,
-    whole_gzip: bool,
 ) -> Result<(Digest, u64, Digest, u64, unpack::UnpackStats)> {
     let diff = dir.join("diff");
     std::fs::create_dir_all(&diff).ctx("creating", &diff)?;
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(8);
     std::thread::scope(|s| {
-        let prod = s.spawn(move || produce(src, tx, whole_gzip));
+        let prod = s.spawn(move || produce(src, tx));
         let mut hr = HashingReader::new(ChunkReader {
             rx,
             cur: Vec::new(),
@@ -712,7 +668,6 @@ fn finish_layer(
         layer_name,
         Some((&desc.digest, desc.size)),
         limits,
-        true,
     )?;
     crate::digest::verify(
         &format!("layer {}", desc.digest),
@@ -771,12 +726,7 @@ pub fn decompressing_reader<R: BufRead + 'static>(mut r: R) -> io::Result<Box<dy
 /// Unpack one (compressed) layer file into `dir/diff` with the same two-thread pipeline
 /// as `pull` (decompress + digest | diff_id digest + unpack). Returns the diff_id and the
 /// stats. Used by benchmarks and tools.
-/// `streaming`: zlib-rs only, as before libdeflate (for benches).
-pub fn unpack_layer_file(
-    path: &Path,
-    dir: &Path,
-    streaming: bool,
-) -> Result<(Digest, unpack::UnpackStats)> {
+pub fn unpack_layer_file(path: &Path, dir: &Path) -> Result<(Digest, unpack::UnpackStats)> {
     let f = File::open(path).ctx("opening", path)?;
     let cancel = AtomicBool::new(false);
     let d = Digest::of(b"");
@@ -791,35 +741,12 @@ pub fn unpack_layer_file(
         limit: None,
     };
     let limits = unpack::UnpackLimits::default();
-    let (_, _, diff, _, st) = stream_unpack(
-        src,
-        dir,
-        &path.display().to_string(),
-        None,
-        limits,
-        !streaming,
-    )?;
+    let (_, _, diff, _, st) = stream_unpack(src, dir, &path.display().to_string(), None, limits)?;
     Ok((diff, st))
 }
 
 /// Decompress a layer file and discard the output: the decode-speed ceiling for unpacking.
-/// Decodes as `pull` does (libdeflate for a whole gzip blob within the caps), unless
-/// `streaming` asks for the zlib-rs stream (the decoder before libdeflate, for benches).
-pub fn decode_layer_file(path: &Path, streaming: bool) -> Result<u64> {
-    if !streaming {
-        let mut f = BufReader::with_capacity(CHUNK, File::open(path).ctx("opening", path)?);
-        let mut whole = Vec::new();
-        if f.fill_buf()
-            .ctx("reading", path)?
-            .starts_with(&[0x1f, 0x8b])
-            && read_up_to(&mut f, &mut whole, crate::inflate::MAX_COMPRESSED)
-                .ctx("reading", path)?
-        {
-            if let Some(out) = crate::inflate::gunzip_whole(&whole) {
-                return Ok(out.len() as u64);
-            }
-        }
-    }
+pub fn decode_layer_file(path: &Path) -> Result<u64> {
     let f = File::open(path).ctx("opening", path)?;
     let mut r = decompressing_reader(BufReader::with_capacity(CHUNK, f)).ctx("reading", path)?;
     io::copy(&mut r, &mut io::sink()).ctx("decompressing", path)
@@ -859,7 +786,7 @@ mod tests {
                 limit: None,
             };
             let (tx, rx) = sync_channel(8);
-            let r = produce(src, tx, true).map(|_| ());
+            let r = produce(src, tx).map(|_| ());
             drop(rx);
             let _ = done_tx.send(r);
         });

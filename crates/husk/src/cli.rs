@@ -110,9 +110,6 @@ pub enum Cmd {
     BenchDecode {
         /// A compressed layer file
         file: PathBuf,
-        /// Stream through zlib-rs only (the decoder before libdeflate)
-        #[arg(long)]
-        streaming: bool,
     },
     /// Benchmark helper: unpack a layer file into DIR/diff the way pull does
     #[command(hide = true)]
@@ -121,9 +118,6 @@ pub enum Cmd {
         file: PathBuf,
         /// Where to unpack it (DIR/diff)
         dir: PathBuf,
-        /// Stream through zlib-rs only (the decoder before libdeflate)
-        #[arg(long)]
-        streaming: bool,
     },
     /// Remove stored credentials for a registry
     Logout {

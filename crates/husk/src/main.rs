@@ -663,18 +663,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("Login Succeeded!");
             Ok(())
         }
-        Cmd::BenchDecode { file, streaming } => {
-            let n = pull::decode_layer_file(&file, streaming)
-                .map_err(|err| format!("bench-decode: {err}"))?;
+        Cmd::BenchDecode { file } => {
+            let n = pull::decode_layer_file(&file).map_err(|err| format!("bench-decode: {err}"))?;
             println!("{n}");
             Ok(())
         }
-        Cmd::BenchUnpack {
-            file,
-            dir,
-            streaming,
-        } => {
-            let (diff, st) = pull::unpack_layer_file(&file, &dir, streaming)
+        Cmd::BenchUnpack { file, dir } => {
+            let (diff, st) = pull::unpack_layer_file(&file, &dir)
                 .map_err(|err| format!("bench-unpack: {err}"))?;
             println!("{diff} {} entries {} bytes", st.entries, st.bytes);
             Ok(())
