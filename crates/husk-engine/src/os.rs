@@ -89,3 +89,19 @@ pub fn live_pid(path: &Path) -> Option<i32> {
     let start: u64 = f.next()?.parse().ok()?;
     (pid > 1 && husk_container::rootless::process_start_time(pid) == Some(start)).then_some(pid)
 }
+
+/// Signal the process a pid file names (if it is still that process), give it half a second
+/// to go — reaping it when it is our child, else its parent does — and remove the pid file.
+pub fn stop_pid_file(path: &Path, signal: libc::c_int) {
+    if let Some(pid) = live_pid(path) {
+        unsafe { libc::kill(pid, signal) };
+        for _ in 0..50 {
+            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r == pid || live_pid(path).is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}

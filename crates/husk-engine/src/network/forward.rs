@@ -105,18 +105,7 @@ pub fn start(
 
 /// End the container's forwarder, if it has one (and it is still that process).
 pub fn stop(dir: &Path) {
-    let file = dir.join(PID_FILE);
-    if let Some(pid) = crate::os::live_pid(&file) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        for _ in 0..50 {
-            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if r == pid || crate::os::live_pid(&file).is_none() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let _ = std::fs::remove_file(file);
+    crate::os::stop_pid_file(&dir.join(PID_FILE), libc::SIGKILL);
 }
 
 /// The forked child: never returns into the engine.

@@ -300,19 +300,7 @@ fn wait_readable(f: &std::fs::File, timeout: Duration) -> bool {
 /// pasta's namespace file goes too.
 pub fn stop_slirp(dir: &Path) {
     pasta::stop(dir);
-    let file = dir.join(SLIRP_PID_FILE);
-    if let Some(pid) = crate::os::live_pid(&file) {
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        // Reap it when it is ours (foreground run); otherwise its parent does.
-        for _ in 0..50 {
-            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if r == pid || crate::os::live_pid(&file).is_none() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let _ = std::fs::remove_file(file);
+    crate::os::stop_pid_file(&dir.join(SLIRP_PID_FILE), libc::SIGTERM);
 }
 
 #[cfg(test)]

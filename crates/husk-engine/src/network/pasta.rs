@@ -208,18 +208,7 @@ pub enum ConnectError {
 /// namespace file.
 pub fn stop(dir: &Path) {
     super::forward::stop(dir);
-    let file = dir.join(PID_FILE);
-    if let Some(pid) = crate::os::live_pid(&file) {
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        for _ in 0..50 {
-            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if r == pid || crate::os::live_pid(&file).is_none() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let _ = std::fs::remove_file(file);
+    crate::os::stop_pid_file(&dir.join(PID_FILE), libc::SIGTERM);
     super::netns::remove(&netns_file(dir));
 }
 
