@@ -378,18 +378,13 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
 
     let (start_time, _) = sys::proc_start_time(pid)
         .ok_or_else(|| Error::Setup("the init process exited after setup".into()))?;
-    let state = ContainerState {
-        oci_version: bundle.spec.version().clone(),
-        id: opts.id.clone(),
+    let state = ContainerState::started_now(
+        &bundle,
+        &opts.id,
         pid,
-        pid_start_time: start_time,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: husk_oci::rfc3339_now(),
-        owner: String::new(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup_path: cgroup.map(|_| cg_path.clone()),
-    };
+        start_time,
+        cgroup.map(|_| cg_path.clone()),
+    );
     dir.write(&state)?;
     if let Some(p) = &opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;

@@ -39,6 +39,29 @@ pub struct ContainerState {
 }
 
 impl ContainerState {
+    /// The state of a container whose init (`pid`, started at `pid_start_time`) runs from
+    /// `bundle` now: what `create` and `restore` both record.
+    pub fn started_now(
+        bundle: &crate::spec::Bundle,
+        id: &str,
+        pid: i32,
+        pid_start_time: u64,
+        cgroup_path: Option<husk_cgroups::CgroupPath>,
+    ) -> ContainerState {
+        ContainerState {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid,
+            pid_start_time,
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: husk_oci::rfc3339_now(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            cgroup_path,
+        }
+    }
+
     /// A state.json's bytes; `path` names the file in the error.
     pub fn parse(data: &[u8], path: &Path) -> Result<ContainerState> {
         serde_json::from_slice(data).map_err(|e| Error::Spec {

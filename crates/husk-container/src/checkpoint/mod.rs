@@ -456,18 +456,7 @@ pub fn restore(root: &Path, id: &str, bundle: &Path, opts: &RestoreOptions) -> R
     let _ = std::fs::remove_file(&pidfile);
     let (start_time, _) = sys::proc_start_time(pid)
         .ok_or_else(|| Error::Setup("the restored init exited at once".into()))?;
-    let state = ContainerState {
-        oci_version: bundle.spec.version().clone(),
-        id: id.to_string(),
-        pid,
-        pid_start_time: start_time,
-        bundle: bundle.path.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: husk_oci::rfc3339_now(),
-        owner: String::new(),
-        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-        cgroup_path: Some(cg_path.clone()),
-    };
+    let state = ContainerState::started_now(&bundle, id, pid, start_time, Some(cg_path.clone()));
     crate::hooks::save(&dir, &bundle.spec)?;
     dir.write(&state)?;
     if let Some(p) = &opts.pid_file {
