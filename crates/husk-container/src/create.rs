@@ -131,15 +131,14 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.to_str());
     let cg_path = match opts.systemd_cgroup {
-        // The user's manager (user bus) would be the rootless counterpart; not done yet.
-        true if opts.rootless => Err(husk_cgroups::CgroupError::Unsupported {
-            what: "the systemd cgroup driver for a rootless container".into(),
-            reason: "husk asks only the system manager for scopes so far".into(),
-        }),
+        // Rootless: the user's own manager makes the scope, in its delegated subtree.
         true => husk_cgroups::systemd::resolve_path(
             cgroups_path,
             &opts.id,
-            husk_cgroups::systemd::Bus::System,
+            match opts.rootless {
+                true => husk_cgroups::systemd::Bus::User,
+                false => husk_cgroups::systemd::Bus::System,
+            },
         ),
         false => husk_cgroups::path::resolve_in(&mounts, cgroups_path, &opts.id),
     }

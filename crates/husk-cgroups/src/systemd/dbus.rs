@@ -44,19 +44,27 @@ fn block_on<T>(
 }
 
 async fn connect(bus: Bus) -> Result<Connection, CgroupError> {
-    let (what, builder) = match bus {
-        Bus::System => ("the system bus", zbus::connection::Builder::system()),
-        Bus::User => (
-            "the user's session bus",
-            zbus::connection::Builder::session(),
-        ),
+    let builder = match bus {
+        Bus::System => zbus::connection::Builder::system()
+            .map_err(|e| err("connecting to the system bus (is systemd running?)", e))?,
+        Bus::User => {
+            // The user's socket and the host uid, also from inside the rootless engine's
+            // user namespace, where our own euid (0) is not who the bus daemon sees.
+            let path = super::user::bus_socket()?;
+            let op = format!("connecting to the user's bus {}", path.display());
+            zbus::connection::Builder::address(format!("unix:path={}", path.display()).as_str())
+                .map_err(|e| err(&op, e))?
+                .user_id(super::user::bus_uid())
+        }
     };
-    let op = || format!("connecting to {what} (is systemd running?)");
+    let what = match bus {
+        Bus::System => "the system bus (is systemd running?)".to_string(),
+        Bus::User => "the user's bus (is the user's systemd running?)".to_string(),
+    };
     builder
-        .map_err(|e| err(op(), e))?
         .build()
         .await
-        .map_err(|e| err(op(), e))
+        .map_err(|e| err(format!("connecting to {what}"), e))
 }
 
 fn to_dbus(props: &[Property]) -> Vec<(&'static str, zvariant::Value<'static>)> {

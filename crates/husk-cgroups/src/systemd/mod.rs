@@ -11,8 +11,8 @@
 //! and waits for the job, so neither the unit nor its cgroup is left.
 //!
 //! cgroup v2 only. The D-Bus client is behind the `systemd` cargo feature ([`dbus`]); the
-//! bus is the system bus, or (for a rootless caller, later) the user's: [`Bus`] is recorded
-//! with the path so that later commands talk to the same manager.
+//! bus is the system bus, or for a rootless caller the user's ([`user`]): [`Bus`] is
+//! recorded with the path so that later commands talk to the same manager.
 
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -29,6 +29,7 @@ use crate::{CgroupError, CgroupManager, CgroupPath, OomWatcher};
 mod dbus;
 pub mod name;
 pub mod properties;
+pub mod user;
 
 /// Which systemd manager owns the unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ pub enum Bus {
     /// PID 1, on the system bus.
     #[default]
     System,
-    /// The user's manager, on the session bus (rootless).
+    /// The user's manager (`user@UID.service`), on the user's bus (rootless): see [`user`].
     User,
 }
 
@@ -53,13 +54,22 @@ pub struct SystemdUnit {
 }
 
 /// Resolve `cgroupsPath` in runc's systemd form (see [`name`]) to the unit and its cgroup.
+/// A user manager's slices live below its own cgroup ([`user::manager_cgroup`]).
 pub fn resolve_path(
     cgroups_path: Option<&str>,
     container_id: &str,
     bus: Bus,
 ) -> Result<CgroupPath, CgroupError> {
     let u = name::parse(cgroups_path, container_id)?;
-    let mut p = CgroupPath::uniform(&u.cgroup)?;
+    let cgroup = match bus {
+        Bus::System => u.cgroup,
+        Bus::User => format!(
+            "{}{}",
+            user::manager_cgroup(husk_oci::userns::host_euid()),
+            u.cgroup
+        ),
+    };
+    let mut p = CgroupPath::uniform(&cgroup)?;
     p.systemd = Some(SystemdUnit {
         unit: u.unit,
         slice: u.slice,

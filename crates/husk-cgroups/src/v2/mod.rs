@@ -12,6 +12,7 @@ use crate::stats::Stats;
 use crate::{fsutil, CgroupError, CgroupManager, CgroupPath, OomWatcher};
 
 pub mod bpf;
+pub mod delegate;
 pub mod devices_ebpf;
 pub mod resources;
 
@@ -63,6 +64,10 @@ impl V2Manager {
                 for c in &self.unified.controllers {
                     match self.enable(c) {
                         Err(CgroupError::Unsupported { .. }) => {}
+                        // A delegated subtree (rootless) cannot enable what its delegator
+                        // did not: the controller is simply not there, and a limit that
+                        // needs it fails at `set`, naming it.
+                        Err(e) if matches!(e.errno(), Some(libc::EACCES | libc::EPERM)) => {}
                         r => r?,
                     }
                 }
