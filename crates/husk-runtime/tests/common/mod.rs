@@ -409,10 +409,40 @@ pub fn text(o: &Output) -> String {
 /// SHELL is pinned: script runs `$SHELL -c`, and the tests must not depend on the caller's
 /// shell (bash execs a lone command, dash forks it). Wrap a command in `timeout` only with
 /// `--foreground`, or it leaves the terminal's foreground group and stops on SIGTTOU.
-pub fn on_a_terminal(cmdline: &str) -> Command {
+pub fn on_a_terminal(cmdline: &str) -> OnATerminal {
     let mut c = Command::new("script");
     c.args(["-qec", cmdline, "/dev/null"])
         .env("SHELL", "/bin/sh")
-        .stdin(Stdio::null());
-    c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    OnATerminal(c)
+}
+
+/// A command under `script` whose stdin stays open until the command ends. At EOF on its
+/// stdin script types the pty's EOF character at once; in canonical mode the kernel queues
+/// it as a NUL marker, and when the runtime switches that terminal to raw mode before
+/// reading, the marker becomes a real NUL byte that reaches the container's terminal and
+/// is echoed there as "^@" in the middle of the output.
+pub struct OnATerminal(Command);
+
+impl OnATerminal {
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.0.current_dir(dir);
+        self
+    }
+
+    /// Runs it to the end and collects its output.
+    pub fn output(mut self) -> std::io::Result<Output> {
+        let mut child = self.0.spawn()?;
+        let held_open = child.stdin.take();
+        let out = child.wait_with_output();
+        drop(held_open);
+        out
+    }
+
+    /// Starts it with stdin and stdout piped, for a test that types on the terminal.
+    pub fn spawn(mut self) -> std::io::Result<std::process::Child> {
+        self.0.spawn()
+    }
 }

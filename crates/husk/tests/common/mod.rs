@@ -583,8 +583,19 @@ pub fn on_a_terminal(root: &Path, args: &str) -> std::process::Output {
         ])
         .env("SHELL", "/bin/sh")
         .env("HOME", root)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            // Held open until the end: at EOF on its stdin script types the pty's EOF
+            // character, which turns into a NUL byte ("^@" in the output) when it lands
+            // just as husk switches the terminal to raw mode.
+            let held_open = child.stdin.take();
+            let out = child.wait_with_output();
+            drop(held_open);
+            out
+        })
         .unwrap()
 }
 
