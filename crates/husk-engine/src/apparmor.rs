@@ -11,6 +11,22 @@ use crate::spec_from_image::flags::AppArmor;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// Loading husk-default into the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppArmorError {
+    #[error(
+        "loading the AppArmor profile {DEFAULT_PROFILE}: running apparmor_parser (Debian's \
+         apparmor package): {0}"
+    )]
+    Spawn(std::io::Error),
+    /// Writing the profile to apparmor_parser, or waiting for it.
+    #[error("loading the AppArmor profile {DEFAULT_PROFILE}: {0}")]
+    Io(std::io::Error),
+    /// What apparmor_parser said (its stderr, on one line): free text from another program.
+    #[error("loading the AppArmor profile {DEFAULT_PROFILE}: {0}")]
+    Refused(String),
+}
+
 /// The name of husk's default profile.
 pub const DEFAULT_PROFILE: &str = "husk-default";
 
@@ -36,7 +52,7 @@ pub fn active() -> bool {
 
 /// The profile for a container, with husk-default loaded into the kernel if it is the one
 /// and is not loaded yet.
-pub fn prepare(choice: &AppArmor, privileged: bool) -> Result<Option<String>, String> {
+pub fn prepare(choice: &AppArmor, privileged: bool) -> Result<Option<String>, AppArmorError> {
     let profile = profile_for(choice, privileged, active());
     if profile.as_deref() == Some(DEFAULT_PROFILE) {
         load_default()?;
@@ -45,7 +61,7 @@ pub fn prepare(choice: &AppArmor, privileged: bool) -> Result<Option<String>, St
 }
 
 /// Load husk-default unless the kernel already has it (`apparmor_parser -r`, from stdin).
-fn load_default() -> Result<(), String> {
+fn load_default() -> Result<(), AppArmorError> {
     let loaded = std::fs::read_to_string(husk_container::lsm::APPARMOR_PROFILES)
         .unwrap_or_default()
         .lines()
@@ -56,27 +72,22 @@ fn load_default() -> Result<(), String> {
     if loaded {
         return Ok(());
     }
-    let fail = |e: String| format!("loading the AppArmor profile {DEFAULT_PROFILE}: {e}");
     let mut child = Command::new("apparmor_parser")
         .args(["-r", "-K"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "running apparmor_parser (Debian's apparmor package): {e}"
-            ))
-        })?;
+        .map_err(AppArmorError::Spawn)?;
     let written = child
         .stdin
         .take()
         .expect("piped")
         .write_all(DEFAULT_PROFILE_TEXT.as_bytes());
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    written.map_err(|e| fail(e.to_string()))?;
+    let out = child.wait_with_output().map_err(AppArmorError::Io)?;
+    written.map_err(AppArmorError::Io)?;
     if !out.status.success() {
-        return Err(fail(
+        return Err(AppArmorError::Refused(
             String::from_utf8_lossy(&out.stderr)
                 .trim()
                 .replace('\n', "; "),

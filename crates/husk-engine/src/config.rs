@@ -6,14 +6,17 @@
 
 use crate::engine::RegistryOptions;
 use crate::health::{HealthFlagError, HealthOptions, HealthOverrides};
+use crate::host_config::HostFlagError;
 use crate::host_config::{HostConfig, HostOptions};
 use crate::network::ports::{self, PortMapping};
 use crate::network::setup::Wanted;
-use crate::network::{store, Network};
+use crate::network::{store, Network, NetworkFlagError};
+use crate::pod::PodError;
 use crate::spec_from_image;
-use crate::spec_from_image::flags::{self, Seccomp, Tmpfs, Userns};
-use crate::volumes::flags::{self as mount_flags, MountRequest, VolumeMount};
-use crate::writable::{StorageOptions, WritableLayer};
+use crate::spec_from_image::flags::{self, FlagError, Seccomp, Tmpfs, Userns};
+use crate::spec_from_image::SizeError;
+use crate::volumes::flags::{self as mount_flags, MountFlagError, MountRequest, VolumeMount};
+use crate::writable::{StorageOptError, StorageOptions, WritableLayer};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -139,12 +142,32 @@ impl RunOptions {
 /// The smallest `--memory` a container may have: docker's (6 MiB).
 pub const MIN_MEMORY: i64 = 6 << 20;
 
-/// A user error in [`RunOptions`]: the option and what is wrong with it.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// A user error in [`RunOptions`]: the option and what is wrong with it. A value its
+/// flag's parser refused is that parser's own error (each names the flag and the value).
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A value its flag's parser refused; the message names the flag.
-    #[error("{0}")]
-    Invalid(String),
+    /// --memory.
+    #[error(transparent)]
+    Size(#[from] SizeError),
+    /// --cap-add/--cap-drop, --env-file, --tmpfs, --cpus, --security-opt, --userns,
+    /// --stop-signal.
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    /// docker's HostConfig flags (--ulimit, --device, --sysctl, --memory-swap…).
+    #[error(transparent)]
+    Host(#[from] HostFlagError),
+    /// -v, --mount.
+    #[error(transparent)]
+    Mount(#[from] MountFlagError),
+    /// --network, -p, --ip, --mac-address, --network-alias.
+    #[error(transparent)]
+    Network(#[from] NetworkFlagError),
+    /// --storage-opt, --rootfs-tmpfs.
+    #[error(transparent)]
+    Storage(#[from] StorageOptError),
+    /// --pod with an option the pod owns.
+    #[error(transparent)]
+    Pod(#[from] PodError),
     #[error("--restart: only a detached (-d) container has a monitor to restart it")]
     RestartNeedsDetach,
     #[error("--restart and --rm exclude each other")]
@@ -183,12 +206,6 @@ pub enum RestartError {
     RetryCount(String),
     #[error("--restart {0:?}: use no, always, unless-stopped or on-failure[:N]")]
     Unknown(String),
-}
-
-impl From<String> for ConfigError {
-    fn from(s: String) -> ConfigError {
-        ConfigError::Invalid(s)
-    }
 }
 
 /// `--restart`: whether the monitor starts the container again after it exits.
@@ -324,7 +341,7 @@ impl ContainerConfig {
             }
         }
         if o.pod.is_some() {
-            crate::pod::check_member(o).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            crate::pod::check_member(o)?;
         }
         // A pod's member has no network of its own: it joins its infra's (run.rs).
         let (network, networks) = match o.pod {
@@ -333,15 +350,17 @@ impl ContainerConfig {
         };
         let mut ports = Vec::new();
         for p in &o.publish {
-            ports.extend(ports::parse(p)?);
+            ports.extend(ports::parse(p).map_err(NetworkFlagError::from)?);
         }
         // pasta forwards them too (rootless -p).
         let publishes = matches!(network, Network::Bridge | Network::Pasta(_));
         if !publishes && (!ports.is_empty() || o.publish_all) {
             let flag = if o.publish_all { "-P" } else { "-p" };
-            return Err(ConfigError::Invalid(format!(
-                "{flag}: --network {network} publishes no ports (ports need a bridge network or pasta)"
-            )));
+            return Err(NetworkFlagError::NoPublishing {
+                flag,
+                network: network.to_string(),
+            }
+            .into());
         }
         let (mut volumes, mut volume_mounts, mut mount_tmpfs) =
             (Vec::new(), Vec::new(), Vec::new());
@@ -381,7 +400,7 @@ impl ContainerConfig {
         let memory = o
             .memory
             .as_deref()
-            .map(spec_from_image::parse_size)
+            .map(|m| spec_from_image::parse_size("--memory", m))
             .transpose()?;
         if memory.is_some_and(|m| m < MIN_MEMORY) {
             return Err(ConfigError::MemoryTooSmall(
@@ -452,7 +471,12 @@ impl ContainerConfig {
         let stop_signal = o
             .stop_signal
             .as_deref()
-            .map(|s| flags::signal(s).map_err(|e| format!("--stop-signal {s:?}: {e}")))
+            .map(|s| {
+                flags::signal(s).map_err(|problem| FlagError::StopSignal {
+                    value: s.to_string(),
+                    problem,
+                })
+            })
             .transpose()?;
         Ok(ContainerConfig {
             image: o.image.clone(),
@@ -526,9 +550,7 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
             ("--mac-address", o.mac_address.is_some()),
         ] {
             if given {
-                return Err(ConfigError::Invalid(format!(
-                    "{flag}: network cannot be configured when it is shared with a pod"
-                )));
+                return Err(PodError::SharedNetwork(flag).into());
             }
         }
         return Ok((Network::None, Vec::new()));
@@ -544,17 +566,13 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mode = modes[0].clone();
     if modes.len() > 1 && modes.iter().any(|m| *m != Network::Bridge) {
-        return Err(ConfigError::Invalid(format!(
-            "--network {}: none, host, container: and slirp4netns cannot be combined with \
-             other networks",
-            given.join(" --network ")
-        )));
+        return Err(NetworkFlagError::Combined(given.join(" --network ")).into());
     }
     let ip =
         o.ip.as_deref()
             .map(|i| {
                 i.parse::<std::net::IpAddr>()
-                    .map_err(|_| format!("--ip {i:?}: not an IP address"))
+                    .map_err(|_| NetworkFlagError::Ip(i.to_string()))
             })
             .transpose()?;
     if let Some(m) = &o.mac_address {
@@ -563,9 +581,7 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
             && b.iter()
                 .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
         if !ok || u8::from_str_radix(b[0], 16).unwrap() & 1 == 1 {
-            return Err(ConfigError::Invalid(format!(
-                "--mac-address {m:?}: not a unicast MAC address (xx:xx:xx:xx:xx:xx)"
-            )));
+            return Err(NetworkFlagError::Mac(m.clone()).into());
         }
     }
     if mode != Network::Bridge {
@@ -575,9 +591,11 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
             ("--mac-address", o.mac_address.is_some()),
         ] {
             if given {
-                return Err(ConfigError::Invalid(format!(
-                    "{flag}: needs a bridge network, not --network {mode}"
-                )));
+                return Err(NetworkFlagError::NeedsBridge {
+                    flag,
+                    network: mode.to_string(),
+                }
+                .into());
             }
         }
         return Ok((mode, Vec::new()));
@@ -585,7 +603,7 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
     let mut wanted: Vec<Wanted> = Vec::new();
     for n in &given {
         if wanted.iter().any(|w| &w.network == n) {
-            return Err(ConfigError::Invalid(format!("--network {n}: given twice")));
+            return Err(NetworkFlagError::Twice(n.clone()).into());
         }
         let user_defined = n != store::DEFAULT;
         wanted.push(Wanted {
@@ -601,22 +619,15 @@ fn networks(o: &RunOptions) -> Result<(Network, Vec<Wanted>), ConfigError> {
         });
     }
     if !o.network_alias.is_empty() && wanted.iter().all(|w| w.network == store::DEFAULT) {
-        return Err(ConfigError::Invalid(
-            "--network-alias: aliases are served on user-defined networks only (as docker's)"
-                .into(),
-        ));
+        return Err(NetworkFlagError::AliasOnDefault.into());
     }
     for a in &o.network_alias {
         if !valid_name(a) {
-            return Err(ConfigError::Invalid(format!(
-                "--network-alias {a:?}: not a valid name"
-            )));
+            return Err(NetworkFlagError::Alias(a.clone()).into());
         }
     }
     if ip.is_some() && wanted[0].network == store::DEFAULT {
-        return Err(ConfigError::Invalid(
-            "--ip: a chosen address needs a user-defined network (as docker's)".into(),
-        ));
+        return Err(NetworkFlagError::IpOnDefault.into());
     }
     wanted[0].ip = ip;
     wanted[0].mac = o.mac_address.clone();
@@ -646,10 +657,14 @@ fn docker_security_opt(opt: &str, seccomp: &Seccomp) -> String {
     }
 }
 
-pub(crate) fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, String> {
-    let what = format!("--security-opt seccomp={}", file.display());
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{what}: {e}"))?;
-    let profile = flags::seccomp_profile(&text, caps).map_err(|e| format!("{what}: {e}"))?;
+pub(crate) fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::Value, FlagError> {
+    use flags::SeccompError;
+    let bad = |problem| FlagError::Seccomp {
+        file: file.to_path_buf(),
+        problem,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| bad(SeccompError::Read(e)))?;
+    let profile = flags::seccomp_profile(&text, caps).map_err(bad)?;
     let probe = serde_json::json!({
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs"},
@@ -657,8 +672,8 @@ pub(crate) fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::V
         "linux": {"seccomp": profile, "namespaces": [{"type": "mount"}, {"type": "pid"}]}
     });
     let spec: oci_spec::runtime::Spec =
-        serde_json::from_value(probe).map_err(|e| format!("{what}: {e}"))?;
-    husk_container::validate::validate_spec(&spec).map_err(|e| format!("{what}: {e}"))?;
+        serde_json::from_value(probe).map_err(|e| bad(SeccompError::Spec(e)))?;
+    husk_container::validate::validate_spec(&spec).map_err(|e| bad(SeccompError::Refused(e)))?;
     Ok(profile)
 }
 
@@ -846,65 +861,178 @@ mod tests {
     #[test]
     fn every_user_error_is_found_before_anything_runs() {
         use ConfigError::*;
-        assert_eq!(err(|o| o.restart = "always".into()), RestartNeedsDetach);
-        assert_eq!(
+        assert!(matches!(
+            err(|o| o.restart = "always".into()),
+            RestartNeedsDetach
+        ));
+        assert!(matches!(
             err(|o| {
                 o.detach = true;
                 o.remove = true;
                 o.restart = "always".into();
             }),
             RestartWithRemove
-        );
-        assert_eq!(err(|o| o.pids_limit = Some(0)), PidsLimit);
-        assert_eq!(err(|o| o.name = Some("-x".into())), Name("-x".into()));
-        assert_eq!(
+        ));
+        assert!(matches!(err(|o| o.pids_limit = Some(0)), PidsLimit));
+        assert!(matches!(err(|o| o.name = Some("-x".into())), Name(n) if n == "-x"));
+        assert!(matches!(
             err(|o| o.volumes = vec!["/no/such/source:/data".into()]),
-            VolumeSource("/no/such/source".into())
-        );
-        assert_eq!(
+            VolumeSource(s) if s == "/no/such/source"
+        ));
+        assert!(matches!(
             err(|o| {
                 o.volumes = vec!["/:/data/".into()];
                 o.tmpfs = vec!["/data".into()];
             }),
-            TmpfsTaken("/data".into())
-        );
-        assert_eq!(
+            TmpfsTaken(t) if t == "/data"
+        ));
+        assert!(matches!(
             err(|o| {
                 o.init = true;
                 o.volumes = vec!["/:/dev".into()];
             }),
             InitHidden
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             err(|o| o.memory = Some("1k".into())),
-            MemoryTooSmall("1k".into())
-        );
-        // Values their parsers refuse: the message names the flag.
+            MemoryTooSmall(m) if m == "1k"
+        ));
+        // Values their parsers refuse: each its parser's typed error, whose message names
+        // the flag.
         type Change = fn(&mut RunOptions);
-        let cases: [(&str, Change); 11] = [
-            ("--mount", |o| o.mounts = vec!["type=bind,target=/x".into()]),
-            ("--restart", |o| o.restart = "sometimes".into()),
-            ("--network", |o| o.network = vec!["a:b".into()]),
-            ("-v", |o| o.volumes = vec!["rel/ative:/x".into()]),
-            ("--memory", |o| o.memory = Some("lots".into())),
-            ("--cpus", |o| o.cpus = Some("8".into())),
-            ("--cap-add", |o| o.cap_add = vec!["NOT_A_CAP".into()]),
-            ("--security-opt", |o| {
-                o.security_opt = vec!["label=x".into()]
-            }),
-            ("--stop-signal", |o| o.stop_signal = Some("SIGNOPE".into())),
-            ("--tmpfs", |o| o.tmpfs = vec!["relative".into()]),
-            ("seccomp", |o| {
-                o.security_opt = vec!["seccomp=/no/such/profile.json".into()]
-            }),
+        type Is = fn(&ConfigError) -> bool;
+        let cases: [(&str, Change, Is); 14] = [
+            (
+                "--mount",
+                |o| o.mounts = vec!["type=bind,target=/x".into()],
+                |e| {
+                    matches!(
+                        e,
+                        Mount(MountFlagError::Mount {
+                            problem: mount_flags::MountError::NoSource,
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "--restart",
+                |o| o.restart = "sometimes".into(),
+                |e| matches!(e, Restart(RestartError::Unknown(p)) if p == "sometimes"),
+            ),
+            (
+                "--network",
+                |o| o.network = vec!["a:b".into()],
+                |e| matches!(e, Network(NetworkFlagError::Mode(m)) if m == "a:b"),
+            ),
+            (
+                "-v",
+                |o| o.volumes = vec!["rel/ative:/x".into()],
+                |e| matches!(e, Mount(MountFlagError::VolumeName { .. })),
+            ),
+            (
+                "--memory",
+                |o| o.memory = Some("lots".into()),
+                |e| matches!(e, Size(SizeError { flag: "--memory", value }) if value == "lots"),
+            ),
+            (
+                "--cpus",
+                |o| o.cpus = Some("8".into()),
+                |e| {
+                    matches!(
+                        e,
+                        Flag(FlagError::Cpus {
+                            problem: flags::CpusError::OutOfRange,
+                            host_cpus: 4,
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "--cap-add",
+                |o| o.cap_add = vec!["NOT_A_CAP".into()],
+                |e| {
+                    matches!(
+                        e,
+                        Flag(FlagError::UnknownCapability {
+                            flag: "--cap-add",
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "--security-opt",
+                |o| o.security_opt = vec!["label=x".into()],
+                |e| matches!(e, Flag(FlagError::SecurityOpt(v)) if v == "label=x"),
+            ),
+            (
+                "--stop-signal",
+                |o| o.stop_signal = Some("SIGNOPE".into()),
+                |e| {
+                    matches!(
+                        e,
+                        Flag(FlagError::StopSignal {
+                            problem: flags::SignalError::Parse(_),
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "--tmpfs",
+                |o| o.tmpfs = vec!["relative".into()],
+                |e| {
+                    matches!(
+                        e,
+                        Flag(FlagError::Tmpfs {
+                            problem: flags::TmpfsError::Relative,
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "seccomp",
+                |o| o.security_opt = vec!["seccomp=/no/such/profile.json".into()],
+                |e| {
+                    matches!(
+                        e,
+                        Flag(FlagError::Seccomp {
+                            problem: flags::SeccompError::Read(_),
+                            ..
+                        })
+                    )
+                },
+            ),
+            (
+                "--ulimit",
+                |o| o.host.ulimits = vec!["nofile=2:1".into()],
+                |e| matches!(e, Host(HostFlagError::Ulimit { .. })),
+            ),
+            (
+                "--storage-opt",
+                |o| o.storage.storage_opts = vec!["inodes=1".into()],
+                |e| matches!(e, Storage(StorageOptError::Unknown(_))),
+            ),
+            (
+                "-p",
+                |o| o.publish = vec!["80/sctp".into()],
+                |e| {
+                    matches!(
+                        e,
+                        Network(NetworkFlagError::Publish(ports::PublishError {
+                            problem: ports::PortError::Protocol(p),
+                            ..
+                        })) if p == "sctp"
+                    )
+                },
+            ),
         ];
-        for (flag, f) in cases {
+        for (flag, f, is) in cases {
             let e = err(f);
-            // Typed where the parser's error is (--restart), else still its text.
-            assert!(
-                matches!(e, Invalid(_) | ConfigError::Restart(_)),
-                "{flag}: {e:?}"
-            );
+            assert!(is(&e), "{flag}: {e:?}");
             assert!(e.to_string().contains(flag), "{flag}: {e}");
         }
     }
@@ -949,5 +1077,18 @@ mod tests {
             let e = check(&o).expect_err(needle).to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
+        let e = err(|o| o.network = vec!["n".into(), "host".into()]);
+        assert!(
+            matches!(&e, ConfigError::Network(NetworkFlagError::Combined(g)) if g == "n --network host"),
+            "{e:?}"
+        );
+        let e = err(|o| {
+            o.pod = Some("p".into());
+            o.publish = vec!["80".into()];
+        });
+        assert!(
+            matches!(e, ConfigError::Pod(PodError::SharedPorts)),
+            "{e:?}"
+        );
     }
 }

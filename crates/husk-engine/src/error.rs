@@ -172,6 +172,8 @@ pub enum Error {
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
+    AppArmor(#[from] crate::apparmor::AppArmorError),
+    #[error(transparent)]
     Build(#[from] crate::build::BuildError),
     /// From the image store or a registry.
     #[error(transparent)]

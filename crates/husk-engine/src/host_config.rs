@@ -3,10 +3,155 @@
 //! [`HostConfig::validate`]. Pure: nothing here touches the host beyond a stat of the
 //! device nodes `--device` names. How they shape the spec is `spec_from_image::host`.
 
+use crate::spec_from_image::{parse_size, SizeError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+/// A HostConfig flag that was refused: a variant per flag (and per kind of mistake where
+/// a flag has several), the value as given; `Display` is the one line `husk` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFlagError {
+    /// --memory-swap, --memory-reservation, --shm-size.
+    #[error(transparent)]
+    Size(#[from] SizeError),
+    #[error("--memory-swap {0:?}: needs --memory (it is memory plus swap)")]
+    SwapNeedsMemory(String),
+    #[error("--memory-swap {0:?}: must be at least --memory (it is memory plus swap)")]
+    SwapBelowMemory(String),
+    #[error("--memory-reservation {reservation}: must be no more than --memory ({memory})")]
+    ReservationAboveMemory { reservation: i64, memory: i64 },
+    #[error("--cpu-shares {0}: use 2 to 262144")]
+    CpuShares(u64),
+    #[error("--oom-score-adj {0}: use -1000 to 1000")]
+    OomScoreAdj(i32),
+    #[error("--cpuset-cpus {value:?}: {problem}")]
+    CpusetCpus {
+        value: String,
+        problem: CpuListError,
+    },
+    #[error("--add-host {value:?}: {problem}")]
+    AddHost {
+        value: String,
+        problem: AddHostError,
+    },
+    #[error("--dns {0:?}: not an IP address")]
+    Dns(String),
+    #[error("--dns-search {0:?}: not a domain name")]
+    DnsSearch(String),
+    /// --label, --annotation: no `=` where a value is needed.
+    #[error("{flag} {item:?}: expected KEY=VALUE")]
+    NoValue { flag: &'static str, item: String },
+    #[error("{flag} {item:?}: the key is empty or has blanks")]
+    Key { flag: &'static str, item: String },
+    #[error("--ulimit {value:?}: {problem}")]
+    Ulimit { value: String, problem: UlimitError },
+    #[error("--device {value:?}: {problem}")]
+    Device { value: String, problem: DeviceError },
+    #[error("--sysctl {value:?}: {problem}")]
+    Sysctl { value: String, problem: SysctlError },
+    #[error("--group-add {0:?}: not a group name or id")]
+    GroupAdd(String),
+    /// docker's check: an existing file may belong to a running container.
+    #[error(
+        "--cidfile {}: the file exists (another container may use it); remove it",
+        .0.display()
+    )]
+    CidfileExists(PathBuf),
+    /// --pid, --ipc: `private` lists the words that mean a namespace of its own.
+    #[error(
+        "{flag} {value:?}: use host{}, or container:NAME",
+        .private.iter().map(|p| format!(", {p}")).collect::<String>()
+    )]
+    NsMode {
+        flag: &'static str,
+        value: String,
+        private: &'static [&'static str],
+    },
+    #[error("--uts {0:?}: use host")]
+    Uts(String),
+    #[error("--cgroupns {0:?}: use private or host")]
+    Cgroupns(String),
+    #[error("--pull {0:?}: use always, missing or never")]
+    Pull(String),
+    #[error("--platform {value:?}: {source}")]
+    Platform {
+        value: String,
+        source: husk_image::Error,
+    },
+    #[error("--log-opt {0:?}: expected a size like 10m")]
+    LogSize(String),
+    #[error("--log-opt {0:?}: expected a count of 1 or more")]
+    LogFiles(String),
+    #[error("--log-opt {0:?}: use max-size=SIZE or max-file=N")]
+    LogOpt(String),
+    #[error("--log-opt max-file: needs max-size")]
+    LogFilesWithoutSize,
+}
+
+/// What is wrong with a CPU list (`0-2,4`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CpuListError {
+    #[error("{0:?} is not a CPU number")]
+    NotACpu(String),
+    #[error("range {0:?} runs backwards")]
+    Backwards(String),
+}
+
+/// What is wrong with an `--add-host`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddHostError {
+    #[error("expected HOST:IP")]
+    Form,
+    #[error("{0:?} is not an IP address")]
+    NotAnAddress(String),
+    #[error("not a host name")]
+    HostName,
+}
+
+/// What is wrong with a `--ulimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UlimitError {
+    #[error("expected NAME=SOFT[:HARD]")]
+    Form,
+    #[error("unknown limit (use nofile, nproc, core, stack, memlock, …)")]
+    Unknown,
+    #[error("limits are numbers")]
+    NotANumber,
+    #[error("the soft limit is above the hard limit")]
+    SoftAboveHard,
+}
+
+/// What is wrong with a `--device`.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("expected HOST[:CONTAINER][:rwm]")]
+    Form,
+    #[error("paths must be absolute")]
+    Relative,
+    #[error("{host}: {source}")]
+    Stat {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a device node")]
+    NotADevice(String),
+}
+
+/// What is wrong with a `--sysctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SysctlError {
+    #[error("expected NAME=VALUE")]
+    Form,
+    #[error("net.* sysctls are not allowed with --network host")]
+    HostNetwork,
+    #[error(
+        "not a namespaced sysctl (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, \
+         net.*); it would change the host"
+    )]
+    NotNamespaced,
+}
 
 /// The flags as given (see [`HostConfig`] for what each becomes).
 #[derive(Clone, Debug, Default)]
@@ -148,27 +293,15 @@ impl HostConfig {
         o: &HostOptions,
         memory: Option<i64>,
         host_network: bool,
-    ) -> Result<HostConfig, String> {
-        let size = |flag: &str, s: &str| {
-            crate::spec_from_image::parse_size(s)
-                .map_err(|_| format!("{flag} {s:?}: expected a positive size like 64m"))
-        };
+    ) -> Result<HostConfig, HostFlagError> {
         let memory_swap = match o.memory_swap.as_deref() {
             None => None,
             Some("-1") => Some(-1),
             Some(s) => {
-                let v = size("--memory-swap", s)?;
+                let v = parse_size("--memory-swap", s)?;
                 match memory {
-                    None => {
-                        return Err(format!(
-                            "--memory-swap {s:?}: needs --memory (it is memory plus swap)"
-                        ))
-                    }
-                    Some(m) if v < m => {
-                        return Err(format!(
-                        "--memory-swap {s:?}: must be at least --memory (it is memory plus swap)"
-                    ))
-                    }
+                    None => return Err(HostFlagError::SwapNeedsMemory(s.into())),
+                    Some(m) if v < m => return Err(HostFlagError::SwapBelowMemory(s.into())),
                     _ => Some(v),
                 }
             }
@@ -176,33 +309,37 @@ impl HostConfig {
         let memory_reservation = o
             .memory_reservation
             .as_deref()
-            .map(|s| size("--memory-reservation", s))
+            .map(|s| parse_size("--memory-reservation", s))
             .transpose()?;
         if let (Some(r), Some(m)) = (memory_reservation, memory) {
             if r > m {
-                return Err(format!(
-                    "--memory-reservation {r}: must be no more than --memory ({m})"
-                ));
+                return Err(HostFlagError::ReservationAboveMemory {
+                    reservation: r,
+                    memory: m,
+                });
             }
         }
         let shm_size = o
             .shm_size
             .as_deref()
-            .map(|s| size("--shm-size", s))
+            .map(|s| parse_size("--shm-size", s))
             .transpose()?;
         if let Some(n) = o.cpu_shares {
             // The kernel's range for cpu.shares (v1; v2's weight is mapped from it).
             if !(2..=262_144).contains(&n) {
-                return Err(format!("--cpu-shares {n}: use 2 to 262144"));
+                return Err(HostFlagError::CpuShares(n));
             }
         }
         if let Some(n) = o.oom_score_adj {
             if !(-1000..=1000).contains(&n) {
-                return Err(format!("--oom-score-adj {n}: use -1000 to 1000"));
+                return Err(HostFlagError::OomScoreAdj(n));
             }
         }
         if let Some(c) = &o.cpuset_cpus {
-            cpu_list(c).map_err(|e| format!("--cpuset-cpus {c:?}: {e}"))?;
+            cpu_list(c).map_err(|problem| HostFlagError::CpusetCpus {
+                value: c.clone(),
+                problem,
+            })?;
         }
         let extra_hosts = o
             .add_hosts
@@ -214,7 +351,7 @@ impl HostConfig {
             .iter()
             .map(|d| {
                 d.parse::<IpAddr>()
-                    .map_err(|_| format!("--dns {d:?}: not an IP address"))
+                    .map_err(|_| HostFlagError::Dns(d.clone()))
             })
             .collect::<Result<_, _>>()?;
         let dns_search = match o.dns_search.as_slice() {
@@ -223,7 +360,7 @@ impl HostConfig {
             list => {
                 for d in list {
                     if d.is_empty() || d.len() > 253 || d.contains(char::is_whitespace) {
-                        return Err(format!("--dns-search {d:?}: not a domain name"));
+                        return Err(HostFlagError::DnsSearch(d.clone()));
                     }
                 }
                 Some(list.to_vec())
@@ -256,7 +393,7 @@ impl HostConfig {
                 .iter()
                 .map(|g| {
                     if g.is_empty() || g.contains([':', '\n']) {
-                        Err(format!("--group-add {g:?}: not a group name or id"))
+                        Err(HostFlagError::GroupAdd(g.clone()))
                     } else {
                         Ok(g.clone())
                     }
@@ -265,12 +402,7 @@ impl HostConfig {
             shm_size,
             cidfile: match &o.cidfile {
                 // docker's check: an existing file may belong to a running container.
-                Some(f) if f.exists() => {
-                    return Err(format!(
-                        "--cidfile {}: the file exists (another container may use it); remove it",
-                        f.display()
-                    ))
-                }
+                Some(f) if f.exists() => return Err(HostFlagError::CidfileExists(f.clone())),
                 f => f.clone(),
             },
             pid: ns_mode("--pid", o.pid.as_deref(), &[])?,
@@ -278,12 +410,12 @@ impl HostConfig {
             uts: match o.uts.as_deref() {
                 None | Some("private") => NsMode::Private,
                 Some("host") => NsMode::Host,
-                Some(u) => return Err(format!("--uts {u:?}: use host")),
+                Some(u) => return Err(HostFlagError::Uts(u.into())),
             },
             cgroupns: match o.cgroupns.as_deref() {
                 None | Some("private") => NsMode::Private,
                 Some("host") => NsMode::Host,
-                Some(c) => return Err(format!("--cgroupns {c:?}: use private or host")),
+                Some(c) => return Err(HostFlagError::Cgroupns(c.into())),
             },
             cpuset_cpus: o.cpuset_cpus.clone(),
             cpu_shares: o.cpu_shares,
@@ -294,12 +426,16 @@ impl HostConfig {
                 None | Some("missing") => PullPolicy::Missing,
                 Some("always") => PullPolicy::Always,
                 Some("never") => PullPolicy::Never,
-                Some(p) => return Err(format!("--pull {p:?}: use always, missing or never")),
+                Some(p) => return Err(HostFlagError::Pull(p.into())),
             },
             platform: match &o.platform {
                 Some(p) => {
-                    husk_image::manifest::Platform::parse(p)
-                        .map_err(|e| format!("--platform {p:?}: {e}"))?;
+                    husk_image::manifest::Platform::parse(p).map_err(|source| {
+                        HostFlagError::Platform {
+                            value: p.clone(),
+                            source,
+                        }
+                    })?;
                     Some(p.clone())
                 }
                 None => None,
@@ -312,14 +448,14 @@ impl HostConfig {
 
 /// `--log-opt max-size=…` and `max-file=…` (docker's json-file options; max-file needs
 /// max-size, as docker's).
-fn log_rotate(opts: &[String]) -> Result<Option<(i64, u32)>, String> {
+fn log_rotate(opts: &[String]) -> Result<Option<(i64, u32)>, HostFlagError> {
     let (mut size, mut files) = (None, None);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("max-size", v)) => {
                 size = Some(
-                    crate::spec_from_image::parse_size(v)
-                        .map_err(|_| format!("--log-opt {o:?}: expected a size like 10m"))?,
+                    parse_size("--log-opt max-size", v)
+                        .map_err(|_| HostFlagError::LogSize(o.into()))?,
                 )
             }
             Some(("max-file", v)) => {
@@ -327,14 +463,14 @@ fn log_rotate(opts: &[String]) -> Result<Option<(i64, u32)>, String> {
                     v.parse::<u32>()
                         .ok()
                         .filter(|n| *n >= 1)
-                        .ok_or_else(|| format!("--log-opt {o:?}: expected a count of 1 or more"))?,
+                        .ok_or_else(|| HostFlagError::LogFiles(o.into()))?,
                 )
             }
-            _ => return Err(format!("--log-opt {o:?}: use max-size=SIZE or max-file=N")),
+            _ => return Err(HostFlagError::LogOpt(o.into())),
         }
     }
     match (size, files) {
-        (None, Some(_)) => Err("--log-opt max-file: needs max-size".into()),
+        (None, Some(_)) => Err(HostFlagError::LogFilesWithoutSize),
         (Some(s), f) => Ok(Some((s, f.unwrap_or(1)))),
         (None, None) => Ok(None),
     }
@@ -343,19 +479,27 @@ fn log_rotate(opts: &[String]) -> Result<Option<(i64, u32)>, String> {
 /// `KEY=VALUE` lists (a bare KEY is an empty value where `bare` allows it, as docker's
 /// labels); a later KEY wins.
 fn key_values(
-    flag: &str,
+    flag: &'static str,
     items: &[String],
     bare: bool,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, HostFlagError> {
     let mut m = BTreeMap::new();
     for i in items {
         let (k, v) = match i.split_once('=') {
             Some((k, v)) => (k, v),
             None if bare => (i.as_str(), ""),
-            None => return Err(format!("{flag} {i:?}: expected KEY=VALUE")),
+            None => {
+                return Err(HostFlagError::NoValue {
+                    flag,
+                    item: i.clone(),
+                })
+            }
         };
         if k.is_empty() || k.contains(char::is_whitespace) {
-            return Err(format!("{flag} {i:?}: the key is empty or has blanks"));
+            return Err(HostFlagError::Key {
+                flag,
+                item: i.clone(),
+            });
         }
         m.insert(k.to_string(), v.to_string());
     }
@@ -363,17 +507,21 @@ fn key_values(
 }
 
 /// `HOST:IP` (docker's form; an IPv6 address keeps its colons), also `HOST=IP`.
-fn add_host(s: &str) -> Result<(String, IpAddr), String> {
+fn add_host(s: &str) -> Result<(String, IpAddr), HostFlagError> {
+    let bad = |problem| HostFlagError::AddHost {
+        value: s.to_string(),
+        problem,
+    };
     let (h, ip) = s
         .split_once('=')
         .or_else(|| s.split_once(':'))
-        .ok_or_else(|| format!("--add-host {s:?}: expected HOST:IP"))?;
+        .ok_or_else(|| bad(AddHostError::Form))?;
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = ip
         .parse::<IpAddr>()
-        .map_err(|_| format!("--add-host {s:?}: {ip:?} is not an IP address"))?;
+        .map_err(|_| bad(AddHostError::NotAnAddress(ip.to_string())))?;
     if h.is_empty() || h.contains(char::is_whitespace) {
-        return Err(format!("--add-host {s:?}: not a host name"));
+        return Err(bad(AddHostError::HostName));
     }
     Ok((h.to_string(), ip))
 }
@@ -399,33 +547,37 @@ const ULIMITS: &[(&str, &str)] = &[
 ];
 
 /// `NAME=SOFT[:HARD]`, -1 (or `unlimited`) for no limit.
-fn ulimit(s: &str) -> Result<Ulimit, String> {
-    let bad = |why: &str| format!("--ulimit {s:?}: {why}");
-    let (name, vals) = s
-        .split_once('=')
-        .ok_or_else(|| bad("expected NAME=SOFT[:HARD]"))?;
+fn ulimit(s: &str) -> Result<Ulimit, HostFlagError> {
+    let bad = |problem| HostFlagError::Ulimit {
+        value: s.to_string(),
+        problem,
+    };
+    let (name, vals) = s.split_once('=').ok_or_else(|| bad(UlimitError::Form))?;
     let kind = ULIMITS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, k)| k.to_string())
-        .ok_or_else(|| bad("unknown limit (use nofile, nproc, core, stack, memlock, …)"))?;
+        .ok_or_else(|| bad(UlimitError::Unknown))?;
     let num = |v: &str| match v {
         "-1" | "unlimited" => Ok(u64::MAX),
-        v => v.parse::<u64>().map_err(|_| bad("limits are numbers")),
+        v => v.parse::<u64>().map_err(|_| bad(UlimitError::NotANumber)),
     };
     let (soft, hard) = match vals.split_once(':') {
         Some((s, h)) => (num(s)?, num(h)?),
         None => (num(vals)?, num(vals)?),
     };
     if soft > hard {
-        return Err(bad("the soft limit is above the hard limit"));
+        return Err(bad(UlimitError::SoftAboveHard));
     }
     Ok(Ulimit { kind, soft, hard })
 }
 
 /// `HOST[:CONTAINER][:PERMISSIONS]`: the host node must exist and be a device.
-fn device(s: &str) -> Result<Device, String> {
-    let bad = |why: String| format!("--device {s:?}: {why}");
+fn device(s: &str) -> Result<Device, HostFlagError> {
+    let bad = |problem| HostFlagError::Device {
+        value: s.to_string(),
+        problem,
+    };
     let parts: Vec<&str> = s.split(':').collect();
     let is_access = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
     let (host, path, access) = match parts.as_slice() {
@@ -433,12 +585,17 @@ fn device(s: &str) -> Result<Device, String> {
         [h, a] if is_access(a) => (*h, *h, *a),
         [h, c] => (*h, *c, "rwm"),
         [h, c, a] if is_access(a) => (*h, *c, *a),
-        _ => return Err(bad("expected HOST[:CONTAINER][:rwm]".into())),
+        _ => return Err(bad(DeviceError::Form)),
     };
     if !host.starts_with('/') || !path.starts_with('/') {
-        return Err(bad("paths must be absolute".into()));
+        return Err(bad(DeviceError::Relative));
     }
-    let meta = std::fs::metadata(host).map_err(|e| bad(format!("{host}: {e}")))?;
+    let meta = std::fs::metadata(host).map_err(|source| {
+        bad(DeviceError::Stat {
+            host: host.to_string(),
+            source,
+        })
+    })?;
     let ft = meta.file_type();
     let kind = if ft.is_char_device() {
         'c'
@@ -446,7 +603,7 @@ fn device(s: &str) -> Result<Device, String> {
         'b'
     } else {
         // docker also takes a directory of devices; husk takes nodes only.
-        return Err(bad(format!("{host} is not a device node")));
+        return Err(bad(DeviceError::NotADevice(host.to_string())));
     };
     let rdev = meta.rdev();
     Ok(Device {
@@ -501,11 +658,15 @@ pub fn host_devices() -> Vec<Device> {
 /// `NAME=VALUE`, NAME one of the namespaced sysctls docker allows: a container's own IPC
 /// (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) and network (net.*, not with the
 /// host's network) ones; others would change the host.
-fn sysctl(s: &str, host_network: bool) -> Result<(String, String), String> {
+fn sysctl(s: &str, host_network: bool) -> Result<(String, String), HostFlagError> {
+    let bad = |problem| HostFlagError::Sysctl {
+        value: s.to_string(),
+        problem,
+    };
     let (k, v) = s
         .split_once('=')
         .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("--sysctl {s:?}: expected NAME=VALUE"))?;
+        .ok_or_else(|| bad(SysctlError::Form))?;
     let k = k.replace('/', ".");
     let ipc = [
         "kernel.msgmax",
@@ -519,49 +680,49 @@ fn sysctl(s: &str, host_network: bool) -> Result<(String, String), String> {
             .any(|p| k.starts_with(p));
     if k.starts_with("net.") {
         if host_network {
-            return Err(format!(
-                "--sysctl {s:?}: net.* sysctls are not allowed with --network host"
-            ));
+            return Err(bad(SysctlError::HostNetwork));
         }
     } else if !ipc {
-        return Err(format!(
-            "--sysctl {s:?}: not a namespaced sysctl (kernel.msg*, kernel.sem, kernel.shm*, \
-             fs.mqueue.*, net.*); it would change the host"
-        ));
+        return Err(bad(SysctlError::NotNamespaced));
     }
     Ok((k, v.to_string()))
 }
 
-fn ns_mode(flag: &str, v: Option<&str>, private: &[&str]) -> Result<NsMode, String> {
+fn ns_mode(
+    flag: &'static str,
+    v: Option<&str>,
+    private: &'static [&'static str],
+) -> Result<NsMode, HostFlagError> {
     match v {
         None => Ok(NsMode::Private),
         Some("host") => Ok(NsMode::Host),
         Some(p) if private.contains(&p) => Ok(NsMode::Private),
         Some(p) => match p.strip_prefix("container:") {
             Some(c) if !c.is_empty() => Ok(NsMode::Container(c.to_string())),
-            _ => Err(format!(
-                "{flag} {p:?}: use host{}, or container:NAME",
-                private.iter().map(|p| format!(", {p}")).collect::<String>()
-            )),
+            _ => Err(HostFlagError::NsMode {
+                flag,
+                value: p.to_string(),
+                private,
+            }),
         },
     }
 }
 
 /// The CPUs of a list like `0-2,4`, checked (ranges ascending, numbers below 8192).
-fn cpu_list(s: &str) -> Result<Vec<u32>, String> {
+fn cpu_list(s: &str) -> Result<Vec<u32>, CpuListError> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let n = |x: &str| {
             x.parse::<u32>()
                 .ok()
                 .filter(|n| *n < 8192)
-                .ok_or_else(|| format!("{x:?} is not a CPU number"))
+                .ok_or_else(|| CpuListError::NotACpu(x.to_string()))
         };
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b) = (n(a)?, n(b)?);
                 if a > b {
-                    return Err(format!("range {part:?} runs backwards"));
+                    return Err(CpuListError::Backwards(part.to_string()));
                 }
                 out.extend(a..=b);
             }
@@ -575,7 +736,7 @@ fn cpu_list(s: &str) -> Result<Vec<u32>, String> {
 mod tests {
     use super::*;
 
-    fn check(f: impl FnOnce(&mut HostOptions)) -> Result<HostConfig, String> {
+    fn check(f: impl FnOnce(&mut HostOptions)) -> Result<HostConfig, HostFlagError> {
         let mut o = HostOptions::default();
         f(&mut o);
         HostConfig::validate(&o, Some(64 << 20), false)
@@ -745,9 +906,38 @@ mod tests {
             ("--log-opt", |o| o.log_opts = v(&["tag=x"])),
         ];
         for (flag, f) in cases {
-            let e = check(f).expect_err(flag);
+            let e = check(f).expect_err(flag).to_string();
             assert!(e.starts_with(flag), "{flag}: {e}");
         }
+        // Typed: an embedder matches on what went wrong, not on the words.
+        assert!(matches!(
+            check(|o| o.ulimits = v(&["nofile=2:1"])),
+            Err(HostFlagError::Ulimit {
+                problem: UlimitError::SoftAboveHard,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check(|o| o.shm_size = Some("0".into())),
+            Err(HostFlagError::Size(SizeError {
+                flag: "--shm-size",
+                ..
+            }))
+        ));
+        assert!(matches!(
+            check(|o| o.devices = v(&["/etc/hostname"])),
+            Err(HostFlagError::Device { problem: DeviceError::NotADevice(h), .. }) if h == "/etc/hostname"
+        ));
+        assert!(matches!(
+            check(|o| o.cpuset_cpus = Some("3-1".into())),
+            Err(HostFlagError::CpusetCpus { problem: CpuListError::Backwards(r), .. }) if r == "3-1"
+        ));
+        assert_eq!(
+            check(|o| o.ipc = Some("container:".into()))
+                .unwrap_err()
+                .to_string(),
+            "--ipc \"container:\": use host, private, shareable, or container:NAME"
+        );
         // --memory-swap is memory + swap: without --memory it means nothing
         let o = HostOptions {
             memory_swap: Some("1g".into()),

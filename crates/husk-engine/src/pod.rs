@@ -279,7 +279,7 @@ impl Engine {
             None,
             false,
         )
-        .map_err(Error::Invalid)?
+        .map_err(crate::config::ConfigError::from)?
         .labels;
         // Tagged with the binary's hash: a changed husk-pause makes a new image.
         let pause = crate::embedded::pause_binary()?;

@@ -393,8 +393,7 @@ impl Engine {
                 .map_or(0, |e| e.len()),
         }
         .min(pv.args.len());
-        let apparmor_profile = crate::apparmor::prepare(&a.apparmor, a.privileged)
-            .map_err(crate::config::ConfigError::from)?;
+        let apparmor_profile = crate::apparmor::prepare(&a.apparmor, a.privileged)?;
         let mut spec = spec_from_image::spec(
             &pv,
             &spec_from_image::Options {

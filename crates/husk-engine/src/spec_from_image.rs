@@ -106,8 +106,16 @@ impl Default for Options {
     }
 }
 
-/// Bytes from `N[b|k|m|g]`.
-pub fn parse_size(s: &str) -> Result<i64, String> {
+/// A size flag's value that is not `N[b|k|m|g]` with N > 0: the flag and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value:?}: expected a positive size like 64m")]
+pub struct SizeError {
+    pub flag: &'static str,
+    pub value: String,
+}
+
+/// Bytes from `flag`'s value `N[b|k|m|g]`.
+pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, SizeError> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
     let (num, mul) = match t.chars().last() {
@@ -120,7 +128,10 @@ pub fn parse_size(s: &str) -> Result<i64, String> {
         .ok()
         .filter(|n| *n > 0)
         .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("--memory {s:?}: expected a positive size like 64m"))
+        .ok_or_else(|| SizeError {
+            flag,
+            value: s.to_string(),
+        })
 }
 
 /// One rlimit: soft/hard wanted, both capped at this process's hard limit (without
@@ -313,11 +324,22 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_size("64m"), Ok(64 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("512kb"), Ok(512 << 10));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("0").is_err() && parse_size("m").is_err() && parse_size("-1").is_err());
+        let size = |s| parse_size("--memory", s);
+        assert_eq!(size("64m"), Ok(64 << 20));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert_eq!(size("512kb"), Ok(512 << 10));
+        assert_eq!(size("4096"), Ok(4096));
+        for bad in ["0", "m", "-1"] {
+            let e = SizeError {
+                flag: "--memory",
+                value: bad.into(),
+            };
+            assert_eq!(size(bad), Err(e), "{bad}");
+        }
+        assert_eq!(
+            size("lots").unwrap_err().to_string(),
+            "--memory \"lots\": expected a positive size like 64m"
+        );
     }
 
     fn process(uid: u32) -> ProcessValues {

@@ -38,6 +38,22 @@ pub struct StorageOptions {
     pub rootfs_tmpfs: Option<String>,
 }
 
+/// A `--storage-opt` or `--rootfs-tmpfs` that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageOptError {
+    /// The option as given (`size=lots`).
+    #[error("--storage-opt {0}: expected a positive size like 64m")]
+    Quota(String),
+    #[error("--rootfs-tmpfs {0}: expected a positive size like 64m")]
+    Tmpfs(String),
+    #[error("--storage-opt {0:?}: only size=SIZE is known")]
+    Unknown(String),
+    #[error(
+        "--rootfs-tmpfs and --storage-opt size exclude each other: the tmpfs's size is the limit"
+    )]
+    Both,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WritableError {
     #[error(
@@ -75,34 +91,25 @@ pub enum WritableError {
 
 impl WritableLayer {
     /// Checked options (pure): the first wrong one is the error.
-    pub fn validate(o: &StorageOptions) -> Result<WritableLayer, String> {
+    pub fn validate(o: &StorageOptions) -> Result<WritableLayer, StorageOptError> {
+        // parse_size takes positive sizes only.
+        let size = |v| crate::spec_from_image::parse_size("", v).map(|n| n as u64);
         let mut quota = None;
         for kv in &o.storage_opts {
             match kv.split_once('=') {
                 Some(("size", v)) => {
-                    let n = crate::spec_from_image::parse_size(v)
-                        .map_err(|e| format!("--storage-opt {kv}: {e}"))?;
-                    if n <= 0 {
-                        return Err(format!("--storage-opt {kv}: the size must be positive"));
-                    }
-                    quota = Some(n as u64);
+                    quota = Some(size(v).map_err(|_| StorageOptError::Quota(kv.clone()))?)
                 }
-                _ => return Err(format!("--storage-opt {kv:?}: only size=SIZE is known")),
+                _ => return Err(StorageOptError::Unknown(kv.clone())),
             }
         }
         let tmpfs = o
             .rootfs_tmpfs
             .as_deref()
-            .map(|v| match crate::spec_from_image::parse_size(v) {
-                Ok(n) if n > 0 => Ok(n as u64),
-                Ok(_) => Err(format!("--rootfs-tmpfs {v}: the size must be positive")),
-                Err(e) => Err(format!("--rootfs-tmpfs {v}: {e}")),
-            })
+            .map(|v| size(v).map_err(|_| StorageOptError::Tmpfs(v.to_string())))
             .transpose()?;
         match (quota, tmpfs) {
-            (Some(_), Some(_)) => Err("--rootfs-tmpfs and --storage-opt size exclude each \
-                                       other: the tmpfs's size is the limit"
-                .into()),
+            (Some(_), Some(_)) => Err(StorageOptError::Both),
             (Some(n), None) => Ok(WritableLayer::Quota(n)),
             (None, Some(n)) => Ok(WritableLayer::Tmpfs(n)),
             (None, None) => Ok(WritableLayer::Disk),
@@ -364,7 +371,7 @@ fn fs_name(magic: i64) -> String {
 mod tests {
     use super::*;
 
-    fn v(opts: &[&str], tmpfs: Option<&str>) -> Result<WritableLayer, String> {
+    fn v(opts: &[&str], tmpfs: Option<&str>) -> Result<WritableLayer, StorageOptError> {
         WritableLayer::validate(&StorageOptions {
             storage_opts: opts.iter().map(|s| s.to_string()).collect(),
             rootfs_tmpfs: tmpfs.map(String::from),
@@ -376,12 +383,19 @@ mod tests {
         assert_eq!(v(&[], None), Ok(WritableLayer::Disk));
         assert_eq!(v(&["size=10m"], None), Ok(WritableLayer::Quota(10 << 20)));
         assert_eq!(v(&[], Some("1g")), Ok(WritableLayer::Tmpfs(1 << 30)));
-        assert!(v(&["size=1m"], Some("1m")).unwrap_err().contains("exclude"));
-        assert!(v(&["inodes=5"], None).unwrap_err().contains("only size"));
-        assert!(v(&["size=0"], None).is_err());
-        assert!(v(&[], Some("lots"))
-            .unwrap_err()
-            .starts_with("--rootfs-tmpfs lots"));
+        assert_eq!(v(&["size=1m"], Some("1m")), Err(StorageOptError::Both));
+        assert_eq!(
+            v(&["inodes=5"], None),
+            Err(StorageOptError::Unknown("inodes=5".into()))
+        );
+        assert_eq!(
+            v(&["size=0"], None),
+            Err(StorageOptError::Quota("size=0".into()))
+        );
+        assert_eq!(
+            v(&[], Some("lots")).unwrap_err().to_string(),
+            "--rootfs-tmpfs lots: expected a positive size like 64m"
+        );
         assert_eq!(std::mem::size_of::<FsDiskQuota>(), 112);
         assert_eq!(std::mem::size_of::<FsXattr>(), 28);
         for w in [

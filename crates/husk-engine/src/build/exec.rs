@@ -214,7 +214,9 @@ fn run_seccomp(s: &Seccomp) -> crate::Result<Option<Value>> {
     Ok(match s {
         Seccomp::Default => Some(flags::default_seccomp(&caps)),
         Seccomp::Unconfined => None,
-        Seccomp::File(f) => Some(crate::config::load_seccomp(f, &caps).map_err(Error::Invalid)?),
+        Seccomp::File(f) => {
+            Some(crate::config::load_seccomp(f, &caps).map_err(crate::config::ConfigError::from)?)
+        }
     })
 }
 

@@ -3,6 +3,17 @@
 
 use std::net::IpAddr;
 
+/// A subnet that does not parse: the value as given, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} is not a subnet (ADDRESS/PREFIX)")]
+    Form(String),
+    #[error("{subnet:?}: {address:?} is not an IP address")]
+    Address { subnet: String, address: String },
+    #[error("{subnet:?}: the prefix length must be 0-{max}")]
+    Prefix { subnet: String, max: u8 },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
     pub addr: IpAddr,
@@ -26,19 +37,23 @@ fn from_bits(v: u128, v4: bool) -> IpAddr {
 
 impl Cidr {
     /// "ADDR/PREFIX"; the address is reduced to the network's (172.17.3.4/16 → 172.17.0.0/16).
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub fn parse(s: &str) -> Result<Cidr, CidrError> {
         let (a, p) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a subnet (ADDRESS/PREFIX)"))?;
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("{s:?}: {a:?} is not an IP address"))?;
+            .ok_or_else(|| CidrError::Form(s.to_string()))?;
+        let addr: IpAddr = a.parse().map_err(|_| CidrError::Address {
+            subnet: s.to_string(),
+            address: a.to_string(),
+        })?;
         let max = bits(addr).1;
         let prefix: u8 = p
             .parse()
             .ok()
             .filter(|p| *p <= max)
-            .ok_or_else(|| format!("{s:?}: the prefix length must be 0-{max}"))?;
+            .ok_or_else(|| CidrError::Prefix {
+                subnet: s.to_string(),
+                max,
+            })?;
         let c = Cidr { addr, prefix };
         Ok(Cidr {
             addr: from_bits(bits(addr).0 & c.mask(), addr.is_ipv4()),
@@ -108,7 +123,13 @@ mod tests {
         assert_eq!(v6.to_string(), "fd00:1::/64");
         assert_eq!(v6.nth(2), Some("fd00:1::2".parse().unwrap()));
         assert!(!v6.overlaps(&c));
-        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert_eq!(
+            Cidr::parse("10.0.0.0/33"),
+            Err(CidrError::Prefix {
+                subnet: "10.0.0.0/33".into(),
+                max: 32
+            })
+        );
         assert!(Cidr::parse("10.0.0.0").is_err());
         assert!(Cidr::parse("x/8").is_err());
         assert_eq!(

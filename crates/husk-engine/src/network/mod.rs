@@ -56,8 +56,46 @@ pub enum NetworkError {
     },
     #[error("port {port} is already in use: {why}")]
     PortInUse { port: String, why: String },
+    #[error(
+        "invalid network name {0:?}: use letters, digits and _.- (none, host and default are \
+         reserved)"
+    )]
+    BadName(String),
+    #[error("--gateway {0:?}: not an address")]
+    Gateway(String),
+    #[error("--gateway needs --subnet")]
+    GatewayNeedsSubnet,
+    #[error("--gateway {gateway} is not a host address of {subnet}")]
+    GatewayOutside {
+        gateway: std::net::IpAddr,
+        subnet: cidr::Cidr,
+    },
+    #[error("--subnet {0}")]
+    Subnet(cidr::CidrError),
+    /// The engine's configured subnet for the default network.
     #[error("{0}")]
-    Invalid(String),
+    DefaultSubnet(cidr::CidrError),
+    #[error("--subnet {0}: an IPv6 subnet; husk makes one itself with --ipv6")]
+    Ipv6Subnet(String),
+    #[error("--subnet {0}: too small for a gateway and a container")]
+    SubnetTooSmall(String),
+    #[error("{} is the default network: it cannot be removed", store::DEFAULT)]
+    RemoveDefault,
+    #[error("--ip {ip} is not a free host address of network {network} ({subnet})")]
+    IpNotFree {
+        ip: std::net::IpAddr,
+        network: String,
+        subnet: cidr::Cidr,
+    },
+    #[error("--ip {ip} is not in a subnet of network {network}")]
+    IpNotInSubnet {
+        ip: std::net::IpAddr,
+        network: String,
+    },
+    #[error("the container is already on network {0}")]
+    AlreadyOn(String),
+    #[error("the container is not on network {0}")]
+    NotOn(String),
     #[error("reading {}: {reason}", path.display())]
     Corrupt {
         path: std::path::PathBuf,
@@ -93,6 +131,44 @@ pub enum NetworkError {
     Sys(#[from] SysError),
 }
 
+/// A `--network`, `-p`, `--ip`, `--mac-address` or `--network-alias` of `run` that was
+/// refused (checked before anything is made).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkFlagError {
+    #[error(
+        "--network {0:?}: use a network's name, none, host, container:NAME, pasta[:OPTIONS] \
+         or slirp4netns[:allow_host_loopback=true]"
+    )]
+    Mode(String),
+    #[error(transparent)]
+    Publish(#[from] ports::PublishError),
+    /// `-p` or `-P` with a network that cannot forward ports.
+    #[error(
+        "{flag}: --network {network} publishes no ports (ports need a bridge network or pasta)"
+    )]
+    NoPublishing { flag: &'static str, network: String },
+    /// The networks as given, joined by " --network ".
+    #[error(
+        "--network {0}: none, host, container: and slirp4netns cannot be combined with other \
+         networks"
+    )]
+    Combined(String),
+    #[error("--network {0}: given twice")]
+    Twice(String),
+    #[error("--ip {0:?}: not an IP address")]
+    Ip(String),
+    #[error("--mac-address {0:?}: not a unicast MAC address (xx:xx:xx:xx:xx:xx)")]
+    Mac(String),
+    #[error("{flag}: needs a bridge network, not --network {network}")]
+    NeedsBridge { flag: &'static str, network: String },
+    #[error("--network-alias: aliases are served on user-defined networks only (as docker's)")]
+    AliasOnDefault,
+    #[error("--network-alias {0:?}: not a valid name")]
+    Alias(String),
+    #[error("--ip: a chosen address needs a user-defined network (as docker's)")]
+    IpOnDefault,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Network {
     None,
@@ -110,7 +186,7 @@ pub enum Network {
 
 impl Network {
     /// A mode, or a network's name ([`Network::Bridge`]).
-    pub fn parse(s: &str) -> Result<Network, String> {
+    pub fn parse(s: &str) -> Result<Network, NetworkFlagError> {
         match s {
             "bridge" => Ok(Network::Bridge),
             n if store::valid_name(n) => Ok(Network::Bridge),
@@ -128,11 +204,7 @@ impl Network {
             n if pasta::parse(n).is_some() => Ok(Network::Pasta(pasta::parse(n).unwrap())),
             n => match n.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(Network::Container(c.to_string())),
-                _ => Err(format!(
-                    "--network {n:?}: use a network's name, none, host, container:NAME, \
-                     pasta[:OPTIONS] or \
-                     slirp4netns[:allow_host_loopback=true]"
-                )),
+                _ => Err(NetworkFlagError::Mode(n.to_string())),
             },
         }
     }
@@ -319,9 +391,10 @@ mod tests {
         );
         assert_eq!(Network::parse("bridge"), Ok(Network::Bridge));
         assert_eq!(Network::parse("my-net"), Ok(Network::Bridge));
-        assert!(Network::parse("slirp4netns:x")
-            .unwrap_err()
-            .contains("slirp4netns"));
+        assert_eq!(
+            Network::parse("slirp4netns:x"),
+            Err(NetworkFlagError::Mode("slirp4netns:x".into()))
+        );
         let c = Network::parse("container:web").unwrap();
         assert_eq!(c, Network::Container("web".into()));
         assert_eq!(c.to_string(), "container:web");

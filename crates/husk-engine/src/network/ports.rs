@@ -39,18 +39,52 @@ impl PortMapping {
     }
 }
 
-fn port_range(s: &str, what: &str, flag: &str) -> Result<(u16, u16), String> {
+/// What is wrong with a `-p` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("unknown protocol {0:?} (tcp or udp)")]
+    Protocol(String),
+    #[error("expected [IPv6]:HOST_PORT:CONTAINER_PORT")]
+    Ipv6Form,
+    #[error("too many colons (IPv6 addresses go in [])")]
+    Colons,
+    #[error("invalid host address {0:?}")]
+    HostAddress(String),
+    /// `side` is "host" or "container".
+    #[error("invalid {side} port {port:?}")]
+    Port { side: &'static str, port: String },
+    #[error("invalid {side} port range {range:?}")]
+    Range { side: &'static str, range: String },
+    #[error("the host and container port ranges differ in length")]
+    Lengths,
+}
+
+/// A `-p` value that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("-p {value}: {problem}")]
+pub struct PublishError {
+    pub value: String,
+    pub problem: PortError,
+}
+
+fn port_range(s: &str, side: &'static str) -> Result<(u16, u16), PortError> {
     let one = |p: &str| {
         p.parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{flag}: invalid {what} port {p:?}"))
+            .ok_or_else(|| PortError::Port {
+                side,
+                port: p.to_string(),
+            })
     };
     match s.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (one(a)?, one(b)?);
             if b < a {
-                return Err(format!("{flag}: invalid {what} port range {s:?}"));
+                return Err(PortError::Range {
+                    side,
+                    range: s.to_string(),
+                });
             }
             Ok((a, b))
         }
@@ -59,20 +93,24 @@ fn port_range(s: &str, what: &str, flag: &str) -> Result<(u16, u16), String> {
 }
 
 /// One `-p` value, as one mapping per port.
-pub fn parse(s: &str) -> Result<Vec<PortMapping>, String> {
-    let flag = format!("-p {s}");
+pub fn parse(s: &str) -> Result<Vec<PortMapping>, PublishError> {
+    mappings(s).map_err(|problem| PublishError {
+        value: s.to_string(),
+        problem,
+    })
+}
+
+fn mappings(s: &str) -> Result<Vec<PortMapping>, PortError> {
     let (rest, protocol) = match s.rsplit_once('/') {
         Some((r, "tcp")) => (r, Proto::Tcp),
         Some((r, "udp")) => (r, Proto::Udp),
-        Some((_, p)) => return Err(format!("{flag}: unknown protocol {p:?} (tcp or udp)")),
+        Some((_, p)) => return Err(PortError::Protocol(p.to_string())),
         None => (s, Proto::Tcp),
     };
     // [IP:][HOST:]CONTAINER, the IP possibly an IPv6 one in brackets.
     let (ip, rest) = match rest.strip_prefix('[') {
         Some(r) => {
-            let (ip, after) = r
-                .split_once("]:")
-                .ok_or_else(|| format!("{flag}: expected [IPv6]:HOST_PORT:CONTAINER_PORT"))?;
+            let (ip, after) = r.split_once("]:").ok_or(PortError::Ipv6Form)?;
             (Some(ip), after)
         }
         None => match rest.matches(':').count() {
@@ -81,26 +119,24 @@ pub fn parse(s: &str) -> Result<Vec<PortMapping>, String> {
                 let (ip, after) = rest.split_once(':').unwrap();
                 (Some(ip), after)
             }
-            _ => return Err(format!("{flag}: too many colons (IPv6 addresses go in [])")),
+            _ => return Err(PortError::Colons),
         },
     };
     let host_ip = ip
         .map(|i| {
             i.parse::<IpAddr>()
-                .map_err(|_| format!("{flag}: invalid host address {i:?}"))
+                .map_err(|_| PortError::HostAddress(i.to_string()))
         })
         .transpose()?;
     let (host, container) = match rest.split_once(':') {
         Some((h, c)) => (Some(h).filter(|h| !h.is_empty()), c),
         None => (None, rest),
     };
-    let (c0, c1) = port_range(container, "container", &flag)?;
-    let host = host.map(|h| port_range(h, "host", &flag)).transpose()?;
+    let (c0, c1) = port_range(container, "container")?;
+    let host = host.map(|h| port_range(h, "host")).transpose()?;
     if let Some((h0, h1)) = host {
         if h1 - h0 != c1 - c0 {
-            return Err(format!(
-                "{flag}: the host and container port ranges differ in length"
-            ));
+            return Err(PortError::Lengths);
         }
     }
     Ok((c0..=c1)

@@ -202,10 +202,11 @@ fn lease_address(
     };
     if let Some(ip) = want {
         if !subnet.contains(ip) || Some(ip) == gateway || subnet.nth(0) == Some(ip) {
-            return Err(NetworkError::Invalid(format!(
-                "--ip {ip} is not a free host address of network {} ({subnet})",
-                def.name
-            )));
+            return Err(NetworkError::IpNotFree {
+                ip,
+                network: def.name.clone(),
+                subnet,
+            });
         }
         if !try_one(ip)? {
             let p = leases.join(ip.to_string());
@@ -302,10 +303,10 @@ fn endpoint(
         }
     }
     if let Some(ip) = w.ip.filter(|ip| !ips.contains(&ip.to_string())) {
-        return Err(NetworkError::Invalid(format!(
-            "--ip {ip} is not in a subnet of network {}",
-            def.name
-        )));
+        return Err(NetworkError::IpNotInSubnet {
+            ip,
+            network: def.name.clone(),
+        });
     }
     // Names aardvark-dns answers for, besides the container's: its aliases and short id
     // (docker's).
@@ -351,10 +352,7 @@ pub fn connect_more(networks: &Networks, dir: &Path, w: &Wanted) -> Result<Endpo
     let mut a = load(dir).ok_or(NetworkError::NotAttached)?;
     let def = networks.get(&w.network)?;
     if a.endpoints.iter().any(|e| e.network_id == def.id) {
-        return Err(NetworkError::Invalid(format!(
-            "the container is already on network {}",
-            def.name
-        )));
+        return Err(NetworkError::AlreadyOn(def.name.clone()));
     }
     let i = (0..).find(|i| !a.endpoints.iter().any(|e| e.interface == format!("eth{i}")));
     let id = a.options["container_id"]
@@ -414,9 +412,7 @@ pub fn disconnect(networks: &Networks, dir: &Path, network: &str) -> Result<(), 
         .iter()
         .position(|e| e.network == network || e.network_id == id)
     else {
-        return Err(NetworkError::Invalid(format!(
-            "the container is not on network {network}"
-        )));
+        return Err(NetworkError::NotOn(network.to_string()));
     };
     let e = a.endpoints.remove(pos);
     let one = json!({

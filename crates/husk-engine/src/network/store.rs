@@ -187,7 +187,7 @@ impl Networks {
 
     fn make_default(&self) -> Result<NetworkDef, NetworkError> {
         let subnet = match &self.default_subnet {
-            Some(s) => Cidr::parse(s).map_err(NetworkError::Invalid)?,
+            Some(s) => Cidr::parse(s).map_err(NetworkError::DefaultSubnet)?,
             None => {
                 let want = Cidr::parse(DEFAULT_SUBNET).unwrap();
                 // The default bridge of another store in this namespace is ours too (one
@@ -233,11 +233,7 @@ impl Networks {
     /// `network create`.
     pub fn create(&self, o: &CreateOptions) -> Result<NetworkDef, NetworkError> {
         if !valid_name(&o.name) {
-            return Err(NetworkError::Invalid(format!(
-                "invalid network name {:?}: use letters, digits and _.- (none, host and \
-                 default are reserved)",
-                o.name
-            )));
+            return Err(NetworkError::BadName(o.name.clone()));
         }
         let _lock = self.lock()?;
         // The default network is made before any other takes its subnet.
@@ -252,22 +248,17 @@ impl Networks {
             .as_deref()
             .map(|g| {
                 g.parse::<std::net::IpAddr>()
-                    .map_err(|_| NetworkError::Invalid(format!("--gateway {g:?}: not an address")))
+                    .map_err(|_| NetworkError::Gateway(g.to_string()))
             })
             .transpose()?;
         let v4 = match &o.subnet {
             Some(s) => {
-                let c =
-                    Cidr::parse(s).map_err(|e| NetworkError::Invalid(format!("--subnet {e}")))?;
+                let c = Cidr::parse(s).map_err(NetworkError::Subnet)?;
                 if c.addr.is_ipv6() {
-                    return Err(NetworkError::Invalid(format!(
-                        "--subnet {s}: an IPv6 subnet; husk makes one itself with --ipv6"
-                    )));
+                    return Err(NetworkError::Ipv6Subnet(s.clone()));
                 }
                 if c.prefix > 30 {
-                    return Err(NetworkError::Invalid(format!(
-                        "--subnet {s}: too small for a gateway and a container"
-                    )));
+                    return Err(NetworkError::SubnetTooSmall(s.clone()));
                 }
                 for d in self.list()? {
                     if let Some((t, _)) = d.cidrs().into_iter().find(|(t, _)| t.overlaps(&c)) {
@@ -282,16 +273,17 @@ impl Networks {
             }
             None => {
                 if gateway.is_some() {
-                    return Err(NetworkError::Invalid("--gateway needs --subnet".into()));
+                    return Err(NetworkError::GatewayNeedsSubnet);
                 }
                 self.free_subnet(&[])?
             }
         };
         if let Some(g) = gateway {
             if !v4.contains(g) || v4.nth(0) == Some(g) {
-                return Err(NetworkError::Invalid(format!(
-                    "--gateway {g} is not a host address of {v4}"
-                )));
+                return Err(NetworkError::GatewayOutside {
+                    gateway: g,
+                    subnet: v4,
+                });
             }
         }
         let mut subnets = vec![(v4, gateway)];
@@ -369,16 +361,12 @@ impl Networks {
         in_use: &dyn Fn(&str) -> Vec<String>,
     ) -> Result<String, NetworkError> {
         if what == DEFAULT {
-            return Err(NetworkError::Invalid(format!(
-                "{DEFAULT} is the default network: it cannot be removed"
-            )));
+            return Err(NetworkError::RemoveDefault);
         }
         let _lock = self.lock()?;
         let def = self.get(what)?;
         if def.name == DEFAULT {
-            return Err(NetworkError::Invalid(format!(
-                "{DEFAULT} is the default network: it cannot be removed"
-            )));
+            return Err(NetworkError::RemoveDefault);
         }
         let users = in_use(&def.name);
         if !users.is_empty() {

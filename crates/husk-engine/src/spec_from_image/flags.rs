@@ -5,6 +5,147 @@
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// A `run` flag of this module's that was refused: which flag, its value, and why, each
+/// a variant an embedder can match on; `Display` is the one line `husk` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("{flag} {name:?}: unknown capability")]
+    UnknownCapability { flag: &'static str, name: String },
+    #[error(
+        "--cap-add {0}: husk itself runs without it (or this kernel has no such \
+         capability), so no container can have it"
+    )]
+    CapabilityUnavailable(String),
+    #[error("--env-file {}: {problem}", path.display())]
+    EnvFile {
+        path: PathBuf,
+        problem: EnvFileError,
+    },
+    #[error("--tmpfs {value:?}: {problem}")]
+    Tmpfs { value: String, problem: TmpfsError },
+    #[error("--cpus {value:?}: {problem}; use 0.01 to {host_cpus} (this host's CPUs)")]
+    Cpus {
+        value: String,
+        problem: CpusError,
+        host_cpus: usize,
+    },
+    #[error(
+        "--security-opt {0:?}: use no-new-privileges[=true|false], seccomp=unconfined, \
+         seccomp=FILE, apparmor=unconfined or apparmor=PROFILE"
+    )]
+    SecurityOpt(String),
+    #[error("--security-opt seccomp={}: {problem}", file.display())]
+    Seccomp {
+        file: PathBuf,
+        problem: SeccompError,
+    },
+    #[error("--userns {value:?}: {problem}")]
+    Userns { value: String, problem: UsernsError },
+    #[error("--stop-signal {value:?}: {problem}")]
+    StopSignal { value: String, problem: SignalError },
+}
+
+/// What is wrong with an `--env-file`.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    #[error("line {0}: no variable name")]
+    NoName(usize),
+    #[error("line {line}: variable {key:?} contains whitespace")]
+    Whitespace { line: usize, key: String },
+}
+
+/// What is wrong with a `--tmpfs DST[:OPTIONS]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TmpfsError {
+    #[error("the destination must be an absolute path")]
+    Relative,
+    #[error("cannot mount over /")]
+    Root,
+    #[error("the destination must not contain . or ..")]
+    DotDot,
+    #[error("unknown or invalid option {0:?}")]
+    Option(String),
+}
+
+/// What is wrong with a `--cpus` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CpusError {
+    #[error("not a number")]
+    NotANumber,
+    #[error("out of range")]
+    OutOfRange,
+    /// Below the kernel's smallest quota (1 ms per 100 ms).
+    #[error("too small")]
+    TooSmall,
+}
+
+/// A seccomp profile file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("not JSON ({0})")]
+    NotJson(serde_json::Error),
+    #[error("not a seccomp profile (a JSON object with defaultAction)")]
+    NotObject,
+    #[error("not a seccomp profile: defaultAction is missing")]
+    NoDefaultAction,
+    #[error("archMap is not a list")]
+    ArchMap,
+    #[error("both architectures and archMap are given; use one")]
+    ArchBoth,
+    /// The field (`syscalls[3].includes.caps`).
+    #[error("{0}: not a string list")]
+    NotStringList(String),
+    #[error("minKernel {0:?}: not a version")]
+    MinKernel(String),
+    #[error("syscalls[{0}] is not an object")]
+    RuleNotObject(usize),
+    #[error("syscalls[{0}].name: both name and names are given")]
+    NameAndNames(usize),
+    /// The profile as `linux.seccomp` of a spec that does not deserialize.
+    #[error("{0}")]
+    Spec(serde_json::Error),
+    /// What the runtime's own check (`create`'s) said: its words, free text (husk-container
+    /// returns them as a string).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What is wrong with a `--userns` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsernsError {
+    #[error("keep-id is for rootless husk (root has no id of its own to keep)")]
+    KeepIdAsRoot,
+    #[error("keep-id takes uid=N and gid=N")]
+    KeepIdOption,
+    /// The option (`uid=5`).
+    #[error("{0} given twice")]
+    Twice(String),
+    #[error("{0}: not a uid or gid number")]
+    NotAnId(String),
+    #[error("auto is for root (rootless containers already share the user's namespace)")]
+    AutoRootless,
+    #[error("size must be a positive number of ids")]
+    Size,
+    #[error("use host, auto, auto:size=N or keep-id[:uid=N,gid=N]")]
+    Unknown,
+}
+
+/// A signal name or number that is not one of this system's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// husk-oci's parser's words (it returns them as a string).
+    #[error("{0}")]
+    Parse(String),
+    #[error("no such signal {0:?}")]
+    NoSuch(String),
+}
+
 /// Every capability name, at its number (`CAP_LAST_CAP` = 40 on Linux 5.9+).
 pub const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
@@ -78,7 +219,7 @@ pub fn available_caps() -> Vec<&'static str> {
 }
 
 /// `net_admin`, `CAP_NET_ADMIN`, `Net_Admin` → `CAP_NET_ADMIN`; `all` → `ALL`.
-fn cap_name(flag: &str, s: &str) -> Result<String, String> {
+fn cap_name(flag: &'static str, s: &str) -> Result<String, FlagError> {
     let up = s.trim().to_ascii_uppercase();
     if up == "ALL" {
         return Ok(up);
@@ -91,12 +232,15 @@ fn cap_name(flag: &str, s: &str) -> Result<String, String> {
     if ALL_CAPS.contains(&full.as_str()) {
         Ok(full)
     } else {
-        Err(format!("{flag} {s:?}: unknown capability"))
+        Err(FlagError::UnknownCapability {
+            flag,
+            name: s.to_string(),
+        })
     }
 }
 
 /// Names from repeated flags, each possibly a comma-separated list (podman's form).
-fn cap_names(flag: &str, values: &[String]) -> Result<Vec<String>, String> {
+fn cap_names(flag: &'static str, values: &[String]) -> Result<Vec<String>, FlagError> {
     let mut out = Vec::new();
     for v in values {
         for s in v.split(',') {
@@ -115,7 +259,7 @@ pub fn capabilities(
     privileged: bool,
     add: &[String],
     drop: &[String],
-) -> Result<(Vec<String>, Vec<String>), String> {
+) -> Result<(Vec<String>, Vec<String>), FlagError> {
     let add = cap_names("--cap-add", add)?;
     let drop = cap_names("--cap-drop", drop)?;
     let all = available_caps();
@@ -123,10 +267,7 @@ pub fn capabilities(
         .iter()
         .find(|c| *c != "ALL" && !all.contains(&c.as_str()))
     {
-        return Err(format!(
-            "--cap-add {c}: husk itself runs without it (or this kernel has no such \
-             capability), so no container can have it"
-        ));
+        return Err(FlagError::CapabilityUnavailable(c.clone()));
     }
     let has = |v: &Vec<String>, c: &str| v.iter().any(|x| x == c);
     let keep = |c: &str| -> bool {
@@ -160,10 +301,13 @@ pub fn capabilities(
 pub fn env_file(
     path: &Path,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, String> {
-    let what = format!("--env-file {}", path.display());
-    let data = std::fs::read(path).map_err(|e| format!("{what}: {e}"))?;
-    let text = String::from_utf8(data).map_err(|_| format!("{what}: not UTF-8 text"))?;
+) -> Result<Vec<String>, FlagError> {
+    let bad = |problem| FlagError::EnvFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let data = std::fs::read(path).map_err(|e| bad(EnvFileError::Read(e)))?;
+    let text = String::from_utf8(data).map_err(|_| bad(EnvFileError::NotUtf8))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -176,13 +320,13 @@ pub fn env_file(
             None => (line.trim_end(), None),
         };
         if key.is_empty() {
-            return Err(format!("{what}: line {}: no variable name", n + 1));
+            return Err(bad(EnvFileError::NoName(n + 1)));
         }
         if key.chars().any(char::is_whitespace) {
-            return Err(format!(
-                "{what}: line {}: variable {key:?} contains whitespace",
-                n + 1
-            ));
+            return Err(bad(EnvFileError::Whitespace {
+                line: n + 1,
+                key: key.to_string(),
+            }));
         }
         match value {
             Some(v) => out.push(format!("{key}={v}")),
@@ -252,23 +396,23 @@ const TMPFS_FLAGS: &[&str] = &[
 ];
 
 impl Tmpfs {
-    pub fn parse(s: &str) -> Result<Tmpfs, String> {
+    pub fn parse(s: &str) -> Result<Tmpfs, FlagError> {
+        let bad = |problem| FlagError::Tmpfs {
+            value: s.to_string(),
+            problem,
+        };
         let (dst, opts) = match s.split_once(':') {
             Some((d, o)) => (d, o),
             None => (s, ""),
         };
         if !dst.starts_with('/') {
-            return Err(format!(
-                "--tmpfs {s:?}: the destination must be an absolute path"
-            ));
+            return Err(bad(TmpfsError::Relative));
         }
         if Path::new(dst).components().count() < 2 {
-            return Err(format!("--tmpfs {s:?}: cannot mount over /"));
+            return Err(bad(TmpfsError::Root));
         }
         if dst.split('/').any(|c| c == "." || c == "..") {
-            return Err(format!(
-                "--tmpfs {s:?}: the destination must not contain . or .."
-            ));
+            return Err(bad(TmpfsError::DotDot));
         }
         let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
         for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -281,7 +425,7 @@ impl Tmpfs {
                 None => TMPFS_FLAGS.contains(&o),
             };
             if !ok {
-                return Err(format!("--tmpfs {s:?}: unknown or invalid option {o:?}"));
+                return Err(bad(TmpfsError::Option(o.to_string())));
             }
             options.push(o.to_string());
         }
@@ -310,21 +454,25 @@ pub fn host_cpus() -> usize {
 pub const CPU_PERIOD: u64 = 100_000;
 
 /// `--cpus N.NN` → the CFS quota for a 100 ms period.
-pub fn cpu_quota(s: &str, host_cpus: usize) -> Result<i64, String> {
-    let range = format!("use 0.01 to {host_cpus} (this host's CPUs)");
+pub fn cpu_quota(s: &str, host_cpus: usize) -> Result<i64, FlagError> {
+    let bad = |problem| FlagError::Cpus {
+        value: s.to_string(),
+        problem,
+        host_cpus,
+    };
     let n: f64 = s
         .trim()
         .parse()
         .ok()
         .filter(|n: &f64| n.is_finite())
-        .ok_or_else(|| format!("--cpus {s:?}: not a number; {range}"))?;
+        .ok_or_else(|| bad(CpusError::NotANumber))?;
     if n <= 0.0 || n > host_cpus as f64 {
-        return Err(format!("--cpus {s:?}: out of range; {range}"));
+        return Err(bad(CpusError::OutOfRange));
     }
     let quota = (n * CPU_PERIOD as f64).round() as i64;
     // The kernel's smallest quota is 1 ms.
     if quota < 1000 {
-        return Err(format!("--cpus {s:?}: too small; {range}"));
+        return Err(bad(CpusError::TooSmall));
     }
     Ok(quota)
 }
@@ -358,7 +506,7 @@ pub struct Security {
 }
 
 impl Security {
-    pub fn parse(values: &[String]) -> Result<Security, String> {
+    pub fn parse(values: &[String]) -> Result<Security, FlagError> {
         let mut s = Security::default();
         for v in values {
             let (key, val) = match v.split_once(['=', ':']) {
@@ -374,13 +522,7 @@ impl Security {
                 ("apparmor", Some(p)) if !p.is_empty() => {
                     s.apparmor = AppArmor::Profile(p.to_string())
                 }
-                _ => {
-                    return Err(format!(
-                        "--security-opt {v:?}: use no-new-privileges[=true|false], \
-                         seccomp=unconfined, seccomp=FILE, apparmor=unconfined or \
-                         apparmor=PROFILE"
-                    ))
-                }
+                _ => return Err(FlagError::SecurityOpt(v.clone())),
             }
         }
         Ok(s)
@@ -420,20 +562,18 @@ fn running_kernel() -> Option<(u32, u32)> {
 /// out by their `includes`/`excludes` (arches, caps — checked against `bounding` — and
 /// minKernel) exactly as dockerd does, and a rule's `name` becomes `names`. An OCI-form
 /// profile has none of those and passes through unchanged.
-pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String> {
-    let mut p: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-    let obj = p
-        .as_object_mut()
-        .ok_or("not a seccomp profile (a JSON object with defaultAction)")?;
+pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, SeccompError> {
+    let mut p: Value = serde_json::from_str(text).map_err(SeccompError::NotJson)?;
+    let obj = p.as_object_mut().ok_or(SeccompError::NotObject)?;
     if !obj.get("defaultAction").is_some_and(Value::is_string) {
-        return Err("not a seccomp profile: defaultAction is missing".into());
+        return Err(SeccompError::NoDefaultAction);
     }
     let (arch, scmp_arch) = host_arch();
     if let Some(map) = obj.remove("archMap") {
-        let map = map.as_array().ok_or("archMap is not a list")?;
+        let map = map.as_array().ok_or(SeccompError::ArchMap)?;
         let listed = obj.get("architectures").and_then(Value::as_array);
         if !map.is_empty() && listed.is_some_and(|a| !a.is_empty()) {
-            return Err("both architectures and archMap are given; use one".into());
+            return Err(SeccompError::ArchBoth);
         }
         if !map.is_empty() {
             let mut arches = Vec::new();
@@ -449,26 +589,24 @@ pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String>
             obj.insert("architectures".into(), Value::Array(arches));
         }
     }
-    let strs = |v: &Value, what: &str| -> Result<Vec<String>, String> {
+    let strs = |v: &Value, what: String| -> Result<Vec<String>, SeccompError> {
         match v {
             Value::Null => Ok(vec![]),
             Value::Array(a) => a
                 .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(String::from)
-                        .ok_or(format!("{what}: not a string list"))
-                })
-                .collect(),
-            _ => Err(format!("{what}: not a string list")),
+                .map(|x| x.as_str().map(String::from))
+                .collect::<Option<_>>()
+                .ok_or(SeccompError::NotStringList(what)),
+            _ => Err(SeccompError::NotStringList(what)),
         }
     };
     let kernel = running_kernel();
-    let min_kernel = |f: &Value| -> Result<Option<bool>, String> {
+    let min_kernel = |f: &Value| -> Result<Option<bool>, SeccompError> {
         match f["minKernel"].as_str() {
             None => Ok(None),
             Some(v) => {
-                let want = kernel_version(v).ok_or(format!("minKernel {v:?}: not a version"))?;
+                let want =
+                    kernel_version(v).ok_or_else(|| SeccompError::MinKernel(v.to_string()))?;
                 Ok(Some(kernel.is_some_and(|k| k >= want)))
             }
         }
@@ -483,12 +621,12 @@ pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String>
         .enumerate()
     {
         let Value::Object(mut r) = r else {
-            return Err(format!("syscalls[{i}] is not an object"));
+            return Err(SeccompError::RuleNotObject(i));
         };
         let what = |k: &str| format!("syscalls[{i}].{k}");
         if let Some(ex) = r.remove("excludes") {
-            let arches = strs(&ex["arches"], &what("excludes.arches"))?;
-            let caps = strs(&ex["caps"], &what("excludes.caps"))?;
+            let arches = strs(&ex["arches"], what("excludes.arches"))?;
+            let caps = strs(&ex["caps"], what("excludes.caps"))?;
             if arches.iter().any(|a| a == arch)
                 || caps.iter().any(|c| bounding.contains(c))
                 || min_kernel(&ex)? == Some(true)
@@ -497,8 +635,8 @@ pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String>
             }
         }
         if let Some(inc) = r.remove("includes") {
-            let arches = strs(&inc["arches"], &what("includes.arches"))?;
-            let caps = strs(&inc["caps"], &what("includes.caps"))?;
+            let arches = strs(&inc["arches"], what("includes.arches"))?;
+            let caps = strs(&inc["caps"], what("includes.caps"))?;
             if (!arches.is_empty() && !arches.iter().any(|a| a == arch))
                 || !caps.iter().all(|c| bounding.contains(c))
                 || min_kernel(&inc)? == Some(false)
@@ -509,7 +647,7 @@ pub fn seccomp_profile(text: &str, bounding: &[String]) -> Result<Value, String>
         r.remove("comment");
         if let Some(name) = r.remove("name") {
             if r.get("names").is_some() {
-                return Err(format!("{}: both name and names are given", what("name")));
+                return Err(SeccompError::NameAndNames(i));
             }
             r.insert("names".into(), json!([name]));
         }
@@ -547,15 +685,16 @@ pub enum Userns {
 }
 
 impl Userns {
-    pub fn parse(s: &str, rootless: bool) -> Result<Userns, String> {
-        let bad = |why: &str| format!("--userns {s:?}: {why}");
+    pub fn parse(s: &str, rootless: bool) -> Result<Userns, FlagError> {
+        let bad = |problem| FlagError::Userns {
+            value: s.to_string(),
+            problem,
+        };
         match s {
             "" | "host" => Ok(Userns::Host),
             _ if s == "keep-id" || s.starts_with("keep-id:") => {
                 if !rootless {
-                    return Err(bad(
-                        "keep-id is for rootless husk (root has no id of its own to keep)",
-                    ));
+                    return Err(bad(UsernsError::KeepIdAsRoot));
                 }
                 let (mut uid, mut gid) = (None, None);
                 let opts = s.strip_prefix("keep-id:").map(|o| o.split(','));
@@ -563,27 +702,25 @@ impl Userns {
                     let (slot, value) = match opt.split_once('=') {
                         Some(("uid", v)) => (&mut uid, v),
                         Some(("gid", v)) => (&mut gid, v),
-                        _ => return Err(bad("keep-id takes uid=N and gid=N")),
+                        _ => return Err(bad(UsernsError::KeepIdOption)),
                     };
                     // The kernel's largest id is 2^32-2 ((uid_t)-1 means "no id").
                     match value.parse::<u32>() {
                         Ok(n) if n < u32::MAX && slot.is_none() => *slot = Some(n),
-                        Ok(n) if n < u32::MAX => return Err(bad(&format!("{opt} given twice"))),
-                        _ => return Err(bad(&format!("{opt}: not a uid or gid number"))),
+                        Ok(n) if n < u32::MAX => return Err(bad(UsernsError::Twice(opt.into()))),
+                        _ => return Err(bad(UsernsError::NotAnId(opt.into()))),
                     }
                 }
                 Ok(Userns::KeepId { uid, gid })
             }
-            _ if rootless && s.starts_with("auto") => Err(bad(
-                "auto is for root (rootless containers already share the user's namespace)",
-            )),
+            _ if rootless && s.starts_with("auto") => Err(bad(UsernsError::AutoRootless)),
             "auto" => Ok(Userns::Auto {
                 size: crate::userns::AUTO_SIZE,
             }),
             _ => match s.strip_prefix("auto:size=").map(str::parse::<u32>) {
                 Some(Ok(size)) if size > 0 => Ok(Userns::Auto { size }),
-                Some(_) => Err(bad("size must be a positive number of ids")),
-                None => Err(bad("use host, auto, auto:size=N or keep-id[:uid=N,gid=N]")),
+                Some(_) => Err(bad(UsernsError::Size)),
+                None => Err(bad(UsernsError::Unknown)),
             },
         }
     }
@@ -614,12 +751,12 @@ impl std::fmt::Display for Userns {
 
 /// A signal by name (`TERM`, `SIGTERM`, `sigterm`, `RTMIN+3`) or number, as `kill`
 /// takes it (husk-oci's parser), and one this system has.
-pub fn signal(s: &str) -> Result<i32, String> {
-    let n = husk_oci::signal::parse_signal(s)?;
+pub fn signal(s: &str) -> Result<i32, SignalError> {
+    let n = husk_oci::signal::parse_signal(s).map_err(SignalError::Parse)?;
     if (1..=libc::SIGRTMAX()).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("no such signal {s:?}"))
+        Err(SignalError::NoSuch(s.to_string()))
     }
 }
 
@@ -650,7 +787,11 @@ mod tests {
         let (c, a) = capabilities(&d, true, &[], &v(&["kill"])).unwrap();
         assert_eq!((c.len(), a.len()), (all.len(), 0));
         let e = capabilities(&d, false, &v(&["CAP_FOO"]), &[]).unwrap_err();
-        assert_eq!(e, "--cap-add \"CAP_FOO\": unknown capability");
+        assert!(
+            matches!(&e, FlagError::UnknownCapability { flag: "--cap-add", name } if name == "CAP_FOO"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "--cap-add \"CAP_FOO\": unknown capability");
         assert!(capabilities(&d, false, &[], &v(&["net_admin,"])).is_err());
         assert_eq!(ALL_CAPS[21], "CAP_SYS_ADMIN");
         assert_eq!(ALL_CAPS.len(), 41);
@@ -666,20 +807,30 @@ mod tests {
         .unwrap();
         let lookup = |k: &str| (k == "FROMHOST").then(|| "h".to_string());
         let e = env_file(&d, lookup).unwrap_err();
-        assert!(e.contains("line 4") && e.contains("whitespace"), "{e}");
+        assert!(
+            matches!(&e, FlagError::EnvFile { problem: EnvFileError::Whitespace { line: 4, key }, .. } if key == "B "),
+            "{e:?}"
+        );
         std::fs::write(&d, "# c\n\n  A=1\nC=\"q\" \nFROMHOST\nNOTSET\nE=a=b\nF=\n").unwrap();
         assert_eq!(
             env_file(&d, lookup).unwrap(),
             v(&["A=1", "C=\"q\" ", "FROMHOST=h", "E=a=b", "F="])
         );
         std::fs::write(&d, "=x\n").unwrap();
-        assert!(env_file(&d, lookup)
-            .unwrap_err()
-            .contains("no variable name"));
+        assert!(matches!(
+            env_file(&d, lookup).unwrap_err(),
+            FlagError::EnvFile {
+                problem: EnvFileError::NoName(1),
+                ..
+            }
+        ));
         std::fs::remove_file(&d).unwrap();
-        assert!(env_file(&d, lookup)
-            .unwrap_err()
-            .starts_with("--env-file /"));
+        let e = env_file(&d, lookup).unwrap_err();
+        assert!(
+            matches!(&e, FlagError::EnvFile { problem: EnvFileError::Read(_), path } if *path == d),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("--env-file /"), "{e}");
     }
 
     #[test]
@@ -702,8 +853,20 @@ mod tests {
         ] {
             assert!(Tmpfs::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(cpu_quota("1.5", 2), Ok(150_000));
-        assert_eq!(cpu_quota("0.01", 2), Ok(1000));
+        assert_eq!(cpu_quota("1.5", 2).unwrap(), 150_000);
+        assert_eq!(cpu_quota("0.01", 2).unwrap(), 1000);
+        assert!(matches!(
+            cpu_quota("0.001", 2),
+            Err(FlagError::Cpus {
+                problem: CpusError::TooSmall,
+                host_cpus: 2,
+                ..
+            })
+        ));
+        assert_eq!(
+            cpu_quota("3", 2).unwrap_err().to_string(),
+            "--cpus \"3\": out of range; use 0.01 to 2 (this host's CPUs)"
+        );
         for bad in ["0", "-1", "3", "nan", "inf", "x", "", "0.001"] {
             assert!(cpu_quota(bad, 2).is_err(), "{bad}");
         }
@@ -729,23 +892,15 @@ mod tests {
         ] {
             assert!(Security::parse(&v(&[bad])).is_err(), "{bad}");
         }
-        assert_eq!(Userns::parse("", false), Ok(Userns::Host));
-        assert_eq!(Userns::parse("host", true), Ok(Userns::Host));
-        assert_eq!(
-            Userns::parse("auto", false),
-            Ok(Userns::Auto { size: 65536 })
-        );
-        assert_eq!(
-            Userns::parse("auto:size=1000", false),
-            Ok(Userns::Auto { size: 1000 })
-        );
-        let keep = |uid, gid| Ok(Userns::KeepId { uid, gid });
-        assert_eq!(Userns::parse("keep-id", true), keep(None, None));
-        assert_eq!(Userns::parse("keep-id:uid=11", true), keep(Some(11), None));
-        assert_eq!(
-            Userns::parse("keep-id:gid=7,uid=0", true),
-            keep(Some(0), Some(7))
-        );
+        let userns = |s, rootless| Userns::parse(s, rootless).unwrap();
+        assert_eq!(userns("", false), Userns::Host);
+        assert_eq!(userns("host", true), Userns::Host);
+        assert_eq!(userns("auto", false), Userns::Auto { size: 65536 });
+        assert_eq!(userns("auto:size=1000", false), Userns::Auto { size: 1000 });
+        let keep = |uid, gid| Userns::KeepId { uid, gid };
+        assert_eq!(userns("keep-id", true), keep(None, None));
+        assert_eq!(userns("keep-id:uid=11", true), keep(Some(11), None));
+        assert_eq!(userns("keep-id:gid=7,uid=0", true), keep(Some(0), Some(7)));
         for (s, shown) in [
             ("", ""),
             ("host", ""),
@@ -758,8 +913,12 @@ mod tests {
             assert_eq!(Userns::parse(s, rootless).unwrap().to_string(), shown);
         }
         let e = Userns::parse("keep-id:uid=x", true).unwrap_err();
+        assert!(
+            matches!(&e, FlagError::Userns { problem: UsernsError::NotAnId(o), .. } if o == "uid=x"),
+            "{e:?}"
+        );
         assert_eq!(
-            e,
+            e.to_string(),
             "--userns \"keep-id:uid=x\": uid=x: not a uid or gid number"
         );
         for (bad, rootless) in [
@@ -783,6 +942,10 @@ mod tests {
         assert_eq!(signal("SIGUSR1"), Ok(libc::SIGUSR1));
         assert_eq!(signal("9"), Ok(9));
         assert_eq!(signal("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
+        assert_eq!(
+            signal("RTMIN+40"),
+            Err(SignalError::NoSuch("RTMIN+40".into()))
+        );
         for bad in ["0", "65", "SIGFOO", "RTMIN+40", ""] {
             assert!(signal(bad).is_err(), "{bad}");
         }

@@ -5,10 +5,99 @@
 //! anything is made.
 
 use super::store::check_name;
+use super::VolumeError;
 use crate::spec_from_image::flags::Tmpfs;
 use crate::spec_from_image::Volume;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// A `-v` or `--mount` that was refused: the value as given and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum MountFlagError {
+    #[error("-v {0:?}: expected SRC:DST[:OPTIONS]")]
+    VolumeForm(String),
+    #[error("{flag} {spec:?}: {problem}")]
+    Destination {
+        flag: &'static str,
+        spec: String,
+        problem: DestinationError,
+    },
+    #[error(
+        "-v {spec:?}: unknown option {option:?} (use ro, rw, z, Z, nocopy, [r]shared, \
+         [r]slave, [r]private)"
+    )]
+    VolumeOption { spec: String, option: String },
+    #[error("-v {spec:?}: {option:?} conflicts with an earlier option")]
+    VolumeConflict { spec: String, option: String },
+    #[error("-v {spec:?}: {propagation} is a bind mount's option (a volume's mount is private)")]
+    VolumePropagation { spec: String, propagation: String },
+    #[error("-v {spec:?}: {source}")]
+    VolumeName { spec: String, source: VolumeError },
+    #[error("--mount {spec:?}: {problem}")]
+    Mount { spec: String, problem: MountError },
+    /// docker's check (see [`check_propagation`]); `need` is "a shared mount" or "a shared
+    /// or slave mount".
+    #[error(
+        "{flag} {}:{}:{}: path {} is mounted on {mount_point} but it is not {need} \
+         (mount --make-shared {mount_point})",
+        .bind.source, .bind.destination, .bind.propagation, .bind.source
+    )]
+    Propagation {
+        flag: &'static str,
+        bind: Box<Volume>,
+        mount_point: String,
+        need: &'static str,
+    },
+}
+
+/// What is wrong with a mount's destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationError {
+    #[error("the destination {0:?} must be an absolute path")]
+    Relative(String),
+    #[error("the destination must not contain . or ..")]
+    DotDot,
+    #[error("the destination cannot be /")]
+    Root,
+}
+
+/// What is wrong with a `--mount` value.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{key}={value:?}: expected true or false")]
+    Boolean { key: String, value: String },
+    #[error("{0} needs a value ({0}=…)")]
+    NeedsValue(String),
+    #[error("bind-propagation={0:?}: use [r]shared, [r]slave or [r]private")]
+    Propagation(String),
+    #[error("{0} must be {0}=KEY=VALUE")]
+    KeyValue(String),
+    #[error("husk has only the local volume driver")]
+    Driver,
+    #[error("tmpfs-size={0:?}: expected a size like 64m")]
+    TmpfsSize(String),
+    #[error("tmpfs-mode={0:?}: expected octal like 1777")]
+    TmpfsMode(String),
+    #[error("unknown key {0:?}")]
+    UnknownKey(String),
+    #[error("{key} does not apply to type={kind}")]
+    NotForType { key: &'static str, kind: String },
+    #[error("target (or dst, destination) is required")]
+    NoTarget,
+    #[error("a bind needs a source")]
+    NoSource,
+    #[error("the bind source {0:?} must be an absolute path")]
+    RelativeSource(String),
+    #[error("bind source path does not exist: {0}")]
+    NoSuchSource(String),
+    /// A volume's name or options.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("a tmpfs has no source")]
+    TmpfsSource,
+    #[error("type={0:?}: use bind, volume or tmpfs")]
+    Type(String),
+}
 
 /// A volume to mount, as `-v NAME:/DST`, `-v /DST` or `--mount type=volume` ask for it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,20 +127,21 @@ const PROPAGATIONS: &[&str] = &[
 
 /// A destination in the container: absolute, not `/`, no `.` or `..` (the runtime resolves
 /// it inside the rootfs anyway; refusing them keeps two spellings of one path apart).
-fn check_destination(flag: &str, spec: &str, dst: &str) -> Result<String, String> {
+fn check_destination(flag: &'static str, spec: &str, dst: &str) -> Result<String, MountFlagError> {
+    let bad = |problem| MountFlagError::Destination {
+        flag,
+        spec: spec.to_string(),
+        problem,
+    };
     if !dst.starts_with('/') {
-        return Err(format!(
-            "{flag} {spec:?}: the destination {dst:?} must be an absolute path"
-        ));
+        return Err(bad(DestinationError::Relative(dst.to_string())));
     }
     if dst.split('/').any(|c| c == "." || c == "..") {
-        return Err(format!(
-            "{flag} {spec:?}: the destination must not contain . or .."
-        ));
+        return Err(bad(DestinationError::DotDot));
     }
     let d = dst.trim_end_matches('/');
     if d.is_empty() {
-        return Err(format!("{flag} {spec:?}: the destination cannot be /"));
+        return Err(bad(DestinationError::Root));
     }
     Ok(d.to_string())
 }
@@ -62,13 +152,13 @@ fn check_destination(flag: &str, spec: &str, dst: &str) -> Result<String, String
 /// [r]private`, binds only), `nocopy` (volumes: leave the image's content out) and docker's
 /// `z`/`Z` (SELinux relabelling: accepted, and nothing to do where no SELinux is active,
 /// as on every machine husk runs on; docker does the same then).
-pub fn parse_volume(s: &str) -> Result<MountRequest, String> {
+pub fn parse_volume(s: &str) -> Result<MountRequest, MountFlagError> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => return Err(format!("-v {s:?}: expected SRC:DST[:OPTIONS]")),
+        _ => return Err(MountFlagError::VolumeForm(s.to_string())),
     };
     let destination = check_destination("-v", s, dst)?;
     let (mut rw, mut propagation, mut nocopy) = (None, None, false);
@@ -82,14 +172,17 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, String> {
             }
             "z" | "Z" => continue,
             _ => {
-                return Err(format!(
-                    "-v {s:?}: unknown option {o:?} (use ro, rw, z, Z, nocopy, \
-                     [r]shared, [r]slave, [r]private)"
-                ))
+                return Err(MountFlagError::VolumeOption {
+                    spec: s.to_string(),
+                    option: o.to_string(),
+                })
             }
         };
         if slot.replace(o).is_some() {
-            return Err(format!("-v {s:?}: {o:?} conflicts with an earlier option"));
+            return Err(MountFlagError::VolumeConflict {
+                spec: s.to_string(),
+                option: o.to_string(),
+            });
         }
     }
     let readonly = rw == Some("ro");
@@ -102,14 +195,18 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, String> {
         }));
     }
     if let Some(p) = propagation {
-        return Err(format!(
-            "-v {s:?}: {p} is a bind mount's option (a volume's mount is private)"
-        ));
+        return Err(MountFlagError::VolumePropagation {
+            spec: s.to_string(),
+            propagation: p.to_string(),
+        });
     }
     let name = match src {
         "" => None,
         n => {
-            check_name(n).map_err(|e| format!("-v {s:?}: {e}"))?;
+            check_name(n).map_err(|source| MountFlagError::VolumeName {
+                spec: s.to_string(),
+                source,
+            })?;
             Some(n.to_string())
         }
     };
@@ -123,13 +220,14 @@ pub fn parse_volume(s: &str) -> Result<MountRequest, String> {
 }
 
 /// A `--mount` boolean: the key alone is true, else true|false|1|0.
-fn boolean(spec: &str, key: &str, v: Option<&str>) -> Result<bool, String> {
+fn boolean(key: &str, v: Option<&str>) -> Result<bool, MountError> {
     match v {
         None | Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
-        Some(v) => Err(format!(
-            "--mount {spec:?}: {key}={v:?}: expected true or false"
-        )),
+        Some(v) => Err(MountError::Boolean {
+            key: key.to_string(),
+            value: v.to_string(),
+        }),
     }
 }
 
@@ -137,8 +235,29 @@ fn boolean(spec: &str, key: &str, v: Option<&str>) -> Result<bool, String> {
 /// `destination` too, `readonly`/`ro`, `bind-propagation`, `volume-nocopy`, `volume-opt`,
 /// `volume-label`, `volume-driver=local`, `tmpfs-size`, `tmpfs-mode`). Type defaults to
 /// volume, as docker's; a key that does not belong to the type is an error.
-pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
-    let err = |m: String| format!("--mount {spec:?}: {m}");
+pub fn parse_mount(spec: &str) -> Result<MountRequest, MountFlagError> {
+    parse_mount_fields(spec).map_err(|problem| match problem {
+        Problem::Mount(problem) => MountFlagError::Mount {
+            spec: spec.to_string(),
+            problem,
+        },
+        Problem::Flag(e) => e,
+    })
+}
+
+/// [`parse_mount`]'s own mistakes, or one of a check shared with `-v`.
+enum Problem {
+    Mount(MountError),
+    Flag(MountFlagError),
+}
+
+impl<E: Into<MountError>> From<E> for Problem {
+    fn from(e: E) -> Problem {
+        Problem::Mount(e.into())
+    }
+}
+
+fn parse_mount_fields(spec: &str) -> Result<MountRequest, Problem> {
     let mut kind = "volume";
     let (mut src, mut dst, mut readonly) = (None::<String>, None::<String>, false);
     let (mut propagation, mut nocopy) = (None::<String>, false);
@@ -151,30 +270,28 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
             Some((k, v)) => (k.trim(), Some(v)),
             None => (field.trim(), None),
         };
-        let value = || v.ok_or_else(|| err(format!("{k} needs a value ({k}=…)")));
+        let value = || v.ok_or_else(|| MountError::NeedsValue(k.to_string()));
         match k {
             "type" => kind = value()?,
             "source" | "src" => src = Some(value()?.to_string()),
             "target" | "destination" | "dst" => dst = Some(value()?.to_string()),
-            "readonly" | "ro" => readonly = boolean(spec, k, v)?,
+            "readonly" | "ro" => readonly = boolean(k, v)?,
             "bind-propagation" => {
                 let p = value()?;
                 if !PROPAGATIONS.contains(&p) {
-                    return Err(err(format!(
-                        "bind-propagation={p:?}: use [r]shared, [r]slave or [r]private"
-                    )));
+                    return Err(MountError::Propagation(p.to_string()).into());
                 }
                 propagation = Some(p.to_string());
                 specific.push("bind-propagation");
             }
             "volume-nocopy" => {
-                nocopy = boolean(spec, k, v)?;
+                nocopy = boolean(k, v)?;
                 specific.push("volume-nocopy");
             }
             "volume-opt" | "volume-label" => {
                 let (ok, ov) = value()?
                     .split_once('=')
-                    .ok_or_else(|| err(format!("{k} must be {k}=KEY=VALUE")))?;
+                    .ok_or_else(|| MountError::KeyValue(k.to_string()))?;
                 let map = if k == "volume-opt" {
                     &mut options
                 } else {
@@ -185,13 +302,14 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
             }
             "volume-driver" => {
                 if value()? != "local" {
-                    return Err(err("husk has only the local volume driver".into()));
+                    return Err(MountError::Driver.into());
                 }
                 specific.push("volume-driver");
             }
             "tmpfs-size" => {
-                let n = crate::spec_from_image::parse_size(value()?)
-                    .map_err(|_| err(format!("tmpfs-size={:?}: expected a size like 64m", v)))?;
+                let v = value()?;
+                let n = crate::spec_from_image::parse_size("tmpfs-size", v)
+                    .map_err(|_| MountError::TmpfsSize(v.to_string()))?;
                 size = Some(n);
                 specific.push("tmpfs-size");
             }
@@ -200,13 +318,13 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
                 let n = u32::from_str_radix(m.trim_start_matches("0o"), 8)
                     .ok()
                     .filter(|n| *n <= 0o7777)
-                    .ok_or_else(|| err(format!("tmpfs-mode={m:?}: expected octal like 1777")))?;
+                    .ok_or_else(|| MountError::TmpfsMode(m.to_string()))?;
                 mode = Some(n);
                 specific.push("tmpfs-mode");
             }
             // docker's hint for Docker Desktop's file sharing: meaningless here, as there.
             "consistency" => {}
-            _ => return Err(err(format!("unknown key {k:?}"))),
+            _ => return Err(MountError::UnknownKey(k.to_string()).into()),
         }
     }
     let belongs = |key: &str| match kind {
@@ -215,20 +333,22 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
         _ => key.starts_with("tmpfs-"),
     };
     if let Some(k) = specific.iter().find(|k| !belongs(k)) {
-        return Err(err(format!("{k} does not apply to type={kind}")));
+        return Err(MountError::NotForType {
+            key: k,
+            kind: kind.to_string(),
+        }
+        .into());
     }
-    let dst = dst.ok_or_else(|| err("target (or dst, destination) is required".into()))?;
-    let destination = check_destination("--mount", spec, &dst)?;
+    let dst = dst.ok_or(MountError::NoTarget)?;
+    let destination = check_destination("--mount", spec, &dst).map_err(Problem::Flag)?;
     match kind {
         "bind" => {
-            let src = src.ok_or_else(|| err("a bind needs a source".into()))?;
+            let src = src.ok_or(MountError::NoSource)?;
             if !src.starts_with('/') {
-                return Err(err(format!(
-                    "the bind source {src:?} must be an absolute path"
-                )));
+                return Err(MountError::RelativeSource(src).into());
             }
             if !Path::new(&src).exists() {
-                return Err(err(format!("bind source path does not exist: {src}")));
+                return Err(MountError::NoSuchSource(src).into());
             }
             Ok(MountRequest::Bind(Volume {
                 source: src,
@@ -240,12 +360,12 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
         "volume" => {
             let name = match src {
                 Some(n) if !n.is_empty() => {
-                    check_name(&n).map_err(|e| err(e.to_string()))?;
+                    check_name(&n)?;
                     Some(n)
                 }
                 _ => None,
             };
-            super::check_options(&options).map_err(|e| err(e.to_string()))?;
+            super::check_options(&options)?;
             Ok(MountRequest::Volume(VolumeMount {
                 name,
                 destination,
@@ -257,7 +377,7 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
         }
         "tmpfs" => {
             if src.is_some() {
-                return Err(err("a tmpfs has no source".into()));
+                return Err(MountError::TmpfsSource.into());
             }
             let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
             if let Some(s) = size {
@@ -274,7 +394,7 @@ pub fn parse_mount(spec: &str) -> Result<MountRequest, String> {
                 options,
             }))
         }
-        other => Err(err(format!("type={other:?}: use bind, volume or tmpfs"))),
+        other => Err(MountError::Type(other.to_string()).into()),
     }
 }
 
@@ -329,7 +449,7 @@ fn unescape(s: &str) -> String {
 /// docker's check for a bind that asks for shared or slave propagation: events can only
 /// reach the container from a source on a shared mount (or, for a slave, a slave one);
 /// otherwise the option would silently do nothing.
-pub fn check_propagation(flag: &str, b: &Volume) -> Result<(), String> {
+pub fn check_propagation(flag: &'static str, b: &Volume) -> Result<(), MountFlagError> {
     let p = b.propagation.trim_start_matches('r');
     if p == "private" {
         return Ok(());
@@ -349,11 +469,12 @@ pub fn check_propagation(flag: &str, b: &Volume) -> Result<(), String> {
     } else {
         "a shared or slave mount"
     };
-    Err(format!(
-        "{flag} {}:{}:{}: path {} is mounted on {mp} but it is not {need} \
-         (mount --make-shared {mp})",
-        b.source, b.destination, b.propagation, b.source
-    ))
+    Err(MountFlagError::Propagation {
+        flag,
+        bind: Box::new(b.clone()),
+        mount_point: mp,
+        need,
+    })
 }
 
 #[cfg(test)]
@@ -397,7 +518,7 @@ mod tests {
             "/a:/b/../c",
             "a:b:c:d",
         ] {
-            let e = parse_volume(bad).expect_err(bad);
+            let e = parse_volume(bad).expect_err(bad).to_string();
             assert!(e.starts_with("-v "), "{bad}: {e}");
         }
     }
@@ -459,10 +580,44 @@ mod tests {
             ("target=/t,volume-opt=type=nfs", "nfs"),
             ("src=bad name,target=/t", "bad name"),
         ] {
-            let e = parse_mount(bad).expect_err(bad);
+            let e = parse_mount(bad).expect_err(bad).to_string();
             assert!(e.starts_with("--mount "), "{bad}: {e}");
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn mistakes_are_typed() {
+        let e = parse_volume("/a:/b:ro,rw").unwrap_err();
+        assert!(
+            matches!(&e, MountFlagError::VolumeConflict { option, .. } if option == "rw"),
+            "{e:?}"
+        );
+        let e = parse_mount("type=tmpfs,target=/t,tmpfs-size=lots").unwrap_err();
+        assert!(
+            matches!(&e, MountFlagError::Mount { problem: MountError::TmpfsSize(v), .. } if v == "lots"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "--mount \"type=tmpfs,target=/t,tmpfs-size=lots\": tmpfs-size=\"lots\": expected a \
+             size like 64m"
+        );
+        assert!(matches!(
+            parse_mount("type=volume,source=v"),
+            Err(MountFlagError::Mount {
+                problem: MountError::NoTarget,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_mount("type=bind,source=/,target=/a/../b"),
+            Err(MountFlagError::Destination {
+                flag: "--mount",
+                problem: DestinationError::DotDot,
+                ..
+            })
+        ));
     }
 
     #[test]
