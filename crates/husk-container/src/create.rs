@@ -104,8 +104,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
     )?;
     let plan = NamespacePlan::from_spec(&bundle.spec)?;
     // A label the host cannot enforce must not silently run the container unconfined.
-    crate::lsm::check_process(&crate::lsm::Labels::from_spec(&bundle.spec))
-        .map_err(Error::InvalidConfig)?;
+    crate::lsm::check_process(&crate::lsm::Labels::from_spec(&bundle.spec))?;
     // Connect to the console socket before anything is made, so a bad path costs nothing.
     let console = match &opts.console_socket {
         Some(p) => Some(crate::console::connect(p).ctx("connecting to console socket", p)?),
@@ -359,7 +358,7 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                 )
                 .map_err(|e| match intr.and_then(Interrupt::caught) {
                     Some(sig) => Error::Interrupted(sig),
-                    None => Error::Setup(e),
+                    None => Error::Hook(Box::new(e)),
                 })?;
                 let state = String::from_utf8_lossy(&state).into_owned();
                 main_end.send(&Msg::HookState(state)).map_err(gone)?;

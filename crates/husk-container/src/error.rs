@@ -63,6 +63,14 @@ pub enum Error {
     },
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
+    /// Boxed: a hook's failure carries its output, and keeps every `Result` of the
+    /// library large if inline.
+    #[error(transparent)]
+    Hook(Box<crate::hooks::HookError>),
     #[error("{0}")]
     Other(String),
 }

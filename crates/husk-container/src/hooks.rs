@@ -23,7 +23,7 @@ use oci_spec::runtime::{Hook, Hooks, Spec};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -141,7 +141,7 @@ pub fn run_create_runtime(
     state: &[u8],
     bundle: &Path,
     interrupt: Option<RawFd>,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     let Some(h) = spec_hooks(spec) else {
         return Ok(());
     };
@@ -179,7 +179,12 @@ pub fn load(dir: &StateDir) -> Hooks {
 }
 
 /// Run `hooks` of `kind` in order; the first failure is the error.
-pub fn run_all(kind: &str, hooks: &[Hook], state: &[u8], ctx: HookContext) -> Result<(), String> {
+pub fn run_all(
+    kind: &str,
+    hooks: &[Hook],
+    state: &[u8],
+    ctx: HookContext,
+) -> Result<(), HookError> {
     hooks.iter().try_for_each(|h| run_one(kind, h, state, ctx))
 }
 
@@ -193,7 +198,7 @@ pub fn run_all_warn(
 ) {
     for h in hooks {
         if let Err(e) = run_one(kind, h, state, ctx) {
-            warn(e);
+            warn(e.to_string());
         }
     }
 }
@@ -209,13 +214,15 @@ fn strerror(e: &io::Error) -> String {
 }
 
 /// Run one hook to completion.
-pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Result<(), String> {
+pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Result<(), HookError> {
     let path = hook.path();
-    let what = || format!("running {kind} hook {}", path.display());
+    let fail = |failure| HookError {
+        kind: kind.to_string(),
+        path: path.clone(),
+        failure,
+    };
     let timeout = match hook.timeout() {
-        Some(t) if t <= 0 => {
-            return Err(format!("{}: timeout must be greater than zero", what()));
-        }
+        Some(t) if t <= 0 => return Err(fail(HookFailure::BadTimeout)),
         t => t.map(|t| Duration::from_secs(t as u64)),
     };
     let args = hook.args().as_deref().unwrap_or_default();
@@ -238,7 +245,7 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Resul
         .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("{}: {}", what(), strerror(&e)))?;
+        .map_err(|e| fail(HookFailure::Spawn(strerror(&e))))?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let io_result = pump(&mut child, state, deadline, ctx.interrupt);
     let (stdout, stderr) = match io_result {
@@ -246,26 +253,24 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Resul
         Ok(Pumped::Interrupted) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("{}: interrupted by a signal", what()));
+            return Err(fail(HookFailure::Interrupted));
         }
         Ok(Pumped::TimedOut) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "{kind} hook {} timed out after {}s",
-                path.display(),
-                timeout.unwrap_or_default().as_secs()
-            ));
+            return Err(fail(HookFailure::TimedOut(
+                timeout.unwrap_or_default().as_secs(),
+            )));
         }
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("{}: {}", what(), strerror(&e)));
+            return Err(fail(HookFailure::Io(strerror(&e))));
         }
     };
     let status = child
         .wait()
-        .map_err(|e| format!("{}: waiting: {}", what(), strerror(&e)))?;
+        .map_err(|e| fail(HookFailure::Wait(strerror(&e))))?;
     if status.success() {
         return Ok(());
     }
@@ -275,12 +280,57 @@ pub fn run_one(kind: &str, hook: &Hook, state: &[u8], ctx: HookContext) -> Resul
         _ => "failed".to_string(),
     };
     // Both streams, as runc reports them, on one line.
-    Err(format!(
-        "{}: {how}, stdout: {}, stderr: {}",
-        what(),
-        one_line(&stdout),
-        one_line(&stderr)
-    ))
+    Err(fail(HookFailure::Failed {
+        how,
+        stdout: one_line(&stdout),
+        stderr: one_line(&stderr),
+    }))
+}
+
+/// A hook that failed: which one, and how.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(kind, path, failure))]
+pub struct HookError {
+    pub kind: String,
+    pub path: PathBuf,
+    pub failure: HookFailure,
+}
+
+/// How a hook failed.
+#[derive(Debug)]
+pub enum HookFailure {
+    BadTimeout,
+    Spawn(String),
+    Interrupted,
+    TimedOut(u64),
+    /// Feeding it the state or reading its output.
+    Io(String),
+    Wait(String),
+    /// It ran and exited non-zero or was killed; `how` says which.
+    Failed {
+        how: String,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+/// runc's wording: "running KIND hook PATH: …", except for a timeout.
+fn describe(kind: &str, path: &Path, failure: &HookFailure) -> String {
+    let what = format!("running {kind} hook {}", path.display());
+    match failure {
+        HookFailure::BadTimeout => format!("{what}: timeout must be greater than zero"),
+        HookFailure::Spawn(e) | HookFailure::Io(e) => format!("{what}: {e}"),
+        HookFailure::Interrupted => format!("{what}: interrupted by a signal"),
+        HookFailure::TimedOut(secs) => {
+            format!("{kind} hook {} timed out after {secs}s", path.display())
+        }
+        HookFailure::Wait(e) => format!("{what}: waiting: {e}"),
+        HookFailure::Failed {
+            how,
+            stdout,
+            stderr,
+        } => format!("{what}: {how}, stdout: {stdout}, stderr: {stderr}"),
+    }
 }
 
 /// A hook's output for a one-line message: trailing blanks dropped, newlines as `\n`.

@@ -60,9 +60,26 @@ impl Labels {
     }
 }
 
+/// A label this host cannot apply, refused before anything is made.
+#[derive(Debug, thiserror::Error)]
+pub enum LsmError {
+    #[error("{field} is set but {lsm} is not an active LSM on this host")]
+    Inactive {
+        field: &'static str,
+        lsm: &'static str,
+    },
+    #[error(
+        "process.apparmorProfile {0:?} is not loaded in the kernel \
+         (load it with apparmor_parser; {APPARMOR_PROFILES} lists what is)"
+    )]
+    ProfileNotLoaded(String),
+    #[error("reading {APPARMOR_PROFILES}: {0}")]
+    ReadingProfiles(#[source] std::io::Error),
+}
+
 /// Refuse an AppArmor profile that is not loaded (`profiles`: the kernel's list, see
 /// [`APPARMOR_PROFILES`]); "unconfined" always exists.
-pub fn check_apparmor_profile(profile: &str, profiles: &str) -> Result<(), String> {
+pub fn check_apparmor_profile(profile: &str, profiles: &str) -> Result<(), LsmError> {
     let loaded = profiles
         .lines()
         .filter_map(|l| l.rsplit_once(" ("))
@@ -70,18 +87,15 @@ pub fn check_apparmor_profile(profile: &str, profiles: &str) -> Result<(), Strin
     if profile == "unconfined" || loaded {
         return Ok(());
     }
-    Err(format!(
-        "process.apparmorProfile {profile:?} is not loaded in the kernel \
-         (load it with apparmor_parser; {APPARMOR_PROFILES} lists what is)"
-    ))
+    Err(LsmError::ProfileNotLoaded(profile.to_string()))
 }
 
 /// Everything [`check`] refuses on this host, and an AppArmor profile it has not loaded.
-pub fn check_process(labels: &Labels) -> Result<(), String> {
+pub fn check_process(labels: &Labels) -> Result<(), LsmError> {
     check(labels, &active(Path::new(LSM_FILE)))?;
     if let Some(p) = &labels.apparmor {
-        let profiles = std::fs::read_to_string(APPARMOR_PROFILES)
-            .map_err(|e| format!("reading {APPARMOR_PROFILES}: {e}"))?;
+        let profiles =
+            std::fs::read_to_string(APPARMOR_PROFILES).map_err(LsmError::ReadingProfiles)?;
         check_apparmor_profile(p, &profiles)?;
     }
     Ok(())
@@ -107,7 +121,7 @@ pub fn apply_exec_labels(labels: &Labels) -> Result<(), crate::process::SetupErr
 }
 
 /// Refuse labels the host cannot enforce, as one line naming the field.
-pub fn check(labels: &Labels, active: &[String]) -> Result<(), String> {
+pub fn check(labels: &Labels, active: &[String]) -> Result<(), LsmError> {
     let has = |n: &str| active.iter().any(|a| a == n);
     for (field, set, lsm) in [
         (
@@ -119,9 +133,7 @@ pub fn check(labels: &Labels, active: &[String]) -> Result<(), String> {
         ("linux.mountLabel", labels.mount.is_some(), "selinux"),
     ] {
         if set && !has(lsm) {
-            return Err(format!(
-                "{field} is set but {lsm} is not an active LSM on this host"
-            ));
+            return Err(LsmError::Inactive { field, lsm });
         }
     }
     Ok(())
@@ -168,9 +180,16 @@ mod tests {
     #[test]
     fn refused_without_the_lsm() {
         let e = check(&labels(), &[]).unwrap_err();
-        assert!(e.contains("process.apparmorProfile"), "{e}");
+        assert!(matches!(
+            e,
+            LsmError::Inactive {
+                field: "process.apparmorProfile",
+                lsm: "apparmor"
+            }
+        ));
+        assert!(e.to_string().contains("process.apparmorProfile"), "{e}");
         let only_aa = vec!["capability".to_string(), "apparmor".to_string()];
-        let e = check(&labels(), &only_aa).unwrap_err();
+        let e = check(&labels(), &only_aa).unwrap_err().to_string();
         assert!(e.contains("process.selinuxLabel"), "{e}");
         let both = vec!["apparmor".to_string(), "selinux".to_string()];
         assert!(check(&labels(), &both).is_ok());
@@ -199,7 +218,9 @@ mod tests {
         assert!(check_apparmor_profile("/usr/bin/man", profiles).is_ok());
         assert!(check_apparmor_profile("my profile", profiles).is_ok());
         assert!(check_apparmor_profile("unconfined", "").is_ok());
-        let e = check_apparmor_profile("husk", profiles).unwrap_err();
+        let e = check_apparmor_profile("husk", profiles)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"husk\" is not loaded"), "{e}");
     }
 

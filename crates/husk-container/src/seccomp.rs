@@ -251,7 +251,7 @@ fn x32_only(name: &str) -> Option<u32> {
 }
 
 /// Which spec architectures can run on this host, as tables; `None` for the others.
-fn table_for(arch: Arch) -> Result<Option<Table>, String> {
+fn table_for(arch: Arch) -> Result<Option<Table>, SeccompError> {
     let native = native_table()?;
     let t = match arch {
         Arch::ScmpArchNative => native,
@@ -270,16 +270,13 @@ fn table_for(arch: Arch) -> Result<Option<Table>, String> {
     Ok(runnable.then_some(t))
 }
 
-fn native_table() -> Result<Table, String> {
+fn native_table() -> Result<Table, SeccompError> {
     if cfg!(target_arch = "x86_64") {
         Ok(Table::X86_64)
     } else if cfg!(target_arch = "aarch64") {
         Ok(Table::Aarch64)
     } else {
-        Err(format!(
-            "seccomp: no syscall table for this host's architecture ({})",
-            std::env::consts::ARCH
-        ))
+        Err(SeccompError::NoTableForHost(std::env::consts::ARCH))
     }
 }
 
@@ -297,6 +294,27 @@ fn action(act: Act, errno_ret: Option<u32>) -> u32 {
     }
 }
 
+/// What `linux.seccomp` can be refused for; each names the part of the profile at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeccompError {
+    #[error("seccomp: no syscall table for this host's architecture ({0})")]
+    NoTableForHost(&'static str),
+    #[error("seccomp: SCMP_ACT_NOTIFY cannot be the defaultAction")]
+    NotifyAsDefault,
+    #[error("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")]
+    NotifyWithoutListener,
+    #[error("seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall")]
+    NotifyOnWrite,
+    #[error("seccomp: argument index {index} of {names:?} is out of range (0-5)")]
+    ArgumentIndex { index: usize, names: Vec<String> },
+    #[error(
+        "seccomp: the profile compiles to {0} BPF instructions, more than the kernel's {MAX_INSNS}"
+    )]
+    TooLong(usize),
+    #[error("seccomp: a syscall rule has too many conditions")]
+    TooManyConditions,
+}
+
 /// A compiled filter, ready for seccomp(2).
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -306,7 +324,7 @@ pub struct Filter {
 
 /// Check `linux.seccomp` in the main process, before anything is made: everything that
 /// compiling can reject is reported here as one line.
-pub fn validate(s: &LinuxSeccomp) -> Result<(), String> {
+pub fn validate(s: &LinuxSeccomp) -> Result<(), SeccompError> {
     compile(s).map(drop)
 }
 
@@ -335,15 +353,15 @@ pub fn listener_message(oci_version: &str, pid: i32, metadata: &str, state: &[u8
 }
 
 /// Compile `linux.seccomp`.
-pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
+pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let default = action(s.default_action(), s.default_errno_ret());
     if s.default_action() == Act::ScmpActNotify {
-        return Err("seccomp: SCMP_ACT_NOTIFY cannot be the defaultAction".into());
+        return Err(SeccompError::NotifyAsDefault);
     }
     let syscalls = s.syscalls().as_deref().unwrap_or_default();
     let notify = uses_notify(s);
     if notify && s.listener_path().is_none() {
-        return Err("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into());
+        return Err(SeccompError::NotifyWithoutListener);
     }
     // As runc refuses it: the runtime itself writes (sync, errors, hook stdin) after the
     // filter is in place, and an agent that never answers would then hang the container.
@@ -351,7 +369,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
         .iter()
         .any(|c| c.action() == Act::ScmpActNotify && c.names().iter().any(|n| n == "write"))
     {
-        return Err("seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall".into());
+        return Err(SeccompError::NotifyOnWrite);
     }
     let enosys_stub = !matches!(
         s.default_action(),
@@ -408,11 +426,10 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
         let args = call.args().as_deref().unwrap_or_default();
         for a in args {
             if a.index() > 5 {
-                return Err(format!(
-                    "seccomp: argument index {} of {:?} is out of range (0-5)",
-                    a.index(),
-                    call.names()
-                ));
+                return Err(SeccompError::ArgumentIndex {
+                    index: a.index(),
+                    names: call.names().to_vec(),
+                });
             }
         }
         let mut seen = [0u8; 6];
@@ -498,10 +515,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, String> {
         insns.extend(sec);
     }
     if insns.len() > MAX_INSNS {
-        return Err(format!(
-            "seccomp: the profile compiles to {} BPF instructions, more than the kernel's {MAX_INSNS}",
-            insns.len()
-        ));
+        return Err(SeccompError::TooLong(insns.len()));
     }
     Ok(Filter { insns, flags })
 }
@@ -536,7 +550,7 @@ fn table_body(
     rules: &[(&[String], u32, Vec<LinuxSeccompArg>)],
     default: u32,
     enosys_above: Option<u32>,
-) -> Result<Vec<libc::sock_filter>, String> {
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
     // Group the rules by syscall number, keeping first-seen order.
     let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
     let mut group_of: HashMap<u32, usize> = HashMap::new();
@@ -612,7 +626,7 @@ fn rule_block(
     table: Table,
     conds: &[LinuxSeccompArg],
     act: u32,
-) -> Result<Vec<libc::sock_filter>, String> {
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
     // Each condition as pseudo instructions, with the index where it ends.
     let mut code: Vec<Pseudo> = Vec::new();
     let mut ends: Vec<(usize, usize)> = Vec::new(); // (start, end) per condition
@@ -631,14 +645,13 @@ fn rule_block(
             .find(|(s, e)| i >= *s && i < *e)
             .map(|(_, e)| *e)
             .expect("instruction belongs to a condition");
-        let off = |t: To| -> Result<u8, String> {
+        let off = |t: To| -> Result<u8, SeccompError> {
             let target = match t {
                 To::Next => i + 1,
                 To::Match => end,
                 To::Fail => fail_at,
             };
-            u8::try_from(target - i - 1)
-                .map_err(|_| "seccomp: a syscall rule has too many conditions".to_string())
+            u8::try_from(target - i - 1).map_err(|_| SeccompError::TooManyConditions)
         };
         out.push(jump(ins.code, ins.k, off(ins.jt)?, off(ins.jf)?));
     }
@@ -646,7 +659,7 @@ fn rule_block(
     Ok(out)
 }
 
-fn condition(table: Table, c: &LinuxSeccompArg) -> Result<Vec<Pseudo>, String> {
+fn condition(table: Table, c: &LinuxSeccompArg) -> Result<Vec<Pseudo>, SeccompError> {
     use To::*;
     let base = OFF_ARGS + 8 * c.index() as u32;
     let (lo_off, hi_off) = if cfg!(target_endian = "little") {
@@ -748,7 +761,7 @@ impl<'a> Pending<'a> {
         let Some(s) = seccomp else {
             return Ok(Pending(None));
         };
-        let filter = compile(s).map_err(SetupError::msg)?;
+        let filter = compile(s).map_err(|e| SetupError::msg(e.to_string()))?;
         let pending = Pending(Some((filter, listener)));
         if no_new_privs {
             return Ok(pending);
@@ -1088,7 +1101,7 @@ mod tests {
     fn bad_profiles_are_one_line_errors() {
         let bad = |json: serde_json::Value, needle: &str| {
             let s: LinuxSeccomp = serde_json::from_value(json).unwrap();
-            let e = validate(&s).unwrap_err();
+            let e = validate(&s).unwrap_err().to_string();
             assert!(e.contains(needle) && !e.contains('\n'), "{e}");
         };
         bad(

@@ -91,7 +91,7 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         return bad("linux is missing: this runtime runs Linux containers".into());
     }
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        crate::seccomp::validate(s).map_err(Error::InvalidConfig)?;
+        crate::seccomp::validate(s)?;
     }
     Ok(rootfs)
 }

@@ -275,8 +275,7 @@ impl TenantContainerBuilder {
         }
         let process = self.resolve_process(&c, warn)?;
         // As at create: a label the host cannot apply fails here, before anything starts.
-        crate::lsm::check_process(&crate::lsm::Labels::of_process(&process))
-            .map_err(Error::InvalidConfig)?;
+        crate::lsm::check_process(&crate::lsm::Labels::of_process(&process))?;
         // The container's seccomp filter applies to every process in it (as in runc).
         let seccomp = c
             .config()?

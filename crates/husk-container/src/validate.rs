@@ -4,36 +4,65 @@
 //! the host beyond what the checks themselves read (`NamespacePlan` tests that a namespace
 //! path exists).
 
+use crate::lsm::LsmError;
 use crate::process::extras::parse_cpu_list;
 use crate::process::namespaces::NamespacePlan;
 use crate::rootfs::options::{propagation_flag, MountOptions};
+use crate::seccomp::SeccompError;
 use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, PosixRlimit, Process, Spec};
+use std::path::PathBuf;
+
+/// What `create` or `exec` refuses in a config.json or process.json, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidSpec {
+    #[error("unsupported ociVersion {0:?} (this runtime implements 1.x)")]
+    Version(String),
+    #[error("root.path is missing")]
+    NoRoot,
+    #[error("process is missing")]
+    NoProcess,
+    #[error("linux is missing: this runtime runs Linux containers")]
+    NoLinux,
+    #[error("process.args must not be empty")]
+    NoArgs,
+    #[error("process.cwd {0:?} must be an absolute path")]
+    RelativeCwd(PathBuf),
+    #[error("process.execCPUAffinity: {0}")]
+    CpuAffinity(String),
+    #[error("process.terminal is true but no console socket was given")]
+    TerminalWithoutConsole,
+    #[error("process.{0} is set but no LSM is active on this host")]
+    LabelWithoutLsm(&'static str),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
+    #[error(transparent)]
+    Namespaces(Box<crate::Error>),
+}
 
 /// Everything `create` checks about a config.json except that the rootfs exists: version,
 /// root, process, linux, namespaces, seccomp (compiled for this host), LSM labels (against
 /// a host with no active LSM), and the conversions init does later — mount options,
 /// rootfsPropagation, rlimits, capability names, execCPUAffinity, device cgroup rules.
-pub fn validate_spec(spec: &Spec) -> Result<(), String> {
+pub fn validate_spec(spec: &Spec) -> Result<(), InvalidSpec> {
     if !spec.version().starts_with("1.") {
-        return Err(format!(
-            "unsupported ociVersion {:?} (this runtime implements 1.x)",
-            spec.version()
-        ));
+        return Err(InvalidSpec::Version(spec.version().clone()));
     }
     if spec.root().is_none() {
-        return Err("root.path is missing".into());
+        return Err(InvalidSpec::NoRoot);
     }
     let Some(process) = spec.process() else {
-        return Err("process is missing".into());
+        return Err(InvalidSpec::NoProcess);
     };
     check_process(process)?;
     let Some(linux) = spec.linux() else {
-        return Err("linux is missing: this runtime runs Linux containers".into());
+        return Err(InvalidSpec::NoLinux);
     };
     if let Some(s) = linux.seccomp() {
         crate::seccomp::validate(s)?;
     }
-    NamespacePlan::from_spec(spec).map_err(|e| e.to_string())?;
+    NamespacePlan::from_spec(spec).map_err(|e| InvalidSpec::Namespaces(Box::new(e)))?;
     crate::lsm::check(&crate::lsm::Labels::from_spec(spec), &[])?;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         let o = MountOptions::parse(m.options().as_deref().unwrap_or_default());
@@ -48,34 +77,29 @@ pub fn validate_spec(spec: &Spec) -> Result<(), String> {
 
 /// The checks `exec --process FILE` makes of the process (without a console socket and on
 /// a host with no active LSM), and the conversions the tenant applies before execve.
-pub fn validate_process(p: &Process) -> Result<(), String> {
+pub fn validate_process(p: &Process) -> Result<(), InvalidSpec> {
     check_process(p)?;
     if p.terminal().unwrap_or(false) {
-        return Err("process.terminal is true but no console socket was given".into());
+        return Err(InvalidSpec::TerminalWithoutConsole);
     }
     for (what, set) in [
         ("apparmorProfile", p.apparmor_profile().is_some()),
         ("selinuxLabel", p.selinux_label().is_some()),
     ] {
         if set {
-            return Err(format!(
-                "process.{what} is set but no LSM is active on this host"
-            ));
+            return Err(InvalidSpec::LabelWithoutLsm(what));
         }
     }
     Ok(())
 }
 
 /// Common to config.json's process and an exec process.
-fn check_process(p: &Process) -> Result<(), String> {
+fn check_process(p: &Process) -> Result<(), InvalidSpec> {
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err("process.args must not be empty".into());
+        return Err(InvalidSpec::NoArgs);
     }
     if !p.cwd().is_absolute() {
-        return Err(format!(
-            "process.cwd {:?} must be an absolute path",
-            p.cwd()
-        ));
+        return Err(InvalidSpec::RelativeCwd(p.cwd().clone()));
     }
     rlimits(p.rlimits().as_deref().unwrap_or_default());
     if let Some(c) = p.capabilities() {
@@ -85,7 +109,7 @@ fn check_process(p: &Process) -> Result<(), String> {
         let v = serde_json::to_value(a).unwrap_or_default();
         for which in ["initial", "final"] {
             if let Some(list) = v[which].as_str() {
-                parse_cpu_list(list).map_err(|e| format!("process.execCPUAffinity: {e}"))?;
+                parse_cpu_list(list).map_err(InvalidSpec::CpuAffinity)?;
             }
         }
     }
@@ -125,12 +149,13 @@ pub struct BpfInsn {
 }
 
 /// Compile `linux.seccomp` for this host and return the program, for checking it.
-pub fn seccomp_program(s: &LinuxSeccomp) -> Result<Vec<BpfInsn>, String> {
+pub fn seccomp_program(s: &LinuxSeccomp) -> Result<Vec<BpfInsn>, SeccompError> {
     let filter = crate::seccomp::compile(s)?;
     // The compiled filter keeps its instructions private; its Debug form lists them
     // (`sock_filter { code: 32, jt: 0, jf: 0, k: 4 }`), which is read back here so this
     // module needs nothing from seccomp.rs beyond `compile`.
-    parse_debug_insns(&format!("{filter:?}"))
+    Ok(parse_debug_insns(&format!("{filter:?}"))
+        .expect("a compiled filter's Debug form lists its instructions"))
 }
 
 fn parse_debug_insns(text: &str) -> Result<Vec<BpfInsn>, String> {
@@ -249,7 +274,10 @@ mod tests {
             serde_json::json!({"args": ["true"], "cwd": "rel", "user": {"uid": 0, "gid": 0}}),
         )
         .unwrap();
-        assert!(validate_process(&p).unwrap_err().contains("absolute"));
+        assert!(matches!(
+            validate_process(&p).unwrap_err(),
+            InvalidSpec::RelativeCwd(_)
+        ));
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn setup<'a>(cfg: &InitConfig<'a>, chan: &Channel, tl: &Timeline) -> Result<Read
         };
         let seen = hooks::as_seen_by_init(&state, husk_oci::Status::Creating);
         hooks::run_all("createContainer", hooks::create_container(spec), &seen, ctx)
-            .map_err(SetupError::msg)?;
+            .map_err(|e| SetupError::msg(e.to_string()))?;
         let _ = hook_state.set(hooks::as_seen_by_init(&state, husk_oci::Status::Created));
         Ok(())
     };
@@ -362,7 +362,7 @@ fn exec_when_started(cfg: &InitConfig, (p, filter, state): Ready) -> ! {
             interrupt: None,
         };
         if let Err(e) = hooks::run_all("startContainer", hooks, &state, ctx) {
-            let _ = conn.write_all(e.as_bytes());
+            let _ = conn.write_all(e.to_string().as_bytes());
             exit(127)
         }
     }
