@@ -71,9 +71,14 @@ pub enum CgroupError {
         limit: i64,
         usage: u64,
     },
-    /// systemd (over D-Bus) refused or failed what the systemd driver asked of it.
-    #[error("{op}: {reason}")]
-    Systemd { op: String, reason: String },
+    /// systemd (over D-Bus) refused or failed what the systemd driver asked of it, or the
+    /// bus could not be reached.
+    #[error("{op}: {source}")]
+    Systemd {
+        op: String,
+        #[source]
+        source: systemd::DbusError,
+    },
     /// Waiting for the cgroup to reach a state timed out.
     #[error("{op} {}: timed out", path.display())]
     Timeout { op: String, path: PathBuf },

@@ -23,7 +23,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps_names(),
-            "cgroup": {"v1": true, "v2": true, "systemd": cfg!(feature = "systemd"), "systemdUser": false, "rdma": true},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": husk_container::SECCOMP_FEATURES.actions,

@@ -10,7 +10,7 @@
 //! pids, kill, OOM) reads and writes the unit's cgroup directly. `destroy` stops the unit
 //! and waits for the job, so neither the unit nor its cgroup is left.
 //!
-//! cgroup v2 only. The D-Bus client is behind the `systemd` cargo feature ([`dbus`]); the
+//! cgroup v2 only. The D-Bus client is husk's own, small and synchronous ([`dbus`]); the
 //! bus is the system bus, or for a rootless caller the user's ([`user`]): [`Bus`] is
 //! recorded with the path so that later commands talk to the same manager.
 
@@ -25,11 +25,15 @@ use crate::stats::Stats;
 use crate::v2::V2Manager;
 use crate::{CgroupError, CgroupManager, CgroupPath, OomWatcher};
 
-#[cfg(feature = "systemd")]
 mod dbus;
 pub mod name;
 pub mod properties;
 pub mod user;
+
+/// Entry points for the cargo-fuzz targets (not API).
+#[doc(hidden)]
+pub use dbus::fuzzing;
+pub use dbus::DbusError;
 
 /// Which systemd manager owns the unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +132,7 @@ impl SystemdManager {
             &[pid as u32],
             r,
         )?;
-        imp::start_transient_unit(self.unit.bus, &self.unit.unit, &props)?;
+        dbus::start_transient_unit(self.unit.bus, &self.unit.unit, &props)?;
         if self.is_slice() {
             // A slice takes no PIDs property: the process is moved in by hand.
             self.fs.add_process(pid)?;
@@ -149,7 +153,7 @@ impl CgroupManager for SystemdManager {
         *self.pending.borrow_mut() = Some(PendingStart::default());
         // Asked now, before any process exists: a bus that does not answer or a unit that
         // is taken fails the create before anything is made.
-        if imp::unit_loaded(self.unit.bus, &self.unit.unit)? {
+        if dbus::unit_loaded(self.unit.bus, &self.unit.unit)? {
             return Err(CgroupError::invalid(
                 format!("systemd unit {}", self.unit.unit),
                 "it already exists",
@@ -165,7 +169,7 @@ impl CgroupManager for SystemdManager {
             p.resources = Some(r.clone());
             return Ok(());
         }
-        imp::set_unit_properties(
+        dbus::set_unit_properties(
             self.unit.bus,
             &self.unit.unit,
             &properties::limits(r, false)?,
@@ -244,39 +248,9 @@ impl CgroupManager for SystemdManager {
         if self.pending.borrow().is_some() {
             return Ok(());
         }
-        imp::stop_unit(self.unit.bus, &self.unit.unit)?;
+        dbus::stop_unit(self.unit.bus, &self.unit.unit)?;
         // systemd removes the unit's cgroup; what the container made below it (delegated)
         // goes with it, and anything systemd could not remove is removed here.
         self.fs.destroy()
-    }
-}
-
-/// The D-Bus side, or a clear error in a build without it.
-#[cfg(feature = "systemd")]
-use dbus as imp;
-
-#[cfg(not(feature = "systemd"))]
-mod imp {
-    use super::properties::Property;
-    use super::Bus;
-    use crate::CgroupError;
-
-    fn missing() -> CgroupError {
-        CgroupError::unsupported(
-            "the systemd cgroup driver",
-            "this build of husk has no D-Bus client (cargo feature \"systemd\")",
-        )
-    }
-    pub fn unit_loaded(_: Bus, _: &str) -> Result<bool, CgroupError> {
-        Err(missing())
-    }
-    pub fn start_transient_unit(_: Bus, _: &str, _: &[Property]) -> Result<(), CgroupError> {
-        Err(missing())
-    }
-    pub fn set_unit_properties(_: Bus, _: &str, _: &[Property]) -> Result<(), CgroupError> {
-        Err(missing())
-    }
-    pub fn stop_unit(_: Bus, _: &str) -> Result<(), CgroupError> {
-        Err(missing())
     }
 }

@@ -10,6 +10,7 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
+use super::dbus::address::{parse as parse_address, Target};
 use crate::CgroupError;
 
 /// The cgroup (below the hierarchy's root) of user `uid`'s manager, where systemd puts it:
@@ -45,21 +46,20 @@ pub fn bus_present() -> bool {
 /// The pure part of [`bus_socket`].
 fn socket_from(address: Option<&str>, runtime_dir: Option<&str>) -> Result<PathBuf, CgroupError> {
     if let Some(a) = address {
-        // "unix:path=/run/user/1000/bus,guid=…;other:…": the first transport we can use.
-        for transport in a.split(';') {
-            let Some(kv) = transport.strip_prefix("unix:") else {
-                continue;
-            };
-            for pair in kv.split(',') {
-                if let Some(p) = pair.strip_prefix("path=") {
-                    return Ok(PathBuf::from(unescape(p)));
-                }
-            }
-        }
-        return Err(CgroupError::invalid(
-            format!("DBUS_SESSION_BUS_ADDRESS {a:?}"),
-            "it names no unix:path= socket (the only transport husk speaks)",
-        ));
+        // "unix:path=/run/user/1000/bus,guid=…;other:…": the first socket path (a path, as
+        // the engine checks that it exists).
+        let first_path = parse_address(a).ok().and_then(|targets| {
+            targets.into_iter().find_map(|t| match t {
+                Target::Path(p) => Some(p),
+                Target::Abstract(_) => None,
+            })
+        });
+        return first_path.ok_or_else(|| {
+            CgroupError::invalid(
+                format!("DBUS_SESSION_BUS_ADDRESS {a:?}"),
+                "it names no unix:path= socket",
+            )
+        });
     }
     match runtime_dir {
         Some(d) => Ok(PathBuf::from(d).join("bus")),
@@ -68,30 +68,6 @@ fn socket_from(address: Option<&str>, runtime_dir: Option<&str>) -> Result<PathB
             "neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set",
         )),
     }
-}
-
-/// D-Bus addresses escape bytes as %XX.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%')
-            .then(|| s.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
