@@ -110,8 +110,8 @@ pub enum SeccompError {
     /// The profile as `linux.seccomp` of a spec that does not deserialize.
     #[error("{0}")]
     Spec(serde_json::Error),
-    /// What the runtime's own check (`create`'s) said: its words, free text (husk-container
-    /// returns them as a string).
+    /// What the runtime's own check (`create`'s, husk-container's `InvalidSpec`) said, in
+    /// its words: kept as text so that this enum stays `Clone + Eq`.
     #[error("{0}")]
     Refused(String),
 }
