@@ -7,7 +7,7 @@ use crate::error::{ContainerError, During, Error, Result};
 use crate::made::Made;
 use crate::monitor::settle_orphan;
 use crate::os::IoContext;
-use crate::record::{find, list, Record, Runner};
+use crate::record::{find, list, Record, RecordError, Runner};
 use husk_container::Container;
 use husk_oci::Status;
 use serde_json::Value;
@@ -113,7 +113,9 @@ impl Engine {
                 .unwrap_or_default(),
             false => Vec::new(),
         };
-        self.with_event(what, "destroy", &[], || rm(&self.root, what, force))?;
+        self.with_event(what, "destroy", &[], || {
+            rm(&self.root, what, force, &*self.warn)
+        })?;
         crate::volumes::remove_unused(&self.root, &anonymous, true);
         Ok(())
     }
@@ -320,7 +322,7 @@ impl Engine {
             // A pod's infra goes with its pod (`pod rm`), not on its own.
             let infra = r.meta.infra;
             if !infra && (status == "created" || (status == "exited" && r.exit_code().is_some())) {
-                rm(&self.root, r.id(), false)?;
+                rm(&self.root, r.id(), false, &*self.warn)?;
                 removed(r.id());
             }
         }
@@ -445,8 +447,24 @@ fn kill_and_wait(r: &Record, c: &Container) -> Result<(), ContainerError> {
 }
 
 /// `rm`: remove a stopped container (a running one only with `force`, killing it).
-fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
-    let r = find(root, what)?;
+fn rm(root: &Path, what: &str, force: bool, warn: &dyn Fn(&str)) -> Result<()> {
+    let r = match find(root, what) {
+        Ok(r) => r,
+        Err(RecordError::Parse { path, source }) if !force => {
+            return Err(Error::from(ContainerError::Damaged { path, source }).during("rm", what))
+        }
+        Err(RecordError::Parse { path, source }) => {
+            let dir = path.parent().unwrap_or(&path).to_path_buf();
+            rm_without_record(root, &dir).during("rm", what)?;
+            warn(&format!(
+                "container {what}: its record {} was damaged ({source}): removed what could \
+                 be found without it",
+                path.display()
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     crate::pod::check_removable(root, &r).during("rm", what)?;
     if let Some(c) = r.runtime() {
         if c.status() != Status::Stopped {
@@ -473,6 +491,57 @@ fn rm(root: &Path, what: &str, force: bool) -> Result<()> {
     }
     // After the directory: a range whose container still exists is never free.
     crate::userns::release(root, r.id()).during("rm", what)
+}
+
+/// `rm -f` of the container in `dir` whose record is damaged: what can be found without
+/// it goes — its processes (all of the cgroup's, SIGKILL) and runtime state (cgroup and
+/// state dir), slirp4netns/pasta, its network endpoints, its rootfs mount and writable
+/// layer, its directory, and its user-namespace range. The id is the directory's name.
+/// Its monitor, if it runs, finds no record to restart from and ends once the container has.
+fn rm_without_record(root: &Path, dir: &Path) -> Result<()> {
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let state = || Container::load(&crate::record::state_root(), &id).ok();
+    if let Some(c) = state().filter(|c| c.status() != Status::Stopped) {
+        let _ = c.kill(libc::SIGKILL, true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state().is_some_and(|c| c.status() != Status::Stopped) {
+            if Instant::now() >= deadline {
+                return Err(ContainerError::DidNotExit.into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The monitor deletes the state too once init is gone: whichever of us comes second
+    // finds nothing to delete.
+    if let Some(c) = state() {
+        if let Err(e) = c.delete(true) {
+            if state().is_some() {
+                return Err(e.into());
+            }
+        }
+    }
+    crate::network::stop_slirp(dir);
+    crate::network::setup::teardown(dir)?;
+    crate::rootfs::unmount_leftover(dir)?;
+    crate::writable::release(dir);
+    // A monitor still ending may add a file while the tree goes (its network lock): again.
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(_) if tries < 5 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e).ctx("removing", dir)?,
+        }
+    }
+    crate::userns::release(root, &id)?;
+    Ok(())
 }
 
 /// The running (or paused) container's runtime handle, or why there is none.

@@ -43,6 +43,16 @@ pub enum ContainerError {
     NotExited(&'static str),
     #[error("the container did not exit after SIGKILL")]
     DidNotExit,
+    /// `rm` without -f of a container whose record does not parse (cut short, not JSON).
+    #[error(
+        "its record {} is damaged ({source}): rm -f removes what is left of the container",
+        path.display()
+    )]
+    Damaged {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("its image {image}: {source}")]
     Image {
         image: String,

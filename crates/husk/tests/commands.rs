@@ -100,8 +100,7 @@ fn create_start_wait_and_rename() {
         "{err}"
     );
     for cmd in [
-        &["rm", "-f", &dmg[..12]][..],
-        &["inspect", "--type", "container", &dmg],
+        &["inspect", "--type", "container", &dmg][..],
         &["start", &dmg],
     ] {
         let (code, _, err) = out(root, cmd);
@@ -115,6 +114,96 @@ fn create_start_wait_and_rename() {
     std::fs::write(&file, &record).unwrap();
     assert_eq!(husk_ok(root, &["rm", "dmg"]), "dmg\n");
     nothing_left(root, &[id, other.trim().to_string(), bg, dmg]);
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
+}
+
+/// A record cut short: plain `rm` refuses, naming the file and `rm -f`; `rm -f` removes
+/// everything found without the record — a created container's directory, and a running
+/// one's processes (its monitor's too), runtime state, cgroups, overlay mount and network
+/// endpoint — with one warning line each.
+#[test]
+fn rm_f_of_a_damaged_record_leaves_nothing() {
+    // The monitor comes to us once `run -d` exits (PID 1 does not reap here).
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let s = setup("commands-damaged");
+    let (root, image) = (s.root.as_path(), s.image.clone());
+    let _cleanup = RemoveAll(root);
+    let made = husk_ok(root, &["create", "--name", "made", &image, "true"]);
+    let made = made.trim().to_string();
+    let up = husk_ok(root, &["run", "-d", "--name", "up", &image, "sleep 600"]);
+    let up = up.trim().to_string();
+    let file = |id: &str| root.join("containers").join(id).join("container.json");
+    let meta: Value = serde_json::from_slice(&std::fs::read(file(&up)).unwrap()).unwrap();
+    let pids = [
+        meta["pid"].as_i64().unwrap(),
+        meta["monitor_pid"].as_i64().unwrap(),
+    ];
+    let pids = pids.map(|p| p as i32);
+    assert!(pids.iter().all(|p| alive(*p)), "{meta}");
+    let cgroups = || {
+        engine_cgroups()
+            .into_iter()
+            .filter(|c| c.ends_with(&format!("/{up}")))
+            .count()
+    };
+    assert!(cgroups() > 0 && engine_states().contains(&up));
+    assert!(!mounts_below(root).is_empty());
+    for id in [&made, &up] {
+        let record = std::fs::read(file(id)).unwrap();
+        std::fs::write(file(id), &record[..record.len() / 2]).unwrap();
+    }
+
+    let (code, _, err) = out(root, &["rm", &up[..12]]);
+    assert_eq!(code, 1, "{err}");
+    let refused = format!(
+        "husk: rm {}: its record {} is damaged (",
+        &up[..12],
+        file(&up).display()
+    );
+    assert!(err.starts_with(&refused), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("rm -f removes what is left of the container"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        alive(pids[0]) && file(&up).exists(),
+        "plain rm removed something"
+    );
+
+    let (code, o, err) = out(root, &["rm", "-f", &up[..12], &made[..12]]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(o, format!("{}\n{}\n", &up[..12], &made[..12]));
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    for (w, id) in warnings.iter().zip([&up, &made]) {
+        let says = format!(
+            "warning: container {}: its record {} was damaged (",
+            &id[..12],
+            file(id).display()
+        );
+        assert!(w.starts_with(&says), "{w}");
+    }
+    nothing_left(root, &[made, up.clone()]);
+    assert_eq!(cgroups(), 0, "{:?}", engine_cgroups());
+    // The container's process is gone; its monitor ends too, having nothing to restart.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(std::time::Instant::now() < deadline, "{pids:?} still run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for p in pids {
+        unsafe { libc::waitpid(p, std::ptr::null_mut(), libc::WNOHANG) };
+    }
+    assert_eq!(containers(root), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
