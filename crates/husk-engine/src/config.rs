@@ -673,8 +673,7 @@ pub(crate) fn load_seccomp(file: &Path, caps: &[String]) -> Result<serde_json::V
     });
     let spec: oci_spec::runtime::Spec =
         serde_json::from_value(probe).map_err(|e| bad(SeccompError::Spec(e)))?;
-    husk_container::validate::validate_spec(&spec)
-        .map_err(|e| bad(SeccompError::Refused(e.to_string())))?;
+    husk_container::validate::validate_spec(&spec).map_err(|e| bad(SeccompError::Refused(e)))?;
     Ok(profile)
 }
 

@@ -110,10 +110,9 @@ pub enum SeccompError {
     /// The profile as `linux.seccomp` of a spec that does not deserialize.
     #[error("{0}")]
     Spec(serde_json::Error),
-    /// What the runtime's own check (`create`'s, husk-container's `InvalidSpec`) said, in
-    /// its words: kept as text so that this enum stays `Clone + Eq`.
-    #[error("{0}")]
-    Refused(String),
+    /// What the runtime's own check (`create`'s) refused.
+    #[error(transparent)]
+    Refused(husk_container::validate::InvalidSpec),
 }
 
 /// What is wrong with a `--userns` value.
