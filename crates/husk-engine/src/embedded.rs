@@ -63,9 +63,18 @@ pub(crate) fn monitor_binary(root: &Path) -> Result<PathBuf, EmbeddedError> {
 fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, IoError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = root.join(name);
-    let current = std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
-        && std::fs::read(&path).is_ok_and(|d| d == data);
-    if current {
+    let current = || {
+        std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o555)
+            && std::fs::read(&path).is_ok_and(|d| d == data)
+    };
+    if current() {
+        return Ok(path);
+    }
+    // One writer at a time, and the others use its copy: with a copy each, concurrent
+    // first runs of a store left their monitors running from replaced (deleted) files,
+    // whose pages no other monitor shares (~1.2 MB each instead of ~10 KB).
+    let _lock = crate::os::lock_file(&root.join(format!(".{name}.lock")))?;
+    if current() {
         return Ok(path);
     }
     let tmp = root.join(format!(".{name}.{}", std::process::id()));
@@ -78,6 +87,10 @@ fn store_copy(root: &Path, name: &str, data: &[u8]) -> Result<PathBuf, IoError> 
             .open(&tmp)?;
         std::io::Write::write_all(&mut f, data)?;
         f.sync_all()?;
+        // Closed before it gets its name: a file open for writing cannot be executed
+        // (ETXTBSY), and another husk may execute it as soon as it is renamed (concurrent
+        // first `run -d`s of a store; benches/scale.sh).
+        drop(f);
         std::fs::rename(&tmp, &path)
     };
     write()
