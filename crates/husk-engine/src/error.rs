@@ -150,6 +150,8 @@ pub enum Error {
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]
     Changes(#[from] crate::changes::ChangesError),

@@ -57,6 +57,7 @@ pub mod host_config;
 pub mod images;
 mod joins;
 pub mod keep_id;
+pub mod kube;
 pub mod logs;
 mod made;
 pub mod monitor;

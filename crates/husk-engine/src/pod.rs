@@ -67,6 +67,8 @@ pub struct PodOptions {
     pub labels: Vec<String>,
     /// `-p`: ports published on the pod (its infra container).
     pub publish: Vec<String>,
+    /// The hostname its containers share; None: the pod's name (kube play's spec.hostname).
+    pub hostname: Option<String>,
 }
 
 /// One pod as `pod ls` shows it.
@@ -88,6 +90,8 @@ pub struct PodSummary {
 pub(crate) struct Membership {
     pub id: String,
     pub name: String,
+    /// Its UTS namespace's name: the pod's hostname, else its name.
+    pub hostname: String,
     pub infra_id: String,
 }
 
@@ -103,6 +107,9 @@ struct PodMeta {
     /// The infra container's id; None until it is made.
     #[serde(default)]
     infra: Option<String>,
+    /// The hostname, when it is not the pod's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
 }
 
 /// A pod on disk.
@@ -127,6 +134,12 @@ impl PodRecord {
 
 fn pods_dir(root: &Path) -> PathBuf {
     root.join("pods")
+}
+
+/// The directory of the pod `id`: removed with the pod, so what lives there (kube play's
+/// emptyDir and configMap volumes) goes with it.
+pub(crate) fn dir_of(root: &Path, id: &str) -> PathBuf {
+    pods_dir(root).join(id)
 }
 
 /// DIR/pod.json; None when it is missing or damaged (the pod is then not listed).
@@ -176,6 +189,11 @@ fn find(root: &Path, what: &str) -> Result<PodRecord, PodError> {
             n,
         }),
     }
+}
+
+/// The pod's hostname when it is not its name (kube play's spec.hostname).
+pub(crate) fn hostname_of(root: &Path, id: &str) -> Option<String> {
+    load(&dir_of(root, id))?.meta.hostname
 }
 
 /// Whether the pod `id` exists.
@@ -296,7 +314,7 @@ impl Engine {
         }
         let mut infra = RunOptions::new(image.clone());
         infra.name = Some(format!("{}-infra", &id[..12]));
-        infra.hostname = Some(name.clone());
+        infra.hostname = Some(o.hostname.clone().unwrap_or_else(|| name.clone()));
         infra.detach = true;
         infra.publish = o.publish.clone();
         if let Some(n) = &o.network {
@@ -314,6 +332,7 @@ impl Engine {
                 created: Timestamp::now(),
                 labels,
                 infra: None,
+                hostname: o.hostname.clone(),
             },
         };
         let made = save(&pod).map_err(Error::from).and_then(|()| {
@@ -347,6 +366,11 @@ impl Engine {
         Ok(Membership {
             id: p.id().to_string(),
             name: p.name().to_string(),
+            hostname: p
+                .meta
+                .hostname
+                .clone()
+                .unwrap_or_else(|| p.name().to_string()),
             infra_id: p.infra().to_string(),
         })
     }

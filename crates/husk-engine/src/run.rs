@@ -258,7 +258,7 @@ impl Engine {
         // The host's own name when its UTS namespace is shared (as docker).
         let hostname = match a.host.uts {
             // A pod's: its name (the infra's hostname).
-            NsMode::Private if pod.is_some() => pod.as_ref().unwrap().name.clone(),
+            NsMode::Private if pod.is_some() => pod.as_ref().unwrap().hostname.clone(),
             NsMode::Private => a.hostname.clone().unwrap_or_else(|| name.clone()),
             _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())

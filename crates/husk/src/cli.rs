@@ -156,6 +156,16 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: PodCmd,
     },
+    /// Kubernetes manifests: play (run their pods), down, generate
+    Kube {
+        #[command(subcommand)]
+        cmd: KubeCmd,
+    },
+    /// podman's old `play kube`
+    Play {
+        #[command(subcommand)]
+        cmd: PlayCmd,
+    },
     /// Run containers' health checks now
     Healthcheck {
         #[command(subcommand)]
@@ -1003,6 +1013,40 @@ pub enum PodCmd {
         #[arg(required = true)]
         pods: Vec<String>,
     },
+}
+
+/// `husk kube …`, as podman's (crate::kube).
+#[derive(Subcommand)]
+pub enum KubeCmd {
+    /// Run the pods of a Kubernetes manifest (Pod, Deployment, ConfigMap,
+    /// PersistentVolumeClaim); prints the pods' ids
+    Play(PlayArgs),
+    /// Remove the pods a manifest made, with their containers (named volumes stay)
+    Down {
+        /// The manifest, or - for stdin
+        file: String,
+    },
+    /// Print a pod (or a container, as a pod of its own) as a Kubernetes v1 Pod
+    Generate {
+        /// Pod or container name, id or id prefix
+        what: String,
+    },
+}
+
+#[derive(Args)]
+pub struct PlayArgs {
+    /// Remove pods of the same names first
+    #[arg(long)]
+    pub replace: bool,
+    /// The manifest, or - for stdin
+    pub file: String,
+}
+
+/// `husk play …`: podman's old spelling of `kube play`.
+#[derive(Subcommand)]
+pub enum PlayCmd {
+    /// Same as `husk kube play`
+    Kube(PlayArgs),
 }
 
 /// docker's HostConfig flags: labels, /etc files, namespaces, devices, limits (boxed as

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 mod cli;
 mod format;
+mod kube;
 mod options;
 mod pod;
 mod progress;
@@ -34,7 +35,8 @@ fn main() {
     // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
     let failed = match cli::subcommand(&args) {
         // `healthcheck run` keeps 1 for a failed check (podman's codes).
-        Some("run" | "exec" | "create" | "healthcheck" | "build") => EXIT_ENGINE,
+        // `kube`/`play kube`: podman's 125 for a manifest it cannot play.
+        Some("run" | "exec" | "create" | "healthcheck" | "build" | "kube" | "play") => EXIT_ENGINE,
         _ => 1,
     };
     // `husk images | head -1`: a closed stdout ends husk quietly, as it ends any Unix
@@ -60,9 +62,17 @@ fn main() {
     // CVE-2019-5736: containers are started from a read-only view of this binary (see
     // husk_container::selfexe), so no container can write the host's copy.
     if args.iter().skip(1).any(|a| {
-        ["run", "exec", "start", "restart", "healthcheck", "build"]
-            .iter()
-            .any(|c| a.as_os_str() == *c)
+        [
+            "run",
+            "exec",
+            "start",
+            "restart",
+            "healthcheck",
+            "build",
+            "play",
+        ]
+        .iter()
+        .any(|c| a.as_os_str() == *c)
     }) {
         if let Err(e) = husk_engine::protect_executable() {
             fail_with(&e.to_string(), failed);
@@ -688,6 +698,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Pod { cmd } => pod::run(e, cmd),
+        Cmd::Kube { cmd } => kube::run(e, cmd),
+        Cmd::Play {
+            cmd: cli::PlayCmd::Kube(a),
+        } => kube::run(e, cli::KubeCmd::Play(a)),
         Cmd::Completion { .. } => unreachable!("answered before the engine is opened"),
         Cmd::Logout { registry, authfile } => {
             if e.logout(&registry, authfile)? {

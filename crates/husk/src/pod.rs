@@ -50,6 +50,7 @@ pub fn run(e: &Engine, cmd: PodCmd) -> Result<(), Failure> {
                 network,
                 labels: label,
                 publish,
+                hostname: None,
             })?;
             println!("{id}");
         }

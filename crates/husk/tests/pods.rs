@@ -12,19 +12,6 @@
 mod common;
 use common::*;
 
-/// Removes the pods a failed assertion left (before [`RemoveAll`], which cannot remove an
-/// infra container while its pod exists: declare it after that guard).
-struct RemovePods<'a>(&'a std::path::Path);
-
-impl Drop for RemovePods<'_> {
-    fn drop(&mut self) {
-        let ids = husk(self.0, &["pod", "ls", "-q", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            let _ = husk(self.0, &["pod", "rm", "-f", id]);
-        }
-    }
-}
-
 /// The network namespace of `name`'s init, as the host sees it.
 fn netns_of(root: &std::path::Path, name: &str) -> String {
     let pid = husk_ok(root, &["inspect", "-f", "{{.State.Pid}}", name]);
@@ -136,22 +123,6 @@ fn network_container_joins_a_running_containers_namespace() {
     );
     husk_ok(&s.root, &["rm", "srv"]);
     assert!(containers(&s.root).is_empty());
-}
-
-/// The whole answer of GET `path` from 127.0.0.1:`port` (retried while it is refused).
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    for _ in 0..50 {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = write!(c, "GET {path} HTTP/1.0\r\n\r\n");
-            let mut s = String::new();
-            if c.read_to_string(&mut s).is_ok() && !s.is_empty() {
-                return s;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("nothing answered on 127.0.0.1:{port}");
 }
 
 /// `/proc/PID/ns/KIND` of a container's init, and whether a process with that pid lives.

@@ -777,6 +777,35 @@ impl Drop for RemoveAll<'_> {
     }
 }
 
+/// Removes the pods a failed assertion left (before [`RemoveAll`], which cannot remove an
+/// infra container while its pod exists: declare it after that guard).
+pub struct RemovePods<'a>(pub &'a Path);
+
+impl Drop for RemovePods<'_> {
+    fn drop(&mut self) {
+        let ids = husk(self.0, &["pod", "ls", "-q", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = husk(self.0, &["pod", "rm", "-f", id]);
+        }
+    }
+}
+
+/// The whole answer of GET `path` from 127.0.0.1:`port` (retried while it is refused).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(c, "GET {path} HTTP/1.0\r\n\r\n");
+            let mut s = String::new();
+            if c.read_to_string(&mut s).is_ok() && !s.is_empty() {
+                return s;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answered on 127.0.0.1:{port}");
+}
+
 /// controller/id of every engine container cgroup on the host (v1 hierarchies and v2).
 pub fn engine_cgroups() -> Vec<String> {
     let mut out = Vec::new();
