@@ -150,7 +150,8 @@ pub enum Error {
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error(transparent)]
-    Kube(#[from] crate::kube::KubeError),
+    /// Boxed: a manifest's errors carry names and paths (kube/mod.rs has the From).
+    Kube(Box<crate::kube::KubeError>),
     #[error(transparent)]
     Copy(#[from] CopyError),
     #[error(transparent)]

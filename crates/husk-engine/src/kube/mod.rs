@@ -94,7 +94,7 @@ pub enum KubeError {
     Config {
         container: String,
         #[source]
-        source: crate::config::ConfigError,
+        source: Box<crate::config::ConfigError>,
     },
     #[error("init container {container} exited with {code}")]
     InitFailed { container: String, code: i64 },
@@ -102,4 +102,10 @@ pub enum KubeError {
     NotPlayed(String),
     #[error("container {0} belongs to no pod and cannot be written as one")]
     Generate(String),
+}
+
+impl From<KubeError> for crate::error::Error {
+    fn from(e: KubeError) -> Self {
+        crate::error::Error::Kube(Box::new(e))
+    }
 }

@@ -308,7 +308,7 @@ fn plan_pod(
         check.volumes = binds(&p.mounts, &volumes, None);
         ContainerConfig::validate(&check).map_err(|source| KubeError::Config {
             container: full.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(p)
     };
@@ -737,7 +737,7 @@ impl Engine {
             o.volumes = binds(&c.mounts, &p.volumes, Some(&base));
             let cfg = ContainerConfig::validate(&o).map_err(|source| KubeError::Config {
                 container: o.name.clone().unwrap_or_default(),
-                source,
+                source: Box::new(source),
             })?;
             match self.run(&cfg)? {
                 RunOutcome::Started { id } | RunOutcome::Exited { id, .. } => Ok(id),
