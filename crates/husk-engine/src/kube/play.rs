@@ -260,7 +260,14 @@ fn plan_pod(
     }
     let ctr = |c: &Container, restart: &str| -> Result<CtrPlan, KubeError> {
         let full = format!("{name}-{}", c.name);
-        let p = container_options(&full, c, restart, annotations, maps, warn)?;
+        // The pod's runAsUser/runAsGroup, where the container does not set its own.
+        let mut c = c.clone();
+        if let Some(pod_sc) = &spec.security_context {
+            let sc = c.security_context.get_or_insert_with(Default::default);
+            sc.run_as_user = sc.run_as_user.or(pod_sc.run_as_user);
+            sc.run_as_group = sc.run_as_group.or(pod_sc.run_as_group);
+        }
+        let p = container_options(&full, &c, restart, annotations, maps, warn)?;
         for m in &p.mounts {
             match volumes.get(&m.name) {
                 None => {
@@ -870,11 +877,14 @@ mod tests {
     resources: {{limits: {{memory: 64Mi, cpu: 250m}}, requests: {{cpu: 100m}}}}
     securityContext: {{runAsUser: 1000, runAsGroup: 100, capabilities: {{drop: [ALL]}}}}
     volumeMounts: [{{name: d, mountPath: /d, subPath: x/y}}, {{name: c, mountPath: /c, readOnly: true}}]
+  - {{name: other, image: busybox}}
+  securityContext: {{runAsUser: 7, runAsGroup: 8}}
 "
         ))
         .unwrap();
         let c = &p[0].containers[0];
         assert_eq!(c.opts.name.as_deref(), Some("p-web"));
+        assert_eq!(p[0].containers[1].opts.process.user.as_deref(), Some("7:8"));
         assert_eq!(c.opts.entrypoint.as_deref(), Some("sh"));
         assert_eq!(c.opts.cmd, ["-c", "echo hi"]);
         assert_eq!(c.opts.restart, "on-failure");
