@@ -77,7 +77,7 @@ spec:
   - name: client
     image: {image}
     command: [sh, -c]
-    args: ["until wget -q -O /work/fetched http://127.0.0.1:8080/init.txt; do sleep 0.2; done; exec sleep 1000"]
+    args: ["until wget -q -O /work/f.tmp http://127.0.0.1:8080/init.txt; do sleep 0.2; done; mv /work/f.tmp /work/fetched; exec sleep 1000"]
     securityContext: {{runAsUser: 0}}
     volumeMounts: [{{name: work, mountPath: /work}}]
 "#,
@@ -385,5 +385,37 @@ spec:
     assert!(again.lines().all(|id| !ids.contains(id)));
     assert_eq!(containers(&s.root).len(), 4);
     husk_ok(&s.root, &["kube", "down", &yaml]);
+    assert_nothing_left(&s.root);
+
+    // A container outside a pod is generated as a pod of its own, which plays.
+    husk_ok(
+        &s.root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "solo",
+            "-e",
+            "ASKED=yes",
+            "--memory",
+            "32m",
+            &s.image,
+            "exec sleep 1000",
+        ],
+    );
+    let solo = husk_ok(&s.root, &["kube", "generate", "solo"]);
+    for want in [
+        "name: solo-pod\n",
+        "- name: solo\n",
+        "name: ASKED\n",
+        "memory: 32Mi\n",
+    ] {
+        assert!(solo.contains(want), "{want:?} not in {solo}");
+    }
+    husk_ok(&s.root, &["rm", "-f", "solo"]);
+    let solo = write(s.t.path(), "solo.yaml", &solo);
+    husk_ok(&s.root, &["kube", "play", &solo]);
+    assert_eq!(exec(&s.root, "solo-pod-solo", "echo $ASKED"), "yes\n");
+    husk_ok(&s.root, &["kube", "down", &solo]);
     assert_nothing_left(&s.root);
 }
