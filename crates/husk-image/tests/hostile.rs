@@ -353,3 +353,58 @@ fn whiteouts_applied_when_flattening() {
     assert_eq!(o, vec!["new"]);
     s.assert_host_untouched();
 }
+
+/// The unpacker skips the chown of an entry it created when the header's owner is its own
+/// (most of an image is root's): that must hold only where a new entry really gets that
+/// owner. In a setgid directory of another group a new entry inherits the directory's
+/// group, so the header's 0:0 still needs the chown; elsewhere the owners are the header's.
+#[test]
+fn owners_are_the_headers_even_where_new_entries_inherit_a_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new("owners");
+    let sgid = s.layer.join("sgid");
+    std::fs::create_dir(&sgid).unwrap();
+    std::os::unix::fs::chown(&sgid, Some(0), Some(4321)).unwrap();
+    std::fs::set_permissions(&sgid, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let entry = |kind: Kind, path: &str, uid: u64, gid: u64| {
+        let mut h = Header::new(kind, path);
+        (h.uid, h.gid) = (uid, gid);
+        if kind == Kind::Symlink {
+            h.link = b"target".to_vec();
+        }
+        h
+    };
+    let tar = tar_of(|w| {
+        for h in [
+            entry(Kind::File, "sgid/file", 0, 0),
+            entry(Kind::Dir, "sgid/dir", 0, 0),
+            entry(Kind::Symlink, "sgid/link", 0, 0),
+            entry(Kind::Fifo, "sgid/fifo", 0, 0),
+            entry(Kind::Dir, "plain", 0, 0),
+            entry(Kind::File, "plain/root", 0, 0),
+            entry(Kind::File, "plain/user", 1000, 1001),
+            entry(Kind::File, "plain/group", 0, 7),
+            entry(Kind::Dir, "plain/dir", 5, 6),
+            entry(Kind::File, "plain/dir/inside", 0, 0),
+        ] {
+            w.append(&h, &mut &b""[..]).unwrap();
+        }
+    });
+    s.run(&tar, overlay()).unwrap();
+    for (path, owner) in [
+        ("sgid/file", (0, 0)),
+        ("sgid/dir", (0, 0)),
+        ("sgid/link", (0, 0)),
+        ("sgid/fifo", (0, 0)),
+        ("plain", (0, 0)),
+        ("plain/root", (0, 0)),
+        ("plain/user", (1000, 1001)),
+        ("plain/group", (0, 7)),
+        ("plain/dir", (5, 6)),
+        ("plain/dir/inside", (0, 0)),
+    ] {
+        let m = std::fs::symlink_metadata(s.layer.join(path)).unwrap();
+        assert_eq!((m.uid(), m.gid()), owner, "owner of {path}");
+    }
+    s.assert_host_untouched();
+}
