@@ -100,23 +100,31 @@ fn property_type() -> Type {
 }
 
 /// Ask for the manager's JobRemoved signals before the job is queued, so that its end
-/// cannot be missed. systemd sends them only while someone is subscribed.
-fn subscribe_jobs(c: &mut Connection) -> Result<(), DbusError> {
+/// cannot be missed (systemd sends them only while someone is subscribed). Returns the
+/// manager's unique name: any peer may send us a signal directly, past the match rule, so
+/// only JobRemoved from that sender counts.
+fn subscribe_jobs(c: &mut Connection) -> Result<String, DbusError> {
+    let owner = c.call_bus("GetNameOwner", vec![Value::str(DEST)])?;
+    let owner = one("GetNameOwner", owner, |v| v.as_str().map(str::to_string))?;
     call(c, "Subscribe", vec![])?;
     c.add_match(&format!(
         "type='signal',sender='{DEST}',path='{PATH}',interface='{MANAGER}',member='JobRemoved'"
-    ))
+    ))?;
+    Ok(owner)
 }
 
 /// Wait until `job` is removed (JobRemoved: `uoss` id, job, unit, result); its result must
 /// be "done".
-fn wait_job(c: &mut Connection, job: &str) -> Result<(), DbusError> {
+fn wait_job(c: &mut Connection, manager: &str, job: &str) -> Result<(), DbusError> {
     let (unit, result) = c.wait_signal(JOB_TIMEOUT, &format!("systemd's job {job}"), |m| {
-        if m.member.as_deref() != Some("JobRemoved") || m.interface.as_deref() != Some(MANAGER) {
-            return None;
-        }
+        let from_manager = m.sender.as_deref() == Some(manager)
+            && m.path.as_deref() == Some(PATH)
+            && m.interface.as_deref() == Some(MANAGER)
+            && m.member.as_deref() == Some("JobRemoved");
         match &m.body[..] {
-            [Value::U32(_), Value::Path(p), Value::Str(unit), Value::Str(result)] if p == job => {
+            [Value::U32(_), Value::Path(p), Value::Str(unit), Value::Str(result)]
+                if from_manager && p == job =>
+            {
                 Some((unit.clone(), result.clone()))
             }
             _ => None,
@@ -144,7 +152,7 @@ pub fn start_transient_unit(bus: Bus, unit: &str, props: &[Property]) -> Result<
     let op = format!("starting transient unit {unit}");
     let mut c = connect(bus)?;
     (|| {
-        subscribe_jobs(&mut c)?;
+        let manager = subscribe_jobs(&mut c)?;
         let aux = Type::Struct(vec![Type::Str, Type::Array(Box::new(property_type()))]);
         let args = vec![
             Value::str(unit),
@@ -156,7 +164,7 @@ pub fn start_transient_unit(bus: Bus, unit: &str, props: &[Property]) -> Result<
             "StartTransientUnit",
             call(&mut c, "StartTransientUnit", args)?,
         )?;
-        wait_job(&mut c, &job)
+        wait_job(&mut c, &manager, &job)
     })()
     .map_err(err(op))
 }
@@ -181,13 +189,13 @@ pub fn stop_unit(bus: Bus, unit: &str) -> Result<(), CgroupError> {
     let op = format!("stopping unit {unit}");
     let mut c = connect(bus)?;
     (|| {
-        subscribe_jobs(&mut c)?;
+        let manager = subscribe_jobs(&mut c)?;
         match call(
             &mut c,
             "StopUnit",
             vec![Value::str(unit), Value::str("replace")],
         ) {
-            Ok(body) => wait_job(&mut c, &path_reply("StopUnit", body)?)?,
+            Ok(body) => wait_job(&mut c, &manager, &path_reply("StopUnit", body)?)?,
             Err(e) if e.name() == Some(NO_SUCH_UNIT) => return Ok(()),
             Err(e) => return Err(e),
         }
