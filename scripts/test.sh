@@ -17,5 +17,5 @@ vmtest/quota.sh
 vmtest/checkpoint.sh
 vmtest/systemd.sh
 # Fuzz what husk reads from bundles, registries, layers and its state dir (fuzz/): 20 s per
-# target keeps the nine targets within about 3 minutes.
+# target keeps the ten targets within about 4 minutes.
 fuzz/run.sh 20
