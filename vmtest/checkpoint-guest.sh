@@ -1,10 +1,11 @@
 #!/bin/sh
 # Run inside the VM by vmtest/checkpoint.sh: $1 husk-runtime, $2 the host's work dir (the
-# bundle and image tars), $3 "test" or "bench", $4 husk (test) or runc (bench).
+# bundle and image tars), $3 "test" or "bench", $4 husk (test: its container checkpoint and
+# restore are section 5) or runc (bench).
 set -u
 runtime=$1 work=$2 mode=$3 other=$4
 fail() { echo "checkpoint-guest: FAIL: $*"; [ -n "${log:-}" ] && [ -f "$log" ] && grep -a -B3 "Error (" "$log" | tail -n 30; exit 1; }
-ok() { echo "checkpoint-guest: ok: $*"; }
+ok() { echo "checkpoint-guest: ok: $* [$(cut -d" " -f1 /proc/uptime)]"; }
 # CRIU runs `tar` (tmpfs contents) and `ip` (addresses, routes): the real ones, copied in
 # at the host's paths, not busybox's applets that come first on PATH.
 for t in tar ip; do
@@ -187,5 +188,64 @@ echo "$err" | grep -q "restore c5: criu restore failed: .*(log: /tmp/work5/resto
 nothing_left "after the failures"
 [ -z "$(ls /tmp/state 2>/dev/null)" ] || fail "state dirs left: $(ls /tmp/state)"
 ok "bad input: one line each, nothing left"
+
+# ---- 5. husk's container checkpoint/restore: same machine, then an export elsewhere ------
+# (few husk commands: each is a large binary started under emulation)
+H="$other --root /tmp/hroot"
+log=
+$H import "$work/bb.tar" localhost/bb >/dev/null || fail "husk import of the busybox tar"
+# AppArmor is on in this kernel, without apparmor_parser to load husk's profile.
+$H run -d --name ctr --network none --security-opt apparmor=unconfined localhost/bb sh -c \
+	'i=0; while :; do echo $i; echo $i >>/count; i=$((i+1)); sleep 0.1; done' >/tmp/ctr.id ||
+	fail "husk run -d ctr"
+dir=/tmp/hroot/containers/$(cat /tmp/ctr.id)
+# Status, Checkpointed, Restored, Pid.
+state_of() { $H inspect -f '{{.State.Status}} {{.State.Checkpointed}} {{.State.Restored}} {{.State.Pid}}' "$1"; }
+# Every number once, in order, from 0: the counter went on from where it was.
+in_order() { awk 'NR - 1 != $1 { print "line " NR ": " $1; exit 1 }' "$1"; }
+wait_past "$dir/upper/count" 5
+log=$dir/checkpoint/dump.log
+$H container checkpoint --keep ctr >/dev/null || fail "husk container checkpoint ctr"
+at=$(last "$dir/upper/count")
+case $(state_of ctr) in "exited true false 0") ;; *) fail "checkpointed ctr: $(state_of ctr)" ;; esac
+$H ps -a --format '{{.Names}} {{.Status}}' | grep -q '^ctr Exited (0)' || fail "ps: $($H ps -a)"
+[ "$(last "$dir/upper/count")" = "$at" ] || fail "ctr counted on after its checkpoint"
+log=$dir/checkpoint/restore.log
+$H container restore ctr >/dev/null || fail "husk container restore ctr"
+case $(state_of ctr) in "running false true "*) ;; *) fail "restored ctr: $(state_of ctr)" ;; esac
+wait_past "$dir/upper/count" $((at + 2))
+in_order "$dir/upper/count" || fail "restored ctr did not count on from $at"
+# Its output goes on in the same log: every number once, in order.
+$H logs ctr >/tmp/ctr.log1
+in_order /tmp/ctr.log1 || fail "husk logs ctr after the restore: $(head -c 300 /tmp/ctr.log1)"
+ok "husk container checkpoint/restore: ctr counts on from $at, in the same log"
+
+log=
+$H container checkpoint --export /tmp/ctr.tar ctr >/dev/null || fail "husk container checkpoint --export ctr"
+at=$(last "$dir/upper/count")
+$H rm ctr >/dev/null || fail "husk rm of the checkpointed ctr"
+[ ! -e "$dir" ] || fail "rm left $dir"
+$H container restore --import /tmp/ctr.tar >/tmp/ctr.id 2>/tmp/ctr.err || fail "restore --import: $(cat /tmp/ctr.err)"
+dir=/tmp/hroot/containers/$(cat /tmp/ctr.id)
+$H container restore --import /tmp/ctr.tar --name copy2 >/tmp/copy2.id 2>/tmp/ctr.err ||
+	fail "restore --import --name copy2: $(cat /tmp/ctr.err)"
+dir2=/tmp/hroot/containers/$(cat /tmp/copy2.id)
+wait_past "$dir/upper/count" $((at + 2))
+wait_past "$dir2/upper/count" $((at + 2))
+in_order "$dir/upper/count" || fail "imported ctr did not count on from $at"
+in_order "$dir2/upper/count" || fail "copy2 did not count on from $at"
+s1=$(state_of ctr) s2=$(state_of copy2)
+case "$s1" in "running false true "*) ;; *) fail "imported ctr: $s1" ;; esac
+case "$s2" in "running false true "*) ;; *) fail "copy2: $s2" ;; esac
+[ "$s1" != "$s2" ] || fail "ctr and copy2 share a pid: $s1"
+ok "restore --import: ctr counts on from $at after its rm, copy2 beside it"
+
+$H rm -f ctr copy2 >/dev/null || fail "husk rm -f ctr copy2"
+[ -z "$($H ps -aq)" ] || fail "containers left: $($H ps -a)"
+[ -z "$(grep /tmp/hroot /proc/self/mountinfo)" ] || fail "mounts left: $(grep /tmp/hroot /proc/self/mountinfo)"
+[ -z "$(ls /run/husk-engine 2>/dev/null)" ] || fail "engine states left: $(ls /run/husk-engine)"
+rmdir /sys/fs/cgroup/husk-engine 2>/dev/null
+nothing_left "after husk's containers"
+ok "husk: nothing left"
 
 echo "checkpoint-guest: all ok"

@@ -24,6 +24,10 @@ ip=$(command -v ip) || { echo "vmtest: ip is missing (apt-get install iproute2)"
 # The bundle: Debian's busybox, a writable root, a counter as the process.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Without their debug info (most of a dev build's size): the initramfs is packed, unpacked
+# and each binary paged in under emulation, and husk runs some thirty times.
+strip -o "$work/husk-runtime" "$runtime" && runtime=$work/husk-runtime
+strip -o "$work/husk" "$husk" && husk=$work/husk
 HUSK_RUNTIME=$runtime scripts/make-bundle.sh "$work/b" sh -c \
 	'i=0; while :; do echo $i; echo $i >>/count; i=$((i+1)); sleep 0.1; done' >/dev/null
 python3 - "$work/b/config.json" <<'PY'

@@ -188,6 +188,8 @@ pub enum Error {
     AppArmor(#[from] crate::apparmor::AppArmorError),
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// From the image store or a registry.
     #[error(transparent)]
     Image(#[from] husk_image::Error),

@@ -39,6 +39,7 @@ pub mod attach;
 pub mod attach_socket;
 pub mod build;
 pub mod changes;
+pub mod checkpoint;
 pub mod commit;
 pub mod config;
 pub mod containers;

@@ -230,12 +230,22 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
     // The driver the container was made with (`husk --cgroup-manager`), which its
     // config.json's cgroupsPath is written for.
     b = b.systemd_cgroup(record.as_ref().is_ok_and(|r| r.meta.systemd_cgroup));
-    let network = record.map(|r| r.meta.network).map_err(HelperError::from);
+    let network = record
+        .as_ref()
+        .map(|r| r.meta.network.clone())
+        .map_err(|e| HelperError::from(e.to_string()));
     // pasta's namespace exists before the container, which joins it by path.
     if let Ok(Network::Pasta(opts)) = &network {
         crate::network::pasta::connect(dir, &crate::network::pasta::forwards_of(dir), opts)?;
     }
-    let mut c = match b.as_init(dir).build_with_warnings(&mut |_| {}) {
+    // `container restore` asked for this start: CRIU's restore instead of a create.
+    let restoring = crate::checkpoint::restore_asked(dir);
+    let systemd = record.as_ref().is_ok_and(|r| r.meta.systemd_cgroup);
+    let built = match &restoring {
+        Some(ask) => crate::checkpoint::restore_in(dir, id, ask, systemd),
+        None => b.as_init(dir).build_with_warnings(&mut |_| {}),
+    };
+    let mut c = match built {
         Ok(c) => c,
         Err(e) => {
             crate::network::stop_slirp(dir);
@@ -255,7 +265,11 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
             }
             _ => Ok(m),
         })
-        .and_then(|m| c.start().map(|()| m).map_err(HelperError::from));
+        .and_then(|m| match restoring {
+            // Restored running.
+            Some(_) => Ok(m),
+            None => c.start().map(|()| m).map_err(HelperError::from),
+        });
     let master = match started {
         Ok(m) => m,
         Err(e) => {
@@ -272,6 +286,7 @@ fn start(dir: &Path, id: &str) -> Result<(i32, Option<OwnedFd>), HelperError> {
         r.meta.runner = Some(Runner::of(monitor));
         r.meta.started = Some(Timestamp::now());
         r.meta.oom_killed = false;
+        crate::checkpoint::mark_started(&mut r, restoring.is_some());
         let _ = r.save();
         crate::health::reset(dir, &r);
         crate::events::container(crate::events::root_of(dir), &r, "start", &[]);
@@ -321,6 +336,10 @@ fn send(sock: &OwnedFd, data: &[u8], fd: Option<&OwnedFd>) -> std::io::Result<()
 /// delete its runtime state, then either decide to start it again (true) or clean up and
 /// record the end.
 fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Option<String>) -> bool {
+    // A checkpoint, not an end: no exit code, restart or --rm (checkpoint/mod.rs).
+    if crate::checkpoint::monitor_saw_checkpoint(dir) {
+        return false;
+    }
     // Read before release deletes the cgroup that counts it.
     let oom = Container::load(&state_root(), id).is_ok_and(|c| oom_killed(&c));
     let deleted = release(dir, id);

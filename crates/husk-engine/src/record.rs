@@ -267,6 +267,27 @@ pub struct ContainerMeta {
     /// `slice:prefix:name`, so `start` must create it with the systemd driver again.
     #[serde(default, deserialize_with = "or_default")]
     pub systemd_cgroup: bool,
+    /// Checkpointed or restored (`container checkpoint`/`restore`), in container.json's
+    /// top level.
+    #[serde(flatten)]
+    pub checkpoint: CheckpointState,
+}
+
+/// Where a container stands with checkpoint/restore (podman's State.Checkpointed,
+/// CheckpointedAt, Restored, RestoredAt).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Its last run ended in a checkpoint, not an exit: its CRIU images wait in
+    /// DIR/checkpoint for `container restore`.
+    #[serde(default, deserialize_with = "or_default")]
+    pub checkpointed: bool,
+    #[serde(default)]
+    pub checkpointed_at: Option<Timestamp>,
+    /// Its current run was restored from a checkpoint.
+    #[serde(default, deserialize_with = "or_default")]
+    pub restored: bool,
+    #[serde(default)]
+    pub restored_at: Option<Timestamp>,
 }
 
 fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(

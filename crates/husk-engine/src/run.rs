@@ -533,6 +533,7 @@ impl Engine {
                 userns: a.userns.to_string(),
                 security_opt: a.security_opt.clone(),
                 systemd_cgroup: self.cgroup_manager == crate::CgroupManager::Systemd,
+                checkpoint: Default::default(),
             },
         };
         record.save()?;

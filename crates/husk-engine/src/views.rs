@@ -61,6 +61,14 @@ pub struct ContainerState {
     /// Only for a container with a health check (health.rs), as docker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthState>,
+    /// podman's: its last run ended in a checkpoint (`container checkpoint`), and when;
+    /// its current run was restored from one, and when. The times only once they happened.
+    pub checkpointed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpointed_at: Option<String>,
+    pub restored: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_at: Option<String>,
 }
 
 /// `.Config` of a container: what it was created with.
@@ -1142,6 +1150,14 @@ fn container_inspect(r: &Record) -> ContainerInspect {
             },
             finished_at: finished.unwrap_or_else(|| ZERO_TIME.into()),
             health: health_of(r, l.status),
+            checkpointed: m.checkpoint.checkpointed,
+            checkpointed_at: m
+                .checkpoint
+                .checkpointed_at
+                .as_ref()
+                .map(Timestamp::to_string),
+            restored: m.checkpoint.restored,
+            restored_at: m.checkpoint.restored_at.as_ref().map(Timestamp::to_string),
         },
         image: format!("sha256:{}", m.image_id),
         name: format!("/{}", r.name()),

@@ -128,6 +128,7 @@ pub fn checkpoint(
 pub fn restore(
     root: &Path,
     rootless: bool,
+    systemd_cgroup: bool,
     criu: Option<&Path>,
     a: &RestoreArgs,
     log: &mut Logger,
@@ -143,6 +144,7 @@ pub fn restore(
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         rootless,
+        systemd_cgroup,
     };
     if !a.detach && !a.no_subreaper {
         // What the restored init starts and leaves behind comes to us, as with `run`.

@@ -187,7 +187,9 @@ fn run(
         Command::Events(args) => Ok(cgroup_commands::events(root, &args)?),
         Command::Exec(args) => exec_command::exec(root, &args, log),
         Command::Checkpoint(args) => checkpoint_command::checkpoint(root, criu, &args, log),
-        Command::Restore(args) => checkpoint_command::restore(root, rootless, criu, &args, log),
+        Command::Restore(args) => {
+            checkpoint_command::restore(root, rootless, systemd, criu, &args, log)
+        }
     }
 }
 

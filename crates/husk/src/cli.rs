@@ -446,6 +446,44 @@ pub enum ContainerCmd {
     },
     /// Remove every exited or created container
     Prune,
+    /// Checkpoint running containers with CRIU: they stop, their state saved for
+    /// `container restore` (docs/checkpoint.md)
+    Checkpoint {
+        /// Also write the checkpoint, the container's writable layer and its config to one
+        /// tar FILE, for `container restore --import` here or on another machine
+        #[arg(short, long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// Leave the container running after writing the checkpoint
+        #[arg(short = 'R', long)]
+        leave_running: bool,
+        /// Checkpoint a container with established TCP connections
+        #[arg(long)]
+        tcp_established: bool,
+        /// Keep CRIU's log files after a successful checkpoint
+        #[arg(short, long)]
+        keep: bool,
+        /// Container names, ids or id prefixes
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restore checkpointed containers, or a new one from an exported checkpoint; prints
+    /// the container's id
+    Restore {
+        /// Restore from an exported checkpoint (a new container)
+        #[arg(short, long, value_name = "FILE")]
+        import: Option<PathBuf>,
+        /// Name for the container restored from --import (default: the exported one's)
+        #[arg(short, long)]
+        name: Option<String>,
+        /// Restore a container with established TCP connections
+        #[arg(long)]
+        tcp_established: bool,
+        /// Keep the checkpoint after the restore (to restore it again)
+        #[arg(short, long)]
+        keep: bool,
+        /// Container names, ids or id prefixes (none with --import)
+        containers: Vec<String>,
+    },
 }
 
 /// The commands on images, at the top level (`husk pull`) and under `husk image` (`husk

@@ -35,8 +35,12 @@ fn main() {
     // is 125 there (docker's "Exit Status"), and 126/127 say why the command did not run.
     let failed = match cli::subcommand(&args) {
         // `healthcheck run` keeps 1 for a failed check (podman's codes).
-        // `kube`/`play kube`: podman's 125 for a manifest it cannot play.
-        Some("run" | "exec" | "create" | "healthcheck" | "build" | "kube" | "play") => EXIT_ENGINE,
+        // `kube`/`play kube`: podman's 125 for a manifest it cannot play; checkpoint and
+        // restore are podman's own commands: its 125 for every failure.
+        Some(
+            "run" | "exec" | "create" | "healthcheck" | "build" | "kube" | "play" | "checkpoint"
+            | "restore",
+        ) => EXIT_ENGINE,
         _ => 1,
     };
     // `husk images | head -1`: a closed stdout ends husk quietly, as it ends any Unix
@@ -70,6 +74,7 @@ fn main() {
             "healthcheck",
             "build",
             "play",
+            "restore",
         ]
         .iter()
         .any(|c| a.as_os_str() == *c)
@@ -526,6 +531,59 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Container {
             cmd: ContainerCmd::Prune,
         } => Ok(e.prune(&mut |id| println!("{id}"))?),
+        Cmd::Container {
+            cmd:
+                ContainerCmd::Checkpoint {
+                    export,
+                    leave_running,
+                    tcp_established,
+                    keep,
+                    containers,
+                },
+        } => {
+            if export.is_some() && containers.len() > 1 {
+                return Err("checkpoint --export: one container at a time".into());
+            }
+            let o = husk_engine::checkpoint::CheckpointOptions {
+                export,
+                leave_running,
+                tcp_established,
+                keep,
+            };
+            each(&containers, |c| e.checkpoint(c, &o))
+        }
+        Cmd::Container {
+            cmd:
+                ContainerCmd::Restore {
+                    import,
+                    name,
+                    tcp_established,
+                    keep,
+                    containers,
+                },
+        } => {
+            let o = husk_engine::checkpoint::RestoreOptions {
+                import,
+                name,
+                tcp_established,
+                keep,
+            };
+            if o.import.is_some() {
+                // podman's: --import names its container itself.
+                if !containers.is_empty() {
+                    return Err("restore --import: no container names with it".into());
+                }
+                println!("{}", e.restore(None, &o)?);
+                return Ok(());
+            }
+            if containers.is_empty() {
+                return Err("restore: give a container or --import FILE".into());
+            }
+            for c in &containers {
+                println!("{}", e.restore(Some(c), &o)?);
+            }
+            Ok(())
+        }
         Cmd::Ctr(ContainerOp::Stop { time, containers }) => {
             each(&containers, |c| e.stop(c, Duration::from_secs(time)))
         }

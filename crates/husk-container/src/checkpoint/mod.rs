@@ -120,6 +120,9 @@ pub struct RestoreOptions {
     /// master back (only its RPC's orphan-pts-master callback can).
     pub console_socket: Option<PathBuf>,
     pub rootless: bool,
+    /// The container was created with `--systemd-cgroup` (its cgroupsPath is systemd's
+    /// `slice:prefix:name`): its cgroup is a transient scope again.
+    pub systemd_cgroup: bool,
 }
 
 fn work_dir(o: &CriuOptions) -> PathBuf {
@@ -321,6 +324,37 @@ impl Drop for Undo<'_> {
     }
 }
 
+/// This process inside a cgroup that starts with a process (a systemd scope), until
+/// dropped: then back in the v2 cgroup it came from.
+struct ScopeVisit {
+    back: std::fs::File,
+}
+
+impl ScopeVisit {
+    fn enter(
+        cg: &dyn husk_cgroups::CgroupManager,
+        mounts: &husk_cgroups::layout::Mounts,
+    ) -> Result<ScopeVisit> {
+        let unified = mounts
+            .unified
+            .as_ref()
+            .ok_or_else(|| Error::Cgroup("a systemd scope needs cgroup v2".into()))?;
+        let procs = unified.dir(&unified.own).join("cgroup.procs");
+        // Opened before we leave: our own cgroup may not be ours to open from inside another.
+        let back = sys::open(&procs, libc::O_WRONLY | libc::O_CLOEXEC).ctx("opening", &procs)?;
+        cg.add_process(std::process::id() as i32)
+            .map_err(|e| Error::Cgroup(e.to_string()))?;
+        Ok(ScopeVisit { back: back.into() })
+    }
+}
+
+impl Drop for ScopeVisit {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = (&self.back).write_all(b"0");
+    }
+}
+
 /// Make container `id` under `root` from `bundle` and the checkpoint in
 /// `opts.criu.image_path`. Init is restored as a child of the calling process. On failure
 /// nothing of the new container is left (state dir, cgroup, restored processes).
@@ -356,15 +390,24 @@ pub fn restore(root: &Path, id: &str, bundle: &Path, opts: &RestoreOptions) -> R
     let work = work_dir(&opts.criu);
     mkdir(&work)?;
 
-    let cg_path = husk_cgroups::resolve_path(
-        bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .and_then(|p| p.to_str()),
-        id,
-    )
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .and_then(|p| p.to_str());
+    let cg_path = match opts.systemd_cgroup {
+        true if opts.rootless => Err(husk_cgroups::CgroupError::Unsupported {
+            what: "the systemd cgroup driver for a rootless container".into(),
+            reason: "husk asks only the system manager for scopes so far".into(),
+        }),
+        true => husk_cgroups::systemd::resolve_path(
+            cgroups_path,
+            id,
+            husk_cgroups::systemd::Bus::System,
+        ),
+        false => husk_cgroups::resolve_path(cgroups_path, id),
+    }
     .map_err(|e| Error::Cgroup(e.to_string()))?;
     let mut inv = criu::Invocation::new(criu, "restore", images, &work);
     let pidfile = work.join(format!("restore-{}.pid", std::process::id()));
@@ -445,8 +488,16 @@ pub fn restore(root: &Path, id: &str, bundle: &Path, opts: &RestoreOptions) -> R
     }
     inv.join_fds = join.iter().map(AsRawFd::as_raw_fd).collect();
     inv.arg("--cgroup-root").arg(&cg_path.path);
-
-    inv.run()?;
+    // A systemd scope only comes to exist with a process in it: ours, while criu (our
+    // child, born in it) restores the tree there; we leave it again right after. Dropped
+    // before `undo`, so that a failure's kill of the cgroup never finds us in it.
+    let visit = match cg.starts_with_process() {
+        true => Some(ScopeVisit::enter(cg.as_ref(), &mounts)?),
+        false => None,
+    };
+    let ran = inv.run();
+    drop(visit);
+    ran?;
     drop(held);
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .ctx("reading", &pidfile)?
