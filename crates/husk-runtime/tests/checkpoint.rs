@@ -109,3 +109,35 @@ fn features_say_checkpointing_works_where_criu_is() {
         &serde_json::Value::from(criu_installed().to_string())
     );
 }
+
+/// `restore` under `--systemd-cgroup` makes the container's cgroup with the systemd driver,
+/// as `create` does (it used to read `slice:prefix:name` as a cgroupfs path). This host's
+/// hybrid layout refuses that driver (cgroup v2 only) before anything is made; the restore
+/// into a real scope runs in the VM.
+#[test]
+fn restore_keeps_the_systemd_cgroup_driver() {
+    let ctx = Ctx::new("cksysd", &["sleep", "100"], |c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!("machine.slice:husk:cksysd");
+    });
+    let images = ctx.bundle.parent().unwrap().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("inventory.img"), b"not criu's").unwrap();
+    std::fs::write(images.join("husk-externals.json"), b"[]").unwrap();
+    let out = ctx.rt(&[
+        "--systemd-cgroup",
+        "restore",
+        "-d",
+        "--image-path",
+        images.to_str().unwrap(),
+        &ctx.id,
+    ]);
+    assert_one_line_error(
+        &out,
+        &format!(
+            "restore {}: cgroup: the systemd cgroup driver: not supported on this host: husk \
+             implements it for cgroup v2 only",
+            ctx.id
+        ),
+    );
+    ctx.assert_clean();
+}

@@ -397,14 +397,14 @@ pub fn restore(root: &Path, id: &str, bundle: &Path, opts: &RestoreOptions) -> R
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.to_str());
     let cg_path = match opts.systemd_cgroup {
-        true if opts.rootless => Err(husk_cgroups::CgroupError::Unsupported {
-            what: "the systemd cgroup driver for a rootless container".into(),
-            reason: "husk asks only the system manager for scopes so far".into(),
-        }),
+        // As create: rootless, the user's own manager makes the scope.
         true => husk_cgroups::systemd::resolve_path(
             cgroups_path,
             id,
-            husk_cgroups::systemd::Bus::System,
+            match opts.rootless {
+                true => husk_cgroups::systemd::Bus::User,
+                false => husk_cgroups::systemd::Bus::System,
+            },
         ),
         false => husk_cgroups::resolve_path(cgroups_path, id),
     }
