@@ -21,6 +21,7 @@
 //!   images from layers (`husk commit`, and the API `husk build` uses);
 //! - [`error`]: every module's error composed into [`Error`];
 //! - [`monitor`]: the per-container monitor of detached containers (no daemon);
+//!   [`checkpoint`]: `container checkpoint`/`restore` through it, and their export archive;
 //! - [`config`]: options validated into a [`ContainerConfig`] (pure), with
 //!   [`host_config`] (docker's HostConfig flags: labels, /etc files, namespaces, devices,
 //!   limits) and [`spec_from_image`] making the OCI spec from the image and the config;

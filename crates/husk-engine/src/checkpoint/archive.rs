@@ -451,7 +451,8 @@ impl Engine {
         let mut name = String::new();
         let (m, config) = read_into(file, &dir, &mut |m| {
             let r = &m.record;
-            if r.pod.is_some() || r.infra || !r.joins.is_empty() {
+            let joins = matches!(r.network, crate::network::Network::Container(_));
+            if r.pod.is_some() || r.infra || !r.joins.is_empty() || joins {
                 return Err(ArchiveError::Refused(
                     "a pod's container, or one that joins another's namespaces, cannot be imported",
                 )
