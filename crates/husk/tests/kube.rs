@@ -67,6 +67,7 @@ spec:
     - name: GREETING2
       valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}
     - {{name: PLAIN, value: plain-value}}
+    - {{name: REF, value: "$(PLAIN)-ref $$(PLAIN)"}}
     resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}
     securityContext: {{runAsUser: 0}}
     volumeMounts:
@@ -174,8 +175,12 @@ fn a_pod_plays_goes_down_and_comes_back_from_what_generate_wrote() {
     );
     // Env from the ConfigMap (envFrom with a prefix, and one key), and plain env.
     assert_eq!(
-        exec(&s.root, "web-srv", "echo $CFG_greeting $GREETING2 $PLAIN"),
-        "hi-from-map hi-from-map plain-value\n"
+        exec(
+            &s.root,
+            "web-srv",
+            "echo $CFG_greeting $GREETING2 $PLAIN; echo \"$REF\""
+        ),
+        "hi-from-map hi-from-map plain-value\nplain-value-ref $(PLAIN)\n"
     );
     // The configMap volume's file at its item path, read-only.
     assert_eq!(
@@ -239,9 +244,9 @@ fn a_pod_plays_goes_down_and_comes_back_from_what_generate_wrote() {
         exec(
             &s.root,
             "web-srv",
-            "echo $CFG_greeting $GREETING2; cat /etc/app/conf/app.conf /claim/kept"
+            "echo $CFG_greeting $GREETING2 \"$REF\"; cat /etc/app/conf/app.conf /claim/kept"
         ),
-        "hi-from-map hi-from-map\nport=8080\nkept\n"
+        "hi-from-map hi-from-map plain-value-ref $(PLAIN)\nport=8080\nkept\n"
     );
     assert_eq!(memory_limit(&s.root, "web-srv"), (64u64 << 20).to_string());
     assert!(http_get(port, "/at-start.txt").contains("\r\n\r\n"));

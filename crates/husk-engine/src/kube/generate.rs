@@ -6,6 +6,7 @@
 //! as podman leaves it out, so the manifest says what was asked. A container outside a pod
 //! becomes a pod `NAME-pod` of that one container.
 
+use super::expand::escape;
 use super::manifest::{
     Capabilities, ClaimRef, ConfigMap, ConfigMapVolume, Container, ContainerPort, EmptyDir,
     HostPath, KeyToPath, ObjectMeta, Pod, PodSpec, Resources, SecurityContext, Volume, VolumeMount,
@@ -255,15 +256,17 @@ impl Engine {
             .strip_prefix(&format!("{pod}-"))
             .unwrap_or(r.name())
             .to_string();
+        // Written so that play's `$(VAR)` expansion gives them back as they are.
+        let esc = |v: &[String]| v.iter().map(|s| escape(s)).collect::<Vec<_>>();
         let (command, args) = if m.entrypoint == img.entrypoint {
             let args = if m.cmd == img.cmd {
                 vec![]
             } else {
-                m.cmd.clone()
+                esc(&m.cmd)
             };
             (vec![], args)
         } else {
-            (m.entrypoint.clone(), m.cmd.clone())
+            (esc(&m.entrypoint), esc(&m.cmd))
         };
         let process = &spec["process"];
         let tty = process["terminal"].as_bool().unwrap_or(false);
@@ -277,7 +280,7 @@ impl Engine {
             .filter_map(|e| e.split_once('='))
             .map(|(k, v)| super::manifest::EnvVar {
                 name: k.into(),
-                value: Some(v.into()),
+                value: Some(escape(v)),
                 value_from: None,
             })
             .collect();

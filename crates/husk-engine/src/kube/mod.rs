@@ -3,6 +3,7 @@
 //!
 //! - [`manifest`]: the typed subset of the Kubernetes API that is understood, and the
 //!   multi-document YAML reader (unknown kinds refused, unknown fields warned about).
+//! - [`expand`]: `$(VAR)` references in command, args and env values.
 //! - [`quantity`]: resource quantities ("64Mi", "500m") read exactly as Kubernetes does.
 //! - [`play`]: a manifest checked into a plan of pods and containers (pure: every error a
 //!   manifest can have is found before anything is made), then run as husk pods through the
@@ -10,6 +11,7 @@
 //!   `down` removes the pods a manifest names.
 //! - [`generate`]: a pod (or a container) written back as a v1 Pod that play accepts.
 
+pub mod expand;
 pub mod generate;
 pub mod manifest;
 pub mod play;

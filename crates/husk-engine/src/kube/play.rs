@@ -18,6 +18,7 @@
 //! `persistentVolumeClaim` the named volume of the claim's name (made when missing, left by
 //! `down`, as podman leaves it).
 
+use super::expand::expand;
 use super::manifest::{ConfigMap, Container, Manifest, PodSpec, VolumeMount};
 use super::KubeError;
 use crate::config::{ContainerConfig, RunOptions};
@@ -492,13 +493,6 @@ fn container_options(
     o.name = Some(full.into());
     o.detach = true;
     o.restart = restart.into();
-    // command replaces the entrypoint (its first word; the rest leads the args), args the cmd.
-    if let Some((first, rest)) = c.command.split_first() {
-        o.entrypoint = Some(first.clone());
-        o.cmd = rest.iter().chain(&c.args).cloned().collect();
-    } else {
-        o.cmd = c.args.clone();
-    }
     o.process.workdir = c.working_dir.clone();
     o.process.tty = c.tty;
     o.host.pull = match c.image_pull_policy.as_deref() {
@@ -528,6 +522,8 @@ fn container_options(
             }),
         }
     };
+    // The container's variables so far, for `$(VAR)` references.
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
     for ef in &c.env_from {
         let Some(r) = &ef.config_map_ref else {
             return Err(KubeError::EnvSource {
@@ -538,6 +534,7 @@ fn container_options(
         if let Some(m) = map(&r.name, r.optional)? {
             let prefix = ef.prefix.as_deref().unwrap_or("");
             for (k, v) in &m.data {
+                vars.insert(format!("{prefix}{k}"), v.clone());
                 o.process.env.push(format!("{prefix}{k}={v}"));
             }
         }
@@ -564,9 +561,21 @@ fn container_options(
                     }
                 }
             }
-            (v, None) => v.clone().unwrap_or_default(),
+            (v, None) => expand(v.as_deref().unwrap_or_default(), &|n| vars.get(n).cloned()),
         };
+        vars.insert(e.name.clone(), value.clone());
         o.process.env.push(format!("{}={value}", e.name));
+    }
+    // command replaces the entrypoint (its first word; the rest leads the args), args the
+    // cmd; both may refer to the container's variables.
+    let var = |n: &str| vars.get(n).cloned();
+    let command: Vec<String> = c.command.iter().map(|s| expand(s, &var)).collect();
+    let args: Vec<String> = c.args.iter().map(|s| expand(s, &var)).collect();
+    if let Some((first, rest)) = command.split_first() {
+        o.entrypoint = Some(first.clone());
+        o.cmd = rest.iter().chain(&args).cloned().collect();
+    } else {
+        o.cmd = args;
     }
     if let Some(r) = &c.resources {
         let q = |key: &str, q: &super::Quantity, milli: bool| {
@@ -909,14 +918,17 @@ mod tests {
     envFrom: [{{configMapRef: {{name: m}}, prefix: P_}}]
     env:
     - {{name: A, valueFrom: {{configMapKeyRef: {{name: m, key: A}}}}}}
-    - {{name: Z, value: z}}
+    - {{name: Z, value: 'z-$(P_B)-$(NONE)'}}
+    command: [echo, '$(Z)', '$$(Z)']
 "
         ))
         .unwrap();
+        let o = &p[0].containers[0].opts;
         assert_eq!(
-            p[0].containers[0].opts.process.env,
-            ["P_A=from-map", "P_B=b", "A=from-map", "Z=z"]
+            o.process.env,
+            ["P_A=from-map", "P_B=b", "A=from-map", "Z=z-b-$(NONE)"]
         );
+        assert_eq!(o.cmd, ["z-b-$(NONE)", "$(Z)"]);
     }
 
     #[test]
