@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Pull + unpack benchmark: husk vs `skopeo copy` + `umoci unpack` (and `podman pull` when
 # installed), from a docker-registry on 127.0.0.1, side by side with hyperfine; then the
-# unpack throughput of one large gzip layer against the decode speed alone.
+# unpack throughput of one large layer, gzip and zstd, against the decode speed alone.
+# The machine's load average is printed before and after: on a shared machine wall times
+# move with it, so compare only figures from one run.
 #
 # Needs (Debian): docker-registry skopeo umoci hyperfine python3 (podman optional). Root.
 # Usage: benches/pull.sh [RUNS]   (default 5)
+#        HUSK_BASELINE=/path/to/an/older/husk benches/pull.sh   adds its rows, for A/B
+#        HUSK=/path/to/husk benches/pull.sh                      that binary, no build
 set -euo pipefail
 
 RUNS=${1:-5}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-for t in docker-registry skopeo umoci hyperfine python3; do
-	command -v "$t" >/dev/null || { echo "pull.sh: $t is missing (apt-get install docker-registry skopeo umoci hyperfine)" >&2; exit 1; }
+for t in docker-registry skopeo umoci hyperfine python3 zstd; do
+	command -v "$t" >/dev/null || { echo "pull.sh: $t is missing (apt-get install docker-registry skopeo umoci hyperfine zstd)" >&2; exit 1; }
 done
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-cargo build --release -q -p husk --manifest-path "$HERE/Cargo.toml"
-HUSK="$HERE/target/release/husk"
+# HUSK=/path/to/husk uses that binary as it is (no build)
+if [ -z "${HUSK:-}" ]; then
+	cargo build --release -q -p husk --manifest-path "$HERE/Cargo.toml"
+	HUSK="$HERE/target/release/husk"
+fi
 
 WORK=$(mktemp -d /var/tmp/husk-bench.XXXXXX)
 REG_PID=
@@ -110,6 +118,9 @@ CMDS=(
 	-n "skopeo+umoci" --prepare "rm -rf $WORK/oci $WORK/bundle"
 	"skopeo copy -q --insecure-policy --src-tls-verify=false docker://$IMG oci:$WORK/oci:bench && umoci unpack --image $WORK/oci:bench $WORK/bundle"
 )
+if [ -n "${HUSK_BASELINE:-}" ]; then
+	CMDS+=(-n husk-baseline --prepare "rm -rf $WORK/husk-store" "$HUSK_BASELINE --root $WORK/husk-store pull -q $IMG")
+fi
 if command -v podman >/dev/null; then
 	P="podman --root $WORK/podman-root --runroot $WORK/podman-run --storage-driver overlay --cgroup-manager=cgroupfs --events-backend=file"
 	CMDS+=(-n podman --prepare "$P rmi -af >/dev/null 2>&1 || true" "$P pull -q --tls-verify=false $IMG")
@@ -118,24 +129,42 @@ else
 fi
 hyperfine --style basic --runs "$RUNS" --export-json "$WORK/pull.json" "${CMDS[@]}"
 
-echo "== unpack throughput of one gzip layer ($(du -m "$WORK/big-layer.tar.gz" | cut -f1) MB compressed)"
-hyperfine --style basic --runs "$RUNS" --export-json "$WORK/unpack.json" \
-	-n decode "$HUSK bench-decode $WORK/big-layer.tar.gz" \
-	-n unpack --prepare "rm -rf $WORK/unpack" "$HUSK bench-unpack $WORK/big-layer.tar.gz $WORK/unpack"
+gzip -dc "$WORK/big-layer.tar.gz" | zstd -q -3 -o "$WORK/big-layer.tar.zst"
+echo "== unpack throughput of one layer, gzip and zstd ($(du -m "$WORK/big-layer.tar.gz" | cut -f1) MB gzip)"
+# Each unpack into a fresh directory; the previous one is removed (and synced, so its
+# writeback is not charged to the next run) in --prepare, outside the timing.
+UNPACK=(
+	-n decode-gzip --prepare true "$HUSK bench-decode $WORK/big-layer.tar.gz"
+	-n unpack-gzip --prepare "rm -rf $WORK/unpack; sync" "$HUSK bench-unpack $WORK/big-layer.tar.gz $WORK/unpack"
+	-n decode-zstd --prepare true "$HUSK bench-decode $WORK/big-layer.tar.zst"
+	-n unpack-zstd --prepare "rm -rf $WORK/unpack; sync" "$HUSK bench-unpack $WORK/big-layer.tar.zst $WORK/unpack"
+)
+if [ -n "${HUSK_BASELINE:-}" ]; then
+	UNPACK+=(-n unpack-gzip-baseline --prepare "rm -rf $WORK/unpack; sync" "$HUSK_BASELINE bench-unpack $WORK/big-layer.tar.gz $WORK/unpack")
+fi
+hyperfine --style basic --runs "$RUNS" --export-json "$WORK/unpack.json" "${UNPACK[@]}"
 RAW=$("$HUSK" bench-decode "$WORK/big-layer.tar.gz")
 
-python3 - "$WORK/pull.json" "$WORK/unpack.json" "$RAW" <<'PY'
+python3 - "$WORK/pull.json" "$WORK/unpack.json" "$RAW" "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
-pull = {r["command"]: r["mean"] for r in json.load(open(sys.argv[1]))["results"]}
-unp = {r["command"]: r["mean"] for r in json.load(open(sys.argv[2]))["results"]}
+pull_r = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+unp_r = {r["command"]: r for r in json.load(open(sys.argv[2]))["results"]}
+pull = {k: r["median"] for k, r in pull_r.items()}
+unp = {k: r["median"] for k, r in unp_r.items()}
+# CPU seconds (user + system, mean): steadier than wall time on a loaded machine
+cpu = {k: r["user"] + r["system"] for k, r in {**pull_r, **unp_r}.items()}
 raw = int(sys.argv[3])
 h = pull["husk"]
-print("\n== results (mean wall time)")
+print(f"\n== results (median wall time; load average {sys.argv[4]} before, {sys.argv[5]} after, {__import__('os').cpu_count()} CPUs)")
 for k, v in pull.items():
-    print(f"  {k:14s} {v:7.3f} s   husk/{k} = {h / v:.2f}x")
+    print(f"  pull {k:14s} {v:7.3f} s  ({cpu[k]:6.3f} CPU-s)   husk/{k} = {h / v:.2f}x wall, {cpu['husk'] / cpu[k]:.2f}x CPU")
 if "podman" in pull:
-    print(f"  target: husk <= 0.5x podman -> {'met' if h <= 0.5 * pull['podman'] else 'NOT met'}")
-d, u = unp["decode"], unp["unpack"]
-print(f"  decode only    {raw / d / 1e6:7.1f} MB/s (uncompressed)")
-print(f"  unpack         {raw / u / 1e6:7.1f} MB/s = {d / u * 100:.0f}% of the decode limit (target >= 80%)")
+    print(f"  target: husk <= 0.15x podman -> {'met' if h <= 0.15 * pull['podman'] else 'NOT met'}")
+for c in ("gzip", "zstd"):
+    d, u = unp["decode-" + c], unp["unpack-" + c]
+    print(f"  {c}: decode only {raw / d / 1e6:6.1f} MB/s, unpack {raw / u / 1e6:6.1f} MB/s (uncompressed bytes / wall time)"
+          f" = {d / u * 100:.0f}% of its decode speed; target >= 500 MB/s -> {'met' if raw / u >= 500e6 else 'NOT met'}"
+          f"; {cpu['unpack-' + c]:.3f} CPU-s")
+if "unpack-gzip-baseline" in unp:
+    print(f"  gzip unpack, baseline husk: {raw / unp['unpack-gzip-baseline'] / 1e6:6.1f} MB/s; {cpu['unpack-gzip-baseline']:.3f} CPU-s")
 PY
