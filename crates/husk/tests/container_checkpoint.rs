@@ -105,6 +105,23 @@ fn refusals_and_a_failed_dump_leave_the_container_as_it_was() {
             "sleep 1000",
         ],
     );
+    let (code, err) = fails(
+        root,
+        &[
+            "container",
+            "checkpoint",
+            "--export",
+            "/nonexistent/up.tar",
+            "up",
+        ],
+    );
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            125,
+            "husk: checkpoint up: --export: reading the directory /nonexistent: No such file or directory (os error 2)"
+        )
+    );
     let (code, err) = fails(root, &["container", "checkpoint", "up"]);
     assert_eq!(code, 125, "{err}");
     assert!(

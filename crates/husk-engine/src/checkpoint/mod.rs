@@ -107,8 +107,14 @@ impl Engine {
         if r.meta.remove && o.export.is_none() && !o.leave_running {
             return Err(CheckpointError::RemoveWithoutExport.into());
         }
-        if o.export.is_some() && !r.dir.join("upper").is_dir() {
-            return Err(CheckpointError::NoUpper.into());
+        if let Some(file) = &o.export {
+            if !r.dir.join("upper").is_dir() {
+                return Err(CheckpointError::NoUpper.into());
+            }
+            // Found out before the dump, not after it has stopped the container.
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(Path::new("."));
+            std::fs::read_dir(parent).ctx("--export: reading the directory", parent)?;
         }
         let images = r.dir.join(IMAGES);
         remove_dir(&images)?;
