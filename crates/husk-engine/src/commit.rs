@@ -70,7 +70,7 @@ use std::path::Path;
 pub use husk_image::manifest::Compression;
 
 /// A `--change` (`-c`) instruction that cannot be applied.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     #[error("--change {0:?}: only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL and ONBUILD")]
     Unsupported(String),
@@ -707,9 +707,9 @@ fn now_secs() -> i64 {
 mod tests {
     use super::*;
 
-    fn changes(c: &[&str]) -> Result<Value, String> {
+    fn changes(c: &[&str]) -> Result<Value, ChangeError> {
         let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
-        config_with_changes(&json!({}), &c).map_err(|e| e.to_string())
+        config_with_changes(&json!({}), &c)
     }
 
     #[test]
@@ -744,19 +744,26 @@ mod tests {
         assert_eq!(changes(&[]), Ok(json!({})));
         assert_eq!(
             changes(&["RUN true"]),
-            Err("--change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL and ONBUILD".into())
+            Err(ChangeError::Unsupported("RUN true".into()))
         );
         assert_eq!(
-            changes(&["CMD [\"a\""]),
-            Err("--change \"CMD [\\\"a\\\"\": expected a JSON array of strings".into())
+            changes(&["RUN true"]).unwrap_err().to_string(),
+            "--change \"RUN true\": only CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL and ONBUILD"
+        );
+        assert_eq!(
+            changes(&["CMD [\"a\""]).unwrap_err().to_string(),
+            "--change \"CMD [\\\"a\\\"\": expected a JSON array of strings"
         );
         assert_eq!(
             changes(&["WORKDIR rel"]),
-            Err("--change \"WORKDIR rel\": expected an absolute path".into())
+            Err(ChangeError::Malformed(
+                "WORKDIR rel".into(),
+                "an absolute path"
+            ))
         );
         assert_eq!(
-            changes(&["ENV"]),
-            Err("--change \"ENV\": expected KEY=VALUE".into())
+            changes(&["ENV"]).unwrap_err().to_string(),
+            "--change \"ENV\": expected KEY=VALUE"
         );
     }
 

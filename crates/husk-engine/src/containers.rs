@@ -554,7 +554,7 @@ fn live(r: &Record) -> Result<Container> {
 /// `kill`: send `signal` to the container's main process.
 fn kill(root: &Path, what: &str, signal: &str) -> Result<()> {
     let sig = husk_oci::signal::parse_signal(signal)
-        .map_err(Error::Invalid)
+        .map_err(|e| ContainerError::Signal(crate::spec_from_image::flags::SignalError::Parse(e)))
         .during("kill", what)?;
     let r = find(root, what)?;
     live(&r)

@@ -16,6 +16,11 @@ pub enum EngineError {
     Image(#[from] husk_image::Error),
     #[error("--creds must be USER:PASSWORD")]
     Creds,
+    #[error("settings: dns {0:?} is not an IP address")]
+    SettingsDns(String),
+    /// husk-container's selfexe says why in words (it returns them as a string).
+    #[error("{0}")]
+    ProtectExecutable(String),
 }
 
 type Result<T> = std::result::Result<T, EngineError>;

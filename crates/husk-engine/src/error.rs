@@ -24,6 +24,13 @@ pub enum RunError {
     NotLocal(husk_image::Error),
     #[error("--group-add {0}: no such group in the image's /etc/group")]
     NoGroup(String),
+    /// A container's config.json that does not parse (joining another's namespaces again).
+    #[error("{}: {source}", path.display())]
+    SpecFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// A container in the wrong state for what was asked.
@@ -43,6 +50,9 @@ pub enum ContainerError {
     NotExited(&'static str),
     #[error("the container did not exit after SIGKILL")]
     DidNotExit,
+    /// `kill`'s signal.
+    #[error(transparent)]
+    Signal(#[from] crate::spec_from_image::flags::SignalError),
     /// `rm` without -f of a container whose record does not parse (cut short, not JSON).
     #[error(
         "its record {} is damaged ({source}): rm -f removes what is left of the container",
@@ -200,9 +210,6 @@ pub enum Error {
     Io(#[from] IoError),
     #[error(transparent)]
     Sys(#[from] SysError),
-    /// A step of the engine's own, said in words (a name already taken, a missing tag...).
-    #[error("{0}")]
-    Invalid(String),
 }
 
 impl Error {

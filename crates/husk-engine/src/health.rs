@@ -262,6 +262,18 @@ pub enum HealthError {
     Sys(#[from] SysError),
 }
 
+/// Why a probe could not run; its text becomes the probe's output in the health log (as
+/// docker's), so only `run_probe` sees it typed.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Runtime(#[from] husk_container::Error),
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    #[error("/dev/null: {0}")]
+    DevNull(std::io::Error),
+}
+
 const STATE: &str = "health.json";
 /// The interval in milliseconds, for the monitor (which parses no JSON).
 pub(crate) const INTERVAL_FILE: &str = "health-interval";
@@ -344,7 +356,7 @@ pub fn check(r: &Record) -> Result<Outcome, HealthError> {
     let start = husk_oci::time::rfc3339_now();
     let (exit_code, output) = match run_probe(&c, r, cmd, h.timeout()) {
         Ok(x) => x,
-        Err(e) => (-1, e),
+        Err(e) => (-1, e.to_string()),
     };
     let probe = Probe {
         start,
@@ -403,12 +415,12 @@ fn run_probe(
     r: &Record,
     cmd: Vec<String>,
     timeout: Duration,
-) -> Result<(i64, String), String> {
-    let mut p = c.config_process().map_err(|e| e.to_string())?;
+) -> Result<(i64, String), ProbeError> {
+    let mut p = c.config_process()?;
     p.set_args(Some(cmd));
     p.set_terminal(Some(false));
-    let (out_r, out_w) = crate::os::pipe().map_err(|e| e.to_string())?;
-    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let (out_r, out_w) = crate::os::pipe()?;
+    let null = std::fs::File::open("/dev/null").map_err(ProbeError::DevNull)?;
     let deadline = Instant::now() + timeout;
     // The tenant inherits our fds 0-2: point them at /dev/null and the pipe meanwhile.
     let built = with_stdio(&null, &out_w, || {
@@ -417,16 +429,15 @@ fn run_probe(
             .as_tenant()
             .process(p)
             .build()
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     drop(out_w);
-    let t = built.map_err(|e| e.to_string())?;
+    let t = built?;
     let mut output = Vec::new();
     let timed_out = read_until_exit(&out_r, t.pidfd(), deadline, &mut output);
     if timed_out {
         let _ = t.signal(libc::SIGKILL);
     }
-    let code = t.wait().map_err(|e| e.to_string())?;
+    let code = t.wait()?;
     if timed_out {
         return Ok((
             -1,

@@ -81,8 +81,10 @@ pub(crate) fn refresh(root: &Path, dir: &Path, joins: &BTreeMap<String, String>)
     }
     let file = dir.join("config.json");
     let data = std::fs::read(&file).ctx("reading", &file)?;
-    let mut spec: Value = serde_json::from_slice(&data)
-        .map_err(|e| crate::Error::Invalid(format!("{}: {e}", file.display())))?;
+    let mut spec: Value = serde_json::from_slice(&data).map_err(|source| RunError::SpecFile {
+        path: file.clone(),
+        source,
+    })?;
     for (kind, id) in joins {
         let r = find(root, id).map_err(|_| RunError::JoinNotRunning {
             flag: flag_of(kind),

@@ -118,5 +118,5 @@ pub fn protect_executable() -> Result<()> {
     // the runtime closes it later, off its critical path (selfexe's module doc).
     husk_container::selfexe::reexec_protected()
         .map(drop)
-        .map_err(Error::Invalid)
+        .map_err(|e| engine::EngineError::ProtectExecutable(e).into())
 }

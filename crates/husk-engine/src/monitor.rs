@@ -362,7 +362,13 @@ fn exited(dir: &Path, id: &str, code: i32, restarts: u32, rm: bool, error: Optio
             return true;
         }
     }
-    record_end(dir, code, rm, error.or(deleted.err()));
+    // The record keeps the reason as text (inspect's State.Error).
+    record_end(
+        dir,
+        code,
+        rm,
+        error.or(deleted.err().map(|e| e.to_string())),
+    );
     false
 }
 
@@ -397,11 +403,11 @@ fn died(dir: &Path, code: i32, oom: bool) {
 
 /// After the container's init exited: stop its slirp4netns and delete its runtime state
 /// (cgroups, state dir, whatever still runs in it).
-pub(crate) fn release(dir: &Path, id: &str) -> Result<(), String> {
+pub(crate) fn release(dir: &Path, id: &str) -> Result<(), husk_container::Error> {
     crate::network::stop_slirp(dir);
     // A start that failed has deleted what it made: no state is nothing to delete.
     match Container::load(&state_root(), id) {
-        Ok(c) => c.delete(true).map_err(|e| e.to_string()),
+        Ok(c) => c.delete(true),
         Err(_) => Ok(()),
     }
 }
@@ -473,7 +479,7 @@ pub(crate) fn settle_orphan(r: &Record, signalled: Option<i32>) -> bool {
     let released = release(&r.dir, r.id());
     let unknown = "its monitor died before it: the exit status is unknown".to_string();
     let error = match code {
-        Some(_) => released.err(),
+        Some(_) => released.err().map(|e| e.to_string()),
         None => Some(unknown),
     };
     died(&r.dir, code.unwrap_or(-1), oom);

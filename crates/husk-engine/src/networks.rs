@@ -141,9 +141,8 @@ impl Engine {
             .dns
             .iter()
             .map(|d| {
-                d.parse::<IpAddr>().map_err(|_| {
-                    crate::Error::Invalid(format!("settings: dns {d:?} is not an IP address"))
-                })
+                d.parse::<IpAddr>()
+                    .map_err(|_| crate::engine::EngineError::SettingsDns(d.clone()).into())
             })
             .collect::<Result<Vec<_>>>()?;
         let first = a.and_then(|a| a.endpoints.first());

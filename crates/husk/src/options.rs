@@ -238,7 +238,7 @@ pub fn build_options(
         labels,
         network: match a.network.as_deref() {
             None => RunNetwork::Default,
-            Some(n) => RunNetwork::parse(n)?,
+            Some(n) => RunNetwork::parse(n).map_err(|e| e.to_string())?,
         },
         seccomp: build_seccomp(&a.security_opt)?,
         secrets,

@@ -113,20 +113,40 @@ fn port_keys(p: &str) -> Result<Vec<String>, String> {
     Ok((a..=b).map(|n| format!("{n}/{proto}")).collect())
 }
 
+/// A HEALTHCHECK duration that is not one (the value as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?}: not a duration")]
+    NotADuration(String),
+    #[error("{0:?}: a duration needs a unit (s, m, h, ms)")]
+    NoUnit(String),
+    #[error("{0:?}: unknown unit")]
+    Unit(String),
+}
+
+/// Why an ADD of a URL got nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Get(Box<ureq::Error>),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
 /// Go durations as HEALTHCHECK takes them (`30s`, `1m30s`, `500ms`) → nanoseconds.
-fn duration_ns(s: &str) -> Result<i64, String> {
+fn duration_ns(s: &str) -> Result<i64, DurationError> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     if rest.is_empty() {
-        return Err(format!("{s:?}: not a duration"));
+        return Err(DurationError::NotADuration(s.into()));
     }
     while !rest.is_empty() {
         let n = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?}: a duration needs a unit (s, m, h, ms)"))?;
+            .ok_or_else(|| DurationError::NoUnit(s.into()))?;
         let num: f64 = rest[..n]
             .parse()
-            .map_err(|_| format!("{s:?}: not a duration"))?;
+            .map_err(|_| DurationError::NotADuration(s.into()))?;
         rest = &rest[n..];
         let u = rest
             .find(|c: char| c.is_ascii_digit())
@@ -138,7 +158,7 @@ fn duration_ns(s: &str) -> Result<i64, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(format!("{s:?}: unknown unit")),
+            _ => return Err(DurationError::Unit(s.into())),
         };
         total += num * mul;
         rest = &rest[u..];
@@ -642,8 +662,12 @@ impl Build<'_> {
                     ("start-interval", "StartInterval"),
                 ] {
                     if let Some(v) = i.flag(flag) {
-                        let ns = duration_ns(v)
-                            .map_err(|e| self.err(i.line, format!("HEALTHCHECK --{flag}: {e}")))?;
+                        let ns = duration_ns(v).map_err(|source| BuildError::Duration {
+                            file: self.file.clone(),
+                            line: i.line,
+                            flag,
+                            source,
+                        })?;
                         h.insert(key.into(), ns.into());
                     }
                 }
@@ -807,7 +831,13 @@ impl Build<'_> {
         let mut mounts = Vec::new();
         for m in i.flags_all("mount") {
             let m = self.expand(st, i.line, m)?;
-            mounts.push(run::parse_mount(&m, &workdir).map_err(|e| self.err(i.line, e))?);
+            mounts.push(
+                run::parse_mount(&m, &workdir).map_err(|source| BuildError::RunMount {
+                    file: self.file.clone(),
+                    line: i.line,
+                    source,
+                })?,
+            );
         }
         if let Some(sec) = i.flag("security").filter(|s| *s != "sandbox") {
             return Err(self.err(i.line, format!("RUN --security={sec} is not supported")));
@@ -1216,8 +1246,12 @@ impl Build<'_> {
             let s = exp(s)?;
             if add && (s.starts_with("http://") || s.starts_with("https://")) {
                 let file = tempfile_path::Tmp::new(&self.work.path, "url");
-                let d =
-                    download(&s, &file.0).map_err(|e| self.err(i.line, format!("ADD {s}: {e}")))?;
+                let d = download(&s, &file.0).map_err(|source| BuildError::Download {
+                    file: self.file.clone(),
+                    line: i.line,
+                    url: s.clone(),
+                    source,
+                })?;
                 if let Some(want) = i.flag("checksum") {
                     if want != d.to_string() {
                         return Err(
@@ -1390,17 +1424,20 @@ mod tempfile_path {
 }
 
 /// GET `url` into `path`; the digest of what came.
-fn download(url: &str, path: &Path) -> Result<Digest, String> {
+fn download(url: &str, path: &Path) -> Result<Digest, DownloadError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(300)))
         .build()
         .into();
-    let resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| DownloadError::Get(Box::new(e)))?;
     let mut body = resp.into_body();
     let mut r = body.as_reader();
-    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(path).map_err(DownloadError::Io)?;
     let mut hw = husk_image::digest::HashingWriter::new(f);
-    std::io::copy(&mut r, &mut hw).map_err(|e| e.to_string())?;
+    std::io::copy(&mut r, &mut hw).map_err(DownloadError::Io)?;
     let (d, _, _) = hw.finish();
     Ok(d)
 }

@@ -50,13 +50,13 @@ pub enum RunNetwork {
 
 impl RunNetwork {
     /// `none`, `host`, or a network's name (`bridge`, a user network).
-    pub fn parse(s: &str) -> Result<RunNetwork, String> {
+    pub fn parse(s: &str) -> Result<RunNetwork, BuildError> {
         match s {
             "none" => Ok(RunNetwork::None),
             "host" => Ok(RunNetwork::Host),
             "default" => Ok(RunNetwork::Default),
             n if crate::network::store::valid_name(n) => Ok(RunNetwork::Bridge(n.into())),
-            n => Err(format!("--network {n:?}: none, host or a network's name")),
+            n => Err(BuildError::RunNetwork(n.to_string())),
         }
     }
 
@@ -150,6 +150,34 @@ pub enum BuildError {
     },
     #[error("--secret {0:?}: expected id=ID,src=PATH")]
     Secret(String),
+    #[error("--network {0:?}: none, host or a network's name")]
+    RunNetwork(String),
+    /// A RUN's --mount.
+    #[error("{file}:{line}: {source}")]
+    RunMount {
+        file: String,
+        line: usize,
+        #[source]
+        source: run::RunMountError,
+    },
+    /// A HEALTHCHECK's --interval, --timeout, --start-period or --start-interval.
+    #[error("{file}:{line}: HEALTHCHECK --{flag}: {source}")]
+    Duration {
+        file: String,
+        line: usize,
+        flag: &'static str,
+        #[source]
+        source: exec::DurationError,
+    },
+    /// ADD of a URL.
+    #[error("{file}:{line}: ADD {url}: {source}")]
+    Download {
+        file: String,
+        line: usize,
+        url: String,
+        #[source]
+        source: exec::DownloadError,
+    },
     #[error("the build was interrupted")]
     Interrupted,
 }

@@ -70,8 +70,42 @@ impl Mount {
     }
 }
 
+/// A RUN `--mount` that was refused: the value and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--mount {spec}: {problem}")]
+pub struct RunMountError {
+    pub spec: String,
+    pub problem: RunMountProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunMountProblem {
+    #[error("mode={0} is not octal")]
+    Mode(String),
+    /// uid= or gid=.
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("target= is needed")]
+    NoTarget,
+    #[error("size= must be a number of bytes")]
+    Size,
+    #[error("id= is needed")]
+    NoId,
+    #[error("type=ssh is not supported")]
+    Ssh,
+    #[error("unknown type {0:?}")]
+    Type(String),
+}
+
 /// `type=…,target=…,…` (already expanded). `workdir` makes a relative target absolute.
-pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
+pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, RunMountError> {
+    mount(s, workdir).map_err(|problem| RunMountError {
+        spec: s.to_string(),
+        problem,
+    })
+}
+
+fn mount(s: &str, workdir: &str) -> Result<Mount, RunMountProblem> {
     let mut kv = std::collections::BTreeMap::new();
     let mut flags = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
@@ -100,23 +134,21 @@ pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
                 .get(name)
                 .is_some_and(|v| matches!(v.as_str(), "true" | "1"))
     };
-    let octal = |v: Option<&String>, d: u32| -> Result<u32, String> {
+    let octal = |v: Option<&String>, d: u32| -> Result<u32, RunMountProblem> {
         match v {
             None => Ok(d),
-            Some(m) => {
-                u32::from_str_radix(m, 8).map_err(|_| format!("--mount {s}: mode={m} is not octal"))
-            }
+            Some(m) => u32::from_str_radix(m, 8).map_err(|_| RunMountProblem::Mode(m.clone())),
         }
     };
-    let num = |v: Option<&String>| -> Result<u32, String> {
+    let num = |v: Option<&String>| -> Result<u32, RunMountProblem> {
         v.map_or(Ok(0), |x| {
             x.parse()
-                .map_err(|_| format!("--mount {s}: {x:?} is not a number"))
+                .map_err(|_| RunMountProblem::NotANumber(x.clone()))
         })
     };
     let m = match ty.as_str() {
         "bind" => Mount::Bind {
-            target: abs(target.ok_or_else(|| format!("--mount {s}: target= is needed"))?),
+            target: abs(target.ok_or(RunMountProblem::NoTarget)?),
             from: kv.get("from").cloned(),
             source: kv
                 .get("source")
@@ -126,7 +158,7 @@ pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
             rw: flag(&kv, "rw") || flag(&kv, "readwrite"),
         },
         "cache" => {
-            let target = abs(target.ok_or_else(|| format!("--mount {s}: target= is needed"))?);
+            let target = abs(target.ok_or(RunMountProblem::NoTarget)?);
             Mount::Cache {
                 id: kv.get("id").cloned().unwrap_or_else(|| target.clone()),
                 uid: num(kv.get("uid"))?,
@@ -137,12 +169,12 @@ pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
             }
         }
         "tmpfs" => Mount::Tmpfs {
-            target: abs(target.ok_or_else(|| format!("--mount {s}: target= is needed"))?),
+            target: abs(target.ok_or(RunMountProblem::NoTarget)?),
             size: kv
                 .get("size")
                 .map(|v| v.parse())
                 .transpose()
-                .map_err(|_| format!("--mount {s}: size= must be a number of bytes"))?,
+                .map_err(|_| RunMountProblem::Size)?,
         },
         "secret" => {
             let id = kv
@@ -154,7 +186,7 @@ pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
                         .and_then(|t| t.rsplit('/').next())
                         .map(str::to_string)
                 })
-                .ok_or_else(|| format!("--mount {s}: id= is needed"))?;
+                .ok_or(RunMountProblem::NoId)?;
             Mount::Secret {
                 target: target
                     .map(abs)
@@ -164,8 +196,8 @@ pub fn parse_mount(s: &str, workdir: &str) -> Result<Mount, String> {
                 id,
             }
         }
-        "ssh" => return Err(format!("--mount {s}: type=ssh is not supported")),
-        t => return Err(format!("--mount {s}: unknown type {t:?}")),
+        "ssh" => return Err(RunMountProblem::Ssh),
+        t => return Err(RunMountProblem::Type(t.to_string())),
     };
     Ok(m)
 }
@@ -461,12 +493,19 @@ mod tests {
                 size: Some(1000)
             }
         );
-        assert!(parse_mount("type=bind", "/")
-            .unwrap_err()
-            .contains("target= is needed"));
-        assert!(parse_mount("type=nfs,target=/x", "/")
-            .unwrap_err()
-            .contains("unknown type"));
-        assert!(parse_mount("type=cache,target=/x,mode=9", "/").is_err());
+        let problem = |s| parse_mount(s, "/").unwrap_err().problem;
+        assert_eq!(problem("type=bind"), RunMountProblem::NoTarget);
+        assert_eq!(
+            problem("type=nfs,target=/x"),
+            RunMountProblem::Type("nfs".into())
+        );
+        assert_eq!(
+            problem("type=cache,target=/x,mode=9"),
+            RunMountProblem::Mode("9".into())
+        );
+        assert_eq!(
+            parse_mount("type=bind", "/").unwrap_err().to_string(),
+            "--mount type=bind: target= is needed"
+        );
     }
 }

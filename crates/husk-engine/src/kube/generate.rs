@@ -207,16 +207,10 @@ impl Engine {
         };
         let mut out = String::new();
         for m in &vols.maps {
-            out.push_str(
-                &serde_yaml_ng::to_string(m)
-                    .map_err(|e| crate::error::Error::Invalid(e.to_string()))?,
-            );
+            out.push_str(&serde_yaml_ng::to_string(m).map_err(KubeError::Write)?);
             out.push_str("---\n");
         }
-        out.push_str(
-            &serde_yaml_ng::to_string(&manifest)
-                .map_err(|e| crate::error::Error::Invalid(e.to_string()))?,
-        );
+        out.push_str(&serde_yaml_ng::to_string(&manifest).map_err(KubeError::Write)?);
         Ok(out)
     }
 

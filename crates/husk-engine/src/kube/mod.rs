@@ -104,6 +104,9 @@ pub enum KubeError {
     NotPlayed(String),
     #[error("container {0} belongs to no pod and cannot be written as one")]
     Generate(String),
+    /// `kube generate`: writing the manifest as YAML.
+    #[error(transparent)]
+    Write(serde_yaml_ng::Error),
 }
 
 impl From<KubeError> for crate::error::Error {
