@@ -13,7 +13,9 @@
 
 use std::fmt;
 
-/// A parse error: "FILE:LINE: what".
+/// A parse error: "FILE:LINE: what". The location is typed; `msg` stays text: it is a
+/// syntax diagnostic for the person editing the Containerfile (docker's wording, ~20 kinds
+/// with the offending token), not something a program decides on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {msg}")]
 pub struct ParseError {
