@@ -112,6 +112,8 @@ for f in ${VMTEST_FILES:-}; do
 	case "$f" in /*) ;; *) die "VMTEST_FILES needs absolute paths: $f" ;; esac
 	[ -e "$f" ] || die "VMTEST_FILES: no such file: $f"
 	cp -L --parents "$f" "$stage"
+	# The mode too: setuid helpers (newuidmap) must stay setuid.
+	chmod --reference="$f" "$stage$f"
 	copy_libs "$f"
 done
 
@@ -217,6 +219,67 @@ Requires=dbus.socket
 Type=notify
 NotifyAccess=main
 ExecStart=/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --nosyslog
+EOF
+	# An ordinary user with a systemd user manager, for rootless tests: husk-rootless (uid
+	# 1000, subordinate ids as scripts/rootless-user.sh gives them), the setuid id mappers,
+	# and user@.service as Debian's (Delegate=pids memory cpu, in user-UID.slice) but
+	# without PAM, which this image has not; a test starts it with `systemctl start
+	# user@1000.service`. The manager runs the user's bus (dbus-daemon --session on
+	# $XDG_RUNTIME_DIR/bus) as Debian's dbus-user-session does.
+	for f in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/setpriv /usr/bin/systemd-run \
+		/usr/share/dbus-1/session.conf; do
+		[ -e "$f" ] || die "$f is missing (apt-get install uidmap util-linux systemd dbus)"
+		cp -L --parents "$f" "$stage"
+		chmod --reference="$f" "$stage$f"
+		copy_libs "$f"
+	done
+	echo "husk-rootless:x:1000:1000::/home/husk-rootless:/bin/sh" >>"$stage/etc/passwd"
+	echo "husk-rootless:x:1000:" >>"$stage/etc/group"
+	echo "husk-rootless:1000000:65536" >"$stage/etc/subuid"
+	echo "husk-rootless:1000000:65536" >"$stage/etc/subgid"
+	mkdir -p "$stage/home/husk-rootless"
+	chown 1000:1000 "$stage/home/husk-rootless"
+	cat >"$u/user@.service" <<'EOF'
+[Unit]
+Description=User Manager for UID %i
+DefaultDependencies=no
+Requires=dbus.socket
+After=dbus.socket
+[Service]
+User=%i
+Type=notify
+ExecStartPre=+/bin/sh -c 'mkdir -p /run/user/%i && chown %i:%i /run/user/%i && chmod 700 /run/user/%i'
+ExecStart=/lib/systemd/systemd --user --log-level=warning
+Environment=XDG_RUNTIME_DIR=/run/user/%i
+Slice=user-%i.slice
+KillMode=mixed
+Delegate=pids memory cpu
+TasksMax=infinity
+EOF
+	uu="$stage/etc/systemd/user"
+	mkdir -p "$uu"
+	cat >"$uu/default.target" <<'EOF'
+[Unit]
+Description=husk VM tests: the user's manager
+DefaultDependencies=no
+Wants=dbus.socket
+EOF
+	cat >"$uu/dbus.socket" <<'EOF'
+[Unit]
+Description=D-Bus User Message Bus Socket
+DefaultDependencies=no
+[Socket]
+ListenStream=%t/bus
+EOF
+	cat >"$uu/dbus.service" <<'EOF'
+[Unit]
+Description=D-Bus User Message Bus
+DefaultDependencies=no
+Requires=dbus.socket
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart=/usr/bin/dbus-daemon --session --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only
 EOF
 	cat >"$u/vmtest.service" <<'EOF'
 [Unit]

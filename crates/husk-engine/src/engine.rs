@@ -34,13 +34,15 @@ pub struct EngineOptions {
     pub config: Option<PathBuf>,
     /// Registry for references without one (default docker.io, or the config's).
     pub default_registry: Option<String>,
-    /// Who makes the cgroups of the containers this engine runs (default cgroupfs).
+    /// Who makes the cgroups of the containers this engine runs (default cgroupfs; a CLI
+    /// picks [`crate::cgroup_place::default_manager`] when none is asked for).
     pub cgroup_manager: CgroupManager,
 }
 
 /// podman's `--cgroup-manager`: husk writes the cgroup files itself (cgroupfs, containers
 /// under /husk-engine/ID), or asks systemd for a transient scope per container (systemd,
 /// `machine.slice/husk-ID.scope`, as podman's `machine.slice/libpod-ID.scope`; cgroup v2).
+/// Rootless, both go into the user's delegated subtree: [`crate::cgroup_place`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CgroupManager {
     /// The default: it needs no systemd, and runs the same on every host layout.
@@ -55,14 +57,6 @@ impl CgroupManager {
         match self {
             CgroupManager::Cgroupfs => "cgroupfs",
             CgroupManager::Systemd => "systemd",
-        }
-    }
-
-    /// The spec's `linux.cgroupsPath` for container `id`.
-    pub(crate) fn cgroups_path(self, id: &str) -> String {
-        match self {
-            CgroupManager::Cgroupfs => format!("/husk-engine/{id}"),
-            CgroupManager::Systemd => format!("machine.slice:husk:{id}"),
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod apparmor;
 pub mod attach;
 pub mod attach_socket;
 pub mod build;
+pub mod cgroup_place;
 pub mod changes;
 pub mod checkpoint;
 pub mod commit;

@@ -403,7 +403,11 @@ impl Engine {
                 read_only: a.read_only,
                 memory: a.memory,
                 pids_limit: a.pids_limit,
-                cgroups_path: self.cgroup_manager.cgroups_path(&id),
+                cgroups_path: crate::cgroup_place::cgroups_path(
+                    self.cgroup_manager,
+                    &id,
+                    &*self.warn,
+                ),
                 tmpfs: a.tmpfs.iter().chain(&attached.tmpfs).cloned().collect(),
                 cpu_quota: a.cpu_quota,
                 caps: a.caps.clone(),
@@ -417,9 +421,11 @@ impl Engine {
                 init,
                 terminal: a.process.tty,
                 // A rootless user cannot mount cgroup v1 hierarchies, nor has it a cgroup of
-                // its own on v1: the host's view stays there.
+                // its own on v1: the host's view stays there. On v2 its cgroup (or the
+                // engine's, without delegation) is the namespace's root, as for root.
                 cgroupns: a.host.cgroupns == NsMode::Private
-                    && !husk_container::rootless::is_unprivileged(),
+                    && (!husk_container::rootless::is_unprivileged()
+                        || crate::cgroup_place::on_v2()),
                 etc_dir: Some(dir.clone()),
                 idmap,
             },

@@ -942,7 +942,7 @@ impl Engine {
             } else {
                 "overlay".into()
             },
-            cgroup_driver: "cgroupfs".into(),
+            cgroup_driver: self.cgroup_manager.as_str().into(),
             cgroup_version: if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
                 "2".into()
             } else {

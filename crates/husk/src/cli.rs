@@ -20,9 +20,10 @@ pub struct Cli {
     #[arg(long, value_name = "HOST[:PORT]")]
     pub default_registry: Option<String>,
     /// Cgroup manager for the containers husk runs: cgroupfs, or systemd (a transient scope
-    /// in machine.slice per container; cgroup v2)
-    #[arg(long, value_name = "MANAGER", default_value = "cgroupfs", value_parser = ["cgroupfs", "systemd"])]
-    pub cgroup_manager: String,
+    /// per container, in machine.slice, or rootless in the user's manager; cgroup v2).
+    /// Default: systemd for an ordinary user on cgroup v2 with a user bus, else cgroupfs
+    #[arg(long, value_name = "MANAGER", value_parser = ["cgroupfs", "systemd"])]
+    pub cgroup_manager: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

@@ -224,9 +224,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         root: cli.root,
         config: cli.config,
         default_registry: cli.default_registry,
-        cgroup_manager: match cli.cgroup_manager.as_str() {
-            "systemd" => husk_engine::CgroupManager::Systemd,
-            _ => husk_engine::CgroupManager::Cgroupfs,
+        cgroup_manager: match cli.cgroup_manager.as_deref() {
+            Some("systemd") => husk_engine::CgroupManager::Systemd,
+            Some(_) => husk_engine::CgroupManager::Cgroupfs,
+            None => husk_engine::cgroup_place::default_manager(),
         },
     })?;
     let e = &engine;

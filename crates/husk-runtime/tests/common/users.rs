@@ -50,7 +50,8 @@ impl User {
 
     /// `env -i PATH=path HOME=… XDG_RUNTIME_DIR=… EXTRA… PROGRAM` as this user; stdin closed.
     pub fn command(&self, path: &str, extra_env: &[String], program: &str) -> Command {
-        let mut c = Command::new("setpriv");
+        // util-linux's, also where busybox's (without --reuid) comes first in PATH (the VM).
+        let mut c = Command::new("/usr/bin/setpriv");
         c.args(["--reuid", &self.uid.to_string()])
             .args(["--regid", &self.gid.to_string(), "--init-groups", "--"])
             .args(["env", "-i", &format!("PATH={path}")])
