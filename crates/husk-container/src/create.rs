@@ -173,6 +173,19 @@ pub(crate) fn create(opts: CreateOptions, warn: &mut dyn FnMut(String)) -> Resul
                 cg.path()
             )));
         }
+        // A limit whose controller the user was not given: one error, before anything.
+        // The user's manager offers what its user@UID.service was given (it enables them
+        // for the scope as it starts it); elsewhere what reaches the cgroup's parent.
+        if let (true, Some(r), Some(u)) = (opts.rootless, resources, &mounts.unified) {
+            let from = match &cg_path.systemd {
+                Some(s) if s.bus == husk_cgroups::systemd::Bus::User => {
+                    husk_cgroups::systemd::user::manager_cgroup(crate::rootless::host_euid())
+                }
+                _ => cg_path.path.clone(),
+            };
+            husk_cgroups::v2::delegate::check_controllers(u, &from, r)
+                .map_err(|e| Error::Cgroup(format!("rootless container {}: {e}", opts.id)))?;
+        }
         // Noted before the first mkdir, so that a create killed at any instant leaves
         // nothing `delete --force` cannot find (state.json comes much later).
         dir.record_cgroup(&cg_path)?;

@@ -286,14 +286,12 @@ fn rootless_limits_in_the_users_systemd_scope() {
         )],
     );
     u.ok(&["pull", &image]);
-    // With a user bus on v2, systemd is the default manager (as rootless podman's).
-    assert_eq!(
-        u.ok(&["info", "--format", "{{.CgroupDriver}}"]).trim(),
-        "systemd"
-    );
     let slice = PathBuf::from(format!(
         "/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/user.slice"
     ));
+    // No --cgroup-manager: with a user bus on v2, systemd is the default (as rootless
+    // podman's); cgroupfs could not have made a cgroup here (the test's own cgroup is not
+    // delegated to the user), so the limits would have been refused.
     let out = u.ok(&[
         "run",
         "--rm",
@@ -329,7 +327,6 @@ fn rootless_limits_in_the_users_systemd_scope() {
     let line = err.lines().find(|l| l.starts_with("husk: ")).unwrap_or("");
     assert!(line.contains("cpuset"), "{err}");
     assert_eq!(scopes_below(&slice), Vec::<String>::new(), "scope left");
-    assert_eq!(u.ok(&["ps", "-aq"]), "");
 }
 
 #[test]

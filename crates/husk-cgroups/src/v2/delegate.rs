@@ -18,6 +18,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::LinuxResources;
+
 use crate::layout::Unified;
 use crate::{fsutil, CgroupError};
 
@@ -126,6 +128,106 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The v2 controllers `r` needs, each with what asks for it (for messages).
+pub fn controllers_needed(r: &LinuxResources) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let mut need = |c: &'static str, why: &str| {
+        if !out.iter().any(|(n, _)| *n == c) {
+            out.push((c, why.to_string()));
+        }
+    };
+    if r.memory().is_some() {
+        need("memory", "memory limits");
+    }
+    if let Some(c) = r.cpu() {
+        let cpu = c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.burst().is_some()
+            || c.idle().is_some();
+        if cpu {
+            need("cpu", "cpu limits");
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            need("cpuset", "cpu.cpus/cpu.mems");
+        }
+    }
+    if r.pids().is_some() {
+        need("pids", "pids.limit");
+    }
+    if let Some(b) = r.block_io() {
+        let set = b.weight().is_some()
+            || b.leaf_weight().is_some()
+            || [
+                b.throttle_read_bps_device(),
+                b.throttle_write_bps_device(),
+                b.throttle_read_iops_device(),
+                b.throttle_write_iops_device(),
+            ]
+            .iter()
+            .any(|d| d.as_ref().is_some_and(|d| !d.is_empty()))
+            || b.weight_device().as_ref().is_some_and(|d| !d.is_empty());
+        if set {
+            need("io", "blockIO limits");
+        }
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        need("hugetlb", "hugepageLimits");
+    }
+    if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
+        need("rdma", "rdma limits");
+    }
+    for key in r.unified().iter().flat_map(|u| u.keys()) {
+        if let Some((c, _)) = key.split_once('.') {
+            for known in [
+                "memory", "cpu", "cpuset", "pids", "io", "hugetlb", "rdma", "misc",
+            ] {
+                if c == known {
+                    need(known, &format!("unified {key}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Before anything is made for a rootless container: every controller its limits need must
+/// reach the cgroup at `path` (below the hierarchy's root; for a user manager's scope, the
+/// manager's own cgroup). The nearest existing ancestor's cgroup.controllers is what its
+/// delegator gave; a controller missing there can never be
+/// enabled below it, so say which, as crun does, rather than fail half-way.
+pub fn check_controllers(
+    unified: &Unified,
+    path: &str,
+    r: &LinuxResources,
+) -> Result<(), CgroupError> {
+    let needed = controllers_needed(r);
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let mut dir = unified.dir(path);
+    while !dir.exists() {
+        if !dir.pop() || !dir.starts_with(&unified.mount_point) {
+            return Ok(());
+        }
+    }
+    let offered = words(&fsutil::read(&dir.join("cgroup.controllers"))?);
+    match needed.iter().find(|(c, _)| !offered.iter().any(|o| o == c)) {
+        None => Ok(()),
+        Some((c, why)) => Err(CgroupError::unsupported(
+            why.clone(),
+            format!(
+                "the cgroup v2 {c} controller is not delegated to this user ({} offers: {})",
+                dir.display(),
+                match offered.is_empty() {
+                    true => "none".to_string(),
+                    false => offered.join(" "),
+                }
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +274,18 @@ mod tests {
         } else {
             assert_eq!(root.as_deref(), Some("/user.slice"));
         }
+    }
+
+    #[test]
+    fn the_controllers_limits_need() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 1048576}, "cpu": {"cpus": "0"}, "pids": {"limit": 5},
+                "unified": {"io.weight": "100"}}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = controllers_needed(&r).iter().map(|(c, _)| *c).collect();
+        assert_eq!(names, ["memory", "cpuset", "pids", "io"]);
+        let none: LinuxResources = serde_json::from_str(r#"{"devices": []}"#).unwrap();
+        assert!(controllers_needed(&none).is_empty());
     }
 }
