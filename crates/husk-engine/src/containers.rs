@@ -399,7 +399,15 @@ fn stop(root: &Path, what: &str, timeout: Duration) -> Result<()> {
     mark_stopping(&r);
     // The container's --stop-signal, the image's, else SIGTERM.
     let signal = r.meta.stop_signal;
-    c.kill(signal, false).during("stop", what)?;
+    match c.kill(signal, false) {
+        // It ended between our look and the signal (a --restart run finishing): its end is
+        // being recorded, and the stopping mark keeps the policy from starting another run.
+        Err(husk_container::Error::WrongState {
+            status: Status::Stopped,
+            ..
+        }) => {}
+        other => other.during("stop", what)?,
+    }
     if wait_end(&r, timeout, signal) {
         return Ok(());
     }
