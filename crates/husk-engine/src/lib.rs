@@ -115,9 +115,21 @@ pub fn init() -> Result<()> {
 /// runs from one), so that no container it starts can write the host's copy through
 /// /proc/PID/exe (see husk_container::selfexe).
 pub fn protect_executable() -> Result<()> {
-    // The view handed over the re-exec is closed at once, as it was at the execve before;
-    // the runtime closes it later, off its critical path (selfexe's module doc).
-    husk_container::selfexe::reexec_protected()
-        .map(drop)
-        .map_err(|e| engine::EngineError::ProtectExecutable(e).into())
+    let view = husk_container::selfexe::reexec_protected()
+        .map_err(engine::EngineError::ProtectExecutable)?;
+    *EXE_VIEW.lock().unwrap_or_else(|p| p.into_inner()) = view;
+    Ok(())
+}
+
+/// The detached read-only mount this program runs from after [`protect_executable`].
+/// Closing its last fd waits for an RCU grace period (3–9 ms on a busy machine, see
+/// husk_container::selfexe), which closing it at once put on every `run`'s critical path;
+/// kept instead until the engine waits anyway ([`release_exe_view`]) or the process exits.
+/// Close-on-exec, and every container process closes its copy before it runs.
+static EXE_VIEW: std::sync::Mutex<Option<std::os::fd::OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Close the view kept by [`protect_executable`]: a foreground run does it once its
+/// container runs, so the grace period overlaps the container's run.
+pub(crate) fn release_exe_view() {
+    drop(EXE_VIEW.lock().unwrap_or_else(|p| p.into_inner()).take());
 }

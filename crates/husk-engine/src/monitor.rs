@@ -156,8 +156,9 @@ pub(crate) fn detach_attached(
 pub fn run_helper_if_asked() {
     if std::env::args_os().nth(1).is_some_and(|a| a == ARG) {
         // As every process that starts containers: from a read-only copy of the program.
-        if let Err(msg) = husk_container::selfexe::reexec_protected() {
-            let _ = writeln!(std::io::stderr(), "{msg}");
+        // The view is kept (crate::release_exe_view): closed at exit, after the answer.
+        if let Err(e) = crate::protect_executable() {
+            let _ = writeln!(std::io::stderr(), "{e}");
             std::process::exit(1);
         }
         helper(&std::env::args_os().skip(2).collect::<Vec<_>>())

@@ -610,6 +610,8 @@ impl Engine {
             return Err(e);
         }
         crate::events::emit(&self.root, "container", "start", &id, &attrs);
+        // Its grace period now overlaps the container's run.
+        crate::release_exe_view();
         let waited = match &tty {
             Some(t) => t.attach(c.pid()).map_err(Error::from),
             None => c.wait().map_err(Error::from),
