@@ -197,7 +197,8 @@ impl Engine {
         crate::writable::prepare_again(&r.dir, r.id(), r.meta.writable)?;
         let ns = crate::userns::for_container(&self.root, r.id())?;
         let idmap = crate::rootfs::Idmapped::of(&ns);
-        let overlay = crate::rootfs::prepare(&r.dir, &store, &rec, idmap.as_ref(), &*self.warn)?;
+        let overlay =
+            crate::rootfs::prepare(&r.dir, &store, &rec, idmap.as_ref(), &*self.warn, false)?;
         let made = Made {
             dir: r.dir.clone(),
             overlay: Some(overlay),

@@ -302,7 +302,9 @@ impl Engine {
             }),
             None => rootfs::Idmapped::of(&ns),
         };
-        let ov = rootfs::prepare(&dir, &store, &rec, mapped.as_ref(), &*self.warn)?;
+        // --rm's writable layer dies with the run (not `create`'s: mounted again at start).
+        let transient = a.remove && !create_only;
+        let ov = rootfs::prepare(&dir, &store, &rec, mapped.as_ref(), &*self.warn, transient)?;
         let rootfs = ov.rootfs.clone();
         made.overlay = Some(ov);
         if let Some(k) = &keep_id {

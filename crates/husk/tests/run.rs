@@ -353,6 +353,65 @@ fn two_containers_share_lowers_but_not_writes() {
     assert_eq!(with.len(), 1);
 }
 
+/// Whether the root overlay in a container's /proc/self/mountinfo is mounted `volatile`.
+fn root_volatile(mountinfo: &str) -> bool {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/") && l.contains(" overlay "))
+        .unwrap_or_else(|| panic!("no overlay root in {mountinfo}"));
+    line.rsplit(' ')
+        .next()
+        .unwrap()
+        .split(',')
+        // 6.x kernels show it as fsync=volatile
+        .any(|o| o == "volatile" || o == "fsync=volatile")
+}
+
+#[test]
+fn run_rm_mounts_its_throwaway_layer_volatile_and_nothing_else() {
+    let _g = HOST.read().unwrap_or_else(|e| e.into_inner());
+    let s = setup("run-volatile");
+    // --rm: the upper dir dies with the run, so its filesystem is never synced for it
+    let o = husk_ok(
+        &s.root,
+        &["run", "--rm", &s.image, "cat /proc/self/mountinfo"],
+    );
+    assert!(root_volatile(&o), "{o}");
+    // a kept container's layer is not, and mounts again at its next start
+    let o = husk_ok(
+        &s.root,
+        &[
+            "run",
+            "--name",
+            "kept",
+            &s.image,
+            "cat /proc/self/mountinfo",
+        ],
+    );
+    assert!(!root_volatile(&o), "{o}");
+    let o = husk_ok(&s.root, &["start", "-a", "kept"]);
+    assert!(!root_volatile(&o), "{o}");
+    // create --rm mounts at start, not at create: an ordinary mount
+    husk_ok(
+        &s.root,
+        &[
+            "create",
+            "--rm",
+            "--name",
+            "later",
+            &s.image,
+            "cat /proc/self/mountinfo",
+        ],
+    );
+    let o = husk_ok(&s.root, &["start", "-a", "later"]);
+    assert!(!root_volatile(&o), "{o}");
+    assert!(
+        mounts_below(&s.root).is_empty(),
+        "{:?}",
+        mounts_below(&s.root)
+    );
+}
+
 /// Read stdout lines of a running `husk run` until one equals `want`.
 fn wait_line(r: &mut impl std::io::BufRead, want: &str) -> String {
     let mut seen = String::new();

@@ -92,7 +92,7 @@ impl WorkDir {
         let mut l = lowers.to_vec();
         // An empty lower at the bottom: scratch has no layers, and overlay wants one.
         l.push(self.empty.clone());
-        let ov = crate::rootfs::mount(&dir, &l, None)?;
+        let ov = crate::rootfs::mount(&dir, &l, None, false)?;
         Ok(Step { dir, ov })
     }
 
