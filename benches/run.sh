@@ -92,6 +92,24 @@ for k in ("podman-runc", "podman-crun", "podman-husk"):
         print(f"  husk / {k} = {med['husk'] / med[k]:.3f}  (target <= 0.3)")
 PY
 
+# The engine's cost over the runtime alone: `husk run --rm IMAGE true` against
+# `husk-runtime run` of a bundle of the same busybox rootfs (the issue's target: <= 1.3x),
+# interleaved run by run (interleave.py) so that the machine's load drifts hit all alike.
+# `--network none` (as podman's columns above), and the default bridge network: that one in
+# a network namespace made for the benchmark, where netavark's bridge and firewall rules
+# live and die (never the host's). Every state root of the comparison is on a tmpfs.
+HUSK_RUNTIME=$runtime scripts/make-bundle.sh "$work/bundle" true >/dev/null
+echo "== husk run --rm vs husk-runtime run, interleaved (load $(cut -d' ' -f1-3 /proc/loadavg)) =="
+img=localhost/bench:latest
+unshare --net --mount --propagation private sh -c "set -e; ip link set lo up
+  mount -t tmpfs tmpfs /run; mkdir -p $work/rt && mount -t tmpfs tmpfs $work/rt
+  cd $work/bundle
+  python3 $PWD/benches/interleave.py $runs 3 \
+    none='$husk --root $work/husk run --rm --network none $img true' \
+    runtime='$runtime --root $work/rt run b\$\$' \
+    bridge='$husk --root $work/husk run --rm $img true'"
+echo "  (target: none / runtime <= 1.3; load now $(cut -d' ' -f1-3 /proc/loadavg))"
+
 # Resident set of what stays alive per detached container.
 "$husk" --root "$work/husk" run -d --name mon --network none localhost/bench:latest sleep 1000 >/dev/null
 mon=$(python3 -c 'import json,sys,glob; print(json.load(open(glob.glob(sys.argv[1]+"/containers/*/container.json")[0]))["monitor_pid"])' "$work/husk")
