@@ -21,7 +21,7 @@ pub enum Error {
     )]
     Unreadable { id: String, reason: String },
     #[error("invalid container id: {0}")]
-    InvalidId(String),
+    InvalidId(husk_oci::IdError),
     #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,

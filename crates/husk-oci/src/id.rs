@@ -1,23 +1,34 @@
 //! Container id rules (runc's: `^[\w+-\.]+$`, and never `.` or `..`).
 
-/// Check a container id; the error text is what the CLI prints after "invalid container id".
-pub fn validate_id(id: &str) -> Result<(), String> {
+/// Why a container id is refused; the text is what the CLI prints after "invalid container id".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("container id cannot be empty")]
+    Empty,
+    #[error("invalid container id {0:?}")]
+    Dots(String),
+    #[error("container id is longer than 1024 bytes")]
+    TooLong,
+    #[error("invalid container id {0:?}: only letters, digits, '_', '+', '-' and '.' are allowed")]
+    Characters(String),
+}
+
+/// Check a container id.
+pub fn validate_id(id: &str) -> Result<(), IdError> {
     if id.is_empty() {
-        return Err("container id cannot be empty".into());
+        return Err(IdError::Empty);
     }
     if id == "." || id == ".." {
-        return Err(format!("invalid container id {id:?}"));
+        return Err(IdError::Dots(id.to_string()));
     }
     if id.len() > 1024 {
-        return Err("container id is longer than 1024 bytes".into());
+        return Err(IdError::TooLong);
     }
     let ok = id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if !ok {
-        return Err(format!(
-            "invalid container id {id:?}: only letters, digits, '_', '+', '-' and '.' are allowed"
-        ));
+        return Err(IdError::Characters(id.to_string()));
     }
     Ok(())
 }

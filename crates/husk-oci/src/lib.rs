@@ -10,6 +10,6 @@ pub mod state;
 pub mod time;
 pub mod userns;
 
-pub use id::validate_id;
+pub use id::{validate_id, IdError};
 pub use state::{StateOutput, Status};
 pub use time::{rfc3339, rfc3339_now};

@@ -44,12 +44,21 @@ pub fn signal_name(n: i32) -> String {
         .map_or_else(|| n.to_string(), |(name, _)| format!("SIG{name}"))
 }
 
-pub fn parse_signal(s: &str) -> Result<i32, String> {
+/// A signal name or number this system does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    #[error("invalid signal number {0}")]
+    Number(i32),
+    #[error("unknown signal {0:?}")]
+    Name(String),
+}
+
+pub fn parse_signal(s: &str) -> Result<i32, SignalError> {
     if let Ok(n) = s.parse::<i32>() {
         return if (1..=64).contains(&n) {
             Ok(n)
         } else {
-            Err(format!("invalid signal number {n}"))
+            Err(SignalError::Number(n))
         };
     }
     let upper = s.to_ascii_uppercase();
@@ -60,7 +69,7 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         } else {
             rt.trim_start_matches('+')
                 .parse()
-                .map_err(|_| format!("unknown signal {s:?}"))?
+                .map_err(|_| SignalError::Name(s.to_string()))?
         };
         return Ok(libc::SIGRTMIN() + off);
     }
@@ -68,7 +77,7 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| *v)
-        .ok_or_else(|| format!("unknown signal {s:?}"))
+        .ok_or_else(|| SignalError::Name(s.to_string()))
 }
 
 #[cfg(test)]

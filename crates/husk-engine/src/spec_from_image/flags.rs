@@ -138,9 +138,8 @@ pub enum UsernsError {
 /// A signal name or number that is not one of this system's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
-    /// husk-oci's parser's words (it returns them as a string).
-    #[error("{0}")]
-    Parse(String),
+    #[error(transparent)]
+    Parse(#[from] husk_oci::signal::SignalError),
     #[error("no such signal {0:?}")]
     NoSuch(String),
 }
