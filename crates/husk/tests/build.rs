@@ -577,7 +577,17 @@ fn killed_build(sig: i32, settle_ms: u64) {
         "FROM localhost/bb\nRUN echo started > /tmp/s; sleep 1000\n",
     );
     let before = build_containers();
-    let mut c = std::process::Command::new(HUSK)
+    let mut c = std::process::Command::new(HUSK);
+    // SIGINT as Ctrl-C delivers it to a foreground job: a test started from a background
+    // job of a non-interactive shell inherits SIGINT ignored, and the build would then
+    // run its RUN to the end.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut c = c
         .args([
             "--root",
             b.root.to_str().unwrap(),
