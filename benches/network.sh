@@ -13,6 +13,7 @@
 # dir (--network-config-dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_dir=$(pwd)/benches
 if [ -z "${HUSK_BENCH_NETNS:-}" ]; then
   scripts/deps.sh --bench
   cargo build --release -q -p husk
@@ -40,12 +41,7 @@ CONTAINERS_CONF=$work/containers.conf exec podman --cgroup-manager=cgroupfs --ev
   --network-config-dir $work/podman/networks "\$@"
 SH
 chmod +x "$work/podman.sh"
-python3 - >"$work/containers.conf" <<'PY'
-import resource
-cap = lambda r, m: m if resource.getrlimit(r)[1] == resource.RLIM_INFINITY else min(resource.getrlimit(r)[1], m)
-n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
-print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
-PY
+python3 "$bench_dir/podman_conf.py" >"$work/containers.conf"
 
 HUSK_RUNTIME=$runtime scripts/make-image.sh "$work/image.tar" localhost/bench:latest
 "$husk" --root "$work/husk" load -q -i "$work/image.tar" >/dev/null

@@ -10,6 +10,7 @@
 # run in a private mount namespace without the cgroup2 "unified" mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_dir=$(pwd)/benches
 repo=$PWD
 runs=${1:-50}
 [ "$(id -u)" = 0 ] || { echo "rootless.sh: run as root (it creates the test user)" >&2; exit 1; }
@@ -91,12 +92,7 @@ chmod 644 "$work/image.tar"
 mkdir -p "$work/home/run"
 chown "$uid:$gid" "$work/home" "$work/home/run"
 chmod 700 "$work/home/run"
-python3 - > "$work/home/containers.conf" <<'PY'
-import resource
-cap = lambda r, m: m if resource.getrlimit(r)[1] == resource.RLIM_INFINITY else min(resource.getrlimit(r)[1], m)
-n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
-print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
-PY
+python3 "$bench_dir/podman_conf.py" > "$work/home/containers.conf"
 podman="podman --cgroup-manager=cgroupfs --events-backend=file --root $work/home/podman --runroot $work/home/podman-run"
 # crun refuses the hybrid layout here as well: the same private mount namespace as above.
 cat > "$work/engine.sh" <<SH

@@ -16,6 +16,7 @@
 # network none, in stores of its own (benches/run.sh); husk in a store of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_dir=$(pwd)/benches
 repo=$PWD
 N=${N:-200}
 EXECS=${EXECS:-1000}
@@ -108,12 +109,7 @@ CONTAINERS_CONF=$work/containers.conf exec podman --runtime runc --cgroup-manage
   --tmpdir $work/podman/tmp "\$@"
 SH
 chmod +x "$work/podman.sh"
-python3 - >"$work/containers.conf" <<'PY'
-import resource
-cap = lambda r, m: m if resource.getrlimit(r)[1] == resource.RLIM_INFINITY else min(resource.getrlimit(r)[1], m)
-n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
-print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
-PY
+python3 "$bench_dir/podman_conf.py" >"$work/containers.conf"
 HUSK_RUNTIME=$runtime scripts/make-image.sh "$work/image.tar" localhost/bench:latest
 husk_ load -q -i "$work/image.tar" >/dev/null
 podman_ load -q -i "$work/image.tar" >/dev/null

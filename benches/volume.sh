@@ -12,6 +12,7 @@
 # to this machine's hard limits (as benches/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_dir=$(pwd)/benches
 runs=${1:-10}
 scripts/deps.sh --bench
 cargo build --release -q -p husk
@@ -34,12 +35,7 @@ CONTAINERS_CONF=$work/containers.conf exec podman --runtime runc --cgroup-manage
   --events-backend=file --root $work/podman/storage --runroot $work/podman/run --tmpdir $work/podman/tmp "\$@"
 SH
 chmod +x "$work/podman.sh"
-python3 - >"$work/containers.conf" <<'PY'
-import resource
-cap = lambda r, m: m if resource.getrlimit(r)[1] == resource.RLIM_INFINITY else min(resource.getrlimit(r)[1], m)
-n, p = cap(resource.RLIMIT_NOFILE, 1024), cap(resource.RLIMIT_NPROC, 4096)
-print(f'[containers]\ndefault_ulimits = ["nofile={n}:{n}", "nproc={p}:{p}"]')
-PY
+python3 "$bench_dir/podman_conf.py" >"$work/containers.conf"
 
 # busybox + /data: 100 dirs of 100 files of 64 bytes, one tar layer for both stores.
 scripts/make-bundle.sh "$work/bundle" true >/dev/null
