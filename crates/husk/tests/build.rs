@@ -314,6 +314,77 @@ EOT
     );
 }
 
+/// Bases from a registry (by digest, by tag, `COPY --from=IMAGE`), `scratch`, `--pull
+/// always|missing|never`, `--platform` with the platform ARGs, `-f` naming a file outside
+/// the context's top, and `.dockerignore` when there is no `.containerignore`. No RUN: only
+/// the loopback registry runs.
+#[test]
+fn build_bases_pull_platform_and_dockerignore() {
+    let b = setup_build("build-bases");
+    let reg = RealRegistry::start(false, false);
+    let opts = husk_image::registry::ClientOptions::default();
+    let first = busybox_image("amd64");
+    push_image(&reg.host(), &opts, "bb", "latest", &first);
+    let by_tag = format!("{}/bb:latest", reg.host());
+    let by_digest = format!("{}/bb@{}", reg.host(), first.manifest.digest);
+    b.file("keep.txt", "kept\n");
+    b.file("skip.txt", "skipped\n");
+    b.file(".dockerignore", "skip.txt\n");
+    b.file(
+        "files/Build.file",
+        &format!(
+            "FROM {by_digest} AS d\n\
+             FROM scratch\n\
+             COPY --from={by_tag} /bin/busybox /bin/busybox\n\
+             COPY --from=d /etc/passwd /etc/passwd\n\
+             COPY . /ctx/\n"
+        ),
+    );
+    let f = b.ctx.join("files/Build.file");
+    b.build_ok(&["-f", f.to_str().unwrap(), "-t", "localhost/bases"]);
+    assert_eq!(
+        b.config("localhost/bases")["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let o = husk_ok(
+        &b.root,
+        &[
+            "run", "--rm", "--network", "none", "localhost/bases", "/bin/busybox", "sh", "-c",
+            "busybox head -1 /etc/passwd; busybox cat /ctx/keep.txt /ctx/files/Build.file | busybox wc -l; \
+             busybox ls /ctx/skip.txt 2>&1 | busybox grep -c 'No such file'",
+        ],
+    );
+    assert_eq!(o, "root:x:0:0:root:/root:/bin/sh\n6\n1\n");
+
+    // --pull: the tag moves to a one-layer image. missing keeps the stored base (the
+    // cache answers), always fetches the new one, never then finds it in the store.
+    b.file("Containerfile", &format!("FROM {by_tag}\nLABEL x=1\n"));
+    let layers = |b: &B, args: &[&str]| {
+        let id = last_line(&b.build_ok(args));
+        b.config(&id)["RootFS"]["Layers"].as_array().unwrap().len()
+    };
+    assert_eq!(layers(&b, &["-q"]), 3);
+    let moved = build_image(&[(busybox_base_layer(), Comp::Gzip)], "amd64");
+    push_image(&reg.host(), &opts, "bb", "latest", &moved);
+    assert_eq!(layers(&b, &["-q", "--pull", "missing"]), 3);
+    assert_eq!(layers(&b, &["-q", "--pull", "always"]), 1);
+    assert_eq!(layers(&b, &["-q", "--pull", "never"]), 1);
+
+    // --platform: the image's, and TARGETARCH for a stage that declares it.
+    b.file(
+        "Containerfile",
+        "FROM scratch\nARG TARGETARCH\nARG TARGETPLATFORM\nLABEL arch=$TARGETARCH platform=$TARGETPLATFORM\nCOPY keep.txt /\n",
+    );
+    let id = last_line(&b.build_ok(&["-q", "--platform", "linux/arm64"]));
+    let c = b.config(&id);
+    assert_eq!(c["Architecture"], "arm64", "{c}");
+    assert_eq!(c["Config"]["Labels"]["arch"], "arm64");
+    assert_eq!(c["Config"]["Labels"]["platform"], "linux/arm64");
+}
+
 #[test]
 fn build_cache_hits_misses_and_reproducible_digests() {
     let b = setup_build("build-cache");

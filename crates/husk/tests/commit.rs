@@ -1,7 +1,7 @@
 //! `husk commit`: a container's changes become a layer (whiteouts, opaque dirs, hard links,
 //! file capabilities kept), the image runs, the same changes at the same `--timestamp`
 //! give the same image id, zstd layers travel through a registry, and other tools take the
-//! images: skopeo and podman from the loopback registry, docker from `husk save`.
+//! images: skopeo, podman and docker from the loopback registry, docker also from `husk save`.
 
 mod common;
 use common::*;
@@ -406,7 +406,7 @@ fn text(o: &std::process::Output) -> String {
 
 /// `husk save` of a committed image → `docker load` (a private dockerd: own data and exec
 /// roots, no bridge, no iptables) → `docker run` with docker's own runc; the same for an
-/// image `husk build` made. The parent's layers are all gzip: docker 20.10 cannot read
+/// image `husk build` made, which docker also pulls from the loopback registry. The parent's layers are all gzip: docker 20.10 cannot read
 /// zstd ones.
 #[test]
 fn docker_loads_and_runs_a_saved_commit() {
@@ -468,6 +468,10 @@ fn docker_loads_and_runs_a_saved_commit() {
         root,
         &["save", "-o", built.to_str().unwrap(), "local/built:1"],
     );
+    // and pushed to the loopback registry, for docker to pull (docker takes 127.0.0.0/8
+    // registries over plain HTTP without being told)
+    let pushed = format!("{}/built/b:1", s.reg.host());
+    husk_ok(root, &["push", "-q", "local/built:1", &pushed]);
 
     let dir = s.t.path().join("docker");
     std::fs::create_dir_all(&dir).unwrap();
@@ -532,6 +536,8 @@ fn docker_loads_and_runs_a_saved_commit() {
         "local/built:1",
         "cat /built",
     ]);
+    let pull = docker(&["pull", "-q", &pushed]);
+    let run_pulled = docker(&["run", "--rm", "--network", "none", &pushed, "cat /built"]);
     unsafe { libc::kill(dockerd.id() as i32, libc::SIGTERM) };
     let _ = dockerd.wait();
     assert!(load.status.success(), "docker load: {}", text(&load));
@@ -551,4 +557,11 @@ fn docker_loads_and_runs_a_saved_commit() {
         text(&run_built)
     );
     assert_eq!(String::from_utf8_lossy(&run_built.stdout), "built\n");
+    assert!(pull.status.success(), "docker pull: {}", text(&pull));
+    assert!(
+        run_pulled.status.success(),
+        "docker run: {}",
+        text(&run_pulled)
+    );
+    assert_eq!(String::from_utf8_lossy(&run_pulled.stdout), "built\n");
 }
