@@ -1473,9 +1473,29 @@ fn rootless_user_networks_names_ports_and_teardown() {
         assert!(e.contains(&says), "{e}");
         assert_eq!(net_state(&r), state, "{args:?} left something");
     }
+    // A start that fails (no such command) undoes its network too.
+    let o = r.husk_in(&ns, &["run", "--rm", "--network", "app", img, "/no/such"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+    assert_eq!(net_state(&r), state, "a failed start left something");
 
-    // Every way out: stop then rm, rm -f, rm after its monitor was killed.
+    // Every way out: stop then rm, rm -f, rm after its monitor was killed; each leaves
+    // nothing of its own (leases, netns file, its use of the rootless namespace) while
+    // the others still run.
+    let id_of = |name: &str| {
+        let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", name])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    };
+    let (b1_id, srv_id) = (id_of("b1"), id_of("srv"));
+    // (lease and users/ files hold the owner's container dir; netns files are named by id)
+    let mine = |id: &str| -> Vec<String> {
+        net_state(&r)
+            .into_iter()
+            .filter(|f| f.contains(id) || std::fs::read_to_string(f).is_ok_and(|o| o.contains(id)))
+            .collect()
+    };
+    assert!(!mine(&b1_id).is_empty(), "{:?}", net_state(&r));
     r.ok(&["stop", "-t", "1", "b1"]);
+    assert_eq!(mine(&b1_id), Vec::<String>::new(), "after stop");
     r.ok(&["rm", "b1"]);
     let meta = std::fs::read(
         containers(&r.store())
@@ -1491,6 +1511,11 @@ fn rootless_user_networks_names_ports_and_teardown() {
     let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
     unsafe { libc::kill(meta["monitor_pid"].as_i64().unwrap() as i32, libc::SIGKILL) };
     r.ok(&["rm", "-f", "srv"]);
+    assert_eq!(
+        mine(&srv_id),
+        Vec::<String>::new(),
+        "after a dead monitor and rm -f"
+    );
     r.ok_in(
         &ns,
         &[
