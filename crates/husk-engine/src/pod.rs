@@ -319,6 +319,14 @@ impl Engine {
         infra.publish = o.publish.clone();
         if let Some(n) = &o.network {
             infra.network = vec![n.clone()];
+            // As podman's: on a user-defined network (one with names) the others reach the
+            // pod by its name, an alias of the infra container, whose address is the pod's.
+            let named = crate::network::Network::parse(n)
+                .is_ok_and(|m| m == crate::network::Network::Bridge)
+                && n != crate::network::store::DEFAULT;
+            if named && valid_name(&name) {
+                infra.network_alias = vec![name.clone()];
+            }
         }
         let cfg = ContainerConfig::validate(&infra)?;
         self.pause_image(&image)?;

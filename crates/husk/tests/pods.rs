@@ -2,10 +2,13 @@
 //! `husk run --pod`): an infra container (husk-pause) holds the network, IPC and UTS
 //! namespaces, and its members join them.
 //!
-//! Where traffic goes: these containers have no network but their own loopback (`none`,
-//! the default as root here) — the pod's or the joined container's namespace, which only
-//! they share. busybox httpd listens there and wget fetches from 127.0.0.1 in the same
-//! namespace: nothing reaches the host's interfaces or leaves the machine.
+//! Where traffic goes: this binary runs in a network namespace of its own (tests/common:
+//! `enter_test_netns`), where the pods' bridges, their published ports and aardvark-dns
+//! live, with no route off the machine and only that namespace's address as the
+//! containers' nameserver. busybox httpd listens in a pod's (or a joined container's)
+//! namespace and wget fetches from 127.0.0.1 there, from a container on the same bridge,
+//! or from the test namespace through a published port: nothing reaches the host's
+//! interfaces or leaves the machine.
 //!
 //! Against a real docker-registry on 127.0.0.1 with the busybox image. Run as root.
 
@@ -274,6 +277,47 @@ fn a_pods_containers_share_localhost_and_go_with_the_pod() {
         !cmdline.starts_with(b"/pause"),
         "the pause process outlived its pod"
     );
+}
+
+/// A pod on a user-defined network is reached there by its name (podman's alias of the
+/// infra container), which serves its members' ports.
+#[test]
+fn a_pod_on_a_user_network_is_reached_by_its_name() {
+    let s = setup("pod-net");
+    let _rm = RemoveAll(&s.root);
+    let _pods = RemovePods(&s.root);
+    husk_ok(&s.root, &["pull", "-q", &s.image]);
+    husk_ok(&s.root, &["network", "create", "podnet"]);
+    husk_ok(
+        &s.root,
+        &["pod", "create", "--name", "backend", "--network", "podnet"],
+    );
+    husk_ok(
+        &s.root,
+        &[
+            "run",
+            "-d",
+            "--pod",
+            "backend",
+            &s.image,
+            "httpd -f -p 8080 -h /srv",
+        ],
+    );
+    let o = husk_ok(
+        &s.root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "podnet",
+            &s.image,
+            "for i in 1 2 3 4 5 6 7 8 9; do wget -q -O - http://backend:8080/new && break; \
+             sleep 0.2; done",
+        ],
+    );
+    assert_eq!(o, "new\n");
+    husk_ok(&s.root, &["pod", "rm", "-f", "backend"]);
+    husk_ok(&s.root, &["network", "rm", "podnet"]);
 }
 
 #[test]
