@@ -55,10 +55,11 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     // An ordinary user's commands run as root of the user's namespace (husk_engine::userns);
-    // not for help or the version.
-    if cli::subcommand(&args)
-        .is_some_and(|c| c != "help" && !args.iter().any(|a| a == "--help" || a == "-h"))
-    {
+    // not for help or the version. Asked by what clap makes of the arguments, not by a
+    // `-h` anywhere: `run IMAGE httpd -h /www` is the container's `-h`.
+    let parsed = Cli::try_parse();
+    let shows_help = matches!(&parsed, Err(e) if !e.use_stderr());
+    if cli::subcommand(&args).is_some_and(|c| c != "help") && !shows_help {
         if let Err(e) = husk_engine::userns::enter() {
             fail_with(&e.to_string(), failed);
         }
@@ -83,7 +84,7 @@ fn main() {
             fail_with(&e.to_string(), failed);
         }
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // As docker: a usage error is 125 whatever the command; help and version are

@@ -244,6 +244,21 @@ fn pull_and_run_as_an_ordinary_user() {
     assert_eq!(words, ["0", &uid, "1", "1", &sub, "65536"], "{out}");
     // The image's own user (app, 1000) is the default.
     assert_eq!(r.ok(&["run", "--rm", img, "id -u"]).trim(), "1000");
+    // A command's own -h and --help are its arguments, not a request for husk's help (which
+    // runs outside the user namespace: busybox httpd's `-h DIR` failed so).
+    let o = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/busybox",
+        img,
+        "echo",
+        "-h",
+        "--help",
+    ]);
+    assert_eq!(o, "-h --help\n");
     // Exit codes come through.
     let o = r.husk(&["run", "--rm", img, "exit 5"]);
     assert_eq!(o.status.code(), Some(5));
