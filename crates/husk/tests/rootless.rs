@@ -1291,7 +1291,8 @@ fn walk(dir: &Path) -> Vec<String> {
 /// bridge and aardvark-dns there, pasta to the outside), two containers reach each other by
 /// name and alias, not on the default network (but by address); `network connect` with an
 /// alias and `disconnect`; out through pasta, and not from an `--internal` network; `-p` tcp
-/// and udp through husk's relay; bad input is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
+/// and udp through husk's relay; `--network container:NAME`; bad input (unknown network,
+/// port in use, overlapping subnet, `-p` on `none`) is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
 /// of the monitor each leave nothing: the last container out ends the rootless namespace,
 /// its pasta and aardvark-dns. All of it inside the test's own namespace ([`TestNetns`]);
 /// the containers' only nameservers are aardvark-dns and an address of that namespace.
@@ -1488,6 +1489,31 @@ fn rootless_user_networks_names_ports_and_teardown() {
         assert!(e.contains(&says), "{e}");
         assert_eq!(net_state(&r), state, "{args:?} left something");
     }
+    // An overlapping subnet; -p where nothing can publish.
+    r.ok(&["network", "create", "--subnet", "10.123.0.0/24", "ovl"]);
+    let e = r.err(&["network", "create", "--subnet", "10.123.0.128/25", "ovl2"]);
+    assert!(e.contains("overlaps network ovl"), "{e}");
+    let o = r.husk_in(
+        &ns,
+        &["run", "--rm", "--network", "none", "-p", "80", img, "true"],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{e}");
+    assert!(e.contains("publishes no ports"), "{e}");
+    assert_eq!(net_state(&r), state, "-p on none left something");
+    // --network container:NAME: srv's namespace, where its server answers on localhost.
+    let out = r.ok_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:srv",
+            img,
+            &wget("http://127.0.0.1:8080/new", 5),
+        ],
+    );
+    assert_eq!(out, "new\n");
     // A start that fails (no such command) undoes its network too.
     let o = r.husk_in(&ns, &["run", "--rm", "--network", "app", img, "/no/such"]);
     assert_eq!(o.status.code(), Some(127), "{o:?}");
@@ -1545,7 +1571,7 @@ fn rootless_user_networks_names_ports_and_teardown() {
         ],
     );
     r.ok(&["rm", "-f", "c3"]);
-    r.ok(&["network", "rm", "app", "int"]);
+    r.ok(&["network", "rm", "app", "int", "ovl"]);
 
     assert_eq!(test_processes(&r), before.0, "processes left");
     assert_eq!(net_state(&r), before.1, "network state left");
