@@ -1291,7 +1291,8 @@ fn walk(dir: &Path) -> Vec<String> {
 /// bridge and aardvark-dns there, pasta to the outside), two containers reach each other by
 /// name and alias, not on the default network (but by address); `network connect` with an
 /// alias and `disconnect`; out through pasta, and not from an `--internal` network; `-p` tcp
-/// and udp through husk's relay; `--network container:NAME`; bad input (unknown network,
+/// and udp through husk's relay; `--network container:NAME`; a pod of two on the user
+/// network (localhost, and its name for the others); bad input (unknown network,
 /// port in use, overlapping subnet, `-p` on `none`) is one error with nothing left; `stop`+`rm`, `rm -f` and `rm` after a kill -9
 /// of the monitor each leave nothing: the last container out ends the rootless namespace,
 /// its pasta and aardvark-dns. All of it inside the test's own namespace ([`TestNetns`]);
@@ -1514,6 +1515,31 @@ fn rootless_user_networks_names_ports_and_teardown() {
         ],
     );
     assert_eq!(out, "new\n");
+    // A pod of two on the user network: its members share localhost, and the others on
+    // the network reach it by its name.
+    r.ok(&["pod", "create", "--name", "rp", "--network", "app"]);
+    r.ok_in(
+        &ns,
+        &["run", "-d", "--pod", "rp", img, "httpd -f -p 8080 -h /srv"],
+    );
+    let local = r.ok_in(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            "--pod",
+            "rp",
+            img,
+            &wget("http://127.0.0.1:8080/new", 5),
+        ],
+    );
+    assert_eq!(local, "new\n");
+    let by_name = r.ok_in(
+        &ns,
+        &["run", "--rm", "--network", "app", img, &probe("rp", 5)],
+    );
+    assert_eq!(by_name, "new\n");
+    r.ok(&["pod", "rm", "-f", "rp"]);
     // A start that fails (no such command) undoes its network too.
     let o = r.husk_in(&ns, &["run", "--rm", "--network", "app", img, "/no/such"]);
     assert_eq!(o.status.code(), Some(127), "{o:?}");
